@@ -10,3 +10,5 @@
 //!
 //! Must not touch: the network, the install root, or loading the libraries it reads (it parses
 //! bytes; it never `dlopen`s what it inspects).
+
+pub mod deps;

@@ -1,0 +1,1 @@
+//! Dynamic dependencies of an ELF library, resolved the way the dynamic loader would.
