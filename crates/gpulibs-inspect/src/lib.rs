@@ -10,5 +10,33 @@
 //!
 //! Must not touch: the network, the install root, or loading the libraries it reads (it parses
 //! bytes; it never `dlopen`s what it inspects).
+//!
+//! Layout:
+//! - [`fatbin`]: pure parsing of container and entry headers out of bytes (facts §1). Hostile
+//!   input never panics, never reads out of bounds and never allocates beyond a bound
+//!   proportional to the input; a `cargo fuzz` target in `fuzz/` at the repository root
+//!   exercises it.
+//! - [`compat`]: the rules of facts §2 over plain data: [`runs_on`], [`max_ptx_isa`],
+//!   [`select_entry`] per container and [`library_verdict`] per library.
+//! - [`report`]: files and directories: memory-map, walk ELF sections, summarise per target,
+//!   and give a [`GpuVerdict`] per GPU; serde-serialisable for `--json`.
+//! - [`decompress`]: LZ4 / zstd payload decompression with a hard size cap, only when asked.
+//! - `deps`: the dynamic-dependency resolver (owned by another engineer).
 
+pub mod compat;
+pub mod decompress;
 pub mod deps;
+pub mod fatbin;
+pub mod report;
+
+pub use compat::{
+    driver_accepts_ptx, library_verdict, max_ptx_isa, needed_targets, runs_on, select_entry,
+    skip_reason, ContainerTally, KernelEntry, KernelTarget, PtxIsa, Selection, Skip, TargetKind,
+    Variant, Verdict,
+};
+pub use decompress::{decompress_entry, DecompressError};
+pub use fatbin::{scan, Compression, Container, EntryKind, FatbinEntry, Scan};
+pub use report::{
+    elf_files_below, inspect_bytes, inspect_file, inspect_paths, FileFormat, FileReport,
+    GpuVerdict, InspectError, InspectOptions, KernelSummary, LoadedTarget, SectionSummary,
+};

@@ -1,0 +1,865 @@
+//! Which kernel entry a GPU can load, and what that means for a whole library.
+//!
+//! Pure rules over plain data: nothing here reads files. The rules are those of
+//! `cuda-facts.md` §2 (sources [ADA], [BF], [J3124], [EESSI], [FB], and the experiment [E2] on an
+//! H100 with driver 13.0); where the facts mark a rule UNCONFIRMED, so does the comment here.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use gpulibs_detect::{ComputeCapability, CudaVersion};
+use serde::{Deserialize, Serialize};
+
+/// Whether an entry is machine code for one architecture or PTX the driver compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// A cubin (SASS) entry: fatbin entry kind 2.
+    Sass,
+    /// A PTX entry: fatbin entry kind 1.
+    Ptx,
+}
+
+/// The suffix of a target: none, `a` (arch-specific) or `f` (family-specific).
+///
+/// Read from the fatbin entry flags 0x100000 / 0x200000, never from the cubin, whose own marker is
+/// inconsistent across ptxas versions (facts §1 "The `a` marker inside cubins is not consistent").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// `sm_90`, `compute_90`.
+    Generic,
+    /// `sm_90a`, `compute_90a`: runs only on exactly that compute capability.
+    ArchSpecific,
+    /// `sm_100f`, `compute_120f`: runs on the same major with a minor at least as high.
+    FamilySpecific,
+}
+
+impl Variant {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Variant::Generic => "",
+            Variant::ArchSpecific => "a",
+            Variant::FamilySpecific => "f",
+        }
+    }
+
+    /// Preference among entries for the same compute capability: `a` beat the plain entry on
+    /// CC 9.0 for both SASS and PTX ([E2]). Where `f` sits between them is UNCONFIRMED; it is
+    /// narrower than generic code, so it is put between the two.
+    fn preference(self) -> u8 {
+        match self {
+            Variant::Generic => 0,
+            Variant::FamilySpecific => 1,
+            Variant::ArchSpecific => 2,
+        }
+    }
+}
+
+/// One compilation target: `sm_90a`, `compute_120`, `sm_100f`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KernelTarget {
+    pub kind: TargetKind,
+    pub cc: ComputeCapability,
+    pub variant: Variant,
+}
+
+impl KernelTarget {
+    pub const fn new(kind: TargetKind, cc: ComputeCapability, variant: Variant) -> Self {
+        Self { kind, cc, variant }
+    }
+
+    pub const fn sass(major: u32, minor: u32) -> Self {
+        Self::new(
+            TargetKind::Sass,
+            ComputeCapability::new(major, minor),
+            Variant::Generic,
+        )
+    }
+
+    pub const fn ptx(major: u32, minor: u32) -> Self {
+        Self::new(
+            TargetKind::Ptx,
+            ComputeCapability::new(major, minor),
+            Variant::Generic,
+        )
+    }
+
+    pub const fn with_variant(self, variant: Variant) -> Self {
+        Self { variant, ..self }
+    }
+
+    /// The name NVIDIA tools print: `sm_90a`, `compute_90`, `sm_100f`.
+    pub fn name(&self) -> String {
+        let prefix = match self.kind {
+            TargetKind::Sass => "sm_",
+            TargetKind::Ptx => "compute_",
+        };
+        format!("{prefix}{}{}", self.cc.number(), self.variant.suffix())
+    }
+}
+
+impl fmt::Display for KernelTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// Does code built for `target` run on a device of compute capability `device`?
+///
+/// This is the architecture rule only; a PTX entry must also pass [`driver_accepts_ptx`].
+/// Rules (facts §2):
+/// - SASS `sm_XY`: same major, device minor ≥ Y ([ADA]; sm_86 fails on 9.0 [E2]).
+/// - `a` (SASS or PTX): exactly CC X.Y ([BF][J3124]; sm_90a and compute_90a load on 9.0 [E2]).
+/// - `f` (SASS or PTX): same major, minor ≥ Y ([BF][EESSI]: 100f → 10.0/10.3, 120f → 12.0/12.1).
+///   Whether Thor's old CC 10.1 is in the 100f family is UNCONFIRMED; CUDA 13 renamed it 11.0.
+/// - PTX `compute_XY`: any device CC ≥ X.Y, across majors ([FB]; compute_100 fails on 9.0 [E2]).
+pub fn runs_on(target: KernelTarget, device: ComputeCapability) -> bool {
+    let t = target.cc;
+    match (target.kind, target.variant) {
+        (_, Variant::ArchSpecific) => t == device,
+        (_, Variant::FamilySpecific) | (TargetKind::Sass, Variant::Generic) => {
+            t.major == device.major && device.minor >= t.minor
+        }
+        (TargetKind::Ptx, Variant::Generic) => device >= t,
+    }
+}
+
+/// A PTX ISA version, as in the PTX `.version` directive and the fatbin entry's code version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PtxIsa {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl PtxIsa {
+    pub const fn new(major: u32, minor: u32) -> Self {
+        Self { major, minor }
+    }
+}
+
+impl fmt::Display for PtxIsa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// First CUDA release of each PTX ISA version, oldest first.
+///
+/// Source: the "PTX ISA release history" table of NVIDIA's PTX ISA document, as NVIDIA copies it
+/// into cuda-python (`cuda/bindings/utils/_ptx_utils.py`, `_ptx_to_cuda`), which lists up to
+/// 9.1 ↔ 13.1. Cross-checked with facts §2: ptxas 11.8→7.8, 12.0→8.0, 12.8→8.7, 12.9→8.8,
+/// 13.0→9.0 [E1], 13.1→9.1 [RN]; driver 13.0 accepts 9.0 and rejects 9.1/9.2 [E2].
+/// CUDA 12.6 kept PTX 8.5 and 12.7 (8.6) was never a public toolkit, hence the gap.
+const PTX_ISA_BY_CUDA: &[((u32, u32), (u32, u32))] = &[
+    ((9, 0), (6, 0)),
+    ((9, 1), (6, 1)),
+    ((9, 2), (6, 2)),
+    ((10, 0), (6, 3)),
+    ((10, 1), (6, 4)),
+    ((10, 2), (6, 5)),
+    ((11, 0), (7, 0)),
+    ((11, 1), (7, 1)),
+    ((11, 2), (7, 2)),
+    ((11, 3), (7, 3)),
+    ((11, 4), (7, 4)),
+    ((11, 5), (7, 5)),
+    ((11, 6), (7, 6)),
+    ((11, 7), (7, 7)),
+    ((11, 8), (7, 8)),
+    ((12, 0), (8, 0)),
+    ((12, 1), (8, 1)),
+    ((12, 2), (8, 2)),
+    ((12, 3), (8, 3)),
+    ((12, 4), (8, 4)),
+    ((12, 5), (8, 5)),
+    ((12, 7), (8, 6)),
+    ((12, 8), (8, 7)),
+    ((12, 9), (8, 8)),
+    ((13, 0), (9, 0)),
+    ((13, 1), (9, 1)),
+];
+
+/// The highest PTX ISA a driver whose maximum CUDA version is `driver` can JIT-compile.
+///
+/// Within CUDA 13 the ISA minor has followed the CUDA minor (9.0 ↔ 13.0, 9.1 ↔ 13.1 in NVIDIA's
+/// table; 9.4 ↔ 13.4 and 9.5 ↔ 13.5 in third-party release notes, UNCONFIRMED here), so a 13.x
+/// driver newer than the table is credited with ISA 9.x. Any other version newer than the table
+/// gets the latest known ISA; older than CUDA 9.0 gets ISA 5.0 (CUDA 8.0), which predates every
+/// GPU this tool targets anyway.
+pub fn max_ptx_isa(driver: CudaVersion) -> PtxIsa {
+    let key = (driver.major, driver.minor);
+    if driver.major == 13 {
+        return PtxIsa::new(9, driver.minor);
+    }
+    let mut best = PtxIsa::new(5, 0);
+    for &(cuda, (maj, min)) in PTX_ISA_BY_CUDA {
+        if cuda <= key {
+            best = PtxIsa::new(maj, min);
+        }
+    }
+    best
+}
+
+/// Can a driver of maximum CUDA version `driver` load PTX of ISA `isa`? An unknown driver
+/// (`None`) is assumed to accept it: the verdict then only speaks about architectures.
+pub fn driver_accepts_ptx(isa: PtxIsa, driver: Option<CudaVersion>) -> bool {
+    match driver {
+        None => true,
+        Some(d) => isa <= max_ptx_isa(d),
+    }
+}
+
+/// One entry of a fatbin container, as far as entry selection cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct KernelEntry {
+    pub target: KernelTarget,
+    /// The PTX ISA of a PTX entry; `None` for SASS.
+    pub ptx_isa: Option<PtxIsa>,
+}
+
+/// What the driver does with one container on one device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Selection {
+    /// A compatible cubin is loaded as is.
+    Native { target: KernelTarget },
+    /// No compatible cubin; this PTX is JIT-compiled.
+    Jit {
+        target: KernelTarget,
+        ptx_isa: PtxIsa,
+    },
+    /// Nothing loads (`cudaErrorNoKernelImageForDevice`). `ptx_too_new` lists PTX entries that
+    /// would run on the architecture but whose ISA the driver does not understand
+    /// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`, [E2]).
+    None { ptx_too_new: Vec<KernelEntry> },
+}
+
+/// Orders compatible candidates: higher compute capability first, then `a` over `f` over plain.
+fn candidate_order(a: &KernelTarget, b: &KernelTarget) -> Ordering {
+    a.cc.cmp(&b.cc)
+        .then(a.variant.preference().cmp(&b.variant.preference()))
+}
+
+/// The entry the driver would load from one container (facts §2 "Entry choice observed on CC
+/// 9.0" [E2]): a compatible cubin beats any PTX; an `a` entry beats the plain one for the same CC;
+/// the highest compatible PTX is used [FB]. Among compatible cubins of different minors
+/// (sm_80 and sm_86 on 8.9) the highest minor ≤ the device is assumed: UNCONFIRMED.
+/// Entry order in the container does not matter [E2], and the result does not depend on it.
+pub fn select_entry(
+    entries: &[KernelEntry],
+    device: ComputeCapability,
+    driver: Option<CudaVersion>,
+) -> Selection {
+    let best_sass = entries
+        .iter()
+        .filter(|e| e.target.kind == TargetKind::Sass && runs_on(e.target, device))
+        .map(|e| e.target)
+        .max_by(candidate_order);
+    if let Some(target) = best_sass {
+        return Selection::Native { target };
+    }
+    let mut best_ptx: Option<(KernelTarget, PtxIsa)> = None;
+    let mut too_new = Vec::new();
+    for e in entries {
+        if e.target.kind != TargetKind::Ptx || !runs_on(e.target, device) {
+            continue;
+        }
+        // A PTX entry without an ISA cannot come from the parser; treat it as the oldest ISA.
+        let isa = e.ptx_isa.unwrap_or(PtxIsa::new(0, 0));
+        if !driver_accepts_ptx(isa, driver) {
+            if !too_new.contains(e) {
+                too_new.push(*e);
+            }
+            continue;
+        }
+        let better = match best_ptx {
+            None => true,
+            Some((t, i)) => candidate_order(&e.target, &t).then(isa.cmp(&i)) == Ordering::Greater,
+        };
+        if better {
+            best_ptx = Some((e.target, isa));
+        }
+    }
+    match best_ptx {
+        Some((target, ptx_isa)) => Selection::Jit { target, ptx_isa },
+        None => {
+            too_new.sort_by(|a, b| a.target.cmp(&b.target).then(a.ptx_isa.cmp(&b.ptx_isa)));
+            Selection::None {
+                ptx_too_new: too_new,
+            }
+        }
+    }
+}
+
+/// Why a container with nothing for a device is not held against the library on that device.
+///
+/// A library is many containers (one per compiled source file: ORT 1.31.1's CUDA provider has
+/// 609 [E3]), and not all of them are built for every target: 292 of that provider's containers
+/// hold only `sm_90a`, 9 only `sm_120a`, and 91 start at `sm_80` where the rest start at `sm_75`.
+/// The driver only fails when a kernel of such a container is launched
+/// (`cudaErrorNoKernelImageForDevice` at launch, [ORT26181]), so a library that picks its kernels
+/// by GPU at run time works everywhere its other containers load. Two shapes can only be meant
+/// that way, and are skipped:
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Skip {
+    /// Every entry is `a` or `f`: code that runs on one CC (or one family) only, so the library
+    /// must already choose it by GPU.
+    ArchSpecific,
+    /// Every entry targets a CC above the device: kernels for newer GPUs only (bf16 or
+    /// tensor-core paths from sm_80 up, say), which the library must not launch on older ones.
+    NewerGpusOnly,
+}
+
+/// Whether a container that loads nothing on `device` is skipped (see [`Skip`]). This is a
+/// heuristic about how the library dispatches its kernels, which the binary cannot show: a
+/// library that launched such kernels anyway would fail at that launch.
+pub fn skip_reason(entries: &[KernelEntry], device: ComputeCapability) -> Option<Skip> {
+    if entries.is_empty() {
+        return None;
+    }
+    if entries.iter().all(|e| e.target.variant != Variant::Generic) {
+        return Some(Skip::ArchSpecific);
+    }
+    if entries.iter().all(|e| e.target.cc > device) {
+        return Some(Skip::NewerGpusOnly);
+    }
+    None
+}
+
+/// Per-container outcomes on one device, summed over a library.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerTally {
+    /// Containers that load a cubin.
+    pub native: usize,
+    /// Containers that load only through PTX JIT.
+    pub jit: usize,
+    /// Containers with nothing for the device that are not skipped.
+    pub failing: usize,
+    /// Of `failing`, those with PTX for the architecture whose ISA the driver is too old for.
+    pub failing_ptx_too_new: usize,
+    /// Containers skipped as [`Skip::ArchSpecific`].
+    pub skipped_arch_specific: usize,
+    /// Containers skipped as [`Skip::NewerGpusOnly`].
+    pub skipped_newer_only: usize,
+}
+
+impl ContainerTally {
+    /// Adds `count` containers holding `entries`, whose selection on `device` is `selection`.
+    pub fn add(
+        &mut self,
+        entries: &[KernelEntry],
+        selection: &Selection,
+        device: ComputeCapability,
+        count: usize,
+    ) {
+        match selection {
+            Selection::Native { .. } => self.native += count,
+            Selection::Jit { .. } => self.jit += count,
+            Selection::None { ptx_too_new } => match skip_reason(entries, device) {
+                // PTX the driver is too old for is a real failure even in a narrow container.
+                Some(_) if !ptx_too_new.is_empty() => {
+                    self.failing += count;
+                    self.failing_ptx_too_new += count;
+                }
+                Some(Skip::ArchSpecific) => self.skipped_arch_specific += count,
+                Some(Skip::NewerGpusOnly) => self.skipped_newer_only += count,
+                None => {
+                    self.failing += count;
+                    if !ptx_too_new.is_empty() {
+                        self.failing_ptx_too_new += count;
+                    }
+                }
+            },
+        }
+    }
+
+    /// Containers holding SASS or PTX.
+    pub fn total(&self) -> usize {
+        self.native + self.jit + self.failing + self.skipped_arch_specific + self.skipped_newer_only
+    }
+
+    pub fn skipped(&self) -> usize {
+        self.skipped_arch_specific + self.skipped_newer_only
+    }
+}
+
+/// What a whole library means for one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "verdict")]
+pub enum Verdict {
+    /// Every container that is not skipped (see [`Skip`]) has a cubin for the device.
+    Native,
+    /// Every container that is not skipped loads, `containers` of them only through PTX JIT
+    /// compilation (the first start is slow until the JIT cache is warm).
+    Jit { containers: usize },
+    /// `containers` containers have nothing the device can load (all of them when none loads,
+    /// skipped ones included: a library with no kernel for the GPU cannot work there).
+    /// `needed_targets` names what would make them load; `ptx_needs_newer_driver` counts failing
+    /// containers that have PTX for the architecture which this driver's PTX ISA is too old for.
+    NoKernelImage {
+        containers: usize,
+        needed_targets: Vec<String>,
+        ptx_needs_newer_driver: usize,
+    },
+    /// The file holds no SASS or PTX at all.
+    NoCudaCode,
+}
+
+impl Verdict {
+    /// The short words used in summaries: `native`, `jit`, `no kernel image`, `no CUDA code`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Native => "native",
+            Verdict::Jit { .. } => "jit",
+            Verdict::NoKernelImage { .. } => "no kernel image",
+            Verdict::NoCudaCode => "no CUDA code",
+        }
+    }
+
+    /// A sentence a person can act on.
+    pub fn describe(&self, tally: &ContainerTally, device: ComputeCapability) -> String {
+        let total = tally.total();
+        let sm = device.sm_name();
+        let mut s = match self {
+            Verdict::Native => format!(
+                "native: {} of {total} container(s) have SASS for {sm}",
+                tally.native
+            ),
+            Verdict::Jit { containers } => format!(
+                "jit: {containers} of {total} container(s) have no SASS for {sm} and will be \
+                 compiled from PTX by the driver; the first start will be slow"
+            ),
+            Verdict::NoKernelImage {
+                containers,
+                needed_targets,
+                ptx_needs_newer_driver,
+            } => {
+                let mut s = format!(
+                    "no kernel image: {containers} of {total} container(s) have nothing {sm} \
+                     can load; they would need {}",
+                    needed_targets.join(" or ")
+                );
+                if *ptx_needs_newer_driver > 0 {
+                    s.push_str(&format!(
+                        "; {ptx_needs_newer_driver} of them carry PTX this driver is too old \
+                         to compile (a newer driver would JIT it)"
+                    ));
+                }
+                s
+            }
+            Verdict::NoCudaCode => return "no CUDA code: the file holds no CUDA kernels".into(),
+        };
+        let loads = tally.native + tally.jit > 0;
+        if loads && tally.skipped_arch_specific > 0 {
+            s.push_str(&format!(
+                "; {} container(s) hold only arch-specific code for other GPUs and are not \
+                 counted",
+                tally.skipped_arch_specific
+            ));
+        }
+        if loads && tally.skipped_newer_only > 0 {
+            s.push_str(&format!(
+                "; {} container(s) hold kernels only for newer GPUs and are not counted",
+                tally.skipped_newer_only
+            ));
+        }
+        s
+    }
+}
+
+/// What would let a failing container load on `device`: a cubin for its exact CC (plain, or with
+/// `a`), or PTX for any CC up to it.
+pub fn needed_targets(device: ComputeCapability) -> Vec<String> {
+    let n = device.number();
+    vec![
+        format!("sm_{n}"),
+        format!("sm_{n}a"),
+        format!("compute_{n} (or older PTX)"),
+    ]
+}
+
+/// The library verdict from its containers' tally on `device`.
+pub fn library_verdict(tally: &ContainerTally, device: ComputeCapability) -> Verdict {
+    if tally.total() == 0 {
+        return Verdict::NoCudaCode;
+    }
+    let loads = tally.native + tally.jit;
+    if loads == 0 {
+        return Verdict::NoKernelImage {
+            containers: tally.total(),
+            needed_targets: needed_targets(device),
+            ptx_needs_newer_driver: tally.failing_ptx_too_new,
+        };
+    }
+    if tally.failing > 0 {
+        Verdict::NoKernelImage {
+            containers: tally.failing,
+            needed_targets: needed_targets(device),
+            ptx_needs_newer_driver: tally.failing_ptx_too_new,
+        }
+    } else if tally.jit > 0 {
+        Verdict::Jit {
+            containers: tally.jit,
+        }
+    } else {
+        Verdict::Native
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(s: &str) -> ComputeCapability {
+        s.parse().unwrap()
+    }
+
+    /// Parses `sm_90a`, `compute_100f`, ... for the tables below.
+    fn t(name: &str) -> KernelTarget {
+        let (kind, rest) = if let Some(r) = name.strip_prefix("sm_") {
+            (TargetKind::Sass, r)
+        } else {
+            (TargetKind::Ptx, name.strip_prefix("compute_").unwrap())
+        };
+        let (digits, variant) = match rest.as_bytes().last() {
+            Some(b'a') => (&rest[..rest.len() - 1], Variant::ArchSpecific),
+            Some(b'f') => (&rest[..rest.len() - 1], Variant::FamilySpecific),
+            _ => (rest, Variant::Generic),
+        };
+        KernelTarget::new(
+            kind,
+            ComputeCapability::from_number(digits.parse().unwrap()),
+            variant,
+        )
+    }
+
+    #[test]
+    fn target_names_round_trip() {
+        for name in [
+            "sm_50",
+            "sm_90a",
+            "sm_100f",
+            "compute_90",
+            "compute_120a",
+            "sm_121f",
+        ] {
+            assert_eq!(t(name).name(), name);
+        }
+    }
+
+    const DEVICES: [&str; 20] = [
+        "5.0", "5.2", "5.3", "6.0", "6.1", "6.2", "7.0", "7.2", "7.5", "8.0", "8.6", "8.7", "8.8",
+        "8.9", "9.0", "10.0", "10.3", "11.0", "12.0", "12.1",
+    ];
+
+    /// For each target, the devices (from `DEVICES`, sm_50..sm_121) it runs on; every other device
+    /// in `DEVICES` must refuse it. Written out by hand from facts §2, not computed.
+    #[test]
+    fn architecture_rules_table() {
+        let table: &[(&str, &[&str])] = &[
+            ("sm_50", &["5.0", "5.2", "5.3"]),
+            ("sm_52", &["5.2", "5.3"]),
+            ("sm_53", &["5.3"]),
+            ("sm_60", &["6.0", "6.1", "6.2"]),
+            ("sm_61", &["6.1", "6.2"]),
+            ("sm_62", &["6.2"]),
+            ("sm_70", &["7.0", "7.2", "7.5"]),
+            ("sm_72", &["7.2", "7.5"]),
+            ("sm_75", &["7.5"]),
+            ("sm_80", &["8.0", "8.6", "8.7", "8.8", "8.9"]),
+            ("sm_86", &["8.6", "8.7", "8.8", "8.9"]),
+            ("sm_87", &["8.7", "8.8", "8.9"]),
+            ("sm_88", &["8.8", "8.9"]),
+            ("sm_89", &["8.9"]),
+            ("sm_90", &["9.0"]),
+            ("sm_90a", &["9.0"]),
+            ("sm_100", &["10.0", "10.3"]),
+            ("sm_100a", &["10.0"]),
+            ("sm_100f", &["10.0", "10.3"]),
+            ("sm_103", &["10.3"]),
+            ("sm_103a", &["10.3"]),
+            ("sm_103f", &["10.3"]),
+            ("sm_110", &["11.0"]),
+            ("sm_110f", &["11.0"]),
+            ("sm_120", &["12.0", "12.1"]),
+            ("sm_120a", &["12.0"]),
+            ("sm_120f", &["12.0", "12.1"]),
+            ("sm_121", &["12.1"]),
+            ("sm_121a", &["12.1"]),
+            ("sm_121f", &["12.1"]),
+            (
+                "compute_50",
+                &[
+                    "5.0", "5.2", "5.3", "6.0", "6.1", "6.2", "7.0", "7.2", "7.5", "8.0", "8.6",
+                    "8.7", "8.8", "8.9", "9.0", "10.0", "10.3", "11.0", "12.0", "12.1",
+                ],
+            ),
+            (
+                "compute_75",
+                &[
+                    "7.5", "8.0", "8.6", "8.7", "8.8", "8.9", "9.0", "10.0", "10.3", "11.0",
+                    "12.0", "12.1",
+                ],
+            ),
+            (
+                "compute_86",
+                &[
+                    "8.6", "8.7", "8.8", "8.9", "9.0", "10.0", "10.3", "11.0", "12.0", "12.1",
+                ],
+            ),
+            (
+                "compute_90",
+                &["9.0", "10.0", "10.3", "11.0", "12.0", "12.1"],
+            ),
+            ("compute_90a", &["9.0"]),
+            ("compute_100", &["10.0", "10.3", "11.0", "12.0", "12.1"]),
+            ("compute_100a", &["10.0"]),
+            ("compute_100f", &["10.0", "10.3"]),
+            ("compute_110", &["11.0", "12.0", "12.1"]),
+            ("compute_120", &["12.0", "12.1"]),
+            ("compute_120a", &["12.0"]),
+            ("compute_120f", &["12.0", "12.1"]),
+            ("compute_121", &["12.1"]),
+        ];
+        for (target, runs) in table {
+            for dev in DEVICES {
+                let want = runs.contains(&dev);
+                assert_eq!(
+                    runs_on(t(target), cc(dev)),
+                    want,
+                    "{target} on {dev}: expected {}",
+                    if want { "runs" } else { "refused" }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ptx_isa_per_driver() {
+        let table = [
+            ("11.0", (7, 0)),
+            ("11.8", (7, 8)),
+            ("12.0", (8, 0)),
+            ("12.2", (8, 2)),
+            ("12.5", (8, 5)),
+            ("12.6", (8, 5)),
+            ("12.8", (8, 7)),
+            ("12.9", (8, 8)),
+            ("13.0", (9, 0)),
+            ("13.1", (9, 1)),
+            ("13.2", (9, 2)),
+            ("14.0", (9, 1)),
+            ("8.0", (5, 0)),
+        ];
+        for (drv, (maj, min)) in table {
+            assert_eq!(
+                max_ptx_isa(drv.parse().unwrap()),
+                PtxIsa::new(maj, min),
+                "driver {drv}"
+            );
+        }
+        // Driver 13.0 accepts PTX 8.8 and 9.0 and rejects 9.1 and 9.2 ([E2]).
+        let d13 = Some(CudaVersion::new(13, 0));
+        assert!(driver_accepts_ptx(PtxIsa::new(8, 8), d13));
+        assert!(driver_accepts_ptx(PtxIsa::new(9, 0), d13));
+        assert!(!driver_accepts_ptx(PtxIsa::new(9, 1), d13));
+        assert!(!driver_accepts_ptx(PtxIsa::new(9, 2), d13));
+        assert!(driver_accepts_ptx(PtxIsa::new(9, 2), None));
+    }
+
+    fn sass(name: &str) -> KernelEntry {
+        KernelEntry {
+            target: t(name),
+            ptx_isa: None,
+        }
+    }
+
+    fn ptx(name: &str, isa: (u32, u32)) -> KernelEntry {
+        KernelEntry {
+            target: t(name),
+            ptx_isa: Some(PtxIsa::new(isa.0, isa.1)),
+        }
+    }
+
+    fn chosen(entries: &[KernelEntry], dev: &str, driver: Option<&str>) -> Option<String> {
+        let driver = driver.map(|d| d.parse().unwrap());
+        match select_entry(entries, cc(dev), driver) {
+            Selection::Native { target } | Selection::Jit { target, .. } => Some(target.name()),
+            Selection::None { .. } => None,
+        }
+    }
+
+    /// facts §2 "Entry choice observed on CC 9.0" [E2], in both entry orders, plus cases beyond it.
+    #[test]
+    fn entry_selection_table() {
+        let d = Some("13.0");
+        let cases: &[(&[KernelEntry], &str, Option<&str>, Option<&str>)] = &[
+            (
+                &[sass("sm_90"), ptx("compute_90", (9, 0))],
+                "9.0",
+                d,
+                Some("sm_90"),
+            ),
+            (&[sass("sm_90"), sass("sm_90a")], "9.0", d, Some("sm_90a")),
+            (
+                &[sass("sm_90a"), ptx("compute_90", (9, 0))],
+                "9.0",
+                d,
+                Some("sm_90a"),
+            ),
+            (
+                &[ptx("compute_80", (9, 0)), ptx("compute_90", (9, 0))],
+                "9.0",
+                d,
+                Some("compute_90"),
+            ),
+            (
+                &[ptx("compute_90", (9, 0)), ptx("compute_90a", (9, 0))],
+                "9.0",
+                d,
+                Some("compute_90a"),
+            ),
+            (
+                &[sass("sm_80"), ptx("compute_80", (9, 0))],
+                "9.0",
+                d,
+                Some("compute_80"),
+            ),
+            // Highest compatible minor (UNCONFIRMED rule).
+            (&[sass("sm_80"), sass("sm_86")], "8.9", d, Some("sm_86")),
+            (&[sass("sm_86"), sass("sm_80")], "8.6", d, Some("sm_86")),
+            (&[sass("sm_86"), sass("sm_80")], "8.0", d, Some("sm_80")),
+            // `a` only on its exact CC; falls back to PTX elsewhere.
+            (
+                &[sass("sm_90a"), ptx("compute_90", (8, 2))],
+                "12.0",
+                d,
+                Some("compute_90"),
+            ),
+            (&[sass("sm_120a")], "12.1", d, None),
+            (&[sass("sm_120f")], "12.1", d, Some("sm_120f")),
+            (
+                &[sass("sm_100f"), sass("sm_103")],
+                "10.3",
+                d,
+                Some("sm_103"),
+            ),
+            // PTX ISA too new for the driver.
+            (&[ptx("compute_90", (9, 1))], "9.0", d, None),
+            (
+                &[ptx("compute_90", (9, 1))],
+                "9.0",
+                Some("13.1"),
+                Some("compute_90"),
+            ),
+            (
+                &[ptx("compute_90", (9, 1))],
+                "9.0",
+                None,
+                Some("compute_90"),
+            ),
+            (
+                &[ptx("compute_80", (8, 0)), ptx("compute_90", (9, 1))],
+                "9.0",
+                d,
+                Some("compute_80"),
+            ),
+            (&[ptx("compute_90", (8, 2))], "8.9", d, None),
+            (&[sass("sm_75"), sass("sm_86")], "5.2", d, None),
+            (&[], "9.0", d, None),
+        ];
+        for (i, (entries, dev, driver, want)) in cases.iter().enumerate() {
+            let got = chosen(entries, dev, *driver);
+            assert_eq!(got.as_deref(), *want, "case {i} on {dev}");
+            let mut rev = entries.to_vec();
+            rev.reverse();
+            assert_eq!(chosen(&rev, dev, *driver), got, "case {i} reversed");
+        }
+    }
+
+    /// Tallies containers given as lists of entries, as `FileReport` does.
+    fn verdict_of(containers: &[&[KernelEntry]], dev: &str) -> (Verdict, ContainerTally) {
+        let dev = cc(dev);
+        let mut tally = ContainerTally::default();
+        for c in containers {
+            let s = select_entry(c, dev, Some(CudaVersion::new(13, 0)));
+            tally.add(c, &s, dev, 1);
+        }
+        (library_verdict(&tally, dev), tally)
+    }
+
+    #[test]
+    fn ptx_too_new_is_reported() {
+        let (v, tally) = verdict_of(&[&[ptx("compute_90", (9, 2))]], "9.0");
+        assert_eq!(tally.failing_ptx_too_new, 1);
+        match v {
+            Verdict::NoKernelImage {
+                containers,
+                ptx_needs_newer_driver,
+                ..
+            } => assert_eq!((containers, ptx_needs_newer_driver), (1, 1)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn library_verdicts() {
+        let full: &[KernelEntry] = &[sass("sm_80"), sass("sm_90a"), sass("sm_120a")];
+        let with_ptx: &[KernelEntry] = &[sass("sm_80"), ptx("compute_90", (8, 2))];
+        let sm80: &[KernelEntry] = &[sass("sm_80")];
+        let hopper_only: &[KernelEntry] = &[sass("sm_90a")];
+        let newer_only: &[KernelEntry] = &[sass("sm_86"), sass("sm_90")];
+
+        assert_eq!(verdict_of(&[], "9.0").0, Verdict::NoCudaCode);
+        assert_eq!(verdict_of(&[full, full], "9.0").0, Verdict::Native);
+        // sm_120a loads natively; the other two containers JIT their compute_90.
+        assert_eq!(
+            verdict_of(&[full, with_ptx, with_ptx], "12.0").0,
+            Verdict::Jit { containers: 2 }
+        );
+        // An sm_80-only container on 9.0 is a real gap even when others load.
+        let (v, t) = verdict_of(&[full, sm80], "9.0");
+        assert_eq!(
+            v,
+            Verdict::NoKernelImage {
+                containers: 1,
+                needed_targets: vec![
+                    "sm_90".into(),
+                    "sm_90a".into(),
+                    "compute_90 (or older PTX)".into()
+                ],
+                ptx_needs_newer_driver: 0
+            }
+        );
+        assert!(v.describe(&t, cc("9.0")).contains("1 of 2"));
+        // Arch-specific and newer-only containers are skipped where others load…
+        let (v, t) = verdict_of(&[full, hopper_only, newer_only], "8.0");
+        assert_eq!(v, Verdict::Native);
+        assert_eq!((t.skipped_arch_specific, t.skipped_newer_only), (1, 1));
+        assert!(v.describe(&t, cc("8.0")).contains("not counted"));
+        // …but not when nothing loads.
+        let (v, _) = verdict_of(&[hopper_only, newer_only], "8.0");
+        assert!(
+            matches!(v, Verdict::NoKernelImage { containers: 2, .. }),
+            "{v:?}"
+        );
+        let (v, t) = verdict_of(&[full, with_ptx, with_ptx], "10.0");
+        assert_eq!(
+            v,
+            Verdict::NoKernelImage {
+                containers: 1,
+                needed_targets: needed_targets(cc("10.0")),
+                ptx_needs_newer_driver: 0
+            }
+        );
+        assert_eq!((t.jit, t.skipped_arch_specific), (2, 0));
+        let (v, t) = verdict_of(&[with_ptx, with_ptx], "12.0");
+        assert_eq!(v, Verdict::Jit { containers: 2 });
+        assert!(v
+            .describe(&t, cc("12.0"))
+            .contains("first start will be slow"));
+        assert_eq!(Verdict::Jit { containers: 2 }.label(), "jit");
+    }
+}
