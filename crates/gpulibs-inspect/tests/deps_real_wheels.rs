@@ -1,0 +1,87 @@
+//! The resolver on the CUDA provider of real `onnxruntime-gpu` wheels.
+//!
+//! Needs the unpacked wheels, so it is ignored by default:
+//! `GPULIBS_ORT_UNPACKED=DIR cargo test -p gpulibs-inspect --test deps_real_wheels -- --ignored --nocapture`
+//! where `DIR/onnxruntime_gpu-<version>/onnxruntime/capi/libonnxruntime_providers_cuda.so` exist.
+
+use std::path::PathBuf;
+
+use gpulibs_inspect::deps::{inspect_file, DependencyKind, DependencyReport, SearchContext};
+
+fn report(version: &str) -> Option<DependencyReport> {
+    let Ok(root) = std::env::var("GPULIBS_ORT_UNPACKED") else {
+        eprintln!("GPULIBS_ORT_UNPACKED is not set; nothing to check");
+        return None;
+    };
+    let file = PathBuf::from(root).join(format!(
+        "onnxruntime_gpu-{version}/onnxruntime/capi/libonnxruntime_providers_cuda.so"
+    ));
+    let report = inspect_file(&file, &SearchContext::from_system()).unwrap();
+    println!("== {version}");
+    for d in &report.dependencies {
+        println!(
+            "{:>1} {:<8} {:<28} {:?} {} {}",
+            d.depth,
+            format!("{:?}", d.kind).to_lowercase(),
+            d.name,
+            d.source.map(|s| format!("{s:?}")).unwrap_or_default(),
+            d.path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| format!("{:?}", d.status)),
+            d.hint.as_deref().unwrap_or(""),
+        );
+    }
+    Some(report)
+}
+
+fn names(report: &DependencyReport, kind: DependencyKind) -> Vec<&str> {
+    report
+        .dependencies
+        .iter()
+        .filter(|d| d.kind == kind && d.depth == 1)
+        .map(|d| d.name.as_str())
+        .collect()
+}
+
+#[test]
+#[ignore = "needs unpacked onnxruntime-gpu wheels (GPULIBS_ORT_UNPACKED)"]
+fn onnxruntime_gpu_1_31_1() {
+    let Some(report) = report("1.31.1") else {
+        return;
+    };
+    let needed = names(&report, DependencyKind::Needed);
+    for lib in [
+        "libcublasLt.so.13",
+        "libcublas.so.13",
+        "libcurand.so.10",
+        "libcudart.so.13",
+        "libcuda.so.1",
+    ] {
+        assert!(needed.contains(&lib), "{lib} not in {needed:?}");
+    }
+    let runtime = names(&report, DependencyKind::Runtime);
+    for lib in ["libcudnn.so.9", "libcufft.so.12", "libnvrtc.so.13"] {
+        assert!(runtime.contains(&lib), "{lib} not in {runtime:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs unpacked onnxruntime-gpu wheels (GPULIBS_ORT_UNPACKED)"]
+fn onnxruntime_gpu_1_23_2() {
+    let Some(report) = report("1.23.2") else {
+        return;
+    };
+    let needed = names(&report, DependencyKind::Needed);
+    for lib in [
+        "libcublasLt.so.12",
+        "libcublas.so.12",
+        "libcurand.so.10",
+        "libcufft.so.11",
+        "libcudart.so.12",
+        "libcudnn.so.9",
+    ] {
+        assert!(needed.contains(&lib), "{lib} not in {needed:?}");
+    }
+    assert!(names(&report, DependencyKind::Runtime).contains(&"libcuda.so.1"));
+}
