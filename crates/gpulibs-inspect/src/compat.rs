@@ -151,7 +151,10 @@ impl fmt::Display for PtxIsa {
 /// 9.1 ↔ 13.1. Cross-checked with facts §2: ptxas 11.8→7.8, 12.0→8.0, 12.8→8.7, 12.9→8.8,
 /// 13.0→9.0 [E1], 13.1→9.1 [RN]; driver 13.0 accepts 9.0 and rejects 9.1/9.2 [E2].
 /// CUDA 12.6 kept PTX 8.5 and 12.7 (8.6) was never a public toolkit, hence the gap.
-const PTX_ISA_BY_CUDA: &[((u32, u32), (u32, u32))] = &[
+/// `((CUDA major, minor), (PTX ISA major, minor))`.
+type CudaToIsa = ((u32, u32), (u32, u32));
+
+const PTX_ISA_BY_CUDA: &[CudaToIsa] = &[
     ((9, 0), (6, 0)),
     ((9, 1), (6, 1)),
     ((9, 2), (6, 2)),
@@ -310,12 +313,23 @@ pub enum Skip {
     /// Every entry targets a CC above the device: kernels for newer GPUs only (bf16 or
     /// tensor-core paths from sm_80 up, say), which the library must not launch on older ones.
     NewerGpusOnly,
+    /// A one-entry container in a library that ships one container per target (several
+    /// different targets among its one-entry containers): the library loads the variant for the
+    /// GPU itself. cuFFT 11.4 (CUDA 12) keeps 24,453 such containers in `.ldata`, each with a
+    /// single `sm_XY`, `compute_XY` or kind-8 entry (measured here on the wheel).
+    PerTargetVariant,
 }
 
 /// Whether a container that loads nothing on `device` is skipped (see [`Skip`]). This is a
 /// heuristic about how the library dispatches its kernels, which the binary cannot show: a
 /// library that launched such kernels anyway would fail at that launch.
-pub fn skip_reason(entries: &[KernelEntry], device: ComputeCapability) -> Option<Skip> {
+/// `per_target_variants` says whether the library ships one container per target
+/// (see [`has_per_target_variants`]).
+pub fn skip_reason(
+    entries: &[KernelEntry],
+    device: ComputeCapability,
+    per_target_variants: bool,
+) -> Option<Skip> {
     if entries.is_empty() {
         return None;
     }
@@ -325,7 +339,30 @@ pub fn skip_reason(entries: &[KernelEntry], device: ComputeCapability) -> Option
     if entries.iter().all(|e| e.target.cc > device) {
         return Some(Skip::NewerGpusOnly);
     }
+    if per_target_variants && entries.len() == 1 {
+        return Some(Skip::PerTargetVariant);
+    }
     None
+}
+
+/// Whether a library's one-entry containers carry at least two different targets, the layout of
+/// libraries that keep one container per target and choose among them (see
+/// [`Skip::PerTargetVariant`]). A library built for one target only has one-entry containers
+/// too, but all for the same target, and so does not count.
+pub fn has_per_target_variants<'a>(
+    containers: impl IntoIterator<Item = &'a [KernelEntry]>,
+) -> bool {
+    let mut first: Option<KernelTarget> = None;
+    for c in containers {
+        if let [only] = c {
+            match first {
+                None => first = Some(only.target),
+                Some(t) if t != only.target => return true,
+                Some(_) => {}
+            }
+        }
+    }
+    false
 }
 
 /// Per-container outcomes on one device, summed over a library.
@@ -343,9 +380,22 @@ pub struct ContainerTally {
     pub skipped_arch_specific: usize,
     /// Containers skipped as [`Skip::NewerGpusOnly`].
     pub skipped_newer_only: usize,
+    /// Containers skipped as [`Skip::PerTargetVariant`].
+    pub skipped_per_target_variant: usize,
+    /// Whether the library has the per-target layout; set by [`ContainerTally::for_library`].
+    #[serde(skip)]
+    per_target_variants: bool,
 }
 
 impl ContainerTally {
+    /// An empty tally for a library; `per_target_variants` from [`has_per_target_variants`].
+    pub fn for_library(per_target_variants: bool) -> Self {
+        Self {
+            per_target_variants,
+            ..Self::default()
+        }
+    }
+
     /// Adds `count` containers holding `entries`, whose selection on `device` is `selection`.
     pub fn add(
         &mut self,
@@ -357,21 +407,24 @@ impl ContainerTally {
         match selection {
             Selection::Native { .. } => self.native += count,
             Selection::Jit { .. } => self.jit += count,
-            Selection::None { ptx_too_new } => match skip_reason(entries, device) {
-                // PTX the driver is too old for is a real failure even in a narrow container.
-                Some(_) if !ptx_too_new.is_empty() => {
-                    self.failing += count;
-                    self.failing_ptx_too_new += count;
-                }
-                Some(Skip::ArchSpecific) => self.skipped_arch_specific += count,
-                Some(Skip::NewerGpusOnly) => self.skipped_newer_only += count,
-                None => {
-                    self.failing += count;
-                    if !ptx_too_new.is_empty() {
+            Selection::None { ptx_too_new } => {
+                match skip_reason(entries, device, self.per_target_variants) {
+                    // PTX the driver is too old for is a real failure even in a narrow container.
+                    Some(_) if !ptx_too_new.is_empty() => {
+                        self.failing += count;
                         self.failing_ptx_too_new += count;
                     }
+                    Some(Skip::ArchSpecific) => self.skipped_arch_specific += count,
+                    Some(Skip::NewerGpusOnly) => self.skipped_newer_only += count,
+                    Some(Skip::PerTargetVariant) => self.skipped_per_target_variant += count,
+                    None => {
+                        self.failing += count;
+                        if !ptx_too_new.is_empty() {
+                            self.failing_ptx_too_new += count;
+                        }
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -457,6 +510,13 @@ impl Verdict {
                 "; {} container(s) hold only arch-specific code for other GPUs and are not \
                  counted",
                 tally.skipped_arch_specific
+            ));
+        }
+        if loads && tally.skipped_per_target_variant > 0 {
+            s.push_str(&format!(
+                "; {} one-target container(s) are variants for other GPUs (the library picks \
+                 its variant at run time) and are not counted",
+                tally.skipped_per_target_variant
             ));
         }
         if loads && tally.skipped_newer_only > 0 {
@@ -695,7 +755,9 @@ mod tests {
     #[test]
     fn entry_selection_table() {
         let d = Some("13.0");
-        let cases: &[(&[KernelEntry], &str, Option<&str>, Option<&str>)] = &[
+        // (entries, device, driver, entry expected to load)
+        type Case<'a> = (&'a [KernelEntry], &'a str, Option<&'a str>, Option<&'a str>);
+        let cases: &[Case] = &[
             (
                 &[sass("sm_90"), ptx("compute_90", (9, 0))],
                 "9.0",
@@ -782,7 +844,8 @@ mod tests {
     /// Tallies containers given as lists of entries, as `FileReport` does.
     fn verdict_of(containers: &[&[KernelEntry]], dev: &str) -> (Verdict, ContainerTally) {
         let dev = cc(dev);
-        let mut tally = ContainerTally::default();
+        let mut tally =
+            ContainerTally::for_library(has_per_target_variants(containers.iter().copied()));
         for c in containers {
             let s = select_entry(c, dev, Some(CudaVersion::new(13, 0)));
             tally.add(c, &s, dev, 1);
@@ -861,5 +924,32 @@ mod tests {
             .describe(&t, cc("12.0"))
             .contains("first start will be slow"));
         assert_eq!(Verdict::Jit { containers: 2 }.label(), "jit");
+    }
+
+    #[test]
+    fn per_target_variant_layout() {
+        let (a, b, c): (&[KernelEntry], &[KernelEntry], &[KernelEntry]) = (
+            &[sass("sm_75")],
+            &[sass("sm_86")],
+            &[ptx("compute_70", (7, 0))],
+        );
+        assert!(has_per_target_variants([a, b]));
+        assert!(!has_per_target_variants([a, a]));
+        assert!(!has_per_target_variants([
+            &[sass("sm_75"), sass("sm_86")][..],
+            a
+        ]));
+        // cuFFT's layout: one container per target; on 8.6 the sm_75 variant is not a gap.
+        let (v, t) = verdict_of(&[a, b, c], "8.6");
+        assert_eq!(v, Verdict::Jit { containers: 1 });
+        assert_eq!(t.skipped_per_target_variant, 1);
+        // A library built for sm_75 alone is not that layout: on 8.6 nothing loads.
+        let (v, t) = verdict_of(&[a, a], "8.6");
+        assert!(matches!(v, Verdict::NoKernelImage { containers: 2, .. }));
+        assert_eq!(t.skipped(), 0);
+        // One single-target TU among full containers stays a gap.
+        let full: &[KernelEntry] = &[sass("sm_75"), sass("sm_90")];
+        let (v, _) = verdict_of(&[full, full, a], "9.0");
+        assert!(matches!(v, Verdict::NoKernelImage { containers: 1, .. }));
     }
 }

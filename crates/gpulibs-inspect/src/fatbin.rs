@@ -437,13 +437,16 @@ pub struct Scan {
 
 /// Scans `buf[range]` for containers at 8-byte aligned offsets (containers are 8-aligned,
 /// facts §1: `.nv_fatbin` has align 8, containers follow each other with no gaps [E3]).
-/// Alignment is taken relative to `align_base` (the buffer start for files: ELF places a
+/// Alignment is taken relative to the buffer start (the file start for files: ELF places a
 /// section's file offset congruent to its address modulo its alignment).
 ///
 /// After an accepted container the scan resumes at its end, so payload bytes are never scanned
 /// for magic. Results are appended to `out`.
 pub fn scan_range(buf: &[u8], range: std::ops::Range<usize>, out: &mut Scan) {
     let end = range.end.min(buf.len());
+    // A container belongs to its section: nothing past the range is read, so a corrupt
+    // `fat_size` in one section cannot pull the next section's bytes in as entries.
+    let buf = &buf[..end];
     // First 8-aligned offset ≥ range.start.
     let mut pos = match range.start.checked_add(7) {
         Some(p) => p & !7,

@@ -1,0 +1,199 @@
+//! Test helper: writes fatbin containers byte by byte (layout of cuda-facts.md §1) and compiles
+//! them into real ELF shared objects with the system C compiler.
+#![allow(dead_code)] // each test file uses a different part of the helper
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const MAGIC: u32 = 0xBA55_ED50;
+pub const FLAG_A: u64 = 0x10_0000;
+pub const FLAG_F: u64 = 0x20_0000;
+const FLAG_LZ4: u64 = 0x2000;
+const FLAG_ZSTD: u64 = 0x8000;
+/// 64-bit, CUDA producer, Linux host: what real entries carry (0x11) [E3].
+const BASE_FLAGS: u64 = 0x11;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    Raw,
+    Lz4,
+    Zstd,
+}
+
+/// One entry to write.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: u16,
+    pub arch: u32,
+    pub flags: u64,
+    pub code_version: (u16, u16),
+    pub payload: Vec<u8>,
+    pub packing: Packing,
+    pub header_size: u32,
+}
+
+impl Entry {
+    /// A cubin entry for `sm_<arch>` with a recognisable payload.
+    pub fn sass(arch: u32) -> Self {
+        let mut payload = b"\x7fELF".to_vec();
+        payload.extend((0..200u32).map(|i| (i * 7 + arch) as u8));
+        Self {
+            kind: 2,
+            arch,
+            flags: BASE_FLAGS,
+            code_version: (1, 8),
+            payload,
+            packing: Packing::Raw,
+            header_size: 64,
+        }
+    }
+
+    /// A PTX entry for `compute_<arch>` with ISA `major.minor`. PTX entries carry an options
+    /// pair after the 64 header bytes, hence 72 [E1].
+    pub fn ptx(arch: u32, isa: (u16, u16)) -> Self {
+        let text = format!(
+            ".version {}.{}\n.target sm_{arch}\n.address_size 64\n{}",
+            isa.0,
+            isa.1,
+            "// body\n".repeat(40)
+        );
+        Self {
+            kind: 1,
+            arch,
+            flags: BASE_FLAGS,
+            code_version: isa,
+            payload: text.into_bytes(),
+            packing: Packing::Raw,
+            header_size: 72,
+        }
+    }
+
+    pub fn other(kind: u16, arch: u32) -> Self {
+        Self {
+            kind,
+            ..Self::sass(arch)
+        }
+    }
+
+    pub fn a(mut self) -> Self {
+        self.flags |= FLAG_A;
+        self
+    }
+
+    pub fn f(mut self) -> Self {
+        self.flags |= FLAG_F;
+        self
+    }
+
+    pub fn lz4(mut self) -> Self {
+        self.packing = Packing::Lz4;
+        self
+    }
+
+    pub fn zstd(mut self) -> Self {
+        self.packing = Packing::Zstd;
+        self
+    }
+
+    pub fn header_size(mut self, n: u32) -> Self {
+        self.header_size = n;
+        self
+    }
+
+    /// Header and payload bytes, payload padded to 8 like real producers do.
+    pub fn bytes(&self) -> Vec<u8> {
+        let (stored, flags, compressed_size) = match self.packing {
+            Packing::Raw => (self.payload.clone(), self.flags, 0u32),
+            Packing::Lz4 => {
+                let c = lz4_flex::block::compress(&self.payload);
+                let n = c.len() as u32;
+                (c, self.flags | FLAG_LZ4, n)
+            }
+            Packing::Zstd => {
+                let c = ruzstd::encoding::compress_to_vec(
+                    self.payload.as_slice(),
+                    ruzstd::encoding::CompressionLevel::Fastest,
+                );
+                let n = c.len() as u32;
+                (c, self.flags | FLAG_ZSTD, n)
+            }
+        };
+        let mut padded = stored;
+        while padded.len() % 8 != 0 {
+            padded.push(0);
+        }
+        let hs = self.header_size.max(64) as usize;
+        let mut h = vec![0u8; hs];
+        h[0..2].copy_from_slice(&self.kind.to_le_bytes());
+        h[2..4].copy_from_slice(&0x0101u16.to_le_bytes());
+        h[4..8].copy_from_slice(&self.header_size.to_le_bytes());
+        h[8..16].copy_from_slice(&(padded.len() as u64).to_le_bytes());
+        h[0x10..0x14].copy_from_slice(&compressed_size.to_le_bytes());
+        h[0x18..0x1A].copy_from_slice(&self.code_version.1.to_le_bytes());
+        h[0x1A..0x1C].copy_from_slice(&self.code_version.0.to_le_bytes());
+        h[0x1C..0x20].copy_from_slice(&self.arch.to_le_bytes());
+        h[0x28..0x30].copy_from_slice(&flags.to_le_bytes());
+        h[0x38..0x40].copy_from_slice(&(self.payload.len() as u64).to_le_bytes());
+        h.extend_from_slice(&padded);
+        h
+    }
+}
+
+/// A container: 16-byte header (`magic | version 1 | header_size 16 | fat_size`), then entries.
+pub fn container(entries: &[Entry]) -> Vec<u8> {
+    let body: Vec<u8> = entries.iter().flat_map(Entry::bytes).collect();
+    let mut c = Vec::new();
+    c.extend_from_slice(&MAGIC.to_le_bytes());
+    c.extend_from_slice(&1u16.to_le_bytes());
+    c.extend_from_slice(&16u16.to_le_bytes());
+    c.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    c.extend_from_slice(&body);
+    c
+}
+
+/// Where a blob goes in the C file.
+#[derive(Debug, Clone, Copy)]
+pub enum Place {
+    /// `__attribute__((section(NAME)))`, read-only.
+    Section(&'static str),
+    /// A writable global: `.data`.
+    Data,
+    /// A `const` global: `.rodata`.
+    Rodata,
+}
+
+/// Compiles `blobs` into a shared object `name` in `dir` with `cc -shared -fPIC`.
+pub fn build_so(dir: &Path, name: &str, blobs: &[(Place, Vec<u8>)]) -> PathBuf {
+    let mut src = String::from("/* generated by gpulibs-inspect tests */\n");
+    for (i, (place, data)) in blobs.iter().enumerate() {
+        let attr = match place {
+            Place::Section(s) => {
+                format!("__attribute__((section(\"{s}\"), aligned(8), used)) const")
+            }
+            Place::Data => "__attribute__((aligned(8), used))".to_string(),
+            Place::Rodata => "__attribute__((aligned(8), used)) const".to_string(),
+        };
+        let bytes: Vec<String> = data.iter().map(|b| b.to_string()).collect();
+        src.push_str(&format!(
+            "{attr} unsigned char blob{i}[{}] = {{{}}};\n",
+            data.len().max(1),
+            if bytes.is_empty() {
+                "0".to_string()
+            } else {
+                bytes.join(",")
+            }
+        ));
+    }
+    src.push_str("int gpulibs_test_function(void) { return 42; }\n");
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, src).unwrap();
+    let out = dir.join(name);
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-shared", "-fPIC", "-O0", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .expect("run the C compiler (cc)");
+    assert!(status.success(), "cc failed for {}", c.display());
+    out
+}
