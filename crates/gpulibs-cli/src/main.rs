@@ -1,1 +1,153 @@
-fn main() {}
+//! The `gpulibs` command line.
+//!
+//! Owns: argument parsing, rendering the stage crates' reports for people (short aligned tables,
+//! colour only on a terminal and never under `NO_COLOR`) and for machines (`--json`, the reports
+//! serialised as they are), logging set-up (`-v`), and turning errors into a message with its
+//! cause chain and a hint. Exit codes are defined in [`error::exit`].
+//!
+//! Must not touch: any rule or parsing of its own. Detection, inspection and every decision
+//! live in the library crates; this crate calls them and prints what they return.
+
+mod cmd;
+mod error;
+mod style;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::style::{ColorChoice, Style};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  done, and the answer is positive
+  1  failed; the message says why and what to do
+  2  the command line was wrong
+  3  done, but the answer is negative: no usable GPU (detect), or a library that
+     cannot run on the GPU asked about (inspect)
+
+Environment:
+  CUDA_VISIBLE_DEVICES   which GPUs count, as CUDA applications see them
+  CUDA_DEVICE_ORDER      FASTEST_FIRST (default) or PCI_BUS_ID
+  GPULIBS_NVML_LIBRARY   load this NVML library instead of libnvidia-ml.so.1
+  GPULIBS_LOG            log filter, e.g. `debug` or `gpulibs_detect=trace` (like -v)
+  NO_COLOR               any non-empty value turns colour off
+
+Start with `gpulibs detect`; `gpulibs <command> --help` explains each command.";
+
+/// Make an ONNX Runtime application run on whatever NVIDIA GPU this machine has, and prove it.
+///
+/// gpulibs finds the GPUs and driver (without spawning tools), reads which GPU kernels a CUDA
+/// library carries, and says in plain words whether it can run here and, when not, why.
+#[derive(Debug, Parser)]
+#[command(name = "gpulibs", version, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of tables (field names are stable).
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// Log what gpulibs does to stderr; repeat for more (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Detect(cmd::detect::Args),
+    Inspect(cmd::inspect::Args),
+}
+
+/// What a command hands back: JSON for `--json`, text for people, and the exit code.
+pub struct Outcome {
+    pub json: serde_json::Value,
+    pub human: String,
+    pub code: u8,
+}
+
+/// What every command gets besides its own arguments.
+pub struct Context {
+    pub style: Style,
+}
+
+fn init_logging(verbose: u8, style: Style) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("GPULIBS_LOG")
+        .ok()
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(style.color())
+        .with_target(verbose >= 2)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let style = if cli.json {
+        Style::plain()
+    } else {
+        Style::new(cli.color)
+    };
+    init_logging(cli.verbose, style);
+    let ctx = Context { style };
+
+    let result = match &cli.command {
+        Command::Detect(args) => cmd::detect::run(args, &ctx),
+        Command::Inspect(args) => cmd::inspect::run(args, &ctx),
+    };
+
+    let mut stdout = std::io::stdout().lock();
+    match result {
+        Ok(outcome) => {
+            let written = if cli.json {
+                writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&outcome.json).unwrap_or_default()
+                )
+            } else {
+                write!(stdout, "{}", outcome.human)
+            };
+            // A closed pipe (`gpulibs detect | head -1`) is not an error worth a message.
+            let _ = written;
+            ExitCode::from(outcome.code)
+        }
+        Err(err) => {
+            if cli.json {
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::to_string_pretty(&err.to_json()).unwrap_or_default()
+                );
+            } else {
+                eprint!("{}", err.render(Style::new(cli.color)));
+            }
+            err.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

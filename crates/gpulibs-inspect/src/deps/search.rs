@@ -247,6 +247,31 @@ impl DependencyReport {
             .iter()
             .filter(|d| d.status != DependencyStatus::Found)
     }
+
+    /// The `DT_NEEDED` libraries, at any depth, that the loader opens when the inspected file
+    /// is loaded — excluding what only the run-time (`dlopen`) names pull in, which fails later
+    /// and only if that code path runs.
+    pub fn needed_at_load(&self) -> impl Iterator<Item = &Dependency> {
+        // `dependencies` lists the DT_NEEDED closure first (breadth-first), so every object that
+        // requires one of these has been seen as found before its own needs appear.
+        let mut loaded: Vec<&Path> = vec![self.file.as_path()];
+        self.dependencies.iter().filter(move |d| {
+            let at_load =
+                d.kind == DependencyKind::Needed && loaded.contains(&d.required_by.as_path());
+            if at_load {
+                if let Some(path) = &d.path {
+                    loaded.push(path.as_path());
+                }
+            }
+            at_load
+        })
+    }
+
+    /// Libraries the loader cannot open when the file is loaded: it will fail to load.
+    pub fn missing_at_load(&self) -> impl Iterator<Item = &Dependency> {
+        self.needed_at_load()
+            .filter(|d| d.status != DependencyStatus::Found)
+    }
 }
 
 /// Reads `path` (memory-mapped), finds its run-time names and resolves the whole closure on

@@ -1,0 +1,4 @@
+//! One module per subcommand: its arguments, the library calls, and how its report reads.
+
+pub mod detect;
+pub mod inspect;
