@@ -80,6 +80,18 @@ pub enum FileFormat {
     Other,
 }
 
+impl FileFormat {
+    /// The word used in text output and JSON: `elf`, `elf_unreadable`, `fatbin`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileFormat::Elf => "elf",
+            FileFormat::ElfUnreadable => "elf_unreadable",
+            FileFormat::Fatbin => "fatbin",
+            FileFormat::Other => "other",
+        }
+    }
+}
+
 /// Entries of one target summed over all containers of a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelSummary {
@@ -163,6 +175,7 @@ pub struct FileReport {
     /// One per GPU asked for, in the order asked.
     pub verdicts: Vec<GpuVerdict>,
     /// Distinct SASS/PTX entry sets and how many containers hold each: all the verdict needs.
+    /// Not serialised, so a report read back from JSON cannot compute new verdicts.
     #[serde(skip)]
     kernel_sets: Vec<(Vec<KernelEntry>, usize)>,
 }

@@ -101,6 +101,11 @@ fn family_flags_and_compression() {
         Entry::ptx(100, (9, 0)).lz4(),
     ];
     let blob = container(&entries);
+    // The fuzz seed corpus takes this container (LZ4 and zstd payloads, `a`/`f` flags).
+    if let Some(seeds) = std::env::var_os("GPULIBS_WRITE_FUZZ_SEEDS") {
+        let p = std::path::Path::new(&seeds).join("seed-raw-lz4-zstd-af");
+        std::fs::write(p, &blob).unwrap();
+    }
     let so = build_so(
         dir.path(),
         "libpacked.so",
