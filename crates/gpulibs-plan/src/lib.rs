@@ -8,5 +8,14 @@
 //! Must not touch: the network, the file system beyond reading a manifest it is handed, or
 //! compatibility rules of its own — kernel and driver rules are `gpulibs-inspect`'s and are
 //! called, never copied.
-//!
-//! Status: named in the workspace; the manifest and planner arrive with the planning issue.
+
+pub mod driver;
+pub mod manifest;
+
+pub use driver::{DriverVersion, DriverVersionError, RuntimeSupport};
+pub use manifest::{
+    parse_kernel_target, parse_manifest, parse_manifest_bytes, to_toml, ArchiveFormat, Artifact,
+    Component, ComponentKind, Coverage, FileEntry, Manifest, ManifestError, Origin, PtxIsaText,
+    PtxTarget, PtxTargetName, SassTarget, SystemInventory, SystemLibrary, TargetParseError,
+    Variant, VariantDevice, SCHEMA_VERSION,
+};
