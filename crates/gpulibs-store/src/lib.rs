@@ -1,10 +1,67 @@
 //! The install root.
 //!
-//! Owns: the on-disk layout under the XDG data directory (`$XDG_DATA_HOME/<app>/gpu-libs`), the
-//! content-addressed component store, safe unpacking, atomic activation by renaming `current`,
-//! the install lock, metadata records, rollback, garbage collection and removal.
+//! Owns: the on-disk layout under the XDG data directory (`$XDG_DATA_HOME/<app>/gpu-libs`, or
+//! `GPULIBS_HOME`), the content-addressed component store, safe unpacking of tar streams and
+//! wheels, atomic activation by renaming `current`, the install lock, the install records,
+//! rollback, garbage collection and removal; what an app needs to load the active install
+//! (`gpulibs env` formats and [`activate`]); and whether the active install still fits this GPU
+//! and driver ([`status()`], which asks `gpulibs-inspect` for the kernel rules).
 //!
-//! Must not touch: the network (bytes arrive from `gpulibs-fetch`) or anything outside the
-//! install root.
+//! Must not touch: the network (bytes arrive from `gpulibs-fetch` as a `Read` or a verified
+//! file), planning decisions (`gpulibs-plan` says which components), or anything outside the
+//! install root — with one opt-in exception: the seed-compatible receipt
+//! `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, written only by
+//! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since.
 //!
-//! Status: named in the workspace; the implementation arrives with the install issue.
+//! Layout, invariants and the crash-safety argument: `docs/store.md`.
+//!
+//! # API
+//!
+//! ```no_run
+//! use gpulibs_store::*;
+//! # fn main() -> Result<(), StoreError> {
+//! # let (sha, archive, spec): (String, std::fs::File, InstallSpec) = todo!();
+//! let store = Store::open_app("myapp")?;
+//! let lock = store.lock(|pid| eprintln!("waiting for another gpulibs install (pid {pid:?})"))?;
+//! if !store.has_component(&sha) {
+//!     let mut stager = lock.stage_component(&sha, UnpackLimits::unpacked(3 << 30))?;
+//!     stager.unpack_tar(archive, ArchiveFormat::TarZstd)?;
+//!     stager.commit()?;
+//! }
+//! let record = lock.new_install(&spec)?;
+//! lock.activate(&record.id)?;
+//! print!("{}", env_for(&store, &record).render(EnvFormat::Sh));
+//! # Ok(()) }
+//! ```
+//!
+//! Reading (`current`, [`activate`], [`Store::installs`]) takes no lock: every change a reader
+//! can observe is a single `rename(2)`.
+
+mod env;
+mod error;
+mod fsx;
+mod record;
+mod status;
+mod store;
+pub mod unpack;
+
+pub use env::{
+    activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, Activation, Env,
+    EnvFormat,
+};
+pub use error::{Result, StoreError, UnpackError};
+pub use fsx::available_space;
+pub use record::{
+    architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DriverRecord, GpuRecord,
+    InstallRecord, InstallSpec, SeedPackageInfo, RECORD_SCHEMA_VERSION,
+};
+pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
+pub use store::{
+    check_app_name, install_root, is_library_name, seed_info_path, FaultPoint, GcReport,
+    InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store, StoredComponent, DEFAULT_APP,
+    HOME_ENV,
+};
+pub use unpack::{
+    unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,
+    UnpackReport, UnpackedEntry,
+};

@@ -1,0 +1,179 @@
+//! Typed errors. Each names the path (or archive entry) it is about and, where one exists, the
+//! fix; the CLI renders them with their cause chain.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why an archive was refused while unpacking. `entry` is the member name as the archive spells
+/// it (lossily decoded), so a vendor can find it with `tar -tvf` or `unzip -l`.
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("archive entry `{entry}` has an absolute path; refusing to write outside the target")]
+    AbsolutePath { entry: String },
+    #[error(
+        "archive entry `{entry}` contains a `..` component; refusing to write outside the target"
+    )]
+    ParentComponent { entry: String },
+    #[error("archive entry `{entry}` has an empty or unreadable name")]
+    BadName { entry: String },
+    #[error(
+        "archive entry `{entry}` is a symlink to `{target}`, which resolves outside the component"
+    )]
+    SymlinkEscapes { entry: String, target: String },
+    #[error(
+        "archive entry `{entry}` is a hard link to `{target}`, which is outside the component"
+    )]
+    HardlinkEscapes { entry: String, target: String },
+    #[error(
+        "archive entry `{entry}` is a hard link to `{target}`, which is not a regular file \
+         extracted earlier from the same archive"
+    )]
+    HardlinkDangling { entry: String, target: String },
+    #[error(
+        "archive entry `{entry}` is a {kind}; only files, directories and links are installed"
+    )]
+    SpecialFile { entry: String, kind: &'static str },
+    #[error("archive entry `{entry}` would be written through the symlink `{through}`")]
+    ThroughSymlink { entry: String, through: String },
+    #[error("archive entry `{entry}` appears twice (or collides with a directory of that name)")]
+    Duplicate { entry: String },
+    #[error(
+        "archive bomb? entry `{entry}` declares {declared} bytes but only {remaining} of the \
+         {budget} bytes the manifest allows for this component remain"
+    )]
+    SizeBudget {
+        entry: String,
+        declared: u64,
+        remaining: u64,
+        budget: u64,
+    },
+    #[error(
+        "archive bomb? entry `{entry}` declares {declared} bytes; the manifest says {expected}"
+    )]
+    SizeMismatch {
+        entry: String,
+        declared: u64,
+        expected: u64,
+    },
+    #[error("archive bomb? more than {limit} entries")]
+    TooManyEntries { limit: u64 },
+    #[error(
+        "archive bomb? the decompressed stream passed {limit} bytes, more than the component's \
+         files plus tar framing can take"
+    )]
+    StreamTooLong { limit: u64 },
+    #[error("the archive is {actual} bytes, more than the {limit} bytes the manifest gives")]
+    ArchiveTooLong { actual: u64, limit: u64 },
+    #[error("archive entry `{entry}`: {detail}")]
+    Unsupported { entry: String, detail: String },
+    #[error("the archive holds none of the files this component needs ({what})")]
+    NothingSelected { what: String },
+    #[error("reading the archive failed")]
+    Read(#[source] io::Error),
+    #[error("the wheel is not a readable zip file")]
+    Zip(#[source] zip::result::ZipError),
+    #[error("writing `{path}` failed")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Everything the store can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{action} `{path}` failed")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "no install root: neither GPULIBS_HOME, XDG_DATA_HOME nor HOME is set; set GPULIBS_HOME \
+         to the directory gpulibs should install into"
+    )]
+    NoRoot,
+    #[error(
+        "`{app}` is not a usable app name: use letters, digits, `.`, `_` and `-`, not starting \
+         with `.`"
+    )]
+    BadAppName { app: String },
+    #[error(
+        "another gpulibs install{} holds the lock on `{path}`; wait for it to finish, or run \
+         again without --no-wait to queue behind it",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
+    #[error(
+        "not enough free space on `{path}`: {needed} bytes needed, {available} available; free \
+         some space or set GPULIBS_HOME to a larger file system"
+    )]
+    InsufficientSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    #[error("unpacking component {sha256} into `{path}` failed")]
+    Unpack {
+        sha256: String,
+        path: PathBuf,
+        #[source]
+        source: UnpackError,
+    },
+    #[error(
+        "the archive for component {expected} has sha256 {actual}; it was changed or corrupted \
+         in transit, and nothing was installed from it"
+    )]
+    HashMismatch { expected: String, actual: String },
+    #[error("`{sha256}` is not a sha256 (64 lowercase hex digits)")]
+    BadSha256 { sha256: String },
+    #[error("component {sha256} is not in the store (`{path}`); stage it before installing")]
+    MissingComponent { sha256: String, path: PathBuf },
+    #[error(
+        "two components both provide `{name}` ({first} and {second}); an install's lib \
+         directory holds one file per name"
+    )]
+    NameClash {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("no component provides the ONNX Runtime library `{name}`")]
+    NoOrtLibrary { name: String },
+    #[error("install `{id}` does not exist under `{path}`")]
+    NoSuchInstall { id: String, path: PathBuf },
+    #[error("nothing is installed under `{root}`; run `gpulibs install`")]
+    NothingInstalled { root: PathBuf },
+    #[error("there is no earlier install to roll back to under `{root}`")]
+    NoPrevious { root: PathBuf },
+    #[error("the install record `{path}` is unreadable; `gpulibs install` writes a fresh one")]
+    BadRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "`{path}` does not look like a gpulibs install root (no `store` or `installs`); refusing \
+         to remove it"
+    )]
+    NotARoot { path: PathBuf },
+    #[error("injected failure at {0:?}")]
+    Injected(crate::FaultPoint),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Wraps an `io::Error` with what was being done to which path.
+pub(crate) fn io_err(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io {
+        action,
+        path,
+        source,
+    }
+}

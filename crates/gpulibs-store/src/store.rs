@@ -1,0 +1,1215 @@
+//! The install root: layout, lock, component store, generations, activation, rollback, gc,
+//! removal. See `docs/store.md` for the layout and the crash-safety argument.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustix::fs::FlockOperation;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{io_err, Result, StoreError, UnpackError};
+use crate::fsx;
+use crate::record::{
+    compact_utc, now_secs, rfc3339_utc, ComponentRecord, InstallRecord, InstallSpec,
+    SeedPackageInfo, RECORD_SCHEMA_VERSION,
+};
+use crate::unpack::{
+    self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport,
+};
+
+/// The app name used when none is given: the root is `$XDG_DATA_HOME/gpulibs/gpu-libs`.
+pub const DEFAULT_APP: &str = "gpulibs";
+/// Environment variable naming the install root itself (tests, unusual layouts).
+pub const HOME_ENV: &str = "GPULIBS_HOME";
+
+const STORE_DIR: &str = "store";
+const INSTALLS_DIR: &str = "installs";
+const CURRENT: &str = "current";
+const PREVIOUS: &str = "previous";
+const LOCK: &str = "lock";
+const RECORD: &str = "install.json";
+const COMPONENT_META: &str = "component.json";
+const COMPONENT_TREE: &str = "tree";
+const SEED_MARKER: &str = "seed-info.json";
+const TMP_PREFIX: &str = ".tmp-";
+const TRASH_PREFIX: &str = ".trash-";
+
+/// The environment that decides where the root is; plain data so tests need no process
+/// environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootEnv {
+    pub gpulibs_home: Option<PathBuf>,
+    pub xdg_data_home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+}
+
+impl RootEnv {
+    /// `GPULIBS_HOME`, `XDG_DATA_HOME`, `XDG_CONFIG_HOME` and `HOME`; empty values count as unset.
+    pub fn from_env() -> Self {
+        let var = |n: &str| {
+            std::env::var_os(n)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self {
+            gpulibs_home: var(HOME_ENV),
+            xdg_data_home: var("XDG_DATA_HOME"),
+            xdg_config_home: var("XDG_CONFIG_HOME"),
+            home: var("HOME"),
+        }
+    }
+}
+
+/// Refuses app names that would leave the XDG directory (`..`, `/`) or hide it (`.x`).
+pub fn check_app_name(app: &str) -> Result<()> {
+    let ok = !app.is_empty()
+        && !app.starts_with('.')
+        && app
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadAppName {
+            app: app.to_string(),
+        })
+    }
+}
+
+/// The install root for `app`: `GPULIBS_HOME` if set, else `$XDG_DATA_HOME/<app>/gpu-libs`,
+/// else `~/.local/share/<app>/gpu-libs`. A relative `XDG_DATA_HOME` is ignored, as the XDG
+/// specification says.
+pub fn install_root(app: &str, env: &RootEnv) -> Result<PathBuf> {
+    check_app_name(app)?;
+    if let Some(home) = &env.gpulibs_home {
+        return Ok(home.clone());
+    }
+    let data = match &env.xdg_data_home {
+        Some(d) if d.is_absolute() => d.clone(),
+        _ => env
+            .home
+            .as_ref()
+            .ok_or(StoreError::NoRoot)?
+            .join(".local/share"),
+    };
+    Ok(data.join(app).join("gpu-libs"))
+}
+
+/// Where the seed-compatible receipt of `app` lives: `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`
+/// (default `~/.config`).
+pub fn seed_info_path(app: &str, env: &RootEnv) -> Result<PathBuf> {
+    check_app_name(app)?;
+    let config = match &env.xdg_config_home {
+        Some(d) if d.is_absolute() => d.clone(),
+        _ => env.home.as_ref().ok_or(StoreError::NoRoot)?.join(".config"),
+    };
+    Ok(config.join(app).join("gpu-package-info.json"))
+}
+
+/// The named steps of staging, installing and activating, in order. A step hook sees each one
+/// as it is reached; returning an error aborts the operation right there, which is how the
+/// crash tests stop an install at every point (and how a CLI can report progress).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FaultPoint {
+    /// The component's temp directory exists, nothing unpacked.
+    StagingStarted,
+    /// One archive entry was written (seen once per entry).
+    EntryUnpacked,
+    /// Unpacked and verified, metadata written; the temp directory is not yet renamed.
+    ComponentUnpacked,
+    /// `store/<sha>` exists.
+    ComponentCommitted,
+    /// `installs/.tmp-<id>/lib` exists, empty.
+    InstallStarted,
+    /// One file was linked into the new `lib/` (seen once per file).
+    FileLinked,
+    /// `install.json` is written and synced in the temp install directory.
+    RecordWritten,
+    /// `installs/<id>` exists (renamed from its temp name).
+    InstallCommitted,
+    /// `previous.tmp` exists, not yet renamed over `previous`.
+    PreviousLinkTemp,
+    /// `previous` names the install that was current.
+    PreviousSwitched,
+    /// `current.tmp` exists, not yet renamed over `current`.
+    CurrentLinkTemp,
+    /// `current` names the new install.
+    CurrentSwitched,
+    /// The seed-compatible receipt was rewritten.
+    SeedInfoWritten,
+}
+
+impl FaultPoint {
+    pub const ALL: [FaultPoint; 13] = [
+        FaultPoint::StagingStarted,
+        FaultPoint::EntryUnpacked,
+        FaultPoint::ComponentUnpacked,
+        FaultPoint::ComponentCommitted,
+        FaultPoint::InstallStarted,
+        FaultPoint::FileLinked,
+        FaultPoint::RecordWritten,
+        FaultPoint::InstallCommitted,
+        FaultPoint::PreviousLinkTemp,
+        FaultPoint::PreviousSwitched,
+        FaultPoint::CurrentLinkTemp,
+        FaultPoint::CurrentSwitched,
+        FaultPoint::SeedInfoWritten,
+    ];
+}
+
+/// Called at every [`FaultPoint`]; an `Err` aborts the operation there.
+pub type StepHook = Arc<dyn Fn(FaultPoint) -> Result<()> + Send + Sync>;
+
+/// One component as kept in `store/<sha256>/component.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredComponent {
+    pub schema_version: u32,
+    pub sha256: String,
+    pub format: ArchiveFormat,
+    pub unpacked_bytes: u64,
+    pub entries: Vec<unpack::UnpackedEntry>,
+}
+
+/// What [`InstallLock::gc`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GcReport {
+    pub removed_installs: Vec<String>,
+    pub removed_components: Vec<String>,
+    /// Leftovers of interrupted runs cleaned when the lock was taken.
+    pub removed_temporaries: Vec<PathBuf>,
+    pub freed_bytes: u64,
+}
+
+/// What [`InstallLock::remove`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RemoveReport {
+    pub root: PathBuf,
+    pub freed_bytes: u64,
+    /// The seed-compatible receipt, deleted because gpulibs wrote it and it is unchanged.
+    pub seed_info_removed: Option<PathBuf>,
+    /// The receipt, kept because it changed since gpulibs wrote it.
+    pub seed_info_kept: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SeedMarker {
+    path: PathBuf,
+    sha256: String,
+}
+
+/// An install root. Opening creates the directories; reading needs no lock (every change a
+/// reader can see is one `rename`); changing needs an [`InstallLock`].
+#[derive(Clone)]
+pub struct Store {
+    root: PathBuf,
+    hook: Option<StepHook>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("root", &self.root).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the root at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in [root.join(STORE_DIR), root.join(INSTALLS_DIR)] {
+            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        }
+        Ok(Self { root, hook: None })
+    }
+
+    /// Opens the root for `app` from the environment ([`install_root`]).
+    pub fn open_app(app: &str) -> Result<Self> {
+        Self::open(install_root(app, &RootEnv::from_env())?)
+    }
+
+    /// Calls `hook` at every named step; see [`FaultPoint`].
+    pub fn with_step_hook(mut self, hook: StepHook) -> Self {
+        self.hook = Some(hook);
+        self
+    }
+
+    fn step(&self, point: FaultPoint) -> Result<()> {
+        match &self.hook {
+            Some(h) => h(point),
+            None => Ok(()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `store/<sha256>`: the component's directory (its files are under `tree/`).
+    pub fn component_dir(&self, sha256: &str) -> PathBuf {
+        self.root.join(STORE_DIR).join(sha256)
+    }
+
+    /// Whether a complete component with this archive hash is in the store.
+    pub fn has_component(&self, sha256: &str) -> bool {
+        check_sha256(sha256).is_ok() && self.component_dir(sha256).join(COMPONENT_META).is_file()
+    }
+
+    /// The metadata of a stored component.
+    pub fn component(&self, sha256: &str) -> Result<StoredComponent> {
+        check_sha256(sha256)?;
+        let path = self.component_dir(sha256).join(COMPONENT_META);
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::MissingComponent {
+                    sha256: sha256.to_string(),
+                    path: path.clone(),
+                }
+            } else {
+                io_err("reading", &path)(e)
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadRecord { path, source })
+    }
+
+    /// `installs/<id>`.
+    pub fn install_dir(&self, id: &str) -> PathBuf {
+        self.root.join(INSTALLS_DIR).join(id)
+    }
+
+    /// `<root>/current`: a stable path to the active install (its `lib/` is what the
+    /// seed-compatible receipt names).
+    pub fn current_link(&self) -> PathBuf {
+        self.root.join(CURRENT)
+    }
+
+    fn link_id(&self, name: &str) -> Result<Option<String>> {
+        let link = self.root.join(name);
+        Ok(fsx::read_link_opt(&link)?.and_then(|t| {
+            t.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| valid_id(n))
+        }))
+    }
+
+    /// The id `current` points at, if any.
+    pub fn current_id(&self) -> Result<Option<String>> {
+        self.link_id(CURRENT)
+    }
+
+    /// The id `previous` points at, if any: what `rollback` returns to.
+    pub fn previous_id(&self) -> Result<Option<String>> {
+        self.link_id(PREVIOUS)
+    }
+
+    /// The record of install `id`.
+    pub fn install_record(&self, id: &str) -> Result<InstallRecord> {
+        let path = self.install_dir(id).join(RECORD);
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NoSuchInstall {
+                    id: id.to_string(),
+                    path: self.root.join(INSTALLS_DIR),
+                }
+            } else {
+                io_err("reading", &path)(e)
+            }
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::BadRecord { path, source })
+    }
+
+    /// The active install's record, if one is active.
+    pub fn current(&self) -> Result<Option<InstallRecord>> {
+        match self.current_id()? {
+            Some(id) => self.install_record(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every complete install, oldest first.
+    pub fn installs(&self) -> Result<Vec<InstallRecord>> {
+        let dir = self.root.join(INSTALLS_DIR);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_id(&name) {
+                continue;
+            }
+            if let Ok(record) = self.install_record(&name) {
+                out.push(record);
+            }
+        }
+        out.sort_by(|a, b| a.installed_at.cmp(&b.installed_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`. Empty
+    /// when every file named in the record opens.
+    pub fn check_install(&self, id: &str) -> Result<Vec<String>> {
+        let record = self.install_record(id)?;
+        let lib = self.install_dir(id).join("lib");
+        let mut problems = Vec::new();
+        for name in record.lib_files() {
+            let path = lib.join(name);
+            if let Err(e) = File::open(&path) {
+                problems.push(format!("{}: {e}", path.display()));
+            }
+        }
+        let ort = self.install_dir(id).join(&record.ort_library);
+        if !ort.is_file() {
+            problems.push(format!(
+                "{}: the ONNX Runtime library is missing",
+                ort.display()
+            ));
+        }
+        Ok(problems)
+    }
+
+    /// Fails with both numbers when fewer than `needed` bytes are free on the root's file
+    /// system.
+    pub fn check_space(&self, needed: u64) -> Result<()> {
+        let available = fsx::available_space(&self.root).map_err(io_err("statvfs", &self.root))?;
+        if available < needed {
+            return Err(StoreError::InsufficientSpace {
+                path: self.root.clone(),
+                needed,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    fn open_lock_file(&self) -> Result<File> {
+        let path = self.root.join(LOCK);
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&path)
+            .map_err(io_err("opening lock file", &path))
+    }
+
+    fn holder_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.root.join(LOCK))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Takes the install lock, or fails at once with [`StoreError::Locked`] naming the holder.
+    pub fn try_lock(&self) -> Result<InstallLock<'_>> {
+        let file = self.open_lock_file()?;
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => self.locked(file),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked {
+                path: self.root.join(LOCK),
+                pid: self.holder_pid(),
+            }),
+            Err(e) => Err(io_err("locking", self.root.join(LOCK))(e.into())),
+        }
+    }
+
+    /// Takes the install lock, waiting for another holder; `on_wait` is called once, with the
+    /// holder's pid when known, before waiting (to tell the user why nothing happens).
+    pub fn lock(&self, on_wait: impl FnOnce(Option<u32>)) -> Result<InstallLock<'_>> {
+        match self.try_lock() {
+            Err(StoreError::Locked { pid, .. }) => {
+                on_wait(pid);
+                let file = self.open_lock_file()?;
+                rustix::fs::flock(&file, FlockOperation::LockExclusive)
+                    .map_err(|e| io_err("locking", self.root.join(LOCK))(e.into()))?;
+                self.locked(file)
+            }
+            other => other,
+        }
+    }
+
+    fn locked(&self, mut file: File) -> Result<InstallLock<'_>> {
+        let path = self.root.join(LOCK);
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .map_err(io_err("writing", &path))?;
+        let cleaned = self.clean_temporaries()?;
+        Ok(InstallLock {
+            store: self,
+            _file: file,
+            cleaned: Mutex::new(cleaned),
+        })
+    }
+
+    /// Removes what interrupted runs left: temp and trash directories, temp links. Only the
+    /// lock holder creates them, so with the lock held every one of them is stale.
+    fn clean_temporaries(&self) -> Result<Vec<PathBuf>> {
+        let mut cleaned = Vec::new();
+        for dir in [self.root.join(STORE_DIR), self.root.join(INSTALLS_DIR)] {
+            for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
+                let entry = entry.map_err(io_err("listing", &dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX) {
+                    let path = entry.path();
+                    remove_any(&path)?;
+                    cleaned.push(path);
+                }
+            }
+        }
+        for entry in fs::read_dir(&self.root).map_err(io_err("listing", &self.root))? {
+            let entry = entry.map_err(io_err("listing", &self.root))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(".tmp") {
+                let path = entry.path();
+                remove_any(&path)?;
+                cleaned.push(path);
+            }
+        }
+        Ok(cleaned)
+    }
+}
+
+fn remove_any(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(io_err("inspecting", path))?;
+    let r = if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("removing", path)(e)),
+    }
+}
+
+fn check_sha256(sha256: &str) -> Result<()> {
+    if sha256.len() == 64
+        && sha256
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::BadSha256 {
+            sha256: sha256.to_string(),
+        })
+    }
+}
+
+/// Install ids are plain names; temp and trash directories start with `.`.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether a file name is a shared library that belongs in an install's `lib/`.
+pub fn is_library_name(name: &str) -> bool {
+    name.starts_with("lib") && (name.ends_with(".so") || name.contains(".so."))
+}
+
+/// The exclusive right to change the root, held until dropped (`flock` on `<root>/lock`, so
+/// the kernel releases it when the process dies, `kill -9` included).
+pub struct InstallLock<'s> {
+    store: &'s Store,
+    _file: File,
+    cleaned: Mutex<Vec<PathBuf>>,
+}
+
+impl std::fmt::Debug for InstallLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallLock")
+            .field("root", &self.store.root)
+            .finish()
+    }
+}
+
+impl<'s> InstallLock<'s> {
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// Starts unpacking the component whose archive has `sha256` into a temp directory.
+    /// Checks free space for `limits.max_unpacked_bytes` first.
+    pub fn stage_component(&self, sha256: &str, limits: UnpackLimits) -> Result<Stager<'_>> {
+        check_sha256(sha256)?;
+        self.store.check_space(limits.max_unpacked_bytes)?;
+        let tmp = self
+            .store
+            .root
+            .join(STORE_DIR)
+            .join(format!("{TMP_PREFIX}{sha256}-{}", std::process::id()));
+        if tmp.exists() {
+            remove_any(&tmp)?;
+        }
+        let tree = tmp.join(COMPONENT_TREE);
+        fs::create_dir_all(&tree).map_err(io_err("creating", &tree))?;
+        self.store.step(FaultPoint::StagingStarted)?;
+        Ok(Stager {
+            store: self.store,
+            sha256: sha256.to_string(),
+            tmp,
+            limits,
+            unpacked: None,
+            committed: false,
+        })
+    }
+
+    /// Builds a new install (a generation) from stored components: `installs/<id>/lib` holds
+    /// every shared library of every component, hard-linked from the store, with the
+    /// components' SONAME symlinks recreated beside them; `install.json` records it. Not
+    /// active until [`activate`](Self::activate).
+    pub fn new_install(&self, spec: &InstallSpec) -> Result<InstallRecord> {
+        let store = self.store;
+        check_app_name(&spec.app)?;
+        let plan = lib_plan(store, spec)?;
+        if !plan.iter().any(|p| p.name == spec.ort_library) {
+            return Err(StoreError::NoOrtLibrary {
+                name: spec.ort_library.clone(),
+            });
+        }
+        let now = now_secs();
+        let id = self.unique_id(now, spec);
+        let installs = store.root.join(INSTALLS_DIR);
+        let tmp = installs.join(format!("{TMP_PREFIX}{id}"));
+        let lib = tmp.join("lib");
+        fs::create_dir_all(&lib).map_err(io_err("creating", &lib))?;
+        store.step(FaultPoint::InstallStarted)?;
+
+        let mut files: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for p in &plan {
+            let dest = lib.join(&p.name);
+            match &p.how {
+                Placement::File(src) => link_file(src, &dest, &store.root)?,
+                Placement::Symlink(target) => std::os::unix::fs::symlink(target, &dest)
+                    .map_err(io_err("creating symlink", &dest))?,
+            }
+            files
+                .entry(p.sha256.as_str())
+                .or_default()
+                .push(p.name.clone());
+            store.step(FaultPoint::FileLinked)?;
+        }
+
+        let record = InstallRecord {
+            schema_version: RECORD_SCHEMA_VERSION,
+            id: id.clone(),
+            app: spec.app.clone(),
+            variant: spec.variant.clone(),
+            release: spec.release.clone(),
+            components: spec
+                .components
+                .iter()
+                .map(|c| ComponentRecord {
+                    id: c.id.clone(),
+                    version: c.version.clone(),
+                    sha256: c.sha256.clone(),
+                    source: c.source.clone(),
+                    files: files.remove(c.sha256.as_str()).unwrap_or_default(),
+                })
+                .collect(),
+            coverage: spec.coverage.clone(),
+            gpu: spec.gpu.clone(),
+            driver: spec.driver.clone(),
+            requires_driver_cuda: spec.requires_driver_cuda,
+            installed_at: rfc3339_utc(now),
+            ort_library: format!("lib/{}", spec.ort_library),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
+        fsx::write_atomic(&tmp.join(RECORD), &json)?;
+        store.step(FaultPoint::RecordWritten)?;
+        fsx::sync_dir(&lib)?;
+        let dest = installs.join(&id);
+        fs::rename(&tmp, &dest).map_err(io_err("renaming into place", &dest))?;
+        fsx::sync_dir(&installs)?;
+        store.step(FaultPoint::InstallCommitted)?;
+        Ok(record)
+    }
+
+    fn unique_id(&self, now: u64, spec: &InstallSpec) -> String {
+        let mut h = Sha256::new();
+        h.update(spec.variant.as_bytes());
+        for c in &spec.components {
+            h.update(c.sha256.as_bytes());
+        }
+        let digest = hex(&h.finalize());
+        let variant: String = spec
+            .variant
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect();
+        let base = format!("{}-{}-{}", compact_utc(now), variant, &digest[..12]);
+        let mut id = base.clone();
+        let mut n = 2;
+        while self.store.install_dir(&id).exists() {
+            id = format!("{base}-{n}");
+            n += 1;
+        }
+        id
+    }
+
+    /// Makes install `id` the active one: `previous` is pointed at the install that was
+    /// current, then `current` at `id`, each by one `rename(2)`. Rewrites the seed-compatible
+    /// receipt if one was written before.
+    pub fn activate(&self, id: &str) -> Result<InstallRecord> {
+        let store = self.store;
+        let record = store.install_record(id)?;
+        let old = store.current_id()?;
+        if old.as_deref() != Some(id) {
+            if let Some(old) = &old {
+                self.point(PREVIOUS, old, FaultPoint::PreviousLinkTemp)?;
+                store.step(FaultPoint::PreviousSwitched)?;
+            }
+            self.point(CURRENT, id, FaultPoint::CurrentLinkTemp)?;
+            store.step(FaultPoint::CurrentSwitched)?;
+        }
+        self.refresh_seed_info(&record)?;
+        Ok(record)
+    }
+
+    fn point(&self, link: &str, id: &str, between: FaultPoint) -> Result<()> {
+        let target = Path::new(INSTALLS_DIR).join(id);
+        fsx::replace_symlink(&self.store.root.join(link), &target, || {
+            self.store.step(between)
+        })
+    }
+
+    /// Makes `previous` current again and the current install `previous`, so a second
+    /// rollback undoes the first.
+    pub fn rollback(&self) -> Result<InstallRecord> {
+        let store = self.store;
+        let no_previous = || StoreError::NoPrevious {
+            root: store.root.clone(),
+        };
+        let previous = store.previous_id()?.ok_or_else(no_previous)?;
+        let current = store.current_id()?;
+        if current.as_deref() == Some(previous.as_str()) {
+            return Err(no_previous());
+        }
+        let record = store.install_record(&previous)?;
+        // `current` first: a crash in between leaves both links on the rolled-back-to install,
+        // which is consistent; the other order could leave `current` on the old one and
+        // `previous` lost.
+        self.point(CURRENT, &previous, FaultPoint::CurrentLinkTemp)?;
+        store.step(FaultPoint::CurrentSwitched)?;
+        if let Some(current) = current {
+            self.point(PREVIOUS, &current, FaultPoint::PreviousLinkTemp)?;
+            store.step(FaultPoint::PreviousSwitched)?;
+        }
+        self.refresh_seed_info(&record)?;
+        Ok(record)
+    }
+
+    /// Removes installs other than `current`, `previous` and the `keep` newest others, then
+    /// components no remaining install uses. Never touches anything outside the root.
+    pub fn gc(&self, keep: usize) -> Result<GcReport> {
+        let store = self.store;
+        let mut report = GcReport {
+            removed_temporaries: std::mem::take(
+                &mut *self.cleaned.lock().unwrap_or_else(|p| p.into_inner()),
+            ),
+            ..GcReport::default()
+        };
+        let pinned: BTreeSet<String> = [store.current_id()?, store.previous_id()?]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut others: Vec<InstallRecord> = store
+            .installs()?
+            .into_iter()
+            .filter(|r| !pinned.contains(&r.id))
+            .collect();
+        // Newest first; keep the first `keep`.
+        others.reverse();
+        let mut kept: BTreeSet<String> = pinned.clone();
+        kept.extend(others.iter().take(keep).map(|r| r.id.clone()));
+
+        let installs = store.root.join(INSTALLS_DIR);
+        for entry in fs::read_dir(&installs).map_err(io_err("listing", &installs))? {
+            let entry = entry.map_err(io_err("listing", &installs))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_id(&name) || kept.contains(&name) {
+                continue;
+            }
+            report.freed_bytes +=
+                fsx::remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"))?;
+            report.removed_installs.push(name);
+        }
+
+        let mut used = BTreeSet::new();
+        for id in &kept {
+            if let Ok(r) = store.install_record(id) {
+                used.extend(r.components.into_iter().map(|c| c.sha256));
+            }
+        }
+        let components = store.root.join(STORE_DIR);
+        for entry in fs::read_dir(&components).map_err(io_err("listing", &components))? {
+            let entry = entry.map_err(io_err("listing", &components))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if check_sha256(&name).is_err() || used.contains(&name) {
+                continue;
+            }
+            report.freed_bytes +=
+                fsx::remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"))?;
+            report.removed_components.push(name);
+        }
+        report.removed_installs.sort();
+        report.removed_components.sort();
+        Ok(report)
+    }
+
+    /// Deletes the whole root, and the seed-compatible receipt if gpulibs wrote it and it is
+    /// unchanged since. Refuses a directory that does not look like an install root.
+    pub fn remove(self) -> Result<RemoveReport> {
+        let root = self.store.root.clone();
+        if !root.join(STORE_DIR).is_dir() && !root.join(INSTALLS_DIR).is_dir() {
+            return Err(StoreError::NotARoot { path: root });
+        }
+        let mut report = RemoveReport {
+            root: root.clone(),
+            ..RemoveReport::default()
+        };
+        if let Some(marker) = self.seed_marker() {
+            match fs::read(&marker.path) {
+                Ok(bytes) if hex(&Sha256::digest(&bytes)) == marker.sha256 => {
+                    fs::remove_file(&marker.path).map_err(io_err("removing", &marker.path))?;
+                    report.seed_info_removed = Some(marker.path);
+                }
+                Ok(_) => report.seed_info_kept = Some(marker.path),
+                Err(_) => {}
+            }
+        }
+        report.freed_bytes = fsx::tree_size(&root);
+        for entry in fs::read_dir(&root).map_err(io_err("listing", &root))? {
+            let entry = entry.map_err(io_err("listing", &root))?;
+            if entry.file_name() != LOCK {
+                remove_any(&entry.path())?;
+            }
+        }
+        remove_any(&root.join(LOCK))?;
+        drop(self);
+        // Another process may have queued on the lock and recreated it; then it stays.
+        let _ = fs::remove_dir(&root);
+        Ok(report)
+    }
+
+    /// Writes the seed-compatible receipt for the active install to `path`
+    /// (`$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, see [`seed_info_path`]) and remembers
+    /// it, so activation and rollback keep it current and `remove` deletes it.
+    pub fn write_seed_info(&self, path: &Path) -> Result<()> {
+        let record = self
+            .store
+            .current()?
+            .ok_or_else(|| StoreError::NothingInstalled {
+                root: self.store.root.clone(),
+            })?;
+        self.write_seed_file(path, &record)
+    }
+
+    fn write_seed_file(&self, path: &Path, record: &InstallRecord) -> Result<()> {
+        let libs = self.store.current_link().join("lib");
+        let info = SeedPackageInfo::from_record(record, &libs.to_string_lossy());
+        let json = serde_json::to_vec_pretty(&info).expect("plain structs serialize");
+        let dir = fsx::parent(path);
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        fsx::write_atomic(path, &json)?;
+        let marker = SeedMarker {
+            path: path.to_path_buf(),
+            sha256: hex(&Sha256::digest(&json)),
+        };
+        let marker = serde_json::to_vec_pretty(&marker).expect("plain structs serialize");
+        fsx::write_atomic(&self.store.root.join(SEED_MARKER), &marker)?;
+        self.store.step(FaultPoint::SeedInfoWritten)
+    }
+
+    fn seed_marker(&self) -> Option<SeedMarker> {
+        let bytes = fs::read(self.store.root.join(SEED_MARKER)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn refresh_seed_info(&self, record: &InstallRecord) -> Result<()> {
+        match self.seed_marker() {
+            Some(marker) => self.write_seed_file(&marker.path, record),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One name in an install's `lib/`.
+struct LibEntry {
+    name: String,
+    sha256: String,
+    how: Placement,
+}
+
+enum Placement {
+    /// Hard-link this store file.
+    File(PathBuf),
+    /// A symlink with this (same-directory) target.
+    Symlink(String),
+}
+
+/// Which names each component contributes to `lib/`, and how.
+fn lib_plan(store: &Store, spec: &InstallSpec) -> Result<Vec<LibEntry>> {
+    let mut plan: Vec<LibEntry> = Vec::new();
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for c in &spec.components {
+        let meta = store.component(&c.sha256)?;
+        let report = UnpackReport {
+            entries: meta.entries.clone(),
+            unpacked_bytes: meta.unpacked_bytes,
+        };
+        let tree = store.component_dir(&c.sha256).join(COMPONENT_TREE);
+        // Files first, so links can name them.
+        let mut local: BTreeMap<String, String> = BTreeMap::new(); // resolved path -> lib name
+        let mut entries: Vec<&unpack::UnpackedEntry> = meta
+            .entries
+            .iter()
+            .filter(|e| e.kind != EntryKind::Dir && is_library_name(base(&e.path)))
+            .collect();
+        entries.sort_by_key(|e| (e.kind != EntryKind::File, e.path.clone()));
+        for e in entries {
+            let name = base(&e.path).to_string();
+            if let Some(first) = owner.get(&name) {
+                return Err(StoreError::NameClash {
+                    name,
+                    first: first.clone(),
+                    second: c.id.clone(),
+                });
+            }
+            let how = match e.kind {
+                EntryKind::File => {
+                    local.insert(e.path.clone(), name.clone());
+                    Placement::File(tree.join(&e.path))
+                }
+                _ => match resolve_in_report(&report, &e.path) {
+                    Some((resolved, EntryKind::File)) => match local.get(&resolved) {
+                        Some(target) => Placement::Symlink(target.clone()),
+                        // A link to a file that is not itself a library name: install the
+                        // file under the link's name.
+                        None => Placement::File(tree.join(&resolved)),
+                    },
+                    // Links to directories or to nothing installable are not libraries.
+                    _ => continue,
+                },
+            };
+            owner.insert(name.clone(), c.id.clone());
+            plan.push(LibEntry {
+                name,
+                sha256: c.sha256.clone(),
+                how,
+            });
+        }
+    }
+    Ok(plan)
+}
+
+fn base(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Hard-links `src` to `dest`. Hard links keep each install self-contained (`$ORIGIN` is the
+/// install's `lib/`, whatever the loader does with symlinks) at no extra space; where the file
+/// system refuses them, a relative symlink into the store is the fallback.
+fn link_file(src: &Path, dest: &Path, root: &Path) -> Result<()> {
+    match fs::hard_link(src, dest) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(
+                    libc_errno::EXDEV
+                        | libc_errno::EPERM
+                        | libc_errno::EMLINK
+                        | libc_errno::ENOTSUP
+                )
+            ) =>
+        {
+            let rel = src.strip_prefix(root).unwrap_or(src);
+            let target = Path::new("../../..").join(rel);
+            std::os::unix::fs::symlink(&target, dest).map_err(io_err("creating symlink", dest))
+        }
+        Err(e) => Err(io_err("hard-linking", dest)(e)),
+    }
+}
+
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const EXDEV: i32 = 18;
+    pub const EMLINK: i32 = 31;
+    pub const ENOTSUP: i32 = 95;
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A component being unpacked into `store/.tmp-<sha256>-<pid>`. Dropped without
+/// [`commit`](Self::commit), it removes its temp directory.
+pub struct Stager<'l> {
+    store: &'l Store,
+    sha256: String,
+    tmp: PathBuf,
+    limits: UnpackLimits,
+    unpacked: Option<(ArchiveFormat, UnpackReport)>,
+    committed: bool,
+}
+
+impl std::fmt::Debug for Stager<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stager")
+            .field("sha256", &self.sha256)
+            .field("tmp", &self.tmp)
+            .finish()
+    }
+}
+
+impl Stager<'_> {
+    /// The directory files are unpacked into.
+    pub fn dir(&self) -> PathBuf {
+        self.tmp.join(COMPONENT_TREE)
+    }
+
+    fn unpack_err(&self, source: UnpackError) -> StoreError {
+        StoreError::Unpack {
+            sha256: self.sha256.clone(),
+            path: self.dir(),
+            source,
+        }
+    }
+
+    /// Unpacks a tar archive (compressed as `format` says) from `archive`, hashing the raw
+    /// bytes as they pass; the sha256 must be the one this stager was opened with.
+    pub fn unpack_tar(
+        &mut self,
+        archive: impl Read,
+        format: ArchiveFormat,
+    ) -> Result<&UnpackReport> {
+        let mut raw = HashingReader::new(archive, self.limits.max_archive_bytes);
+        let limits = self.limits.clone();
+        let stream_limit = limits
+            .max_unpacked_bytes
+            .saturating_add(limits.max_entries.saturating_mul(1536))
+            .saturating_add(1 << 20);
+        let dest = self.dir();
+        let hook_error: std::cell::RefCell<Option<StoreError>> = Default::default();
+        let store = self.store;
+        let mut after_entry = |_: usize| -> io::Result<()> {
+            store.step(FaultPoint::EntryUnpacked).map_err(|e| {
+                *hook_error.borrow_mut() = Some(e);
+                io::Error::other("stopped by the step hook")
+            })
+        };
+        let result = {
+            let decompressed: Box<dyn Read + '_> = match format {
+                ArchiveFormat::Tar => Box::new(&mut raw),
+                ArchiveFormat::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
+                ArchiveFormat::TarZstd => Box::new(
+                    ruzstd::decoding::StreamingDecoder::new(&mut raw)
+                        .map_err(|e| self.unpack_err(UnpackError::Read(io::Error::other(e))))?,
+                ),
+                ArchiveFormat::Wheel => {
+                    return Err(self.unpack_err(UnpackError::Unsupported {
+                        entry: String::new(),
+                        detail: "a wheel is unpacked from its file with unpack_wheel".into(),
+                    }))
+                }
+            };
+            let mut limited = LimitedReader {
+                inner: decompressed,
+                left: stream_limit,
+                tripped: false,
+            };
+            let r = unpack::unpack_tar_observed(&mut limited, &dest, &limits, &mut after_entry)
+                .and_then(|report| {
+                    // Trailing zero blocks and padding belong to the archive's hash.
+                    io::copy(&mut limited, &mut io::sink()).map_err(UnpackError::Read)?;
+                    Ok(report)
+                });
+            match r {
+                Err(_) if limited.tripped => Err(UnpackError::StreamTooLong {
+                    limit: stream_limit,
+                }),
+                other => other,
+            }
+        };
+        if let Some(e) = hook_error.into_inner() {
+            return Err(e);
+        }
+        let result = match result {
+            Err(_) if raw.tripped => Err(UnpackError::ArchiveTooLong {
+                actual: raw.count,
+                limit: self.limits.max_archive_bytes.unwrap_or(0),
+            }),
+            other => other,
+        };
+        let report = result.map_err(|e| self.unpack_err(e))?;
+        io::copy(&mut raw, &mut io::sink()).map_err(|e| self.unpack_err(UnpackError::Read(e)))?;
+        if raw.tripped {
+            return Err(self.unpack_err(UnpackError::ArchiveTooLong {
+                actual: raw.count,
+                limit: self.limits.max_archive_bytes.unwrap_or(0),
+            }));
+        }
+        self.verified(raw.finish(), format, report)
+    }
+
+    /// Unpacks the members of the wheel file at `wheel` that `select` accepts (usually
+    /// [`unpack::wheel_library_member`]), after checking the file's sha256.
+    pub fn unpack_wheel(
+        &mut self,
+        wheel: &Path,
+        select: &dyn Fn(&str) -> bool,
+    ) -> Result<&UnpackReport> {
+        let file = File::open(wheel).map_err(io_err("opening", wheel))?;
+        let mut raw = HashingReader::new(file, self.limits.max_archive_bytes);
+        io::copy(&mut raw, &mut io::sink()).map_err(io_err("reading", wheel))?;
+        if raw.tripped {
+            return Err(self.unpack_err(UnpackError::ArchiveTooLong {
+                actual: raw.count,
+                limit: self.limits.max_archive_bytes.unwrap_or(0),
+            }));
+        }
+        let actual = raw.finish();
+        if actual != self.sha256 {
+            return Err(StoreError::HashMismatch {
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        let report = unpack::unpack_wheel(wheel, &self.dir(), select, &self.limits)
+            .map_err(|e| self.unpack_err(e))?;
+        self.store.step(FaultPoint::EntryUnpacked)?;
+        self.verified(actual, ArchiveFormat::Wheel, report)
+    }
+
+    fn verified(
+        &mut self,
+        actual: String,
+        format: ArchiveFormat,
+        report: UnpackReport,
+    ) -> Result<&UnpackReport> {
+        if actual != self.sha256 {
+            return Err(StoreError::HashMismatch {
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(&self.unpacked.insert((format, report)).1)
+    }
+
+    /// Moves the unpacked component to `store/<sha256>` in one rename. If the store already
+    /// has it, this copy is dropped.
+    pub fn commit(mut self) -> Result<StoredComponent> {
+        let Some((format, report)) = self.unpacked.take() else {
+            return Err(self.unpack_err(UnpackError::NothingSelected {
+                what: "nothing was unpacked before commit".into(),
+            }));
+        };
+        let meta = StoredComponent {
+            schema_version: RECORD_SCHEMA_VERSION,
+            sha256: self.sha256.clone(),
+            format,
+            unpacked_bytes: report.unpacked_bytes,
+            entries: report.entries,
+        };
+        let tree = self.dir();
+        for e in meta.entries.iter().filter(|e| e.kind == EntryKind::Dir) {
+            fsx::sync_dir(&tree.join(&e.path))?;
+        }
+        fsx::sync_dir(&tree)?;
+        let json = serde_json::to_vec_pretty(&meta).expect("plain structs serialize");
+        fsx::write_atomic(&self.tmp.join(COMPONENT_META), &json)?;
+        self.store.step(FaultPoint::ComponentUnpacked)?;
+        let dest = self.store.component_dir(&self.sha256);
+        if self.store.has_component(&self.sha256) {
+            return Ok(meta); // Drop removes our copy.
+        }
+        fs::rename(&self.tmp, &dest).map_err(io_err("renaming into place", &dest))?;
+        self.committed = true;
+        fsx::sync_dir(&self.store.root.join(STORE_DIR))?;
+        self.store.step(FaultPoint::ComponentCommitted)?;
+        Ok(meta)
+    }
+}
+
+impl Drop for Stager<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Hashes and counts the raw archive bytes; stops at the manifest's archive size.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+    limit: Option<u64>,
+    tripped: bool,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R, limit: Option<u64>) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+            limit,
+            tripped: false,
+        }
+    }
+
+    fn finish(self) -> String {
+        hex(&self.hasher.finalize())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        if let Some(limit) = self.limit {
+            if self.count > limit {
+                self.tripped = true;
+                return Err(io::Error::other("archive longer than the manifest says"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Stops a decompressed stream after `left` bytes: a bomb made of headers or padding, which
+/// no per-file size catches.
+struct LimitedReader<R> {
+    inner: R,
+    left: u64,
+    tripped: bool,
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.tripped = true;
+            return Err(io::Error::other("decompressed stream too long"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,680 @@
+//! Safe unpacking of tar streams and wheels into one component directory.
+//!
+//! The archive is hostile until proven otherwise. Every entry name is split into plain
+//! components (absolute paths and `..` refused); every file is created with `openat` relative to
+//! a directory descriptor reached with `O_NOFOLLOW`, so nothing is ever written through a
+//! symlink, whichever symlinks the archive made; device files and fifos are refused; symlinks
+//! are recreated as symlinks (the seed's `cp -L` doubled its size by copying through them) and
+//! must resolve inside the component, following the component's own links, once the whole tree
+//! is known; hard links may only name a regular file extracted earlier. Sizes are checked
+//! before any data is read: against the manifest's per-file size when known, and against what
+//! is left of the component's unpacked size, so an archive bomb stops at the entry that would
+//! burst the budget. Files are made read-only once written: installs hard-link them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::error::UnpackError;
+
+/// How far an archive may go, from the release manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackLimits {
+    /// Total bytes of file contents the component unpacks to (the manifest's `unpacked_size`).
+    pub max_unpacked_bytes: u64,
+    /// Most entries the archive may hold.
+    pub max_entries: u64,
+    /// Sizes of individual files when the manifest lists them, by path inside the archive
+    /// (`libs/libcudart.so.12`). Files not listed are only held to the total.
+    pub file_sizes: BTreeMap<String, u64>,
+    /// The archive's own (compressed) size, when the manifest gives it.
+    pub max_archive_bytes: Option<u64>,
+}
+
+impl UnpackLimits {
+    /// Limits from the unpacked size alone, with a generous entry count.
+    pub fn unpacked(max_unpacked_bytes: u64) -> Self {
+        Self {
+            max_unpacked_bytes,
+            max_entries: 100_000,
+            file_sizes: BTreeMap::new(),
+            max_archive_bytes: None,
+        }
+    }
+}
+
+/// How a tar stream is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArchiveFormat {
+    Tar,
+    TarGzip,
+    TarZstd,
+    /// A Python wheel (zip); see [`unpack_wheel`].
+    Wheel,
+}
+
+impl ArchiveFormat {
+    /// From a file name: `.tar`, `.tar.gz`/`.tgz`, `.tar.zst`/`.tzst`, `.whl`.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let n = name.to_ascii_lowercase();
+        if n.ends_with(".tar") {
+            Some(Self::Tar)
+        } else if n.ends_with(".tar.gz") || n.ends_with(".tgz") {
+            Some(Self::TarGzip)
+        } else if n.ends_with(".tar.zst") || n.ends_with(".tzst") {
+            Some(Self::TarZstd)
+        } else if n.ends_with(".whl") {
+            Some(Self::Wheel)
+        } else {
+            None
+        }
+    }
+}
+
+/// What one entry became on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One unpacked path, relative to the component directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpackedEntry {
+    pub path: String,
+    pub kind: EntryKind,
+    /// Bytes of a file; 0 otherwise.
+    pub size: u64,
+    /// The link text of a symlink, as the archive gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub executable: bool,
+}
+
+/// What an archive unpacked to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnpackReport {
+    pub entries: Vec<UnpackedEntry>,
+    pub unpacked_bytes: u64,
+}
+
+/// Unpacks a tar stream (already decompressed) into the empty directory `dest`.
+///
+/// Stops at the first refused entry; what was written before stays in `dest`, which the caller
+/// (the store's stager) throws away.
+pub fn unpack_tar(
+    reader: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+) -> Result<UnpackReport, UnpackError> {
+    unpack_tar_observed(reader, dest, limits, &mut |_| Ok(()))
+}
+
+/// [`unpack_tar`] with a callback after each entry (the store's crash-test hook).
+pub(crate) fn unpack_tar_observed(
+    reader: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+    after_entry: &mut dyn FnMut(usize) -> io::Result<()>,
+) -> Result<UnpackReport, UnpackError> {
+    let mut tree = Tree::open(dest, limits)?;
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(read_err)?;
+    for (index, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(read_err)?;
+        tree.count_entry()?;
+        let raw_name = entry.path_bytes().into_owned();
+        let name = display(&raw_name);
+        let header = entry.header();
+        let kind = header.entry_type();
+        let mode = header.mode().unwrap_or(0o644);
+        let declared = entry.size();
+        use tar::EntryType as T;
+        match kind {
+            T::Regular | T::Continuous => {
+                let path = normalize(&raw_name)?;
+                tree.file(&path, &name, declared, mode & 0o111 != 0, &mut entry)?;
+            }
+            T::Directory => {
+                let path = normalize(&raw_name)?;
+                tree.dir(&path, &name)?;
+            }
+            T::Symlink => {
+                let path = normalize(&raw_name)?;
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                tree.symlink(&path, &name, &target)?;
+            }
+            T::Link => {
+                let path = normalize(&raw_name)?;
+                let target = entry
+                    .link_name_bytes()
+                    .map(|t| t.into_owned())
+                    .unwrap_or_default();
+                tree.hardlink(&path, &name, &target)?;
+            }
+            T::Char => return Err(special(name, "character device")),
+            T::Block => return Err(special(name, "block device")),
+            T::Fifo => return Err(special(name, "fifo")),
+            // Global PAX headers carry defaults (mtime, charset), never data.
+            T::XGlobalHeader => continue,
+            other => {
+                return Err(UnpackError::Unsupported {
+                    entry: name,
+                    detail: format!("entry type {:?} is not supported", other),
+                })
+            }
+        }
+        after_entry(index).map_err(read_err)?;
+    }
+    tree.finish()
+}
+
+/// The wheel members a GPU install uses: ONNX Runtime's `onnxruntime/capi/*.so*` and the CUDA
+/// wheels' `nvidia/*/lib/*.so*`.
+pub fn wheel_library_member(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    let is_so = |f: &str| f.starts_with("lib") && (f.ends_with(".so") || f.contains(".so."));
+    match parts.as_slice() {
+        ["onnxruntime", "capi", file] => is_so(file),
+        ["nvidia", _, "lib", file] => is_so(file),
+        _ => false,
+    }
+}
+
+/// Unpacks the members of the wheel at `wheel` for which `select` is true into the empty
+/// directory `dest`, keeping their paths.
+///
+/// A wheel is read from a file, not a stream: a zip's central directory at its end is the
+/// authoritative list of members, and a streaming reader that trusts local headers can be shown
+/// a different set of files than `pip` would install. The fetcher writes the file anyway, and
+/// the store verifies its sha256 before this runs. Every member name is checked, selected or
+/// not; sizes declared in the central directory are held to the budget and the actual bytes to
+/// the declared size.
+pub fn unpack_wheel(
+    wheel: &Path,
+    dest: &Path,
+    select: &dyn Fn(&str) -> bool,
+    limits: &UnpackLimits,
+) -> Result<UnpackReport, UnpackError> {
+    let file = File::open(wheel).map_err(read_err)?;
+    let mut zip = zip::ZipArchive::new(io::BufReader::new(file)).map_err(UnpackError::Zip)?;
+    let mut tree = Tree::open(dest, limits)?;
+    let mut selected = 0usize;
+    for i in 0..zip.len() {
+        let mut member = zip.by_index(i).map_err(UnpackError::Zip)?;
+        tree.count_entry()?;
+        let raw_name = member.name_raw().to_vec();
+        let name = display(&raw_name);
+        let path = normalize(&raw_name)?;
+        if member.is_dir() {
+            continue;
+        }
+        let mode = member.unix_mode().unwrap_or(0o644);
+        let file_type = mode & 0o170000;
+        if file_type != 0 && file_type != 0o100000 {
+            let kind = match file_type {
+                0o120000 => "symlink (wheels install no links)",
+                0o020000 => "character device",
+                0o060000 => "block device",
+                0o010000 => "fifo",
+                _ => "special file",
+            };
+            return Err(special(name, kind));
+        }
+        if !select(&path.join("/")) {
+            continue;
+        }
+        selected += 1;
+        let declared = member.size();
+        tree.file(&path, &name, declared, mode & 0o111 != 0, &mut member)?;
+    }
+    if selected == 0 {
+        return Err(UnpackError::NothingSelected {
+            what: "no member matched the wheel filter".into(),
+        });
+    }
+    tree.finish()
+}
+
+fn read_err(e: io::Error) -> UnpackError {
+    UnpackError::Read(e)
+}
+
+fn special(entry: String, kind: &'static str) -> UnpackError {
+    UnpackError::SpecialFile { entry, kind }
+}
+
+fn display(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Splits an archive name into plain components: `./a//b/` → `[a, b]`.
+fn normalize(raw: &[u8]) -> Result<Vec<String>, UnpackError> {
+    let entry = display(raw);
+    let name = std::str::from_utf8(raw).map_err(|_| UnpackError::BadName {
+        entry: entry.clone(),
+    })?;
+    if name.starts_with('/') || name.starts_with('\\') || name.contains('\0') {
+        return Err(UnpackError::AbsolutePath { entry });
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(UnpackError::ParentComponent { entry }),
+            p => parts.push(p.to_string()),
+        }
+    }
+    // A directory entry `./` names the component root itself: nothing to create.
+    Ok(parts)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File { size: u64, executable: bool },
+    Symlink(String),
+}
+
+/// The component directory being filled, and what the archive put in it so far.
+struct Tree<'a> {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    nodes: BTreeMap<Vec<String>, Node>,
+    limits: &'a UnpackLimits,
+    written: u64,
+    entries: u64,
+}
+
+impl<'a> Tree<'a> {
+    fn open(dest: &Path, limits: &'a UnpackLimits) -> Result<Self, UnpackError> {
+        let root_fd = rustix::fs::open(
+            dest,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| UnpackError::Write {
+            path: dest.to_path_buf(),
+            source: e.into(),
+        })?;
+        Ok(Self {
+            root: dest.to_path_buf(),
+            root_fd,
+            nodes: BTreeMap::new(),
+            limits,
+            written: 0,
+            entries: 0,
+        })
+    }
+
+    fn count_entry(&mut self) -> Result<(), UnpackError> {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(UnpackError::TooManyEntries {
+                limit: self.limits.max_entries,
+            });
+        }
+        Ok(())
+    }
+
+    fn write_err(&self, path: &[String], e: impl Into<io::Error>) -> UnpackError {
+        UnpackError::Write {
+            path: self.root.join(path.join("/")),
+            source: e.into(),
+        }
+    }
+
+    /// The descriptor of the directory that holds `path`, creating missing directories and
+    /// refusing to pass through anything but a real directory.
+    fn parent_fd(&mut self, path: &[String], entry: &str) -> Result<OwnedFd, UnpackError> {
+        let mut fd = rustix::io::dup(&self.root_fd).map_err(|e| self.write_err(&[], e))?;
+        for depth in 0..path.len().saturating_sub(1) {
+            let prefix = path[..=depth].to_vec();
+            match self.nodes.get(&prefix) {
+                Some(Node::Dir) => {}
+                Some(Node::Symlink(_)) => {
+                    return Err(UnpackError::ThroughSymlink {
+                        entry: entry.to_string(),
+                        through: prefix.join("/"),
+                    })
+                }
+                Some(Node::File { .. }) => {
+                    return Err(UnpackError::Duplicate {
+                        entry: entry.to_string(),
+                    })
+                }
+                None => {
+                    rustix::fs::mkdirat(&fd, prefix[depth].as_str(), Mode::from_raw_mode(0o755))
+                        .map_err(|e| self.write_err(&prefix, e))?;
+                    self.nodes.insert(prefix.clone(), Node::Dir);
+                }
+            }
+            fd = rustix::fs::openat(
+                &fd,
+                prefix[depth].as_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| match e {
+                // Our map says directory; the disk disagrees: something raced us. Refuse.
+                Errno::LOOP | Errno::NOTDIR => UnpackError::ThroughSymlink {
+                    entry: entry.to_string(),
+                    through: prefix.join("/"),
+                },
+                e => self.write_err(&prefix, e),
+            })?;
+        }
+        Ok(fd)
+    }
+
+    fn claim(&self, path: &[String], entry: &str) -> Result<(), UnpackError> {
+        if path.is_empty() || self.nodes.contains_key(path) {
+            return Err(UnpackError::Duplicate {
+                entry: entry.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        path: &[String],
+        entry: &str,
+        declared: u64,
+        executable: bool,
+        data: &mut dyn Read,
+    ) -> Result<(), UnpackError> {
+        self.claim(path, entry)?;
+        if let Some(&expected) = self.limits.file_sizes.get(&path.join("/")) {
+            if declared != expected {
+                return Err(UnpackError::SizeMismatch {
+                    entry: entry.to_string(),
+                    declared,
+                    expected,
+                });
+            }
+        }
+        let budget = self.limits.max_unpacked_bytes;
+        let remaining = budget.saturating_sub(self.written);
+        if declared > remaining {
+            return Err(UnpackError::SizeBudget {
+                entry: entry.to_string(),
+                declared,
+                remaining,
+                budget,
+            });
+        }
+        let parent = self.parent_fd(path, entry)?;
+        let name = path[path.len() - 1].as_str();
+        let fd = rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| match e {
+            Errno::EXIST | Errno::LOOP => UnpackError::Duplicate {
+                entry: entry.to_string(),
+            },
+            e => self.write_err(path, e),
+        })?;
+        let mut out = File::from(fd);
+        // One byte more than declared tells a lying size (zip) from an honest one.
+        let copied =
+            copy(&mut data.take(declared.saturating_add(1)), &mut out).map_err(|e| match e {
+                CopyError::Read(e) => UnpackError::Read(e),
+                CopyError::Write(e) => self.write_err(path, e),
+            })?;
+        if copied != declared {
+            return Err(UnpackError::SizeMismatch {
+                entry: entry.to_string(),
+                declared: copied,
+                expected: declared,
+            });
+        }
+        let mode = if executable { 0o555 } else { 0o444 };
+        rustix::fs::fchmod(out.as_fd(), Mode::from_raw_mode(mode))
+            .map_err(|e| self.write_err(path, e))?;
+        out.sync_all().map_err(|e| self.write_err(path, e))?;
+        self.written += copied;
+        self.nodes.insert(
+            path.to_vec(),
+            Node::File {
+                size: copied,
+                executable,
+            },
+        );
+        Ok(())
+    }
+
+    fn dir(&mut self, path: &[String], entry: &str) -> Result<(), UnpackError> {
+        match self.nodes.get(path) {
+            _ if path.is_empty() => Ok(()),
+            Some(Node::Dir) => Ok(()),
+            Some(_) => Err(UnpackError::Duplicate {
+                entry: entry.to_string(),
+            }),
+            None => {
+                let parent = self.parent_fd(path, entry)?;
+                let name = path[path.len() - 1].as_str();
+                rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(0o755)).map_err(
+                    |e| match e {
+                        Errno::EXIST => UnpackError::Duplicate {
+                            entry: entry.to_string(),
+                        },
+                        e => self.write_err(path, e),
+                    },
+                )?;
+                self.nodes.insert(path.to_vec(), Node::Dir);
+                Ok(())
+            }
+        }
+    }
+
+    fn symlink(&mut self, path: &[String], entry: &str, target: &[u8]) -> Result<(), UnpackError> {
+        self.claim(path, entry)?;
+        let target_text = display(target);
+        let escapes = || UnpackError::SymlinkEscapes {
+            entry: entry.to_string(),
+            target: target_text.clone(),
+        };
+        let target_str = std::str::from_utf8(target).map_err(|_| escapes())?;
+        if target_str.is_empty() || target_str.starts_with('/') || target_str.contains('\0') {
+            return Err(escapes());
+        }
+        // Early, lexical check: the full one, through the component's own links, runs in
+        // `finish` once every link is known.
+        if resolve(&self.nodes, &path[..path.len() - 1], target_str).is_none() {
+            return Err(escapes());
+        }
+        let parent = self.parent_fd(path, entry)?;
+        let name = path[path.len() - 1].as_str();
+        rustix::fs::symlinkat(target_str, &parent, name).map_err(|e| match e {
+            Errno::EXIST => UnpackError::Duplicate {
+                entry: entry.to_string(),
+            },
+            e => self.write_err(path, e),
+        })?;
+        self.nodes
+            .insert(path.to_vec(), Node::Symlink(target_str.to_string()));
+        Ok(())
+    }
+
+    fn hardlink(&mut self, path: &[String], entry: &str, target: &[u8]) -> Result<(), UnpackError> {
+        self.claim(path, entry)?;
+        let target_text = display(target);
+        let target_path = match normalize(target) {
+            Ok(p) if !p.is_empty() => p,
+            _ => {
+                return Err(UnpackError::HardlinkEscapes {
+                    entry: entry.to_string(),
+                    target: target_text,
+                })
+            }
+        };
+        let Some(Node::File { size, executable }) = self.nodes.get(&target_path).cloned() else {
+            return Err(UnpackError::HardlinkDangling {
+                entry: entry.to_string(),
+                target: target_text,
+            });
+        };
+        let old_parent = self.parent_fd(&target_path, entry)?;
+        let new_parent = self.parent_fd(path, entry)?;
+        rustix::fs::linkat(
+            &old_parent,
+            target_path[target_path.len() - 1].as_str(),
+            &new_parent,
+            path[path.len() - 1].as_str(),
+            AtFlags::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::EXIST => UnpackError::Duplicate {
+                entry: entry.to_string(),
+            },
+            e => self.write_err(path, e),
+        })?;
+        self.nodes
+            .insert(path.to_vec(), Node::File { size, executable });
+        Ok(())
+    }
+
+    fn finish(self) -> Result<UnpackReport, UnpackError> {
+        let mut entries = Vec::with_capacity(self.nodes.len());
+        for (path, node) in &self.nodes {
+            let name = path.join("/");
+            let entry = match node {
+                Node::Dir => UnpackedEntry {
+                    path: name,
+                    kind: EntryKind::Dir,
+                    size: 0,
+                    target: None,
+                    executable: false,
+                },
+                Node::File { size, executable } => UnpackedEntry {
+                    path: name,
+                    kind: EntryKind::File,
+                    size: *size,
+                    target: None,
+                    executable: *executable,
+                },
+                Node::Symlink(target) => {
+                    if resolve(&self.nodes, &path[..path.len() - 1], target).is_none() {
+                        return Err(UnpackError::SymlinkEscapes {
+                            entry: name,
+                            target: target.clone(),
+                        });
+                    }
+                    UnpackedEntry {
+                        path: name,
+                        kind: EntryKind::Symlink,
+                        size: 0,
+                        target: Some(target.clone()),
+                        executable: false,
+                    }
+                }
+            };
+            entries.push(entry);
+        }
+        Ok(UnpackReport {
+            entries,
+            unpacked_bytes: self.written,
+        })
+    }
+}
+
+enum CopyError {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
+/// Resolves `target` from directory `from` inside a tree, following the tree's own symlinks;
+/// `None` when it leaves the tree (or loops). Parts not in the tree resolve lexically, which is
+/// sound because the tree is sealed once unpacked.
+fn resolve(
+    nodes: &BTreeMap<Vec<String>, Node>,
+    from: &[String],
+    target: &str,
+) -> Option<Vec<String>> {
+    let mut cur: Vec<String> = from.to_vec();
+    let mut queue: VecDeque<String> = target.split('/').map(str::to_string).collect();
+    let mut hops = 0;
+    while let Some(part) = queue.pop_front() {
+        match part.as_str() {
+            "" | "." => {}
+            ".." => {
+                cur.pop()?;
+            }
+            name => {
+                cur.push(name.to_string());
+                if let Some(Node::Symlink(t)) = nodes.get(&cur) {
+                    hops += 1;
+                    if hops > 40 || t.starts_with('/') {
+                        return None;
+                    }
+                    cur.pop();
+                    for p in t.split('/').rev() {
+                        queue.push_front(p.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Some(cur)
+}
+
+/// What `path` (relative to a component directory) finally names, following the component's
+/// symlinks: the resolved path and its kind; `None` when it leaves the component or names
+/// nothing in it.
+pub(crate) fn resolve_in_report(report: &UnpackReport, path: &str) -> Option<(String, EntryKind)> {
+    let nodes: BTreeMap<Vec<String>, Node> = report
+        .entries
+        .iter()
+        .map(|e| {
+            let key: Vec<String> = e.path.split('/').map(str::to_string).collect();
+            let node = match e.kind {
+                EntryKind::Dir => Node::Dir,
+                EntryKind::File => Node::File {
+                    size: e.size,
+                    executable: e.executable,
+                },
+                EntryKind::Symlink => Node::Symlink(e.target.clone().unwrap_or_default()),
+            };
+            (key, node)
+        })
+        .collect();
+    let resolved = resolve(&nodes, &[], path)?;
+    let kind = match nodes.get(&resolved)? {
+        Node::Dir => EntryKind::Dir,
+        Node::File { .. } => EntryKind::File,
+        Node::Symlink(_) => EntryKind::Symlink,
+    };
+    Some((resolved.join("/"), kind))
+}
