@@ -1,0 +1,248 @@
+//! Why a fetch failed, in words that say what happened, to what, and what to do.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::artifact::{Origin, Sha256Digest};
+
+/// A failed fetch. Every variant names the artifact and the URL or file involved. When a fetch
+/// fails, nothing was verified: the sink was told to [`abort`](crate::Sink::abort), so the
+/// previous install stays active.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The bytes did not match the manifest's digest.
+    #[error(
+        "sha256 mismatch for {artifact} (from {origin}): expected {expected}, got {actual}; {}",
+        if *deleted {
+            "the downloaded bytes were deleted; the mirror may be corrupt or the manifest outdated"
+        } else {
+            "the file was left as it is; it is not the file the manifest names"
+        }
+    )]
+    DigestMismatch {
+        /// The artifact's name.
+        artifact: String,
+        /// Where the bytes came from.
+        origin: Origin,
+        /// The manifest's digest.
+        expected: Sha256Digest,
+        /// The digest of the bytes received.
+        actual: Sha256Digest,
+        /// Whether the bytes were deleted (downloads) or left alone (offline files).
+        deleted: bool,
+    },
+
+    /// More bytes arrived than the manifest's size.
+    #[error(
+        "{artifact} from {origin} is larger than the manifest says ({expected} bytes): refused \
+         after {received} bytes and deleted; the URL serves another file or the manifest is outdated"
+    )]
+    TooLarge {
+        /// The artifact's name.
+        artifact: String,
+        /// Where the bytes came from.
+        origin: Origin,
+        /// The manifest's size.
+        expected: u64,
+        /// Bytes received when the download was stopped.
+        received: u64,
+    },
+
+    /// Fewer bytes than the manifest's size, from a file (a download would resume instead).
+    #[error(
+        "{artifact}: {path} has {actual} bytes, the manifest says {expected}; the file is \
+         incomplete or not the one the manifest names",
+        path = path.display()
+    )]
+    TooSmall {
+        /// The artifact's name.
+        artifact: String,
+        /// The file read.
+        path: PathBuf,
+        /// The manifest's size.
+        expected: u64,
+        /// The file's size.
+        actual: u64,
+    },
+
+    /// The server answered with a status that retrying will not change (404, 403, ...).
+    #[error(
+        "{artifact}: {url} answered HTTP {status}{}; {hint}",
+        reason_suffix(reason)
+    )]
+    HttpStatus {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL asked for (after redirects).
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The status line's reason phrase.
+        reason: String,
+        /// What to do.
+        hint: &'static str,
+    },
+
+    /// Connection failures, timeouts, stalls or 5xx answers went on after every retry.
+    #[error(
+        "{artifact}: downloading {url} failed {attempts} times in a row, last: {last}; check the \
+         network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again: it \
+         resumes where it stopped"
+    )]
+    Network {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL.
+        url: String,
+        /// Failed attempts in a row.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+
+    /// A redirect loop, too many redirects, or a redirect without a usable `Location`.
+    #[error("{artifact}: {url}: {detail}; the server is misconfigured, try another mirror")]
+    Redirect {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL first asked for.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// The connection could not be secured (certificate not trusted, handshake failed).
+    #[error(
+        "{artifact}: TLS with {url} failed: {detail}; if a proxy or private mirror uses its own \
+         certificate authority, point SSL_CERT_FILE at its PEM bundle"
+    )]
+    Tls {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL.
+        url: String,
+        /// The TLS library's message.
+        detail: String,
+    },
+
+    /// A URL that cannot be requested (bad syntax, unsupported scheme or proxy).
+    #[error("{artifact}: cannot request {url}: {detail}")]
+    BadUrl {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL.
+        url: String,
+        /// Why.
+        detail: String,
+    },
+
+    /// Every URL of the artifact failed; each failure is listed.
+    #[error("{artifact}: every URL failed:{}", list(failures))]
+    AllMirrorsFailed {
+        /// The artifact's name.
+        artifact: String,
+        /// One failure per URL, in the order tried.
+        failures: Vec<FetchError>,
+    },
+
+    /// `--offline`: the artifact's file is not in the directory.
+    #[error(
+        "{artifact}: not found in the offline directory {dir} (looked for {}); copy the file \
+         there or run without --offline",
+        tried.join(", "),
+        dir = dir.display()
+    )]
+    OfflineMissing {
+        /// The artifact's name.
+        artifact: String,
+        /// The offline directory.
+        dir: PathBuf,
+        /// File names looked for.
+        tried: Vec<String>,
+    },
+
+    /// The artifact has no URL, and no offline directory was given.
+    #[error("{artifact}: the manifest gives no URL for it")]
+    NoUrl {
+        /// The artifact's name.
+        artifact: String,
+    },
+
+    /// Reading or writing a local file failed (the `.partial` file, an offline file).
+    #[error("{artifact}: {action} {path}: {source}", path = path.display())]
+    File {
+        /// The artifact's name.
+        artifact: String,
+        /// What was being done ("writing", "reading", ...).
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+
+    /// The sink (the unpacker) refused the bytes.
+    #[error("{artifact}: unpacking failed: {source}")]
+    Sink {
+        /// The artifact's name.
+        artifact: String,
+        /// The sink's error.
+        source: io::Error,
+    },
+
+    /// A proxy variable holds something that cannot be used.
+    #[error("proxy {value:?} from {variable} cannot be used: {detail}; fix or unset {variable}")]
+    Proxy {
+        /// The environment variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it cannot be used.
+        detail: String,
+    },
+
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR` could not be used.
+    #[error("CA bundle {path}: {detail}; fix or unset {variable}", path = path.display())]
+    CaBundle {
+        /// The environment variable that named it.
+        variable: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why it cannot be used.
+        detail: String,
+    },
+}
+
+impl FetchError {
+    /// The artifact the error is about (`None` for a CA bundle error, which concerns all).
+    pub fn artifact(&self) -> Option<&str> {
+        match self {
+            FetchError::DigestMismatch { artifact, .. }
+            | FetchError::TooLarge { artifact, .. }
+            | FetchError::TooSmall { artifact, .. }
+            | FetchError::HttpStatus { artifact, .. }
+            | FetchError::Network { artifact, .. }
+            | FetchError::Redirect { artifact, .. }
+            | FetchError::Tls { artifact, .. }
+            | FetchError::BadUrl { artifact, .. }
+            | FetchError::AllMirrorsFailed { artifact, .. }
+            | FetchError::OfflineMissing { artifact, .. }
+            | FetchError::NoUrl { artifact }
+            | FetchError::File { artifact, .. }
+            | FetchError::Sink { artifact, .. } => Some(artifact),
+            FetchError::CaBundle { .. } | FetchError::Proxy { .. } => None,
+        }
+    }
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(" {reason}")
+    }
+}
+
+fn list(failures: &[FetchError]) -> String {
+    failures.iter().map(|f| format!("\n  - {f}")).collect()
+}

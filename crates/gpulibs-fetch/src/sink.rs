@@ -1,0 +1,233 @@
+//! Where fetched bytes go while they are hashed.
+//!
+//! A [`Sink`] sees every byte of an artifact once, in order, *before* the digest is known. It
+//! must therefore stage, never activate: only [`Sink::finish`] (called after the sha256
+//! matched) may make the result visible. [`Sink::abort`] is called on every failure.
+//!
+//! [`PipeSink`] runs an ordinary `Read`-based consumer (decompressor + tar or zip reader) on its
+//! own thread, fed through a bounded channel, so unpacking happens in the same pass as the
+//! download without buffering the archive.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The consumer of an artifact's bytes.
+pub trait Sink {
+    /// The next bytes of the artifact, in order.
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+    /// Forget everything written so far: the bytes start again from byte 0 (the server
+    /// ignored a Range request, or the bytes from an earlier run were unusable).
+    fn restart(&mut self) -> io::Result<()>;
+    /// Every byte was written and matched the digest. An error here fails the fetch.
+    fn finish(&mut self) -> io::Result<()>;
+    /// The fetch failed: discard whatever was staged.
+    fn abort(&mut self);
+}
+
+/// Collects the bytes in memory (small artifacts such as manifests, and tests).
+impl Sink for Vec<u8> {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+    fn restart(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn abort(&mut self) {
+        self.clear();
+    }
+}
+
+/// Discards the bytes: the fetch only verifies (and, with `keep_verified`, keeps the file).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiscardSink;
+
+impl Sink for DiscardSink {
+    fn write(&mut self, _chunk: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn restart(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn abort(&mut self) {}
+}
+
+enum Message {
+    Data(Vec<u8>),
+    /// The bytes so far are void; the reader fails so the consumer gives up.
+    Abort,
+}
+
+/// The consumer's end of a [`PipeSink`]: a `Read` of the artifact's bytes. It ends (returns 0)
+/// only after [`Sink::finish`], i.e. after the digest matched, so a consumer that reads to the
+/// end never sees unverified trailing bytes as a complete file. On restart or abort its reads
+/// fail with [`io::ErrorKind::Interrupted`]-free `Other` errors saying so.
+pub struct PipeReader {
+    receiver: Receiver<Message>,
+    current: Vec<u8>,
+    position: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.position == self.current.len() {
+            match self.receiver.recv() {
+                Ok(Message::Data(chunk)) => {
+                    self.current = chunk;
+                    self.position = 0;
+                }
+                Ok(Message::Abort) => {
+                    return Err(io::Error::other("the download was abandoned or restarted"))
+                }
+                // The sender is dropped only by `finish`: a clean end.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.position);
+        buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+type Consumer<T> = dyn Fn(&mut PipeReader) -> io::Result<T> + Send + Sync;
+
+/// A [`Sink`] that feeds a consumer running on its own thread.
+///
+/// The consumer is called once per pass over the bytes: again after a restart (the earlier
+/// call sees a read error and must clean up what it staged). Its result is available from
+/// [`PipeSink::take_output`] after a successful `finish`. If the consumer returns before the
+/// end (a tar reader stops at the end-of-archive blocks), later bytes are still hashed but
+/// dropped.
+pub struct PipeSink<T: Send + 'static> {
+    consumer: Arc<Consumer<T>>,
+    sender: Option<SyncSender<Message>>,
+    worker: Option<JoinHandle<io::Result<T>>>,
+    output: Option<T>,
+    /// The consumer returned `Ok` before the end; drop the rest.
+    consumer_done: Option<io::Result<T>>,
+}
+
+/// Chunks in flight between the download and the consumer (each up to 64 KiB).
+const PIPE_DEPTH: usize = 16;
+
+impl<T: Send + 'static> PipeSink<T> {
+    /// Starts `consumer` on a thread, reading the bytes written to this sink.
+    pub fn new(
+        consumer: impl Fn(&mut PipeReader) -> io::Result<T> + Send + Sync + 'static,
+    ) -> Self {
+        let mut sink = PipeSink {
+            consumer: Arc::new(consumer),
+            sender: None,
+            worker: None,
+            output: None,
+            consumer_done: None,
+        };
+        sink.spawn();
+        sink
+    }
+
+    /// The consumer's result, after a successful `finish`.
+    pub fn take_output(&mut self) -> Option<T> {
+        self.output.take()
+    }
+
+    fn spawn(&mut self) {
+        let (sender, receiver) = sync_channel(PIPE_DEPTH);
+        let consumer = Arc::clone(&self.consumer);
+        self.worker = Some(std::thread::spawn(move || {
+            let mut reader = PipeReader {
+                receiver,
+                current: Vec::new(),
+                position: 0,
+            };
+            consumer(&mut reader)
+        }));
+        self.sender = Some(sender);
+        self.consumer_done = None;
+    }
+
+    fn join(&mut self) -> Option<io::Result<T>> {
+        let worker = self.worker.take()?;
+        Some(
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked"))),
+        )
+    }
+
+    /// Stops the current consumer: it sees an error and returns.
+    fn stop(&mut self) {
+        if let Some(sender) = self.sender.take() {
+            // A full channel would block: the consumer drains it, or has already returned
+            // (then `send` fails at once).
+            let _ = sender.send(Message::Abort);
+        }
+        let _ = self.join();
+        self.consumer_done = None;
+    }
+}
+
+impl<T: Send + 'static> Sink for PipeSink<T> {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.consumer_done.is_some() {
+            return Ok(());
+        }
+        let Some(sender) = &self.sender else {
+            return Err(io::Error::other("write after finish or abort"));
+        };
+        if sender.send(Message::Data(chunk.to_vec())).is_ok() {
+            return Ok(());
+        }
+        // The consumer returned early: an error fails the fetch; success drops the rest.
+        self.sender = None;
+        match self.join() {
+            Some(Ok(value)) => {
+                self.consumer_done = Some(Ok(value));
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(io::Error::other("the unpacking thread is gone")),
+        }
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.stop();
+        self.spawn();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        // Dropping the sender is the end of the stream.
+        self.sender = None;
+        let result = match self.consumer_done.take() {
+            Some(result) => result,
+            None => self
+                .join()
+                .unwrap_or_else(|| Err(io::Error::other("the unpacking thread is gone"))),
+        };
+        self.output = Some(result?);
+        Ok(())
+    }
+
+    fn abort(&mut self) {
+        self.stop();
+    }
+}
+
+impl<T: Send + 'static> Drop for PipeSink<T> {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.stop();
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! Downloads against a real HTTP server on 127.0.0.1 with injected faults. Every fault either
+//! recovers (bytes and digest right) or fails with a message naming the artifact and URL.
+
+mod support;
+
+use std::io;
+use std::time::Duration;
+
+use gpulibs_fetch::{
+    fetch, Artifact, FetchError, Fetcher, Origin, Progress, Sink, Stage, StallRule,
+};
+use support::{artifact, quick_options, test_bytes, Reply, TestServer};
+
+/// A sink that records what the fetcher told it.
+#[derive(Default)]
+struct Recorder {
+    bytes: Vec<u8>,
+    restarts: usize,
+    finished: bool,
+    aborted: bool,
+}
+
+impl Sink for Recorder {
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+    fn restart(&mut self) -> io::Result<()> {
+        self.restarts += 1;
+        self.bytes.clear();
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.finished = true;
+        Ok(())
+    }
+    fn abort(&mut self) {
+        self.aborted = true;
+    }
+}
+
+fn quiet(_: &Progress) {}
+
+fn partial_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("partial"))
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn plain_download_verifies_and_leaves_nothing_behind() {
+    let server = TestServer::start();
+    let data = test_bytes(300_000);
+    server.file("/a.tar.zst", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("cudnn-9", vec![server.url("/a.tar.zst")], &data);
+    let events = std::sync::Mutex::new(Vec::new());
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &|p| {
+        events
+            .lock()
+            .unwrap()
+            .push((p.downloaded, p.total, format!("{:?}", p.stage)))
+    })
+    .unwrap();
+    assert_eq!(sink.bytes, data);
+    assert!(sink.finished && !sink.aborted);
+    assert_eq!(fetched.bytes, data.len() as u64);
+    assert_eq!(fetched.sha256, art.sha256);
+    assert_eq!(fetched.origin, Origin::Url(server.url("/a.tar.zst")));
+    assert_eq!((fetched.requests, fetched.resumed_from), (1, 0));
+    assert!(
+        partial_files(dir.path()).is_empty(),
+        "no .partial or tarball left"
+    );
+    let events = events.into_inner().unwrap();
+    assert_eq!(events.first().unwrap().2, "Starting");
+    assert_eq!(
+        events.last().unwrap(),
+        &(300_000, Some(300_000), "Verified".into())
+    );
+    assert!(
+        events.windows(2).all(|w| w[0].0 <= w[1].0),
+        "downloaded never goes back"
+    );
+}
+
+#[test]
+fn connection_drop_resumes_with_range() {
+    let server = TestServer::start();
+    let data = test_bytes(200_000);
+    server.file(
+        "/f",
+        &data,
+        vec![Reply::DropAfter(70_000), Reply::DropAfter(50_000)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Recorder::default();
+    let art = artifact("ort", vec![server.url("/f")], &data);
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data, "every byte reached the sink exactly once");
+    assert_eq!(sink.restarts, 0);
+    let starts: Vec<_> = server.log().iter().map(|s| s.range_start).collect();
+    assert_eq!(starts, vec![None, Some(70_000), Some(120_000)]);
+    assert_eq!(fetched.requests, 3);
+}
+
+#[test]
+fn interrupted_run_resumes_in_the_next_run() {
+    let server = TestServer::start();
+    let data = test_bytes(150_000);
+    server.file("/f", &data, vec![Reply::DropAfter(40_000)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.retry.attempts = 1;
+    let art = artifact("cublas-12", vec![server.url("/f")], &data);
+
+    let mut first = Recorder::default();
+    let err = fetch(&art, &mut first, &opts, &quiet).unwrap_err();
+    assert!(first.aborted && !first.finished);
+    let text = err.to_string();
+    assert!(matches!(err, FetchError::Network { .. }), "{text}");
+    assert!(
+        text.contains("cublas-12") && text.contains(&server.url("/f")),
+        "{text}"
+    );
+    assert!(text.contains("resumes where it stopped"), "{text}");
+    let partial = dir
+        .path()
+        .join("partial")
+        .join(format!("{}.partial", art.sha256));
+    assert_eq!(std::fs::metadata(&partial).unwrap().len(), 40_000);
+
+    // A new process: a new sink, the same partial directory.
+    let mut second = Recorder::default();
+    let fetched = fetch(&art, &mut second, &opts, &quiet).unwrap();
+    assert_eq!(
+        second.bytes, data,
+        "the sink got the replayed bytes, then the rest"
+    );
+    assert_eq!(fetched.resumed_from, 40_000);
+    assert_eq!(server.log()[1].range_start, Some(40_000));
+    assert!(!partial.exists());
+}
+
+#[test]
+fn complete_partial_from_an_earlier_run_needs_no_network() {
+    let data = test_bytes(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec!["http://127.0.0.1:9/never".into()], &data);
+    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
+    let partial = dir
+        .path()
+        .join("partial")
+        .join(format!("{}.partial", art.sha256));
+    std::fs::write(&partial, &data).unwrap();
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!((fetched.requests, fetched.resumed_from), (0, 10_000));
+    assert_eq!(fetched.origin, Origin::File(partial.clone()));
+    assert_eq!(sink.bytes, data);
+    assert!(!partial.exists());
+}
+
+#[test]
+fn corrupt_partial_of_full_size_is_discarded_and_downloaded_again() {
+    let server = TestServer::start();
+    let data = test_bytes(10_000);
+    server.file("/f", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
+    let partial = dir
+        .path()
+        .join("partial")
+        .join(format!("{}.partial", art.sha256));
+    std::fs::write(&partial, vec![0u8; 10_000]).unwrap();
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.restarts, 1);
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.log()[0].range_start, None);
+}
+
+#[test]
+fn ignored_range_restarts_the_sink() {
+    let server = TestServer::start();
+    let data = test_bytes(100_000);
+    server.file(
+        "/f",
+        &data,
+        vec![Reply::DropAfter(30_000), Reply::IgnoreRange],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Recorder::default();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let stages = std::sync::Mutex::new(Vec::new());
+    fetch(&art, &mut sink, &quick_options(dir.path()), &|p| {
+        if matches!(p.stage, Stage::Restarting) {
+            stages.lock().unwrap().push(p.downloaded);
+        }
+    })
+    .unwrap();
+    assert_eq!(sink.restarts, 1);
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.log()[1].range_start, Some(30_000));
+    assert_eq!(stages.into_inner().unwrap(), vec![0]);
+}
+
+#[test]
+fn digest_mismatch_names_everything_and_deletes_the_bytes() {
+    let server = TestServer::start();
+    let data = test_bytes(50_000);
+    server.file("/f", &data, vec![Reply::WrongBytes]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("onnxruntime-gpu-1.31.1", vec![server.url("/f")], &data);
+    let mut sink = Recorder::default();
+    let err = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap_err();
+    let FetchError::DigestMismatch {
+        expected, actual, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(*expected, art.sha256);
+    let mut bad = data.clone();
+    bad[25_000] ^= 0xff;
+    assert_eq!(*actual, support::sha256_of(&bad));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "sha256 mismatch for onnxruntime-gpu-1.31.1 (from {}): expected {}, got {}; the \
+             downloaded bytes were deleted; the mirror may be corrupt or the manifest outdated",
+            server.url("/f"),
+            art.sha256,
+            actual
+        )
+    );
+    assert!(sink.aborted && !sink.finished);
+    assert!(partial_files(dir.path()).is_empty(), "bad bytes deleted");
+}
+
+#[test]
+fn corrupt_first_mirror_falls_back_to_the_next() {
+    let server = TestServer::start();
+    let data = test_bytes(20_000);
+    server.file("/a", &data, vec![Reply::WrongBytes]);
+    server.file("/b", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/a"), server.url("/b")], &data);
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(fetched.origin, Origin::Url(server.url("/b")));
+    assert_eq!(sink.restarts, 1);
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.requests_for("/b")[0].range_start, None);
+}
+
+#[test]
+fn server_errors_are_retried() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file(
+        "/f",
+        &data,
+        vec![
+            Reply::Status(500),
+            Reply::Status(503),
+            Reply::StatusRetryAfter(429, 0),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = Recorder::default();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let retries = std::sync::Mutex::new(Vec::new());
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &|p| {
+        if let Stage::Retrying { reason, .. } = p.stage {
+            retries.lock().unwrap().push(reason.to_string());
+        }
+    })
+    .unwrap();
+    assert_eq!(fetched.requests, 4);
+    assert_eq!(sink.bytes, data);
+    let retries = retries.into_inner().unwrap();
+    assert_eq!(retries.len(), 3);
+    assert!(retries[0].ends_with("answered HTTP 500"), "{retries:?}");
+    assert!(retries[2].ends_with("answered HTTP 429"), "{retries:?}");
+}
+
+#[test]
+fn retries_give_up_with_the_last_failure() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file("/f", &data, vec![Reply::Status(502); 10]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.retry.attempts = 3;
+    let art = artifact("tensorrt-10", vec![server.url("/f")], &data);
+    let err = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap_err();
+    assert_eq!(server.log().len(), 3);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "tensorrt-10: downloading {url} failed 3 times in a row, last: {url} answered HTTP \
+             502; check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the \
+             command again: it resumes where it stopped",
+            url = server.url("/f")
+        )
+    );
+}
+
+#[test]
+fn not_found_moves_to_the_next_mirror_at_once() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file("/mirror-b/f", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact(
+        "x",
+        vec![server.url("/mirror-a/f"), server.url("/mirror-b/f")],
+        &data,
+    );
+    let fetched = fetch(
+        &art,
+        &mut Recorder::default(),
+        &quick_options(dir.path()),
+        &quiet,
+    )
+    .unwrap();
+    assert_eq!(fetched.origin, Origin::Url(server.url("/mirror-b/f")));
+    assert_eq!(
+        server.requests_for("/mirror-a/f").len(),
+        1,
+        "404 is not retried"
+    );
+}
+
+#[test]
+fn every_mirror_failing_lists_each_url() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file("/b", &data, vec![Reply::Status(500); 10]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.retry.attempts = 2;
+    let art = artifact("cudnn-9", vec![server.url("/a"), server.url("/b")], &data);
+    let mut sink = Recorder::default();
+    let err = fetch(&art, &mut sink, &opts, &quiet).unwrap_err();
+    assert!(sink.aborted);
+    let FetchError::AllMirrorsFailed { failures, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(failures.len(), 2);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("cudnn-9: every URL failed:\n  - "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} answered HTTP 404 Not Found; the file is not on this server",
+            server.url("/a")
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("last: {} answered HTTP 500", server.url("/b"))),
+        "{text}"
+    );
+}
+
+#[test]
+fn redirect_chain_is_followed() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.script("/start", vec![Reply::Redirect(server.url("/hop"))]);
+    server.script("/hop", vec![Reply::Redirect("/files/real".into())]);
+    server.file("/files/real", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/start")], &data);
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(fetched.requests, 1, "redirects are not separate attempts");
+    let paths: Vec<_> = server.log().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, ["/start", "/hop", "/files/real"]);
+}
+
+#[test]
+fn redirects_resume_with_range_at_the_target() {
+    let server = TestServer::start();
+    let data = test_bytes(50_000);
+    server.script(
+        "/start",
+        vec![
+            Reply::Redirect("/real".into()),
+            Reply::Redirect("/real".into()),
+        ],
+    );
+    server.file("/real", &data, vec![Reply::DropAfter(20_000)]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/start")], &data);
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.requests_for("/real")[1].range_start, Some(20_000));
+}
+
+#[test]
+fn redirect_loop_fails_clearly() {
+    let server = TestServer::start();
+    server.script("/x", vec![Reply::Redirect("/y".into()); 5]);
+    server.script("/y", vec![Reply::Redirect("/x".into()); 5]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/x")], b"whatever");
+    let err = fetch(
+        &art,
+        &mut Recorder::default(),
+        &quick_options(dir.path()),
+        &quiet,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "x: {x}: redirect loop: {x} -> {y} -> {x}; the server is misconfigured, try another \
+             mirror",
+            x = server.url("/x"),
+            y = server.url("/y")
+        )
+    );
+    assert_eq!(server.log().len(), 2, "a loop is not retried");
+}
+
+#[test]
+fn too_many_redirects_fail_clearly() {
+    let server = TestServer::start();
+    for i in 0..6 {
+        server.script(
+            &format!("/r{i}"),
+            vec![Reply::Redirect(format!("/r{}", i + 1))],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.max_redirects = 3;
+    let art = artifact("x", vec![server.url("/r0")], b"whatever");
+    let err = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, FetchError::Redirect { .. }), "{text}");
+    assert!(text.contains("more than 3 redirects"), "{text}");
+    assert_eq!(server.log().len(), 4);
+}
+
+#[test]
+fn content_length_longer_than_the_body_still_completes() {
+    let server = TestServer::start();
+    let data = test_bytes(30_000);
+    server.file("/f", &data, vec![Reply::LongContentLength { extra: 1000 }]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(
+        fetched.requests, 1,
+        "all the manifest's bytes arrived; the lie costs nothing"
+    );
+}
+
+#[test]
+fn content_length_shorter_than_the_file_resumes_for_the_rest() {
+    let server = TestServer::start();
+    let data = test_bytes(30_000);
+    server.file("/f", &data, vec![Reply::ShortContentLength { short: 1000 }]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.log()[1].range_start, Some(29_000));
+}
+
+#[test]
+fn drop_without_manifest_size_resumes_from_content_length() {
+    let server = TestServer::start();
+    let data = test_bytes(30_000);
+    server.file("/f", &data, vec![Reply::DropAfter(10_000)]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut art = artifact("x", vec![server.url("/f")], &data);
+    art.size = None;
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.log()[1].range_start, Some(10_000));
+}
+
+#[test]
+fn more_bytes_than_the_manifest_says_are_refused() {
+    let server = TestServer::start();
+    let data = test_bytes(100_000);
+    server.file("/f", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut art = artifact("x", vec![server.url("/f")], &data);
+    art.size = Some(1_000);
+    let mut sink = Recorder::default();
+    let err = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, FetchError::TooLarge { expected: 1000, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("larger than the manifest says (1000 bytes)"),
+        "{text}"
+    );
+    assert!(
+        sink.bytes.len() <= 1000,
+        "nothing past the size reached the sink"
+    );
+    assert!(sink.aborted);
+    assert!(partial_files(dir.path()).is_empty());
+}
+
+#[test]
+fn slow_trickle_counts_as_a_stall_and_resumes() {
+    let server = TestServer::start();
+    let data = test_bytes(20_000);
+    server.file(
+        "/f",
+        &data,
+        vec![Reply::Trickle {
+            delay: Duration::from_millis(20),
+            max: 200,
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.stall = StallRule {
+        min_bytes_per_sec: 10_000,
+        window: Duration::from_millis(300),
+    };
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let reasons = std::sync::Mutex::new(Vec::new());
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &opts, &|p| {
+        if let Stage::Retrying { reason, .. } = p.stage {
+            reasons.lock().unwrap().push(reason.to_string());
+        }
+    })
+    .unwrap();
+    assert_eq!(sink.bytes, data);
+    let reasons = reasons.into_inner().unwrap();
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("stalled"), "{reasons:?}");
+    let resumed_at = server.log()[1].range_start.unwrap();
+    assert!(resumed_at > 0 && resumed_at < 200, "{resumed_at}");
+}
+
+#[test]
+fn silent_server_times_out_and_resumes() {
+    let server = TestServer::start();
+    let data = test_bytes(20_000);
+    server.file(
+        "/f",
+        &data,
+        vec![Reply::Silence {
+            after: 5_000,
+            wait: Duration::from_secs(5),
+        }],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.idle_timeout = Duration::from_millis(500);
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let mut sink = Recorder::default();
+    fetch(&art, &mut sink, &opts, &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(server.log()[1].range_start, Some(5_000));
+}
+
+#[test]
+fn connection_refused_is_retried_then_reported() {
+    // A port nothing listens on: bind, note it, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.retry.attempts = 2;
+    let url = format!("http://127.0.0.1:{port}/f");
+    let art = artifact("x", vec![url.clone()], b"abc");
+    let err = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, FetchError::Network { attempts: 2, .. }),
+        "{text}"
+    );
+    assert!(text.contains(&url), "{text}");
+}
+
+#[test]
+fn unsupported_url_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec!["ftp://example.invalid/f".into()], b"abc");
+    let err = fetch(
+        &art,
+        &mut Recorder::default(),
+        &quick_options(dir.path()),
+        &quiet,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "x: cannot request ftp://example.invalid/f: only absolute http:// and https:// URLs can \
+         be downloaded"
+    );
+}
+
+#[test]
+fn keep_verified_leaves_the_file_named_by_digest() {
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file("/f", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = quick_options(dir.path());
+    opts.keep_verified = true;
+    let art = artifact("x", vec![server.url("/f")], &data);
+    let fetched = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap();
+    let kept = dir.path().join("partial").join(art.sha256.to_hex());
+    assert_eq!(fetched.kept.as_deref(), Some(kept.as_path()));
+    assert_eq!(std::fs::read(&kept).unwrap(), data);
+    assert_eq!(partial_files(dir.path()), vec![art.sha256.to_hex()]);
+}
+
+#[test]
+fn fetch_all_runs_in_parallel_and_reports_per_artifact() {
+    let server = TestServer::start();
+    let blobs: Vec<Vec<u8>> = (0..4).map(|i| test_bytes(40_000 + i * 1000)).collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        server.file(&format!("/{i}"), blob, vec![Reply::DropAfter(10_000)]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut artifacts: Vec<Artifact> = blobs
+        .iter()
+        .enumerate()
+        .map(|(i, b)| artifact(&format!("a{i}"), vec![server.url(&format!("/{i}"))], b))
+        .collect();
+    artifacts[2].urls = vec![server.url("/missing")];
+    let mut sinks: Vec<Recorder> = (0..4).map(|_| Recorder::default()).collect();
+    let fetcher = Fetcher::new(&quick_options(dir.path())).unwrap();
+    let requests = artifacts
+        .iter()
+        .zip(sinks.iter_mut())
+        .map(|(a, s)| (a, s as &mut (dyn Sink + Send)))
+        .collect();
+    let results = fetcher.fetch_all(requests, 3, &|_| {});
+    assert_eq!(results.len(), 4);
+    for (i, result) in results.iter().enumerate() {
+        if i == 2 {
+            let err = result.as_ref().unwrap_err();
+            assert!(
+                matches!(err, FetchError::HttpStatus { status: 404, .. }),
+                "{err}"
+            );
+            assert_eq!(err.artifact(), Some("a2"));
+            assert!(sinks[i].aborted);
+        } else {
+            assert_eq!(result.as_ref().unwrap().artifact, format!("a{i}"));
+            assert_eq!(sinks[i].bytes, blobs[i]);
+        }
+    }
+}
+
+#[test]
+fn failing_sink_stops_the_download() {
+    struct Refuses;
+    impl Sink for Refuses {
+        fn write(&mut self, _: &[u8]) -> io::Result<()> {
+            Err(io::Error::other("disk full"))
+        }
+        fn restart(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn abort(&mut self) {}
+    }
+    let server = TestServer::start();
+    let data = test_bytes(5_000);
+    server.file("/a", &data, vec![]);
+    server.file("/b", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/a"), server.url("/b")], &data);
+    let err = fetch(&art, &mut Refuses, &quick_options(dir.path()), &quiet).unwrap_err();
+    assert_eq!(err.to_string(), "x: unpacking failed: disk full");
+    assert!(
+        server.requests_for("/b").is_empty(),
+        "a local failure is not a mirror's fault"
+    );
+}
