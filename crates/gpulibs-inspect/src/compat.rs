@@ -302,8 +302,12 @@ pub fn select_entry(
 /// hold only `sm_90a`, 9 only `sm_120a`, and 91 start at `sm_80` where the rest start at `sm_75`.
 /// The driver only fails when a kernel of such a container is launched
 /// (`cudaErrorNoKernelImageForDevice` at launch, [ORT26181]), so a library that picks its kernels
-/// by GPU at run time works everywhere its other containers load. Two shapes can only be meant
-/// that way, and are skipped:
+/// by GPU at run time works everywhere its other containers load. When at least one container
+/// of the library loads on the device, a container that loads nothing there was built, by the
+/// library's own build rules, for other GPUs only, and is skipped; the shapes below say how.
+/// PTX meant for the device that the driver is too old to compile is never skipped: that is a
+/// real failure (see [`ContainerTally::add`]). When no container loads, nothing is skipped and
+/// the verdict is `no kernel image` (see [`library_verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Skip {
@@ -318,6 +322,12 @@ pub enum Skip {
     /// GPU itself. cuFFT 11.4 (CUDA 12) keeps 24,453 such containers in `.ldata`, each with a
     /// single `sm_XY`, `compute_XY` or kind-8 entry (measured here on the wheel).
     PerTargetVariant,
+    /// Every entry is for another architecture: older ones only (`{sm_80, sm_86}` on 9.0), or
+    /// older and newer ones that leave this one out (`{sm_89, sm_120f, compute_120}` on 9.0 in
+    /// cuBLASLt 13.1, `{sm_80, sm_100f}` in cuDNN 9.28: both measured on the wheels and run on an
+    /// H100, see docs/gpu-runs.md). A range that jumps over an architecture was cut that way on
+    /// purpose: the library has other kernels for it.
+    OtherArchitectures,
 }
 
 /// Whether a container that loads nothing on `device` is skipped (see [`Skip`]). This is a
@@ -342,7 +352,10 @@ pub fn skip_reason(
     if per_target_variants && entries.len() == 1 {
         return Some(Skip::PerTargetVariant);
     }
-    None
+    // Nothing here runs on the device, or `select_entry` would have chosen it: every cubin is of
+    // another major or a newer minor, and every PTX is for a newer CC.
+    let runnable = entries.iter().any(|e| runs_on(e.target, device));
+    (!runnable).then_some(Skip::OtherArchitectures)
 }
 
 /// Whether a library's one-entry containers carry at least two different targets, the layout of
@@ -382,6 +395,8 @@ pub struct ContainerTally {
     pub skipped_newer_only: usize,
     /// Containers skipped as [`Skip::PerTargetVariant`].
     pub skipped_per_target_variant: usize,
+    /// Containers skipped as [`Skip::OtherArchitectures`].
+    pub skipped_other_architectures: usize,
     /// Whether the library has the per-target layout; set by [`ContainerTally::for_library`].
     #[serde(skip)]
     per_target_variants: bool,
@@ -417,6 +432,7 @@ impl ContainerTally {
                     Some(Skip::ArchSpecific) => self.skipped_arch_specific += count,
                     Some(Skip::NewerGpusOnly) => self.skipped_newer_only += count,
                     Some(Skip::PerTargetVariant) => self.skipped_per_target_variant += count,
+                    Some(Skip::OtherArchitectures) => self.skipped_other_architectures += count,
                     None => {
                         self.failing += count;
                         if !ptx_too_new.is_empty() {
@@ -430,11 +446,15 @@ impl ContainerTally {
 
     /// Containers holding SASS or PTX.
     pub fn total(&self) -> usize {
-        self.native + self.jit + self.failing + self.skipped_arch_specific + self.skipped_newer_only
+        self.native + self.jit + self.failing + self.skipped()
     }
 
+    /// Containers left out of the verdict because they are for other GPUs (see [`Skip`]).
     pub fn skipped(&self) -> usize {
-        self.skipped_arch_specific + self.skipped_newer_only
+        self.skipped_arch_specific
+            + self.skipped_newer_only
+            + self.skipped_per_target_variant
+            + self.skipped_other_architectures
     }
 }
 
@@ -523,6 +543,14 @@ impl Verdict {
             s.push_str(&format!(
                 "; {} container(s) hold kernels only for newer GPUs and are not counted",
                 tally.skipped_newer_only
+            ));
+        }
+        if loads && tally.skipped_other_architectures > 0 {
+            s.push_str(&format!(
+                "; {} container(s) hold kernels only for other architectures and are not \
+                 counted: the library is expected to use other kernels on {sm}, and would fail \
+                 with \"no kernel image\" if it launched one of these",
+                tally.skipped_other_architectures
             ));
         }
         s
@@ -882,8 +910,17 @@ mod tests {
             verdict_of(&[full, with_ptx, with_ptx], "12.0").0,
             Verdict::Jit { containers: 2 }
         );
-        // An sm_80-only container on 9.0 is a real gap even when others load.
+        // An sm_80-only container on 9.0, where other containers load, holds kernels for other
+        // architectures (cuBLASLt and cuDNN ship such containers and run on an H100): it is
+        // skipped, and the message says what would happen if it were launched anyway.
         let (v, t) = verdict_of(&[full, sm80], "9.0");
+        assert_eq!(v, Verdict::Native);
+        assert_eq!(t.skipped_other_architectures, 1);
+        assert!(v
+            .describe(&t, cc("9.0"))
+            .contains("only for other architectures"));
+        // The same container alone is a library without kernels for 9.0.
+        let (v, _) = verdict_of(&[sm80], "9.0");
         assert_eq!(
             v,
             Verdict::NoKernelImage {
@@ -908,16 +945,26 @@ mod tests {
             matches!(v, Verdict::NoKernelImage { containers: 2, .. }),
             "{v:?}"
         );
+        // On 10.0, `full` (sm_80, sm_90a, sm_120a) jumps over the architecture while the other
+        // containers JIT: it is skipped as other-architecture code.
         let (v, t) = verdict_of(&[full, with_ptx, with_ptx], "10.0");
-        assert_eq!(
-            v,
-            Verdict::NoKernelImage {
-                containers: 1,
-                needed_targets: needed_targets(cc("10.0")),
-                ptx_needs_newer_driver: 0
-            }
+        assert_eq!(v, Verdict::Jit { containers: 2 });
+        assert_eq!((t.jit, t.skipped_other_architectures), (2, 1));
+        // PTX the driver cannot compile stays a failure even where other containers load.
+        let too_new: &[KernelEntry] = &[sass("sm_80"), ptx("compute_90", (9, 5))];
+        let (v, t) = verdict_of(&[full, too_new], "9.0");
+        assert!(
+            matches!(
+                v,
+                Verdict::NoKernelImage {
+                    containers: 1,
+                    ptx_needs_newer_driver: 1,
+                    ..
+                }
+            ),
+            "{v:?}"
         );
-        assert_eq!((t.jit, t.skipped_arch_specific), (2, 0));
+        assert_eq!(t.failing_ptx_too_new, 1);
         let (v, t) = verdict_of(&[with_ptx, with_ptx], "12.0");
         assert_eq!(v, Verdict::Jit { containers: 2 });
         assert!(v
@@ -946,10 +993,12 @@ mod tests {
         // A library built for sm_75 alone is not that layout: on 8.6 nothing loads.
         let (v, t) = verdict_of(&[a, a], "8.6");
         assert!(matches!(v, Verdict::NoKernelImage { containers: 2, .. }));
-        assert_eq!(t.skipped(), 0);
-        // One single-target TU among full containers stays a gap.
+        assert_eq!(t.skipped_per_target_variant, 0);
+        // One sm_75-only container among containers that load on 9.0 is code for another
+        // architecture, not a gap.
         let full: &[KernelEntry] = &[sass("sm_75"), sass("sm_90")];
-        let (v, _) = verdict_of(&[full, full, a], "9.0");
-        assert!(matches!(v, Verdict::NoKernelImage { containers: 1, .. }));
+        let (v, t) = verdict_of(&[full, full, a], "9.0");
+        assert_eq!(v, Verdict::Native);
+        assert_eq!(t.skipped_other_architectures, 1);
     }
 }

@@ -143,8 +143,9 @@ pub struct GpuVerdict {
     /// `verdict` (`native`, `jit`, `no_kernel_image`, `no_cuda_code`) and its fields.
     #[serde(flatten)]
     pub verdict: Verdict,
-    /// How the containers with SASS or PTX fare on this GPU.
-    pub containers: ContainerTally,
+    /// How the containers with SASS or PTX fare on this GPU. (Not `containers`: the flattened
+    /// verdict already has a field of that name.)
+    pub tally: ContainerTally,
     /// Which entry the driver would load, summed over containers.
     pub loaded: Vec<LoadedTarget>,
     /// One sentence for people.
@@ -214,7 +215,7 @@ impl FileReport {
             driver_cuda: driver,
             max_ptx_isa: driver.map(max_ptx_isa),
             verdict,
-            containers: tally,
+            tally,
             loaded: loaded
                 .into_iter()
                 .map(|((mode, t), containers)| LoadedTarget {

@@ -198,8 +198,8 @@ fn containers_outside_nv_fatbin() {
     // On 8.9: sm_80/86/89 load natively, compute_70 JITs, sm_90 is newer-only and skipped.
     let v = r.verdicts[0].clone();
     assert_eq!(v.verdict, Verdict::Jit { containers: 1 });
-    assert_eq!(v.containers.native, 3);
-    assert_eq!(v.containers.skipped_newer_only, 1);
+    assert_eq!(v.tally.native, 3);
+    assert_eq!(v.tally.skipped_newer_only, 1);
 }
 
 #[test]
@@ -403,7 +403,9 @@ fn json_shape() {
     assert_eq!(j["kernels"][1]["compression"], serde_json::json!(["lz4"]));
     assert_eq!(j["verdicts"][0]["verdict"], "native");
     assert_eq!(j["verdicts"][1]["verdict"], "jit");
-    assert_eq!(j["verdicts"][1]["containers"]["jit"], 1);
+    // The verdict's own `containers` (how many JIT) and the tally are separate keys.
+    assert_eq!(j["verdicts"][1]["containers"], 1);
+    assert_eq!(j["verdicts"][1]["tally"]["jit"], 1);
     assert_eq!(j["verdicts"][1]["loaded"][0]["target"], "compute_90");
     assert_eq!(j["verdicts"][1]["max_ptx_isa"]["major"], 9);
     assert!(j.get("kernel_sets").is_none());
