@@ -16,7 +16,8 @@ pub enum ParseError {
 }
 
 /// A CUDA compute capability, `major.minor` (9.0 for H100, 12.0 for RTX PRO 6000 Blackwell).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialised as the string `"9.0"`, in JSON and manifests alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ComputeCapability {
     pub major: u32,
     pub minor: u32,
@@ -138,7 +139,8 @@ impl fmt::Display for ArchFamily {
 }
 
 /// A CUDA version, `major.minor` (the runtime a library needs, or the highest the driver runs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialised as the string `"13.0"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CudaVersion {
     pub major: u32,
     pub minor: u32,
@@ -184,6 +186,26 @@ impl FromStr for CudaVersion {
         }
     }
 }
+
+/// Serde as the `Display` string, read back with `FromStr`, so JSON and TOML carry `"9.0"`.
+macro_rules! serde_as_string {
+    ($ty:ty) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+serde_as_string!(ComputeCapability);
+serde_as_string!(CudaVersion);
 
 #[cfg(test)]
 mod tests {
@@ -257,5 +279,22 @@ mod tests {
         }
         assert!("abc".parse::<CudaVersion>().is_err());
         assert_eq!(CudaVersion::from_driver_int(12090).to_string(), "12.9");
+    }
+
+    #[test]
+    fn serialised_as_strings() {
+        let cc = ComputeCapability::new(12, 1);
+        assert_eq!(serde_json::to_string(&cc).unwrap(), "\"12.1\"");
+        assert_eq!(
+            serde_json::from_str::<ComputeCapability>("\"sm_90\"").unwrap(),
+            ComputeCapability::new(9, 0)
+        );
+        let v = CudaVersion::new(13, 0);
+        assert_eq!(serde_json::to_string(&v).unwrap(), "\"13.0\"");
+        assert_eq!(
+            serde_json::from_str::<CudaVersion>("\"12.9\"").unwrap(),
+            CudaVersion::new(12, 9)
+        );
+        assert!(serde_json::from_str::<CudaVersion>("\"twelve\"").is_err());
     }
 }

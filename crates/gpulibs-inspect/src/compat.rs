@@ -126,7 +126,8 @@ pub fn runs_on(target: KernelTarget, device: ComputeCapability) -> bool {
 }
 
 /// A PTX ISA version, as in the PTX `.version` directive and the fatbin entry's code version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Serialised as the string `"9.0"`, like the other versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PtxIsa {
     pub major: u32,
     pub minor: u32,
@@ -141,6 +142,35 @@ impl PtxIsa {
 impl fmt::Display for PtxIsa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl std::str::FromStr for PtxIsa {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s
+            .trim()
+            .split_once('.')
+            .ok_or_else(|| format!("`{s}` is not a PTX ISA version: write it as `9.0`"))?;
+        match (major.parse(), minor.parse()) {
+            (Ok(major), Ok(minor)) => Ok(Self::new(major, minor)),
+            _ => Err(format!("`{s}` is not a PTX ISA version: write it as `9.0`")),
+        }
+    }
+}
+
+impl Serialize for PtxIsa {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PtxIsa {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -407,6 +407,7 @@ fn json_shape() {
     assert_eq!(j["verdicts"][1]["containers"], 1);
     assert_eq!(j["verdicts"][1]["tally"]["jit"], 1);
     assert_eq!(j["verdicts"][1]["loaded"][0]["target"], "compute_90");
-    assert_eq!(j["verdicts"][1]["max_ptx_isa"]["major"], 9);
+    assert_eq!(j["verdicts"][1]["max_ptx_isa"], "9.0");
+    assert_eq!(j["verdicts"][1]["compute_capability"], "12.0");
     assert!(j.get("kernel_sets").is_none());
 }
