@@ -68,11 +68,13 @@ impl<R: Read> ZstdReader<R> {
 impl<R: Read> Read for ZstdReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        use ruzstd::decoding::BlockDecodingStrategy;
+        let invalid = |e: FrameDecoderError| io::Error::new(io::ErrorKind::InvalidData, e);
         if buf.is_empty() {
             return Ok(0);
         }
+        let frame = self.frame.as_mut().expect("decoder present");
         loop {
-            let frame = self.frame.as_mut().expect("decoder present");
             if !self.in_frame {
                 if self.source.fill_buf()?.is_empty() {
                     return Ok(0);
@@ -86,19 +88,37 @@ impl<R: Read> Read for ZstdReader<R> {
                             &mut (&mut self.source).take(u64::from(length)),
                             &mut io::sink(),
                         )?;
-                        continue;
                     }
-                    Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e)),
+                    Err(e) => return Err(invalid(e)),
                 }
+                continue;
             }
-            let mut decoder =
-                ruzstd::decoding::StreamingDecoder::new_with_decoder(&mut self.source, frame)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            let n = decoder.read(buf)?;
+            while frame.can_collect() < buf.len() && !frame.is_finished() {
+                let wanted = buf.len() - frame.can_collect();
+                frame
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(wanted))
+                    .map_err(invalid)?;
+            }
+            let n = frame.read(buf)?;
             if n > 0 {
                 return Ok(n);
             }
-            self.in_frame = false;
+            if frame.is_finished() {
+                if let (Some(stored), Some(computed)) = (
+                    frame.get_checksum_from_data(),
+                    frame.get_calculated_checksum(),
+                ) {
+                    if stored != computed {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "zstd frame checksum {computed:08x}, the frame says {stored:08x}"
+                            ),
+                        ));
+                    }
+                }
+                self.in_frame = false;
+            }
         }
     }
 }

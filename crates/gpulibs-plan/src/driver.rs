@@ -146,9 +146,9 @@ pub fn full_support_driver(runtime: CudaVersion) -> Option<DriverVersion> {
     let key = (runtime.major, runtime.minor);
     MIN_DRIVER_BY_CUDA
         .iter()
+        .rev()
         .filter(|((maj, _), _)| *maj == runtime.major)
-        .filter(|(cuda, _)| *cuda <= key)
-        .last()
+        .find(|(cuda, _)| *cuda <= key)
         .map(|(_, d)| dv(d))
 }
 
@@ -165,8 +165,8 @@ pub fn minor_version_floor(major: u32) -> Option<DriverVersion> {
 pub fn max_cuda_of_driver(driver: &DriverVersion) -> Option<CudaVersion> {
     MIN_DRIVER_BY_CUDA
         .iter()
-        .filter(|(_, d)| dv(d) <= *driver)
-        .last()
+        .rev()
+        .find(|(_, d)| dv(d) <= *driver)
         .map(|((maj, min), _)| CudaVersion::new(*maj, *min))
 }
 

@@ -6,11 +6,37 @@
 //! rejected candidate.
 //!
 //! Must not touch: the network, the file system beyond reading a manifest it is handed, or
-//! compatibility rules of its own — kernel and driver rules are `gpulibs-inspect`'s and are
-//! called, never copied.
+//! kernel compatibility rules of its own — those are `gpulibs-inspect`'s and are called
+//! ([`gpulibs_inspect::select_entry`] over a component's declared coverage), never copied. The
+//! driver rules (minimum driver per CUDA toolkit, minor-version compatibility) are new here, in
+//! [`driver`].
+//!
+//! Layout:
+//! - [`manifest`]: the TOML schema as serde types ([`Manifest`], [`Component`], [`Variant`], …),
+//!   strict reading ([`parse_manifest`]: unknown fields are errors naming the field, the
+//!   declared schema version and the fix), and [`SystemInventory`], the libraries already on the
+//!   machine (filled in by `gpulibs-sources`). Documented in `docs/manifest.md`.
+//! - [`validate`](mod@validate): the rules across fields, every problem at once.
+//! - [`signature`]: minisign-format ed25519 signatures ([`verify_manifest`], [`sign_manifest`],
+//!   [`check_signature`] with `--allow-unsigned`).
+//! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs.
+//! - [`planner`]: [`plan`]`(&Host, &Manifest, &SystemInventory, &Policy) -> Plan`, pure.
+//!
+//! ```
+//! use gpulibs_plan::{parse_manifest, plan, Host, Outcome, Policy, SystemInventory};
+//!
+//! let manifest = parse_manifest(include_str!("../fixtures/example.toml")).unwrap();
+//! let host = Host::synthetic(&["8.6".parse().unwrap()], Some("580.65.06".parse().unwrap()), None);
+//! let p = plan(&host, &manifest, &SystemInventory::default(), &Policy::default());
+//! assert_eq!(p.outcome, Outcome::Gpu);
+//! assert_eq!(p.chosen.unwrap().variant, "cuda12");
+//! ```
 
 pub mod driver;
 pub mod manifest;
+pub mod planner;
+pub mod signature;
+pub mod validate;
 
 pub use driver::{DriverVersion, DriverVersionError, RuntimeSupport};
 pub use manifest::{
@@ -18,4 +44,16 @@ pub use manifest::{
     Component, ComponentKind, Coverage, FileEntry, Manifest, ManifestError, Origin, PtxIsaText,
     PtxTarget, PtxTargetName, SassTarget, SystemInventory, SystemLibrary, TargetParseError,
     Variant, VariantDevice, SCHEMA_VERSION,
+};
+pub use planner::{
+    human_bytes, plan, plan_with_trust, ChosenVariant, CpuFallback, CpuReason, GpuRef, Host,
+    HostGpu, KernelFit, NeedSource, Outcome, Plan, PlannedComponent, Policy, Reason, Refusal,
+    Rejection, ResolvedNeed, Source, Totals, Warning,
+};
+pub use signature::{
+    check_signature, public_key_id, sign_manifest, sign_manifest_with_comment, verify_manifest,
+    SecretKey, SignatureError, Trust, DEFAULT_TRUSTED_COMMENT,
+};
+pub use validate::{
+    default_system_libraries, is_sha256, validate, ValidationError, DEFAULT_SYSTEM_LIBRARIES,
 };

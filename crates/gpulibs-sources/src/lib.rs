@@ -8,4 +8,55 @@
 //! ONNX Runtime releases shipped as data.
 //!
 //! Must not touch: planning decisions (it reports what exists; `gpulibs-plan` chooses), the
-//! install root, or downloads of artifact bytes (`gpulibs-fetch`).
+//! install root, or downloads of artifact bytes (`gpulibs-fetch`). It never names a package
+//! index: every index access goes through `pip` and its configuration.
+//!
+//! # Modules
+//!
+//! - [`system`]: [`SystemSearch`] (where to look, as data; [`SystemSearch::from_env`] for this
+//!   machine) and [`SystemSearch::scan`] → [`SystemScan`] (trusted libraries in search order,
+//!   rejected candidates with reasons) → [`SystemScan::inventory`] → the planner's
+//!   [`gpulibs_plan::SystemInventory`].
+//! - [`pypi`]: [`WheelTarget`] (wheel tags), [`pip_arguments`] (the `pip install --dry-run
+//!   --report -` command line), [`parse_report`] (pip's JSON report), the [`PipResolver`] seam
+//!   and [`Pip`], which runs it.
+//! - [`coverage`]: [`CoverageTable::embedded`], the measured table of official
+//!   `onnxruntime-gpu` releases (`data/ort-coverage.json`, written by
+//!   `scripts/ort-coverage.py`): kernels, CUDA major, wheels, sizes and hashes.
+//! - [`embedded`]: [`embedded_default`], the manifest used when none is given (one variant per
+//!   measured release plus `cpu`), and [`resolve_components`], which fills in pip's URLs for the
+//!   components a plan chose.
+//!
+//! ```no_run
+//! use gpulibs_sources::{embedded_default, resolve_components, CoverageTable, Pip, SystemSearch,
+//!     WheelTarget};
+//!
+//! let inventory = SystemSearch::from_env().scan().inventory();
+//! let mut manifest = embedded_default(CoverageTable::embedded());
+//! // ... the planner picks a variant, then:
+//! let chosen = ["onnxruntime-gpu-1.31.1"];
+//! resolve_components(&mut manifest, &chosen, &Pip::from_env(), &WheelTarget::default())?;
+//! # Ok::<(), gpulibs_sources::EmbeddedError>(())
+//! ```
+//!
+//! `docs/sources.md` explains the search order, the trust checks, how pip is used, and how the
+//! coverage table is regenerated.
+
+pub mod coverage;
+pub mod embedded;
+pub mod pypi;
+pub mod system;
+
+pub use coverage::{
+    CoverageError, CoverageTable, ExtraRequirement, OrtRelease, WheelFile, WheelLibrary,
+};
+pub use embedded::{
+    component_id, embedded_default, resolve_components, variant_name, EmbeddedError, PIP_URL_SCHEME,
+};
+pub use pypi::{
+    parse_report, pip_arguments, Pip, PipError, PipResolver, ResolvedWheel, WheelTarget,
+};
+pub use system::{
+    FoundLibrary, RejectReason, RejectedCandidate, RootOrigin, SearchEnv, SearchRoot, SystemScan,
+    SystemSearch,
+};

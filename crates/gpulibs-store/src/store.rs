@@ -1017,10 +1017,7 @@ impl Stager<'_> {
             let decompressed: Box<dyn Read + '_> = match format {
                 ArchiveFormat::Tar => Box::new(&mut raw),
                 ArchiveFormat::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
-                ArchiveFormat::TarZstd => Box::new(
-                    ruzstd::decoding::StreamingDecoder::new(&mut raw)
-                        .map_err(|e| self.unpack_err(UnpackError::Read(io::Error::other(e))))?,
-                ),
+                ArchiveFormat::TarZstd => Box::new(ZstdFrames::new(&mut raw)),
                 ArchiveFormat::Wheel => {
                     return Err(self.unpack_err(UnpackError::Unsupported {
                         entry: String::new(),
@@ -1211,5 +1208,70 @@ impl<R: Read> Read for LimitedReader<R> {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+/// zstd over any number of frames (ruzstd's decoder stops after one; `pzstd` and `zstd -T`
+/// with `--rsyncable` write several), skipping skippable frames.
+struct ZstdFrames<R: Read> {
+    state: ZstdState<R>,
+}
+
+enum ZstdState<R: Read> {
+    Between(io::BufReader<R>),
+    InFrame(ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>),
+    Failed,
+}
+
+impl<R: Read> ZstdFrames<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            state: ZstdState::Between(io::BufReader::with_capacity(128 * 1024, inner)),
+        }
+    }
+}
+
+impl<R: Read> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use io::BufRead;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match std::mem::replace(&mut self.state, ZstdState::Failed) {
+                ZstdState::InFrame(mut frame) => {
+                    let n = frame.read(buf)?;
+                    if n > 0 {
+                        self.state = ZstdState::InFrame(frame);
+                        return Ok(n);
+                    }
+                    self.state = ZstdState::Between(frame.into_inner());
+                }
+                ZstdState::Between(mut source) => {
+                    let head = source.fill_buf()?;
+                    if head.is_empty() {
+                        self.state = ZstdState::Between(source);
+                        return Ok(0);
+                    }
+                    let skippable = head.len() >= 4
+                        && u32::from_le_bytes([head[0], head[1], head[2], head[3]]) & !0xF
+                            == 0x184D_2A50;
+                    if skippable {
+                        let mut header = [0u8; 8];
+                        source.read_exact(&mut header)?;
+                        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                        io::copy(&mut (&mut source).take(u64::from(len)), &mut io::sink())?;
+                        self.state = ZstdState::Between(source);
+                        continue;
+                    }
+                    let frame = ruzstd::decoding::StreamingDecoder::new(source)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    self.state = ZstdState::InFrame(frame);
+                }
+                ZstdState::Failed => {
+                    return Err(io::Error::other("the zstd stream failed earlier"));
+                }
+            }
+        }
     }
 }
