@@ -1,0 +1,1460 @@
+//! The planner: a pure function from (host, manifest, system inventory, policy) to a [`Plan`]
+//! that says which variant to install, where each component and each needed library comes from,
+//! what it costs in bytes, and why every other variant was not chosen.
+//!
+//! Kernel rules are inspect's ([`select_entry`] over a component's declared coverage, as if the
+//! component were one fatbin container); driver rules are [`crate::driver`]'s.
+//!
+//! Ranking of variants that run (first difference decides):
+//! 1. covers every target GPU;
+//! 2. covers the best GPU (highest compute capability, then most memory, then lowest index);
+//! 3. covers more GPUs;
+//! 4. fewer GPUs that need PTX JIT (native SASS over JIT);
+//! 5. more GPUs with SASS for their exact compute capability (`sm_90`/`sm_90a` on 9.0 over
+//!    `sm_80` on 8.6);
+//! 6. newer kernels: the sum over covered GPUs of the compute capability of the code loaded;
+//! 7. newer CUDA runtime;
+//! 8. smaller download;
+//! 9. name, so the result never depends on the manifest's order.
+
+use std::cmp::Ordering;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use gpulibs_detect::{ComputeCapability, CudaVersion, Detection};
+use gpulibs_inspect::{select_entry, KernelTarget, PtxIsa, Selection};
+use serde::Serialize;
+
+use crate::driver::{self, DriverVersion, RuntimeSupport};
+use crate::manifest::{Component, Manifest, Origin, SystemInventory, Variant, VariantDevice};
+use crate::signature::Trust;
+use crate::validate::default_system_libraries;
+
+// ---------------------------------------------------------------------------------------------
+// Inputs.
+
+/// The machine a plan is for: the GPUs CUDA would see (after `CUDA_VISIBLE_DEVICES`), the
+/// driver, and the free space of the install root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Host {
+    pub gpus: Vec<HostGpu>,
+    pub driver_version: Option<DriverVersion>,
+    /// The highest CUDA version the driver runs, as it reports it.
+    pub driver_cuda: Option<CudaVersion>,
+    /// Free bytes of the file system holding the install root; `None`: not checked.
+    pub free_disk_bytes: Option<u64>,
+    /// Why there is no usable GPU, in words, when detection said so.
+    pub no_gpu_reason: Option<String>,
+}
+
+/// One GPU a plan targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostGpu {
+    /// CUDA ordinal.
+    pub index: u32,
+    pub name: Option<String>,
+    pub compute_capability: ComputeCapability,
+    pub memory_free_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+}
+
+impl Host {
+    /// The host detection found. Only usable GPUs (known compute capability) are targets;
+    /// detection already applied `CUDA_VISIBLE_DEVICES`, so hidden GPUs are not planned for.
+    pub fn from_detection(detection: &Detection, free_disk_bytes: Option<u64>) -> Self {
+        let gpus: Vec<HostGpu> = detection
+            .usable_gpus()
+            .map(|g| HostGpu {
+                index: g.index,
+                name: g.name.clone(),
+                compute_capability: g.compute_capability.expect("usable GPUs have a CC"),
+                memory_free_bytes: g.memory_free_bytes,
+                memory_total_bytes: g.memory_total_bytes,
+            })
+            .collect();
+        let no_gpu_reason = gpus.is_empty().then(|| {
+            detection
+                .errors()
+                .next()
+                .map(|p| p.message.clone())
+                .unwrap_or_else(|| "no NVIDIA GPU was found".to_string())
+        });
+        let driver = detection.driver.as_ref();
+        Self {
+            gpus,
+            driver_version: driver
+                .and_then(|d| d.version.as_deref())
+                .and_then(|v| v.parse().ok()),
+            driver_cuda: detection.driver_cuda(),
+            free_disk_bytes,
+            no_gpu_reason,
+        }
+    }
+
+    /// A host that is not this machine (`--gpu 8.6,12.0` for a vendor planning for a customer):
+    /// one synthetic GPU per compute capability, indexed from 0, memory unknown.
+    pub fn synthetic(
+        ccs: &[ComputeCapability],
+        driver_version: Option<DriverVersion>,
+        driver_cuda: Option<CudaVersion>,
+    ) -> Self {
+        Self {
+            gpus: ccs
+                .iter()
+                .enumerate()
+                .map(|(i, cc)| HostGpu {
+                    index: i as u32,
+                    name: None,
+                    compute_capability: *cc,
+                    memory_free_bytes: None,
+                    memory_total_bytes: None,
+                })
+                .collect(),
+            driver_version,
+            driver_cuda,
+            free_disk_bytes: None,
+            no_gpu_reason: None,
+        }
+    }
+}
+
+/// What the user allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Accept kernels the driver JIT-compiles from PTX (slow first start).
+    pub allow_jit: bool,
+    /// Serve kernel-free components from libraries already on the machine.
+    pub reuse_system: bool,
+    /// Use a manifest whose signature is missing or wrong (`--allow-unsigned`); see
+    /// [`crate::check_signature`].
+    pub allow_unsigned: bool,
+    /// Plan the CPU runtime whatever the GPUs.
+    pub cpu_only: bool,
+    /// SONAMEs every target machine has (the driver's `libcuda.so.1`, glibc).
+    pub system_libraries: Vec<String>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allow_jit: true,
+            reuse_system: true,
+            allow_unsigned: false,
+            cpu_only: false,
+            system_libraries: default_system_libraries(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output.
+
+/// A GPU as messages name it: `sm_52` alone on a one-GPU host, `GPU 1 (sm_61)` otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GpuRef {
+    pub index: u32,
+    pub compute_capability: ComputeCapability,
+    pub name: Option<String>,
+    /// Whether the host has several GPUs (messages then say which).
+    #[serde(skip)]
+    pub several: bool,
+}
+
+impl fmt::Display for GpuRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sm = self.compute_capability.sm_name();
+        if !self.several {
+            return f.write_str(&sm);
+        }
+        match &self.name {
+            Some(n) => write!(f, "GPU {} ({n}, {sm})", self.index),
+            None => write!(f, "GPU {} ({sm})", self.index),
+        }
+    }
+}
+
+/// How one component's kernels load on one GPU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "fit")]
+pub enum KernelFit {
+    /// A cubin loads; `exact` when it was built for this very compute capability.
+    Native { target: KernelTarget, exact: bool },
+    /// PTX is JIT-compiled.
+    Jit { target: KernelTarget, isa: PtxIsa },
+    /// The component carries no GPU kernels.
+    NoKernels,
+}
+
+/// Why a variant was not chosen, or what is wrong on one GPU. Data and a sentence (Display).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason")]
+pub enum Reason {
+    /// The driver cannot run the CUDA runtime a component was built with.
+    DriverTooOld {
+        component: String,
+        cuda: CudaVersion,
+        needs: Option<DriverVersion>,
+        have: String,
+    },
+    /// The component's own `min_driver` is above the driver.
+    BelowComponentMinDriver {
+        component: String,
+        needs: DriverVersion,
+        have: DriverVersion,
+    },
+    /// Nothing in the component loads on the GPU.
+    NoKernelImage {
+        gpu: GpuRef,
+        component: String,
+        /// What the component carries: `sm_75, sm_80, sm_86`.
+        has: String,
+    },
+    /// PTX for the architecture is there, but in an ISA the driver cannot compile.
+    PtxTooNew {
+        gpu: GpuRef,
+        component: String,
+        target: KernelTarget,
+        isa: PtxIsa,
+        driver_isa: PtxIsa,
+        driver_cuda: CudaVersion,
+    },
+    /// Only PTX JIT would load, and the policy forbids it.
+    JitForbidden {
+        gpu: GpuRef,
+        component: String,
+        target: KernelTarget,
+    },
+    /// The GPU has less memory than the variant needs.
+    NotEnoughGpuMemory { gpu: GpuRef, needs: u64, has: u64 },
+    /// A GPU variant none of whose components declares kernel coverage.
+    NoCoverageDeclared,
+    /// A component needs a library nobody provides.
+    UnmetNeed { component: String, soname: String },
+    /// The variant names a component the manifest lacks.
+    MissingComponent { component: String },
+    /// It runs, but another variant ranks higher.
+    Outranked { by: String, why: String },
+    /// A CPU variant while a GPU variant runs.
+    CpuNotNeeded,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::DriverTooOld {
+                component,
+                cuda,
+                needs,
+                have,
+            } => match needs {
+                Some(n) => write!(
+                    f,
+                    "needs driver ≥ {n} for CUDA {cuda} (`{component}`), you have {have}"
+                ),
+                None => write!(
+                    f,
+                    "needs a driver that runs CUDA {cuda} (`{component}`), you have {have}"
+                ),
+            },
+            Reason::BelowComponentMinDriver {
+                component,
+                needs,
+                have,
+            } => write!(
+                f,
+                "component `{component}` needs driver ≥ {needs}, you have {have}"
+            ),
+            Reason::NoKernelImage {
+                gpu,
+                component,
+                has,
+            } => write!(
+                f,
+                "no kernel image for {gpu} in `{component}` (it has {has})"
+            ),
+            Reason::PtxTooNew {
+                gpu,
+                component,
+                target,
+                isa,
+                driver_isa,
+                driver_cuda,
+            } => write!(
+                f,
+                "no SASS for {gpu} in `{component}`; its {target} PTX is ISA {isa}, newer than \
+                 the ISA {driver_isa} this driver (CUDA {driver_cuda}) compiles"
+            ),
+            Reason::JitForbidden {
+                gpu,
+                component,
+                target,
+            } => write!(
+                f,
+                "no SASS for {gpu} in `{component}`, only {target} PTX, and PTX JIT is off by \
+                 policy"
+            ),
+            Reason::NotEnoughGpuMemory { gpu, needs, has } => write!(
+                f,
+                "needs {} of GPU memory, {gpu} has {}",
+                human_bytes(*needs),
+                human_bytes(*has)
+            ),
+            Reason::NoCoverageDeclared => f.write_str(
+                "no component declares kernel coverage, so no GPU can be checked (run `gpulibs \
+                 inspect` on the libraries and record it in the manifest)",
+            ),
+            Reason::UnmetNeed { component, soname } => write!(
+                f,
+                "`{component}` needs {soname}, which no component of the variant provides and \
+                 this machine lacks"
+            ),
+            Reason::MissingComponent { component } => {
+                write!(f, "names component `{component}`, which the manifest lacks")
+            }
+            Reason::Outranked { by, why } => write!(f, "runs, but `{by}` ranks higher: {why}"),
+            Reason::CpuNotNeeded => f.write_str("CPU runtime, not needed: a GPU variant runs"),
+        }
+    }
+}
+
+/// A variant that was not chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    pub variant: String,
+    /// `latest (CUDA 12.9, sm_89–120)`.
+    pub label: String,
+    pub reasons: Vec<Reason>,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: rejected, ", self.label)?;
+        let reasons: Vec<String> = self.reasons.iter().map(|r| r.to_string()).collect();
+        f.write_str(&reasons.join("; "))
+    }
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum Source {
+    /// The vendor's archive.
+    Archive { url: String, mirrors: Vec<String> },
+    /// A PyPI wheel through pip.
+    Pypi { url: String },
+    /// Libraries already on this machine; nothing to download.
+    System { paths: Vec<PathBuf> },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Archive { url, .. } => write!(f, "manifest archive {url}"),
+            Source::Pypi { url } => write!(f, "PyPI {url}"),
+            Source::System { paths } => {
+                let p: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "system {}", p.join(", "))
+            }
+        }
+    }
+}
+
+/// One component of the chosen variant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedComponent {
+    pub id: String,
+    pub source: Source,
+    /// 0 when served by the system.
+    pub download_bytes: u64,
+    /// 0 when served by the system; `None` when the manifest does not say.
+    pub unpacked_bytes: Option<u64>,
+    /// Per target GPU (by index) how its kernels load; empty for CPU variants.
+    pub per_gpu: Vec<(u32, KernelFit)>,
+}
+
+/// Who serves a SONAME a component needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "by")]
+pub enum NeedSource {
+    /// A component of the variant (which itself comes from its [`Source`]).
+    Component { id: String },
+    /// A library found on this machine.
+    System { path: PathBuf },
+    /// The policy's list of libraries every machine has (`libcuda.so.1`, glibc).
+    SystemList,
+}
+
+/// A needed SONAME and who serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedNeed {
+    pub soname: String,
+    pub by: NeedSource,
+}
+
+/// The variant a plan installs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChosenVariant {
+    pub variant: String,
+    pub label: String,
+    pub device: VariantDevice,
+    pub components: Vec<PlannedComponent>,
+    pub needs: Vec<ResolvedNeed>,
+    /// Per covered GPU, in words: `native SASS for sm_52`.
+    pub why: Vec<String>,
+}
+
+impl fmt::Display for ChosenVariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: chosen, {}", self.label, self.why.join("; "))
+    }
+}
+
+/// Something the user should know that does not stop the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "warning")]
+pub enum Warning {
+    /// No variant covers every GPU; the plan serves the best one.
+    PlannedForBestGpu { best: GpuRef, variant: String },
+    /// A GPU the chosen variant does not cover.
+    UncoveredGpu {
+        gpu: GpuRef,
+        variant: String,
+        reasons: Vec<Reason>,
+    },
+    /// A component's CUDA runtime runs through minor-version compatibility.
+    MinorVersionCompatibility {
+        component: String,
+        cuda: CudaVersion,
+        driver: String,
+        full_support_from: Option<DriverVersion>,
+    },
+    /// Neither driver version nor CUDA version is known: requirements not checked.
+    DriverUnknown,
+    /// Kernels JIT-compiled from PTX on this GPU.
+    Jit {
+        gpu: GpuRef,
+        component: String,
+        target: KernelTarget,
+    },
+    /// The GPU has the memory in total, but less free right now.
+    LowFreeGpuMemory { gpu: GpuRef, needs: u64, free: u64 },
+    /// The manifest does not say how big a component is once unpacked.
+    UnpackedSizeUnknown { component: String },
+    /// The manifest was not verified (`--allow-unsigned`).
+    UnverifiedManifest { why: String },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::PlannedForBestGpu { best, variant } => write!(
+                f,
+                "no variant covers every GPU: planned `{variant}` for the best GPU, {best}"
+            ),
+            Warning::UncoveredGpu {
+                gpu,
+                variant,
+                reasons,
+            } => {
+                let r: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                write!(
+                    f,
+                    "{gpu} is not covered by `{variant}`: {}; the app must not use it (hide it \
+                     with CUDA_VISIBLE_DEVICES)",
+                    r.join("; ")
+                )
+            }
+            Warning::MinorVersionCompatibility {
+                component,
+                cuda,
+                driver,
+                full_support_from,
+            } => {
+                write!(
+                    f,
+                    "`{component}` (CUDA {cuda}) runs on driver {driver} through CUDA \
+                     minor-version compatibility"
+                )?;
+                if let Some(full) = full_support_from {
+                    write!(f, " (full support from {full})")?;
+                }
+                f.write_str("; newer PTX cannot be JIT-compiled on it")
+            }
+            Warning::DriverUnknown => f.write_str(
+                "the driver is unknown: CUDA runtime and PTX requirements were not checked",
+            ),
+            Warning::Jit {
+                gpu,
+                component,
+                target,
+            } => write!(
+                f,
+                "{gpu}: `{component}` has no SASS for it; its {target} PTX is JIT-compiled, so \
+                 the first start is slow"
+            ),
+            Warning::LowFreeGpuMemory { gpu, needs, free } => write!(
+                f,
+                "{gpu} has {} free now; the app needs {}",
+                human_bytes(*free),
+                human_bytes(*needs)
+            ),
+            Warning::UnpackedSizeUnknown { component } => write!(
+                f,
+                "the manifest does not give `{component}`'s unpacked size: the disk check counts \
+                 its download size only"
+            ),
+            Warning::UnverifiedManifest { why } => write!(
+                f,
+                "the manifest's signature was not verified ({why}); used because of \
+                 --allow-unsigned"
+            ),
+        }
+    }
+}
+
+/// Why the plan is the CPU runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "cause")]
+pub enum CpuReason {
+    /// The policy asked for it.
+    CpuOnlyPolicy,
+    /// No GPU CUDA can use; `detail` says why, from detection.
+    NoUsableGpu { detail: String },
+    /// GPUs exist but no GPU variant runs on any of them (see the rejections).
+    NoVariantRuns,
+}
+
+impl fmt::Display for CpuReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CpuReason::CpuOnlyPolicy => f.write_str("CPU only, as asked"),
+            CpuReason::NoUsableGpu { detail } => write!(f, "no usable GPU ({detail})"),
+            CpuReason::NoVariantRuns => {
+                f.write_str("no GPU variant runs on this machine (reasons below)")
+            }
+        }
+    }
+}
+
+/// The CPU outcome: never an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CpuFallback {
+    pub reason: CpuReason,
+    /// The manifest's CPU variant, when it has one.
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for CpuFallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CPU runtime: {}", self.reason)?;
+        match &self.variant {
+            Some(v) => write!(f, "; installing variant `{v}`"),
+            None => f.write_str(
+                "; the manifest has no CPU variant, so nothing is installed and the app uses its \
+                 own CPU runtime, if it has one",
+            ),
+        }
+    }
+}
+
+/// Why a plan is refused before anything is downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "refusal")]
+pub enum Refusal {
+    /// The install root's file system lacks the space (download + unpacked).
+    NotEnoughDisk { needs: u64, free: u64 },
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::NotEnoughDisk { needs, free } => write!(
+                f,
+                "refused: the install needs {} on disk (download and unpacked), the install \
+                 root has {} free",
+                human_bytes(*needs),
+                human_bytes(*free)
+            ),
+        }
+    }
+}
+
+/// What the plan amounts to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// A GPU variant covers every target GPU.
+    Gpu,
+    /// A GPU variant covers some GPUs (the best one first); the warnings name the others.
+    GpuPartial { uncovered: Vec<u32> },
+    /// The CPU runtime.
+    Cpu(CpuFallback),
+    /// Nothing may be installed: `chosen` is what would have been.
+    Refused(Refusal),
+}
+
+/// Bytes the plan costs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// What the user downloads.
+    pub download_bytes: u64,
+    /// What the components take once unpacked (unknown sizes counted as their download).
+    pub unpacked_bytes: u64,
+    /// What the install root needs free: archives and their unpacked files at once.
+    pub disk_bytes: u64,
+}
+
+/// The answer of [`plan`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub target_gpus: Vec<HostGpu>,
+    pub outcome: Outcome,
+    pub chosen: Option<ChosenVariant>,
+    pub rejected: Vec<Rejection>,
+    pub warnings: Vec<Warning>,
+    pub totals: Totals,
+}
+
+impl Plan {
+    /// The CPU fallback, when that is the outcome.
+    pub fn cpu_fallback(&self) -> Option<&CpuFallback> {
+        match &self.outcome {
+            Outcome::Cpu(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether anything may be installed.
+    pub fn is_refused(&self) -> bool {
+        matches!(self.outcome, Outcome::Refused(_))
+    }
+
+    /// The plan in sentences, one a line: outcome, chosen, rejected, warnings, bytes.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.outcome {
+            Outcome::Cpu(c) => out.push(c.to_string()),
+            Outcome::Refused(r) => out.push(r.to_string()),
+            Outcome::Gpu | Outcome::GpuPartial { .. } => {}
+        }
+        if let Some(c) = &self.chosen {
+            out.push(c.to_string());
+        }
+        out.extend(self.rejected.iter().map(|r| r.to_string()));
+        out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        if self.chosen.is_some() {
+            out.push(format!(
+                "download {}, {} unpacked, {} of disk needed",
+                human_bytes(self.totals.download_bytes),
+                human_bytes(self.totals.unpacked_bytes),
+                human_bytes(self.totals.disk_bytes)
+            ));
+        }
+        out
+    }
+}
+
+/// `1.50 GB`, `713 MB`, `700 kB`, `12 B` (powers of 1000, as download sizes are quoted).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1_000_000_000_000, "TB"),
+        (1_000_000_000, "GB"),
+        (1_000_000, "MB"),
+        (1_000, "kB"),
+    ];
+    for (size, unit) in UNITS {
+        if n >= size {
+            let v = n as f64 / size as f64;
+            return if v >= 100.0 {
+                format!("{v:.0} {unit}")
+            } else if v >= 10.0 {
+                format!("{v:.1} {unit}")
+            } else {
+                format!("{v:.2} {unit}")
+            };
+        }
+    }
+    format!("{n} B")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation.
+
+/// A variant on one GPU.
+#[derive(Debug, Clone)]
+enum GpuFit {
+    Covered {
+        jit: bool,
+        exact: bool,
+        /// The lowest compute capability among the code its components load.
+        loaded_cc: u32,
+        per_component: Vec<(String, KernelFit)>,
+    },
+    Uncovered(Vec<Reason>),
+}
+
+struct Evaluation<'m> {
+    variant: &'m Variant,
+    label: String,
+    components: Vec<&'m Component>,
+    /// Reasons that hold on every GPU (driver, missing pieces).
+    blocking: Vec<Reason>,
+    per_gpu: Vec<GpuFit>,
+    needs: Vec<ResolvedNeed>,
+    sources: Vec<Source>,
+    download: u64,
+    cuda: Option<CudaVersion>,
+    mvc_warnings: Vec<Warning>,
+}
+
+impl Evaluation<'_> {
+    fn runs(&self) -> bool {
+        self.blocking.is_empty() && self.covered_count() > 0
+    }
+
+    fn covered(&self, i: usize) -> bool {
+        matches!(self.per_gpu[i], GpuFit::Covered { .. })
+    }
+
+    fn covered_count(&self) -> usize {
+        (0..self.per_gpu.len()).filter(|&i| self.covered(i)).count()
+    }
+
+    fn count(&self, f: impl Fn(bool, bool) -> bool) -> usize {
+        self.per_gpu
+            .iter()
+            .filter(|g| matches!(g, GpuFit::Covered { jit, exact, .. } if f(*jit, *exact)))
+            .count()
+    }
+
+    fn loaded_sum(&self) -> u32 {
+        self.per_gpu
+            .iter()
+            .map(|g| match g {
+                GpuFit::Covered { loaded_cc, .. } => *loaded_cc,
+                GpuFit::Uncovered(_) => 0,
+            })
+            .sum()
+    }
+}
+
+fn gpu_ref(gpu: &HostGpu, several: bool) -> GpuRef {
+    GpuRef {
+        index: gpu.index,
+        compute_capability: gpu.compute_capability,
+        name: gpu.name.clone(),
+        several,
+    }
+}
+
+/// The component whose coverage describes the variant in labels: the ONNX Runtime one if it
+/// declares coverage, else the one with the fewest SASS targets.
+fn label_component<'a>(components: &[&'a Component]) -> Option<&'a Component> {
+    let with_cov: Vec<&Component> = components
+        .iter()
+        .copied()
+        .filter(|c| c.coverage.is_some())
+        .collect();
+    with_cov
+        .iter()
+        .copied()
+        .find(|c| c.kind == crate::manifest::ComponentKind::Onnxruntime)
+        .or_else(|| {
+            with_cov
+                .iter()
+                .copied()
+                .min_by_key(|c| c.coverage.as_ref().map(|v| v.sass.len()).unwrap_or(0))
+        })
+}
+
+/// `legacy (CUDA 12.9, sm_50–70)`, `cpu (CPU)`.
+fn variant_label(v: &Variant, components: &[&Component]) -> String {
+    if v.device == VariantDevice::Cpu {
+        return format!("{} (CPU)", v.name);
+    }
+    let mut parts = Vec::new();
+    if let Some(cuda) = components.iter().filter_map(|c| c.cuda).max() {
+        parts.push(format!("CUDA {cuda}"));
+    }
+    if let Some(cov) = label_component(components).and_then(|c| c.coverage.as_ref()) {
+        let nums: Vec<u32> = cov.sass.iter().map(|t| t.0.cc.number()).collect();
+        match (nums.iter().min(), nums.iter().max()) {
+            (Some(lo), Some(hi)) if lo == hi => parts.push(format!("sm_{lo}")),
+            (Some(lo), Some(hi)) => parts.push(format!("sm_{lo}–{hi}")),
+            _ => {}
+        }
+        for p in &cov.ptx {
+            parts.push(format!("+{}", p.target));
+        }
+    }
+    if parts.is_empty() {
+        v.name.clone()
+    } else {
+        format!("{} ({})", v.name, parts.join(", "))
+    }
+}
+
+fn describe_coverage(c: &Component) -> String {
+    let Some(cov) = &c.coverage else {
+        return "no kernels".into();
+    };
+    let mut names: Vec<String> = cov.sass.iter().map(|t| t.to_string()).collect();
+    names.extend(
+        cov.ptx
+            .iter()
+            .map(|p| format!("{} (PTX {})", p.target, p.isa)),
+    );
+    if names.is_empty() {
+        "no kernels".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn driver_text(host: &Host) -> String {
+    match (&host.driver_version, host.driver_cuda) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(c)) => format!("a driver that runs CUDA {c}"),
+        (None, None) => "an unknown driver".into(),
+    }
+}
+
+fn evaluate<'m>(
+    host: &Host,
+    manifest: &'m Manifest,
+    v: &'m Variant,
+    system: &SystemInventory,
+    policy: &Policy,
+) -> Evaluation<'m> {
+    let several = host.gpus.len() > 1;
+    let mut blocking = Vec::new();
+    let components: Vec<&Component> = v
+        .components
+        .iter()
+        .filter_map(|id| {
+            let c = manifest.components.iter().find(|c| &c.id == id);
+            if c.is_none() {
+                blocking.push(Reason::MissingComponent {
+                    component: id.clone(),
+                });
+            }
+            c
+        })
+        .collect();
+    let label = variant_label(v, &components);
+
+    // Driver: every component's CUDA runtime and own floor.
+    let mut mvc_warnings = Vec::new();
+    for c in &components {
+        if let Some(cuda) = c.cuda {
+            match driver::runtime_support(cuda, host.driver_version.as_ref(), host.driver_cuda) {
+                RuntimeSupport::Full | RuntimeSupport::Unknown => {}
+                RuntimeSupport::MinorVersionCompatible { full_support_from } => {
+                    mvc_warnings.push(Warning::MinorVersionCompatibility {
+                        component: c.id.clone(),
+                        cuda,
+                        driver: driver_text(host),
+                        full_support_from,
+                    })
+                }
+                RuntimeSupport::TooOld { needs, .. } => blocking.push(Reason::DriverTooOld {
+                    component: c.id.clone(),
+                    cuda,
+                    needs,
+                    have: driver_text(host),
+                }),
+            }
+        }
+        if let (Some(min), Some(have)) = (&c.min_driver, &host.driver_version) {
+            if have < min {
+                blocking.push(Reason::BelowComponentMinDriver {
+                    component: c.id.clone(),
+                    needs: min.clone(),
+                    have: have.clone(),
+                });
+            }
+        }
+    }
+
+    // Sources and needs.
+    let mut sources = Vec::new();
+    let mut download = 0u64;
+    for c in &components {
+        let reusable = policy.reuse_system && c.coverage.is_none() && !c.provides.is_empty();
+        let found: Option<Vec<PathBuf>> = reusable
+            .then(|| {
+                c.provides
+                    .iter()
+                    .map(|s| system.find(s).map(|l| l.path.clone()))
+                    .collect()
+            })
+            .flatten();
+        let source = match found {
+            Some(paths) => Source::System { paths },
+            None => {
+                download += c.archive.size;
+                match c.origin {
+                    Origin::Vendor => Source::Archive {
+                        url: c.archive.url.clone(),
+                        mirrors: c.archive.mirrors.clone(),
+                    },
+                    Origin::Pypi => Source::Pypi {
+                        url: c.archive.url.clone(),
+                    },
+                }
+            }
+        };
+        sources.push(source);
+    }
+    let mut needs = Vec::new();
+    let mut seen = BTreeSet::new();
+    for c in &components {
+        for soname in &c.needs {
+            if !seen.insert(soname.clone()) {
+                continue;
+            }
+            let by_component = components.iter().find(|p| {
+                p.provides.contains(soname)
+                    || p.files.iter().any(|f| {
+                        f.path.rsplit('/').next() == Some(soname.as_str())
+                            || f.soname_links.contains(soname)
+                    })
+            });
+            let by = if let Some(p) = by_component {
+                Some(NeedSource::Component { id: p.id.clone() })
+            } else if policy.system_libraries.contains(soname) {
+                Some(NeedSource::SystemList)
+            } else {
+                system.find(soname).map(|l| NeedSource::System {
+                    path: l.path.clone(),
+                })
+            };
+            match by {
+                Some(by) => needs.push(ResolvedNeed {
+                    soname: soname.clone(),
+                    by,
+                }),
+                None => blocking.push(Reason::UnmetNeed {
+                    component: c.id.clone(),
+                    soname: soname.clone(),
+                }),
+            }
+        }
+    }
+
+    // Kernels, per GPU.
+    let ptx_driver = driver::effective_driver_cuda(host.driver_version.as_ref(), host.driver_cuda);
+    let gpu_components: Vec<&Component> = components
+        .iter()
+        .copied()
+        .filter(|c| c.coverage.is_some())
+        .collect();
+    let per_gpu = host
+        .gpus
+        .iter()
+        .map(|g| {
+            let gref = gpu_ref(g, several);
+            let cc = g.compute_capability;
+            let mut reasons = Vec::new();
+            if v.device == VariantDevice::Cuda && gpu_components.is_empty() {
+                reasons.push(Reason::NoCoverageDeclared);
+            }
+            if let (Some(needs), Some(has)) = (v.min_gpu_memory_bytes, g.memory_total_bytes) {
+                if has < needs {
+                    reasons.push(Reason::NotEnoughGpuMemory {
+                        gpu: gref.clone(),
+                        needs,
+                        has,
+                    });
+                }
+            }
+            let mut per_component = Vec::new();
+            let (mut jit, mut exact, mut loaded_cc) = (false, true, u32::MAX);
+            for c in &components {
+                if c.coverage.is_none() {
+                    per_component.push((c.id.clone(), KernelFit::NoKernels));
+                    continue;
+                }
+                let entries = c.kernel_entries();
+                match select_entry(&entries, cc, ptx_driver) {
+                    Selection::Native { target } => {
+                        let is_exact = target.cc == cc;
+                        exact &= is_exact;
+                        loaded_cc = loaded_cc.min(target.cc.number());
+                        per_component.push((
+                            c.id.clone(),
+                            KernelFit::Native {
+                                target,
+                                exact: is_exact,
+                            },
+                        ));
+                    }
+                    Selection::Jit { target, ptx_isa } if policy.allow_jit => {
+                        jit = true;
+                        exact = false;
+                        loaded_cc = loaded_cc.min(target.cc.number());
+                        per_component.push((
+                            c.id.clone(),
+                            KernelFit::Jit {
+                                target,
+                                isa: ptx_isa,
+                            },
+                        ));
+                    }
+                    Selection::Jit { target, .. } => reasons.push(Reason::JitForbidden {
+                        gpu: gref.clone(),
+                        component: c.id.clone(),
+                        target,
+                    }),
+                    Selection::None { ptx_too_new } => match (ptx_too_new.first(), ptx_driver) {
+                        (Some(e), Some(d)) => reasons.push(Reason::PtxTooNew {
+                            gpu: gref.clone(),
+                            component: c.id.clone(),
+                            target: e.target,
+                            isa: e.ptx_isa.unwrap_or(PtxIsa::new(0, 0)),
+                            driver_isa: gpulibs_inspect::max_ptx_isa(d),
+                            driver_cuda: d,
+                        }),
+                        _ => reasons.push(Reason::NoKernelImage {
+                            gpu: gref.clone(),
+                            component: c.id.clone(),
+                            has: describe_coverage(c),
+                        }),
+                    },
+                }
+            }
+            if reasons.is_empty() {
+                GpuFit::Covered {
+                    jit,
+                    exact,
+                    loaded_cc: if loaded_cc == u32::MAX { 0 } else { loaded_cc },
+                    per_component,
+                }
+            } else {
+                GpuFit::Uncovered(reasons)
+            }
+        })
+        .collect();
+
+    Evaluation {
+        variant: v,
+        label,
+        cuda: components.iter().filter_map(|c| c.cuda).max(),
+        components,
+        blocking,
+        per_gpu,
+        needs,
+        sources,
+        download,
+        mvc_warnings,
+    }
+}
+
+/// The best GPU: highest compute capability, then most memory, then lowest index.
+fn best_gpu(gpus: &[HostGpu]) -> Option<usize> {
+    (0..gpus.len()).max_by(|&a, &b| {
+        let (ga, gb) = (&gpus[a], &gpus[b]);
+        ga.compute_capability
+            .cmp(&gb.compute_capability)
+            .then(ga.memory_total_bytes.cmp(&gb.memory_total_bytes))
+            .then(gb.index.cmp(&ga.index))
+    })
+}
+
+/// Compares two running variants; `Greater` means `a` is better. Returns the criterion that
+/// decided, in words from the loser's side.
+fn rank(a: &Evaluation, b: &Evaluation, best: usize, n_gpus: usize) -> (Ordering, String) {
+    let all = |e: &Evaluation| e.covered_count() == n_gpus;
+    let checks: [(Ordering, String); 8] = [
+        (
+            all(a).cmp(&all(b)),
+            "it does not cover every GPU".to_string(),
+        ),
+        (
+            a.covered(best).cmp(&b.covered(best)),
+            "it does not cover the best GPU".to_string(),
+        ),
+        (
+            a.covered_count().cmp(&b.covered_count()),
+            format!(
+                "it covers fewer GPUs ({} vs {})",
+                a.covered_count().min(b.covered_count()),
+                a.covered_count().max(b.covered_count())
+            ),
+        ),
+        (
+            b.count(|jit, _| jit).cmp(&a.count(|jit, _| jit)),
+            "it needs PTX JIT where the other has native SASS".to_string(),
+        ),
+        (
+            a.count(|_, exact| exact).cmp(&b.count(|_, exact| exact)),
+            "the other has SASS built for the exact compute capability".to_string(),
+        ),
+        (
+            a.loaded_sum().cmp(&b.loaded_sum()),
+            "the other's kernels target a newer architecture".to_string(),
+        ),
+        (
+            a.cuda.cmp(&b.cuda),
+            format!(
+                "the other has a newer CUDA runtime ({} vs {})",
+                a.cuda
+                    .max(b.cuda)
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
+                a.cuda
+                    .min(b.cuda)
+                    .map(|c| c.to_string())
+                    .unwrap_or("none".into())
+            ),
+        ),
+        (
+            b.download.cmp(&a.download),
+            format!(
+                "the other is a smaller download ({} vs {})",
+                human_bytes(a.download.min(b.download)),
+                human_bytes(a.download.max(b.download))
+            ),
+        ),
+    ];
+    for (ord, why) in checks {
+        if ord != Ordering::Equal {
+            return (ord, why);
+        }
+    }
+    (
+        b.variant.name.cmp(&a.variant.name),
+        "equal rank; the name decides".to_string(),
+    )
+}
+
+fn fit_words(fit: &GpuFit, gpu: &GpuRef) -> String {
+    let GpuFit::Covered { per_component, .. } = fit else {
+        return String::new();
+    };
+    // Describe by the weakest component: JIT first, then the lowest native target.
+    let mut jit = None;
+    let mut native: Option<(KernelTarget, bool)> = None;
+    for (_, f) in per_component {
+        match f {
+            KernelFit::Jit { target, isa } => jit = Some((*target, *isa)),
+            KernelFit::Native { target, exact } => {
+                if native.is_none_or(|(t, _)| target.cc < t.cc) {
+                    native = Some((*target, *exact));
+                }
+            }
+            KernelFit::NoKernels => {}
+        }
+    }
+    match (jit, native) {
+        (Some((t, isa)), _) => format!("PTX {t} (ISA {isa}) JIT-compiled for {gpu}"),
+        (None, Some((t, true))) if t.cc == gpu.compute_capability => {
+            format!("native SASS for {gpu}")
+        }
+        (None, Some((t, _))) => format!("native SASS {t} runs on {gpu}"),
+        (None, None) => format!("{gpu}: no kernels needed"),
+    }
+}
+
+/// Plans for `host` from `manifest`. Pure: same inputs, same plan; never fails (a machine with
+/// no usable GPU gets the CPU outcome, a full disk the refused one).
+pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: &Policy) -> Plan {
+    let several = host.gpus.len() > 1;
+    let evaluations: Vec<Evaluation> = manifest
+        .variants
+        .iter()
+        .map(|v| evaluate(host, manifest, v, system, policy))
+        .collect();
+    let (gpu_evals, cpu_evals): (Vec<&Evaluation>, Vec<&Evaluation>) = evaluations
+        .iter()
+        .partition(|e| e.variant.device == VariantDevice::Cuda);
+
+    let mut warnings = Vec::new();
+    if host.driver_version.is_none() && host.driver_cuda.is_none() && !host.gpus.is_empty() {
+        warnings.push(Warning::DriverUnknown);
+    }
+
+    let cpu_reason = if policy.cpu_only {
+        Some(CpuReason::CpuOnlyPolicy)
+    } else if host.gpus.is_empty() {
+        Some(CpuReason::NoUsableGpu {
+            detail: host
+                .no_gpu_reason
+                .clone()
+                .unwrap_or_else(|| "no NVIDIA GPU was found".into()),
+        })
+    } else {
+        None
+    };
+
+    let best = best_gpu(&host.gpus);
+    let winner: Option<&Evaluation> = match (&cpu_reason, best) {
+        (None, Some(best)) => gpu_evals
+            .iter()
+            .copied()
+            .filter(|e| e.runs())
+            .max_by(|a, b| rank(a, b, best, host.gpus.len()).0),
+        _ => None,
+    };
+
+    let mut rejected = Vec::new();
+    for e in &gpu_evals {
+        if winner.is_some_and(|w| std::ptr::eq(w, *e)) {
+            continue;
+        }
+        let mut reasons = e.blocking.clone();
+        if cpu_reason.is_none() && reasons.is_empty() {
+            if e.runs() {
+                let w = winner.expect("a running variant means a winner");
+                reasons.push(Reason::Outranked {
+                    by: w.variant.name.clone(),
+                    why: rank(w, e, best.unwrap_or(0), host.gpus.len()).1,
+                });
+            } else {
+                for fit in &e.per_gpu {
+                    if let GpuFit::Uncovered(r) = fit {
+                        for r in r {
+                            if !reasons.contains(r) {
+                                reasons.push(r.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if cpu_reason.is_some() && reasons.is_empty() {
+            continue; // not considered: the CPU outcome was decided before any variant
+        }
+        rejected.push(Rejection {
+            variant: e.variant.name.clone(),
+            label: e.label.clone(),
+            reasons,
+        });
+    }
+
+    let (outcome, chosen_eval) = match winner {
+        Some(w) => {
+            let uncovered: Vec<u32> = (0..host.gpus.len())
+                .filter(|&i| !w.covered(i))
+                .map(|i| host.gpus[i].index)
+                .collect();
+            for e in &cpu_evals {
+                rejected.push(Rejection {
+                    variant: e.variant.name.clone(),
+                    label: e.label.clone(),
+                    reasons: vec![Reason::CpuNotNeeded],
+                });
+            }
+            if uncovered.is_empty() {
+                (Outcome::Gpu, Some(w))
+            } else {
+                let best = best.expect("GPUs exist");
+                if w.covered(best) {
+                    warnings.push(Warning::PlannedForBestGpu {
+                        best: gpu_ref(&host.gpus[best], several),
+                        variant: w.variant.name.clone(),
+                    });
+                }
+                for (i, fit) in w.per_gpu.iter().enumerate() {
+                    if let GpuFit::Uncovered(reasons) = fit {
+                        warnings.push(Warning::UncoveredGpu {
+                            gpu: gpu_ref(&host.gpus[i], several),
+                            variant: w.variant.name.clone(),
+                            reasons: reasons.clone(),
+                        });
+                    }
+                }
+                (Outcome::GpuPartial { uncovered }, Some(w))
+            }
+        }
+        None => {
+            let reason = cpu_reason.unwrap_or(CpuReason::NoVariantRuns);
+            let cpu = cpu_evals.iter().copied().find(|e| e.blocking.is_empty());
+            for e in &cpu_evals {
+                if cpu.is_some_and(|c| std::ptr::eq(c, *e)) {
+                    continue;
+                }
+                rejected.push(Rejection {
+                    variant: e.variant.name.clone(),
+                    label: e.label.clone(),
+                    reasons: if e.blocking.is_empty() {
+                        vec![Reason::Outranked {
+                            by: cpu.map(|c| c.variant.name.clone()).unwrap_or_default(),
+                            why: "it comes first in the manifest".into(),
+                        }]
+                    } else {
+                        e.blocking.clone()
+                    },
+                });
+            }
+            (
+                Outcome::Cpu(CpuFallback {
+                    reason,
+                    variant: cpu.map(|c| c.variant.name.clone()),
+                }),
+                cpu,
+            )
+        }
+    };
+
+    let mut totals = Totals::default();
+    let chosen = chosen_eval.map(|w| {
+        warnings.extend(w.mvc_warnings.iter().cloned());
+        let mut components = Vec::new();
+        for (c, source) in w.components.iter().zip(&w.sources) {
+            let on_system = matches!(source, Source::System { .. });
+            let download_bytes = if on_system { 0 } else { c.archive.size };
+            let unpacked_bytes = if on_system {
+                Some(0)
+            } else {
+                c.unpacked_bytes()
+            };
+            if unpacked_bytes.is_none() {
+                warnings.push(Warning::UnpackedSizeUnknown {
+                    component: c.id.clone(),
+                });
+            }
+            totals.download_bytes += download_bytes;
+            totals.unpacked_bytes += unpacked_bytes.unwrap_or(download_bytes);
+            let per_gpu = host
+                .gpus
+                .iter()
+                .zip(&w.per_gpu)
+                .filter_map(|(g, fit)| match fit {
+                    GpuFit::Covered { per_component, .. } => per_component
+                        .iter()
+                        .find(|(id, _)| id == &c.id)
+                        .map(|(_, f)| (g.index, f.clone())),
+                    GpuFit::Uncovered(_) => None,
+                })
+                .collect::<Vec<_>>();
+            for (idx, f) in &per_gpu {
+                if let KernelFit::Jit { target, .. } = f {
+                    let g = host.gpus.iter().find(|g| g.index == *idx).expect("own GPU");
+                    warnings.push(Warning::Jit {
+                        gpu: gpu_ref(g, several),
+                        component: c.id.clone(),
+                        target: *target,
+                    });
+                }
+            }
+            components.push(PlannedComponent {
+                id: c.id.clone(),
+                source: source.clone(),
+                download_bytes,
+                unpacked_bytes,
+                per_gpu,
+            });
+        }
+        if let Some(needs) = w.variant.min_gpu_memory_bytes {
+            for (g, fit) in host.gpus.iter().zip(&w.per_gpu) {
+                if let (GpuFit::Covered { .. }, Some(free)) = (fit, g.memory_free_bytes) {
+                    if free < needs {
+                        warnings.push(Warning::LowFreeGpuMemory {
+                            gpu: gpu_ref(g, several),
+                            needs,
+                            free,
+                        });
+                    }
+                }
+            }
+        }
+        let why = if w.variant.device == VariantDevice::Cpu {
+            vec!["the CPU runtime".to_string()]
+        } else {
+            host.gpus
+                .iter()
+                .zip(&w.per_gpu)
+                .filter(|(_, f)| matches!(f, GpuFit::Covered { .. }))
+                .map(|(g, f)| fit_words(f, &gpu_ref(g, several)))
+                .collect()
+        };
+        ChosenVariant {
+            variant: w.variant.name.clone(),
+            label: w.label.clone(),
+            device: w.variant.device,
+            components,
+            needs: w.needs.clone(),
+            why,
+        }
+    });
+    totals.disk_bytes = totals.download_bytes + totals.unpacked_bytes;
+
+    let outcome = match (host.free_disk_bytes, &chosen) {
+        (Some(free), Some(_)) if free < totals.disk_bytes => {
+            Outcome::Refused(Refusal::NotEnoughDisk {
+                needs: totals.disk_bytes,
+                free,
+            })
+        }
+        _ => outcome,
+    };
+
+    Plan {
+        target_gpus: host.gpus.clone(),
+        outcome,
+        chosen,
+        rejected,
+        warnings,
+        totals,
+    }
+}
+
+/// [`plan`] for a manifest whose signature was checked by [`crate::check_signature`]: an
+/// unverified manifest accepted under `--allow-unsigned` is the plan's first warning.
+pub fn plan_with_trust(
+    host: &Host,
+    manifest: &Manifest,
+    trust: &Trust,
+    system: &SystemInventory,
+    policy: &Policy,
+) -> Plan {
+    let mut p = plan(host, manifest, system, policy);
+    if let Trust::UnverifiedAllowed { why } = trust {
+        p.warnings
+            .insert(0, Warning::UnverifiedManifest { why: why.clone() });
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_in_words() {
+        let cases = [
+            (12, "12 B"),
+            (700_000, "700 kB"),
+            (1_500_000_000, "1.50 GB"),
+            (713_000_000, "713 MB"),
+            (22_600_000, "22.6 MB"),
+            (2_282_700_000, "2.28 GB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(human_bytes(n), want);
+        }
+    }
+
+    #[test]
+    fn best_gpu_is_highest_cc_then_memory() {
+        let g = |index, cc: &str, mem| HostGpu {
+            index,
+            name: None,
+            compute_capability: cc.parse().unwrap(),
+            memory_free_bytes: None,
+            memory_total_bytes: mem,
+        };
+        assert_eq!(
+            best_gpu(&[g(0, "6.1", Some(8)), g(1, "8.6", Some(4))]),
+            Some(1)
+        );
+        assert_eq!(
+            best_gpu(&[g(0, "8.6", Some(4)), g(1, "8.6", Some(8))]),
+            Some(1)
+        );
+        assert_eq!(best_gpu(&[g(0, "8.6", None), g(1, "8.6", None)]), Some(0));
+        assert_eq!(best_gpu(&[]), None);
+    }
+}
