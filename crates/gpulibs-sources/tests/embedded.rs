@@ -1,0 +1,268 @@
+//! The embedded default manifest built from the measured table, and URL resolution through a
+//! recorded pip report.
+
+use gpulibs_plan::{parse_manifest, to_toml, ComponentKind, Origin, VariantDevice};
+use gpulibs_sources::embedded::{cuda_wheels, EmbeddedError};
+use gpulibs_sources::{
+    embedded_default, parse_report, resolve_components, CoverageTable, PipError, PipResolver,
+    ResolvedWheel, WheelTarget, PIP_URL_SCHEME,
+};
+
+const REPORT: &str = include_str!("fixtures/pip-report-1.31.1.json");
+
+/// Answers from a recorded pip report: the wheels of the report that were asked for.
+struct Recorded(Vec<ResolvedWheel>);
+
+impl PipResolver for Recorded {
+    fn resolve(
+        &self,
+        requirements: &[String],
+        _target: &WheelTarget,
+    ) -> Result<Vec<ResolvedWheel>, PipError> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|w| {
+                requirements
+                    .iter()
+                    .any(|r| *r == format!("{}=={}", w.name, w.version))
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+#[test]
+fn one_cuda_variant_per_usable_release_and_a_cpu_variant() {
+    let table = CoverageTable::embedded();
+    let m = embedded_default(table);
+    let names: Vec<&str> = m.variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names[0], "ort-1.31.1-cuda13", "{names:?}");
+    assert!(names.contains(&"ort-1.23.2-cuda12"), "{names:?}");
+    assert_eq!(names.last(), Some(&"cpu"));
+    // Every measured release is offered: with its own extras, or with a donor's.
+    for r in &table.releases {
+        let name = format!("ort-{}-cuda{}", r.version, r.cuda_major.unwrap());
+        assert!(names.contains(&name.as_str()), "{name}");
+        let own = !r.nvidia_wheels.is_empty() && r.extras_error.is_none();
+        let (_, donor) = cuda_wheels(r, table).unwrap();
+        assert_eq!(donor.is_none(), own, "{name}");
+    }
+    // 1.20 declares no extras: the cu12 wheels of 1.21.1 provide all it links.
+    let (wheels, donor) = cuda_wheels(table.release("1.20.2").unwrap(), table).unwrap();
+    assert_eq!(donor, Some("1.21.1"));
+    assert!(wheels.iter().any(|w| w.name == "nvidia-cudnn-cu12"));
+    // 1.27.0's extras name placeholder distributions: 1.28.0's wheels serve it.
+    let r27 = table.release("1.27.0").unwrap();
+    assert!(r27
+        .extras_error
+        .as_deref()
+        .unwrap()
+        .contains("nvidia-cuda-nvrtc-cu13"));
+    assert_eq!(cuda_wheels(r27, table).unwrap().1, Some("1.28.0"));
+    let v27 = m
+        .variants
+        .iter()
+        .find(|v| v.name == "ort-1.27.0-cuda13")
+        .unwrap();
+    assert!(v27.description.as_deref().unwrap().contains("1.28.0"));
+    let cpu = m.variants.last().unwrap();
+    assert_eq!(cpu.device, VariantDevice::Cpu);
+    assert_eq!(cpu.components, ["onnxruntime-1.31.1"]);
+    assert!(m.variants[..m.variants.len() - 1]
+        .iter()
+        .all(|v| v.device == VariantDevice::Cuda));
+}
+
+#[test]
+fn every_need_of_a_cuda_variant_is_provided_inside_it_or_by_the_driver() {
+    let m = embedded_default(CoverageTable::embedded());
+    for v in m
+        .variants
+        .iter()
+        .filter(|v| v.device == VariantDevice::Cuda)
+    {
+        let comps: Vec<_> = v
+            .components
+            .iter()
+            .map(|id| m.components.iter().find(|c| &c.id == id).unwrap())
+            .collect();
+        let provided: Vec<&str> = comps
+            .iter()
+            .flat_map(|c| c.provides.iter().map(String::as_str))
+            .collect();
+        for c in &comps {
+            for need in &c.needs {
+                assert!(
+                    need == "libcuda.so.1" || provided.contains(&need.as_str()),
+                    "{}: {} needs {need}, which nothing in it provides",
+                    v.name,
+                    c.id
+                );
+            }
+        }
+        assert_eq!(comps[0].kind, ComponentKind::Onnxruntime);
+        for kind in [
+            ComponentKind::CudaRuntime,
+            ComponentKind::Cublas,
+            ComponentKind::Cudnn,
+        ] {
+            assert!(
+                comps.iter().any(|c| c.kind == kind),
+                "{}: no {kind:?}",
+                v.name
+            );
+        }
+    }
+}
+
+#[test]
+fn ort_1_31_1_component_carries_the_measurements() {
+    let m = embedded_default(CoverageTable::embedded());
+    let ort = m
+        .components
+        .iter()
+        .find(|c| c.id == "onnxruntime-gpu-1.31.1")
+        .unwrap();
+    assert_eq!(ort.origin, Origin::Pypi);
+    assert_eq!(
+        ort.archive.url,
+        format!("{PIP_URL_SCHEME}onnxruntime-gpu==1.31.1")
+    );
+    assert_eq!(ort.archive.size, 255_560_985);
+    assert_eq!(ort.cuda.map(|c| c.to_string()).as_deref(), Some("13.0"));
+    let cov = ort.coverage.as_ref().unwrap();
+    assert_eq!(cov.sass.len(), 6);
+    for need in [
+        "libcudart.so.13",
+        "libcublasLt.so.13",
+        "libcudnn.so.9",
+        "libcufft.so.12",
+    ] {
+        assert!(
+            ort.needs.iter().any(|n| n == need),
+            "{need}: {:?}",
+            ort.needs
+        );
+    }
+    // Names loaded at run time that no CUDA wheel of the release provides are not needs.
+    assert!(
+        !ort.needs.iter().any(|n| n == "libcudart.so.12"),
+        "{:?}",
+        ort.needs
+    );
+    assert!(
+        ort.provides.iter().any(|p| p == "libonnxruntime.so.1"),
+        "{:?}",
+        ort.provides
+    );
+    let runtime = ort
+        .files
+        .iter()
+        .find(|f| f.path.starts_with("onnxruntime/capi/libonnxruntime.so."))
+        .unwrap();
+    assert_eq!(runtime.soname_links, ["libonnxruntime.so.1"]);
+
+    let cudart = m
+        .components
+        .iter()
+        .find(|c| {
+            c.kind == ComponentKind::CudaRuntime
+                && c.provides.iter().any(|p| p == "libcudart.so.13")
+        })
+        .unwrap();
+    assert_eq!(cudart.cuda.unwrap().major, 13);
+}
+
+#[test]
+fn manifest_round_trips_through_the_plan_crates_reader() {
+    let m = embedded_default(CoverageTable::embedded());
+    let text = to_toml(&m);
+    let back = parse_manifest(&text).unwrap();
+    assert_eq!(back, m);
+}
+
+#[test]
+fn chosen_components_get_pips_urls() {
+    let mut m = embedded_default(CoverageTable::embedded());
+    let variant = m
+        .variants
+        .iter()
+        .find(|v| v.name == "ort-1.31.1-cuda13")
+        .unwrap()
+        .clone();
+    let ids: Vec<&str> = variant.components.iter().map(String::as_str).collect();
+    let recorded = Recorded(parse_report(REPORT).unwrap());
+    let resolved = resolve_components(&mut m, &ids, &recorded, &WheelTarget::default()).unwrap();
+    assert_eq!(resolved.len(), ids.len());
+    for (id, wheel) in ids.iter().zip(&resolved) {
+        let c = m.components.iter().find(|c| c.id == *id).unwrap();
+        assert!(c.archive.url.starts_with("https://index.invalid/"), "{id}");
+        assert!(c.archive.url.ends_with(&wheel.filename));
+        assert_eq!(wheel.size, Some(c.archive.size));
+    }
+    // Components not asked for keep their placeholder.
+    let other = m
+        .components
+        .iter()
+        .find(|c| c.id == "onnxruntime-gpu-1.23.2")
+        .unwrap();
+    assert!(other.archive.url.starts_with(PIP_URL_SCHEME));
+}
+
+#[test]
+fn a_different_file_from_the_index_is_refused() {
+    let mut m = embedded_default(CoverageTable::embedded());
+    let mut wheels = parse_report(REPORT).unwrap();
+    wheels[0].sha256 = Some("0".repeat(64));
+    let e = resolve_components(
+        &mut m,
+        &["onnxruntime-gpu-1.31.1"],
+        &Recorded(wheels),
+        &WheelTarget::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, EmbeddedError::HashMismatch { .. }), "{e:?}");
+    assert!(e.to_string().contains("--manifest"), "{e}");
+
+    let e = resolve_components(
+        &mut m,
+        &["onnxruntime-gpu-1.23.2"],
+        &Recorded(parse_report(REPORT).unwrap()),
+        &WheelTarget::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, EmbeddedError::NotReturned { .. }), "{e:?}");
+
+    let e = resolve_components(
+        &mut m,
+        &["no-such-component"],
+        &Recorded(Vec::new()),
+        &WheelTarget::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, EmbeddedError::UnknownComponent(_)), "{e:?}");
+}
+
+#[test]
+fn the_plan_crates_validation_finds_nothing_within_a_variant() {
+    use gpulibs_plan::{default_system_libraries, validate, SystemInventory, ValidationError};
+    let m = embedded_default(CoverageTable::embedded());
+    let problems = validate(&m, &default_system_libraries(), &SystemInventory::default());
+    // Releases install the same wheel paths (`onnxruntime/capi/...`), which the manifest-wide
+    // path check reports; only one variant is ever active, so only a conflict between two
+    // components of one variant would be real.
+    let together = |a: &str, b: &str| {
+        m.variants
+            .iter()
+            .any(|v| v.components.iter().any(|c| c == a) && v.components.iter().any(|c| c == b))
+    };
+    for p in &problems {
+        match p {
+            ValidationError::PathConflict { first, second, .. } => {
+                assert!(!together(first, second), "{p}")
+            }
+            other => panic!("{other}"),
+        }
+    }
+}
