@@ -449,7 +449,12 @@ impl Store {
     fn clean_temporaries(&self) -> Result<Vec<PathBuf>> {
         let mut cleaned = Vec::new();
         for dir in [self.root.join(STORE_DIR), self.root.join(INSTALLS_DIR)] {
-            for entry in fs::read_dir(&dir).map_err(io_err("listing", &dir))? {
+            let listing = match fs::read_dir(&dir) {
+                Ok(l) => l,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("listing", &dir)(e)),
+            };
+            for entry in listing {
                 let entry = entry.map_err(io_err("listing", &dir))?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX) {
@@ -1219,7 +1224,9 @@ struct ZstdFrames<R: Read> {
 
 enum ZstdState<R: Read> {
     Between(io::BufReader<R>),
-    InFrame(ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>),
+    InFrame(
+        Box<ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>>,
+    ),
     Failed,
 }
 
@@ -1266,7 +1273,7 @@ impl<R: Read> Read for ZstdFrames<R> {
                     }
                     let frame = ruzstd::decoding::StreamingDecoder::new(source)
                         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    self.state = ZstdState::InFrame(frame);
+                    self.state = ZstdState::InFrame(Box::new(frame));
                 }
                 ZstdState::Failed => {
                     return Err(io::Error::other("the zstd stream failed earlier"));
