@@ -320,7 +320,12 @@ impl Fetcher {
             }
         }
         if done_from.is_none() {
-            for (mirror, url) in artifact.urls.iter().enumerate() {
+            let mut mirror = 0;
+            // Bytes replayed from an earlier run may be the wrong ones (a bad proxy then, a
+            // damaged disk): a mismatch that included them earns the same URL one fresh try.
+            let mut fresh_retry_used = false;
+            while let Some(url) = artifact.urls.get(mirror) {
+                let included_old_bytes = state.resumed_from > 0;
                 let outcome = self.download_from(&mut state, mirror, url, progress);
                 let error = match outcome {
                     Ok(()) => {
@@ -340,15 +345,20 @@ impl Fetcher {
                     Err(e) => e,
                 };
                 match &error {
-                    // The bytes on disk are wrong; the next mirror starts from zero.
+                    // The bytes on disk are wrong; the next try starts from zero.
                     FetchError::DigestMismatch { .. } | FetchError::TooLarge { .. } => {
                         state.restart(url, mirror, progress)?;
+                        if included_old_bytes && !fresh_retry_used {
+                            fresh_retry_used = true;
+                            continue;
+                        }
                     }
                     // Local problems: another mirror will not help.
                     FetchError::File { .. } | FetchError::Sink { .. } => return Err(error),
                     _ => {}
                 }
                 failures.push(error);
+                mirror += 1;
             }
         }
         let Some(origin) = done_from else {

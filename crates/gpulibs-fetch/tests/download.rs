@@ -706,3 +706,28 @@ fn failing_sink_stops_the_download() {
         "a local failure is not a mirror's fault"
     );
 }
+
+#[test]
+fn wrong_bytes_left_by_an_earlier_run_get_one_fresh_download() {
+    let server = TestServer::start();
+    let data = test_bytes(40_000);
+    server.file("/f", &data, vec![]);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact("x", vec![server.url("/f")], &data);
+    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
+    let partial = dir
+        .path()
+        .join("partial")
+        .join(format!("{}.partial", art.sha256));
+    std::fs::write(&partial, vec![7u8; 10_000]).unwrap();
+    let mut sink = Recorder::default();
+    let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
+    assert_eq!(sink.bytes, data);
+    assert_eq!(sink.restarts, 1);
+    assert_eq!(
+        fetched.resumed_from, 0,
+        "the replayed bytes were thrown away"
+    );
+    let starts: Vec<_> = server.log().iter().map(|s| s.range_start).collect();
+    assert_eq!(starts, vec![Some(10_000), None]);
+}
