@@ -13,9 +13,10 @@
 //! 5. more GPUs with SASS for their exact compute capability (`sm_90`/`sm_90a` on 9.0 over
 //!    `sm_80` on 8.6);
 //! 6. newer kernels: the sum over covered GPUs of the compute capability of the code loaded;
-//! 7. newer CUDA runtime;
-//! 8. smaller download;
-//! 9. name, so the result never depends on the manifest's order.
+//! 7. newer ONNX Runtime release (the version of its `onnxruntime` component);
+//! 8. newer CUDA runtime;
+//! 9. smaller download;
+//! 10. name, so the result never depends on the manifest's order.
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -27,7 +28,9 @@ use gpulibs_inspect::{select_entry, KernelTarget, PtxIsa, Selection};
 use serde::Serialize;
 
 use crate::driver::{self, DriverVersion, RuntimeSupport};
-use crate::manifest::{Component, Manifest, Origin, SystemInventory, Variant, VariantDevice};
+use crate::manifest::{
+    Component, ComponentKind, Manifest, Origin, SystemInventory, Variant, VariantDevice,
+};
 use crate::signature::Trust;
 use crate::validate::default_system_libraries;
 
@@ -705,7 +708,20 @@ struct Evaluation<'m> {
     sources: Vec<Source>,
     download: u64,
     cuda: Option<CudaVersion>,
+    /// The `onnxruntime` component's version as numbers (`1.31.1` → `[1, 31, 1]`).
+    onnxruntime: Option<Vec<u64>>,
     mvc_warnings: Vec<Warning>,
+}
+
+/// A dotted version as numbers for ordering; the non-numeric tail of a part is ignored
+/// (`1.20.0rc1` → `[1, 20, 0]`).
+fn version_numbers(v: &str) -> Vec<u64> {
+    v.split('.')
+        .map(|part| {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or(0)
+        })
+        .collect()
 }
 
 impl Evaluation<'_> {
@@ -1041,6 +1057,11 @@ fn evaluate<'m>(
         variant: v,
         label,
         cuda: components.iter().filter_map(|c| c.cuda).max(),
+        onnxruntime: components
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Onnxruntime)
+            .map(|c| version_numbers(&c.version))
+            .max(),
         components,
         blocking,
         per_gpu,
@@ -1066,7 +1087,7 @@ fn best_gpu(gpus: &[HostGpu]) -> Option<usize> {
 /// decided, in words from the loser's side.
 fn rank(a: &Evaluation, b: &Evaluation, best: usize, n_gpus: usize) -> (Ordering, String) {
     let all = |e: &Evaluation| e.covered_count() == n_gpus;
-    let checks: [(Ordering, String); 8] = [
+    let checks: [(Ordering, String); 9] = [
         (
             all(a).cmp(&all(b)),
             "it does not cover every GPU".to_string(),
@@ -1094,6 +1115,10 @@ fn rank(a: &Evaluation, b: &Evaluation, best: usize, n_gpus: usize) -> (Ordering
         (
             a.loaded_sum().cmp(&b.loaded_sum()),
             "the other's kernels target a newer architecture".to_string(),
+        ),
+        (
+            a.onnxruntime.cmp(&b.onnxruntime),
+            "the other is a newer ONNX Runtime release".to_string(),
         ),
         (
             a.cuda.cmp(&b.cuda),

@@ -119,7 +119,7 @@ pub fn validate(
     }
 
     // Paths: digests, safety, and one writer per path (files and their links).
-    let mut writers: BTreeMap<String, &str> = BTreeMap::new();
+    let mut paths_of: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for c in &manifest.components {
         if c.archive.url.trim().is_empty() {
             problems.push(ValidationError::EmptyUrl {
@@ -172,17 +172,35 @@ pub fn validate(
                 });
             }
             for path in written {
-                if !own.insert(path.clone()) {
-                    continue; // a component listing its own path twice is its own business
+                // A component listing its own path twice is its own business.
+                if own.insert(path.clone()) {
+                    paths_of.entry(c.id.as_str()).or_default().push(path);
                 }
+            }
+        }
+    }
+
+    // One writer per path among the components installed together: a variant. Releases that
+    // are alternatives (one variant per ONNX Runtime version) may well write the same paths.
+    let mut reported: HashSet<(String, String, String)> = HashSet::new();
+    for v in &manifest.variants {
+        let mut writers: BTreeMap<&str, &str> = BTreeMap::new();
+        for id in &v.components {
+            for path in paths_of.get(id.as_str()).into_iter().flatten() {
                 match writers.get(path.as_str()) {
-                    Some(first) => problems.push(ValidationError::PathConflict {
-                        path,
-                        first: first.to_string(),
-                        second: c.id.clone(),
-                    }),
+                    Some(first) if *first != id.as_str() => {
+                        let key = (path.clone(), first.to_string(), id.clone());
+                        if reported.insert(key) {
+                            problems.push(ValidationError::PathConflict {
+                                path: path.clone(),
+                                first: first.to_string(),
+                                second: id.clone(),
+                            });
+                        }
+                    }
+                    Some(_) => {}
                     None => {
-                        writers.insert(path, &c.id);
+                        writers.insert(path.as_str(), id.as_str());
                     }
                 }
             }

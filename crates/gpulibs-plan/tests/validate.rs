@@ -93,6 +93,14 @@ fn two_components_writing_one_path() {
         1,
     );
     assert_ne!(text, EXAMPLE);
+    // Alternatives (the CPU and the CUDA variant) may write the same path…
+    assert_eq!(problems(&text), []);
+    // …components installed together may not.
+    let text = text.replacen(
+        "components = [\"ort-cuda\", \"cuda-12.9\", \"cudnn-9\"]",
+        "components = [\"ort-cuda\", \"cuda-12.9\", \"cudnn-9\", \"ort-cpu\"]",
+        1,
+    );
     assert_eq!(
         problems(&text),
         [ValidationError::PathConflict {
@@ -102,7 +110,12 @@ fn two_components_writing_one_path() {
         }]
     );
     // The same path spelt differently still collides.
-    let text = EXAMPLE.replacen(
+    let example_together = EXAMPLE.replacen(
+        "components = [\"ort-cuda\", \"cuda-12.9\", \"cudnn-9\"]",
+        "components = [\"ort-cuda\", \"cuda-12.9\", \"cudnn-9\", \"ort-cpu\"]",
+        1,
+    );
+    let text = example_together.replacen(
         "format = \"tar.zst\"\n\n[[variants]]",
         "format = \"tar.zst\"\n\n[[components.files]]\npath = \"./lib//libonnxruntime_providers_shared.so\"\nsha256 = \"b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c\"\nsize = 1\n\n[[variants]]",
         1,

@@ -245,24 +245,54 @@ fn a_different_file_from_the_index_is_refused() {
 }
 
 #[test]
-fn the_plan_crates_validation_finds_nothing_within_a_variant() {
-    use gpulibs_plan::{default_system_libraries, validate, SystemInventory, ValidationError};
+fn the_plan_crates_validation_finds_nothing() {
+    use gpulibs_plan::{default_system_libraries, validate, SystemInventory};
     let m = embedded_default(CoverageTable::embedded());
+    // Releases install the same wheel paths (`onnxruntime/capi/...`), but they are alternative
+    // variants, never installed together.
     let problems = validate(&m, &default_system_libraries(), &SystemInventory::default());
-    // Releases install the same wheel paths (`onnxruntime/capi/...`), which the manifest-wide
-    // path check reports; only one variant is ever active, so only a conflict between two
-    // components of one variant would be real.
-    let together = |a: &str, b: &str| {
-        m.variants
-            .iter()
-            .any(|v| v.components.iter().any(|c| c == a) && v.components.iter().any(|c| c == b))
-    };
-    for p in &problems {
-        match p {
-            ValidationError::PathConflict { first, second, .. } => {
-                assert!(!together(first, second), "{p}")
-            }
-            other => panic!("{other}"),
-        }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// What the main job plans with no manifest, for the machines the seed handled and those it
+/// got wrong: the newest official release that runs, and why.
+#[test]
+fn embedded_default_plans_the_newest_release_that_runs() {
+    use gpulibs_plan::{plan, Host, Outcome, Policy, SystemInventory};
+    let m = embedded_default(CoverageTable::embedded());
+    let cases: [(&[&str], &str, &str, &str); 9] = [
+        // (GPUs, driver version, driver CUDA, chosen variant)
+        (&["9.0"], "580.159.04", "13.0", "ort-1.31.1-cuda13"),
+        (&["12.0"], "580.159.04", "13.0", "ort-1.31.1-cuda13"),
+        (&["8.6"], "580.159.04", "13.0", "ort-1.31.1-cuda13"),
+        // A CUDA 12 driver: the newest CUDA 12 build.
+        (&["8.6"], "550.54.14", "12.4", "ort-1.26.0-cuda12"),
+        // Maxwell: only 1.20.2 carries sm_52.
+        (&["5.2"], "550.54.14", "12.4", "ort-1.20.2-cuda12"),
+        // B200: sm_100a exists only in 1.27.0 and 1.28.0.
+        (&["10.0"], "580.159.04", "13.0", "ort-1.28.0-cuda13"),
+        // DGX Spark: no x86 release has sm_121 SASS; compute_120 PTX JITs.
+        (&["12.1"], "580.159.04", "13.0", "ort-1.28.0-cuda13"),
+        // Volta on a CUDA 12 driver.
+        (&["7.0"], "550.54.14", "12.4", "ort-1.26.0-cuda12"),
+        // Two generations: sm_86 and sm_61 are both covered by the CUDA 12 builds.
+        (&["8.6", "6.1"], "550.54.14", "12.4", "ort-1.26.0-cuda12"),
+    ];
+    for (gpus, driver, cuda, want) in cases {
+        let ccs: Vec<_> = gpus.iter().map(|g| g.parse().unwrap()).collect();
+        let host = Host::synthetic(
+            &ccs,
+            Some(driver.parse().unwrap()),
+            Some(cuda.parse().unwrap()),
+        );
+        let p = plan(&host, &m, &SystemInventory::default(), &Policy::default());
+        let chosen = p.chosen.as_ref().map(|c| c.variant.as_str());
+        assert_eq!(chosen, Some(want), "{gpus:?} on {driver}: {:#?}", p.lines());
+        assert_eq!(p.outcome, Outcome::Gpu, "{gpus:?}");
     }
+    // No GPU: the CPU runtime, stated as such.
+    let host = Host::synthetic(&[], None, None);
+    let p = plan(&host, &m, &SystemInventory::default(), &Policy::default());
+    assert!(matches!(p.outcome, Outcome::Cpu(_)), "{:?}", p.outcome);
+    assert_eq!(p.chosen.as_ref().map(|c| c.variant.as_str()), Some("cpu"));
 }
