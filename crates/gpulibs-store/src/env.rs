@@ -233,7 +233,7 @@ pub fn activate_at(root: &Path) -> Result<Activation> {
     if !root.is_dir() {
         return Err(nothing());
     }
-    let store = Store::open(root)?;
+    let store = Store::existing(root);
     // One read of `current`: everything below is about that install, whatever happens to
     // the link meanwhile.
     let id = store.current_id()?.ok_or_else(nothing)?;

@@ -227,6 +227,14 @@ impl Store {
         Ok(Self { root, hook: None })
     }
 
+    /// A handle on `root` that creates nothing: for readers such as [`crate::activate`].
+    pub(crate) fn existing(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            hook: None,
+        }
+    }
+
     /// Opens the root for `app` from the environment ([`install_root`]).
     pub fn open_app(app: &str) -> Result<Self> {
         Self::open(install_root(app, &RootEnv::from_env())?)
