@@ -63,6 +63,7 @@ struct Cli {
 enum Command {
     Detect(cmd::detect::Args),
     Inspect(cmd::inspect::Args),
+    Plan(cmd::plan::Args),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Detect(args) => cmd::detect::run(args, &ctx),
         Command::Inspect(args) => cmd::inspect::run(args, &ctx),
+        Command::Plan(args) => cmd::plan::run(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -893,6 +893,28 @@ fn evaluate<'m>(
         }
     }
 
+    // One driver sentence per variant: the component with the newest CUDA decides what the
+    // driver must run; repeating the same numbers for every component only hides them.
+    keep_newest_cuda_only(&mut blocking);
+    if let Some(newest) = mvc_warnings
+        .iter()
+        .filter_map(|w| match w {
+            Warning::MinorVersionCompatibility { cuda, .. } => Some(*cuda),
+            _ => None,
+        })
+        .max()
+    {
+        let mut kept = false;
+        mvc_warnings.retain(|w| match w {
+            Warning::MinorVersionCompatibility { cuda, .. } if *cuda == newest && !kept => {
+                kept = true;
+                true
+            }
+            Warning::MinorVersionCompatibility { .. } => false,
+            _ => true,
+        });
+    }
+
     // Sources and needs.
     let mut sources = Vec::new();
     let mut download = 0u64;
@@ -1070,6 +1092,27 @@ fn evaluate<'m>(
         download,
         mvc_warnings,
     }
+}
+
+/// Keeps, of the `DriverTooOld` reasons, only the first one for the newest CUDA version.
+fn keep_newest_cuda_only(reasons: &mut Vec<Reason>) {
+    let newest = reasons
+        .iter()
+        .filter_map(|r| match r {
+            Reason::DriverTooOld { cuda, .. } => Some(*cuda),
+            _ => None,
+        })
+        .max();
+    let Some(newest) = newest else { return };
+    let mut kept = false;
+    reasons.retain(|r| match r {
+        Reason::DriverTooOld { cuda, .. } if *cuda == newest && !kept => {
+            kept = true;
+            true
+        }
+        Reason::DriverTooOld { .. } => false,
+        _ => true,
+    });
 }
 
 /// The best GPU: highest compute capability, then most memory, then lowest index.

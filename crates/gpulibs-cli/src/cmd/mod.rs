@@ -2,3 +2,5 @@
 
 pub mod detect;
 pub mod inspect;
+pub mod plan;
+mod planning;

@@ -1,0 +1,127 @@
+//! `gpulibs plan`: which components this machine needs, and why the others were rejected.
+
+use gpulibs_plan::{human_bytes, Outcome, Source};
+use gpulibs_store::{install_root, RootEnv};
+use serde_json::json;
+
+use super::planning::{make_plan, HostArgs, ManifestArgs};
+use crate::error::{exit, CliError};
+use crate::style::{table, Cell, Style};
+use crate::{Context, Outcome as CmdOutcome};
+
+/// Decide, before any download, what this machine should install.
+///
+/// Reads the vendor's manifest (or, without one, the built-in table of official ONNX Runtime
+/// releases and their measured kernels), checks its signature, and weighs every variant against
+/// the detected GPUs and driver: kernel coverage by the rules of `gpulibs inspect`, the CUDA
+/// version the driver runs, VRAM and free disk. CUDA libraries already on the machine are reused.
+/// Every rejected variant comes with its reason; with no usable GPU the plan is the CPU runtime.
+///
+/// Exits 0 with a plan, 3 when nothing can be installed (no variant fits and no CPU variant),
+/// 1 when the manifest cannot be read or trusted.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gpulibs plan\n  gpulibs plan --gpu 5.2 --driver 470.256.02 --driver-cuda 11.4\n  \
+gpulibs plan --manifest release.toml --public-key RWQ...\n  gpulibs plan --gpu 8.6,6.1 --json"
+)]
+pub struct Args {
+    #[command(flatten)]
+    manifest: ManifestArgs,
+    #[command(flatten)]
+    host: HostArgs,
+    /// Application name: decides the install root whose free space is checked.
+    #[arg(long, default_value = "gpulibs", value_name = "NAME")]
+    app: String,
+}
+
+pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = install_root(&args.app, &RootEnv::from_env())?;
+    let free = free_space_near(&root);
+    let planned = make_plan(&args.manifest, &args.host, free)?;
+    let plan = &planned.plan;
+    let code = match (&plan.outcome, &plan.chosen) {
+        (Outcome::Refused(_), _) | (_, None) => exit::NEGATIVE,
+        _ => exit::OK,
+    };
+    let json = json!({
+        "manifest": planned.manifest_source,
+        "trust": planned.trust,
+        "install_root": root,
+        "plan": plan,
+    });
+    Ok(CmdOutcome {
+        json,
+        human: render(&planned, ctx.style),
+        code,
+    })
+}
+
+/// Free bytes on the file system that will hold `root` (its nearest existing ancestor).
+pub fn free_space_near(root: &std::path::Path) -> Option<u64> {
+    root.ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| gpulibs_store::available_space(p).ok())
+}
+
+fn render(planned: &super::planning::Planned, style: Style) -> String {
+    let plan = &planned.plan;
+    let mut out = format!("{} {}\n", style.dim("manifest"), planned.manifest_source);
+    let gpus: Vec<String> = plan
+        .target_gpus
+        .iter()
+        .map(|g| {
+            format!(
+                "{} ({})",
+                g.compute_capability.sm_name(),
+                g.name.as_deref().unwrap_or("GPU")
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "{} {}\n\n",
+        style.dim("for     "),
+        if gpus.is_empty() {
+            "no GPU".into()
+        } else {
+            gpus.join(", ")
+        }
+    ));
+    for line in plan.lines() {
+        let styled = if line.starts_with("warning:") {
+            style.warn(&line)
+        } else if line.contains(": chosen") {
+            style.good(&line)
+        } else {
+            line
+        };
+        out.push_str(&styled);
+        out.push('\n');
+    }
+    if let Some(chosen) = &plan.chosen {
+        out.push('\n');
+        let mut rows = vec![["component", "from", "download"]
+            .map(|h| Cell::styled(h, Style::dim))
+            .into_iter()
+            .collect::<Vec<_>>()];
+        for c in &chosen.components {
+            let from = match &c.source {
+                Source::Archive { .. } => "manifest archive".to_string(),
+                Source::Pypi { .. } => "PyPI wheel (pip)".to_string(),
+                Source::System { paths } => format!(
+                    "this machine: {}",
+                    paths
+                        .first()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            };
+            rows.push(vec![
+                Cell::styled(c.id.clone(), Style::bold),
+                Cell::new(from),
+                Cell::new(human_bytes(c.download_bytes)),
+            ]);
+        }
+        out.push_str(&table(style, &rows));
+    }
+    out
+}
