@@ -6,4 +6,13 @@
 //!
 //! Must not touch: a user's install root or GPU; it runs on the vendor's machine.
 //!
-//! Status: named in the workspace; the implementation arrives with the package issue.
+//! Layout:
+//! - [`thin`]: per-architecture thinning of fatbin containers in place ([`thin::thin`] over
+//!   bytes, [`thin::thin_file`] from one file to a new one), re-inspected after the fact.
+
+pub mod thin;
+
+pub use thin::{
+    containers_with_sections, thin, thin_file, ContainerOutcome, ContainerThin, EntryRecord,
+    ThinError, ThinReport,
+};
