@@ -1,10 +1,66 @@
 //! Verification.
 //!
-//! Owns: loading ONNX Runtime at run time from an install, creating a session on the CUDA
-//! execution provider with CPU fallback forbidden, running a model on it and on the CPU, and
-//! comparing the outputs, timings and VRAM.
+//! Owns: loading ONNX Runtime at run time from an install (the `ort` crate, `load-dynamic`),
+//! preloading the CUDA and cuDNN libraries its CUDA provider needs, creating a session on the
+//! CUDA execution provider with CPU fallback forbidden, running a model on it and on the CPU
+//! execution provider with synthesised inputs, and comparing outputs, timings and VRAM
+//! ([`verify`] → [`VerifyReport`]); the built-in probe model ([`PROBE_MODEL`]); and choosing the
+//! best model that really fits ([`recommend()`] over a [`Catalog`]).
 //!
-//! Must not touch: fatbinaries or ELF parsing (it asks `gpulibs-inspect`), or the install layout
-//! beyond reading what `gpulibs-store` reports as active.
+//! Must not touch: fatbinaries or ELF parsing (it asks `gpulibs-inspect` for the kernel verdict
+//! and the dependency resolution), the install layout beyond the paths its caller hands it, or
+//! the network. The CLI owns option parsing into [`VerifyRequest`], rendering and exit codes
+//! (whose meaning [`Outcome::exit_code`] documents).
 //!
-//! Status: named in the workspace; the implementation arrives with the verify issue.
+//! # API
+//!
+//! ```no_run
+//! use gpulibs_verify::{verify, Device, VerifyRequest};
+//!
+//! let mut req = VerifyRequest::probe("/opt/app/gpu-libs/current/libonnxruntime.so", Device::Cuda(0));
+//! req.preload_dirs = vec!["/opt/app/gpu-libs/current".into()];
+//! let report = verify(&req);
+//! println!("{}", report.to_json_pretty());
+//! std::process::exit(report.outcome.exit_code().into());
+//! ```
+//!
+//! - [`verify`] never fails or panics: a failure is [`Outcome::Failed`] with the [`Stage`], the
+//!   reason (ONNX Runtime's or the loader's own words) and a hint.
+//! - A request for the GPU yields [`Outcome::VerifiedGpu`] only when the CUDA session was
+//!   created with CPU fallback disabled, ONNX Runtime's profiler shows every node on the CUDA
+//!   provider, and every output matches the CPU provider's within [`compare::threshold_for`].
+//! - ONNX Runtime is loaded once per process ([`runtime`](crate::runtime) explains): call
+//!   [`verify`] once per process, or again with the same library.
+//! - [`synth`]: inputs from model metadata, `--shape`/`--value` (parse them with
+//!   [`parse_shape_option`], [`parse_value_option`]).
+//! - [`catalog`] and [`recommend()`]: the model catalog (TOML), measured figures, and the
+//!   choice of the best model that fits, with a reason for every model that lost.
+//!
+//! `docs/verify.md` describes what verify proves, the JSON, thresholds and the GPU procedure.
+
+pub mod catalog;
+pub mod compare;
+mod error;
+pub mod profile;
+mod recommend;
+mod report;
+mod request;
+mod run;
+pub mod runtime;
+pub mod synth;
+
+pub use catalog::{
+    parse_catalog, seed_catalog, Catalog, CatalogError, CatalogModel, Measurement, Measurements,
+    MeasurementsError, ModelDevice,
+};
+pub use error::{VerifyError, MIN_ORT};
+pub use recommend::{recommend, Headroom, Loss, LossReason, Recommendation, Resources, Winner};
+pub use report::{
+    DeviceReport, GpuInfo, InputReport, MissingLibrary, ModelReport, Outcome, OutputComparison,
+    PreloadStatus, PreloadedLibrary, Stage, VerifyReport, REPORT_SCHEMA_VERSION,
+};
+pub use request::{
+    parse_shape_option, parse_value_option, Device, ModelSource, OptionError, VerifyRequest,
+    DEFAULT_RUNS,
+};
+pub use run::{verify, CUDA_PROVIDER_LIBRARY, PROBE_MODEL};
