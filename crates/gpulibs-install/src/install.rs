@@ -1,0 +1,846 @@
+//! The install transaction: lock → resolve → fetch + stage (one pass) → build → verify →
+//! activate → receipt.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use gpulibs_fetch::{Artifact, DiscardSink, FetchOptions, Fetched, Fetcher, Progress, Sink};
+use gpulibs_inspect::KernelEntry;
+use gpulibs_plan::{
+    ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, Outcome,
+    Plan, Source,
+};
+use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
+use gpulibs_store::{
+    env_for, is_library_name, wheel_library_member, ArchiveFormat, ComponentSpec, DriverRecord,
+    Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store, StoreError,
+    StoredComponent, UnpackLimits,
+};
+use serde::Serialize;
+
+use crate::error::{ComponentError, InstallError};
+use crate::pipe::{Consumer, ScopedPipe};
+
+/// Directory under the root where downloads in progress (`<sha256>.partial`) live, so an
+/// interrupted run resumes. Emptied after every successful install.
+pub const DOWNLOADS_DIR: &str = "downloads";
+
+/// Runs the installed libraries before they are activated. The CLI adapts `gpulibs-verify` to
+/// it; tests use fakes.
+pub trait Verifier: Sync {
+    /// Loads the install described by `env` (its own `installs/<id>/lib`, not yet `current`)
+    /// and says whether it works.
+    fn verify(&self, record: &InstallRecord, env: &Env) -> Verdict;
+}
+
+/// What a [`Verifier`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub passed: bool,
+    /// One line: `verified on the GPU: …`, or why not.
+    pub summary: String,
+    /// The verifier's own report, for `--json`.
+    pub details: serde_json::Value,
+}
+
+/// Everything an install needs. Build it with [`InstallRequest::new`] and adjust the fields.
+pub struct InstallRequest<'a> {
+    /// The manifest the plan was made from (PyPI components may still carry `pip:` URLs).
+    pub manifest: &'a Manifest,
+    /// The plan; its chosen variant is installed.
+    pub plan: &'a Plan,
+    /// The install root (`gpulibs_store::install_root`).
+    pub root: PathBuf,
+    /// The app name recorded in the install.
+    pub app: String,
+    /// Install from this directory instead of the network.
+    pub offline_dir: Option<PathBuf>,
+    /// Artifacts fetched at the same time.
+    pub jobs: usize,
+    /// Wait for another install's lock (`true`) or fail at once naming its pid.
+    pub wait_for_lock: bool,
+    /// Network settings, retries and timeouts; `partial_dir`, `offline_dir` and
+    /// `keep_verified` are set by the install.
+    pub fetch: FetchOptions,
+    /// Write the seed-compatible receipt here (`gpulibs_store::seed_info_path`).
+    pub seed_receipt: Option<PathBuf>,
+    /// Resolves `pip:` URLs of the PyPI components that must be downloaded.
+    pub pip: &'a dyn PipResolver,
+    pub wheel_target: WheelTarget,
+    /// `None`: activate without running anything (`--no-verify`).
+    pub verifier: Option<&'a dyn Verifier>,
+    /// The GPU and driver the install is chosen for, kept in its record.
+    pub gpu: Option<GpuRecord>,
+    pub driver: Option<DriverRecord>,
+    /// Called at each of the store's named steps (crash tests).
+    pub step_hook: Option<StepHook>,
+}
+
+impl<'a> InstallRequest<'a> {
+    /// Defaults: 4 parallel downloads, wait for the lock, no receipt, no verifier, default
+    /// fetch options (no proxy; the CLI passes `NetworkEnv::from_env()`).
+    pub fn new(
+        manifest: &'a Manifest,
+        plan: &'a Plan,
+        root: impl Into<PathBuf>,
+        app: impl Into<String>,
+        pip: &'a dyn PipResolver,
+    ) -> Self {
+        let root = root.into();
+        let fetch = FetchOptions::new(root.join(DOWNLOADS_DIR));
+        InstallRequest {
+            manifest,
+            plan,
+            root,
+            app: app.into(),
+            offline_dir: None,
+            jobs: 4,
+            wait_for_lock: true,
+            fetch,
+            seed_receipt: None,
+            pip,
+            wheel_target: WheelTarget::default(),
+            verifier: None,
+            gpu: None,
+            driver: None,
+            step_hook: None,
+        }
+    }
+}
+
+/// What the install reports along the way.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Another process holds the lock; the install waits for it.
+    WaitingForLock { pid: Option<u32> },
+    /// pip is asked for the URLs of these wheels.
+    Resolving { components: &'a [String] },
+    /// What will be fetched, and what is already in the store or on the system.
+    Planned {
+        fetch: &'a [PendingArtifact],
+        stored: &'a [String],
+        system: &'a [String],
+    },
+    /// Bytes of one artifact (the fetcher's progress; `artifact` is the component id).
+    Download(&'a Progress<'a>),
+    /// A component is unpacked, verified and in the store.
+    Stored { component: &'a str },
+    /// The new install is built; verification starts.
+    Verifying { install_id: &'a str },
+    /// `current` now names the new install.
+    Activated { install_id: &'a str },
+}
+
+/// One artifact to fetch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingArtifact {
+    pub component: String,
+    pub url: String,
+    pub size: u64,
+}
+
+/// How a component got into the install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Downloaded (and unpacked in the same pass).
+    Downloaded,
+    /// Read from the offline directory.
+    Offline,
+    /// Already in the store (shared with an earlier install): nothing fetched.
+    Stored,
+    /// Served by libraries already on this machine.
+    System,
+}
+
+/// One component of the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentOutcome {
+    pub id: String,
+    pub version: String,
+    /// Empty for system components.
+    pub sha256: String,
+    pub action: Action,
+    /// Bytes read from the network or the offline file in this run (resumed bytes excluded).
+    pub bytes: u64,
+    /// Bytes that came from an earlier, interrupted run.
+    pub resumed_bytes: u64,
+    /// HTTP requests made for it.
+    pub requests: u32,
+    /// URL, offline file, or system paths.
+    pub source: String,
+}
+
+/// Whether verification ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum VerifyState {
+    Passed {
+        summary: String,
+        details: serde_json::Value,
+    },
+    Skipped {
+        why: String,
+    },
+}
+
+/// The result of a successful install.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstallReport {
+    pub root: PathBuf,
+    pub install_id: String,
+    pub variant: String,
+    pub release: Option<String>,
+    /// The install that was active before (now `previous`), if any.
+    pub previous: Option<String>,
+    /// The chosen variant was already the active install: nothing was built or switched.
+    pub up_to_date: bool,
+    pub components: Vec<ComponentOutcome>,
+    /// Bytes downloaded or read offline in this run.
+    pub downloaded_bytes: u64,
+    pub resumed_bytes: u64,
+    /// Components found in the store.
+    pub reused_components: usize,
+    pub elapsed_ms: u64,
+    pub verify: VerifyState,
+    pub seed_receipt: Option<PathBuf>,
+    /// What an app sets to use the install (`gpulibs env`).
+    pub env: Env,
+    /// Libraries the plan takes from this machine. They are not part of the install record
+    /// (the store has no field for them yet); the app must find them on its own.
+    pub system_paths: Vec<PathBuf>,
+}
+
+/// A component to fetch and how to unpack it.
+struct Job<'m> {
+    component: &'m Component,
+    artifact: Artifact,
+    kind: Unpack,
+    limits: UnpackLimits,
+}
+
+#[derive(Clone, Copy)]
+enum Unpack {
+    /// Streamed into the store's tar unpacker during the download.
+    Tar(ArchiveFormat),
+    /// Kept as a verified file, then unpacked from it (a zip's directory is at its end).
+    Zip { wheel: bool },
+}
+
+fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> InstallError {
+    let what = what.into();
+    move |source| InstallError::Store { what, source }
+}
+
+/// Carries out `req.plan`'s chosen variant; see the crate doc for the steps and invariants.
+pub fn install(
+    req: &InstallRequest,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<InstallReport, InstallError> {
+    let started = Instant::now();
+    let chosen = chosen(req.plan)?;
+    if let Some(dir) = &req.offline_dir {
+        if !dir.is_dir() {
+            return Err(InstallError::NoOfflineDir { path: dir.clone() });
+        }
+    }
+    let mut store = Store::open(&req.root).map_err(store_err("opening the install root"))?;
+    if let Some(hook) = &req.step_hook {
+        store = store.with_step_hook(hook.clone());
+    }
+    let lock = if req.wait_for_lock {
+        store.lock(|pid| progress(&Event::WaitingForLock { pid }))
+    } else {
+        store.try_lock()
+    }
+    .map_err(store_err("taking the install lock"))?;
+    let previous = store
+        .current_id()
+        .map_err(store_err("reading the active install"))?;
+
+    // Which components, from where.
+    let mut manifest = req.manifest.clone();
+    let mut ids = Vec::new();
+    let mut system_ids = Vec::new();
+    let mut system_paths = Vec::new();
+    for planned in &chosen.components {
+        if let Source::System { paths } = &planned.source {
+            system_ids.push(planned.id.clone());
+            system_paths.extend(paths.iter().cloned());
+            continue;
+        }
+        let c = component(&manifest, &planned.id)?;
+        if c.archive.format == ManifestFormat::TarXz {
+            return Err(InstallError::UnsupportedFormat {
+                id: c.id.clone(),
+                format: "tar.xz",
+            });
+        }
+        if !gpulibs_plan::is_sha256(&c.archive.sha256) {
+            return Err(InstallError::BadDigest {
+                id: c.id.clone(),
+                sha256: c.archive.sha256.clone(),
+            });
+        }
+        ids.push(planned.id.clone());
+    }
+
+    // Already active?
+    if let Some(current) = store
+        .current()
+        .map_err(store_err("reading the active install"))?
+    {
+        let want: BTreeSet<&str> = ids
+            .iter()
+            .map(|id| component(&manifest, id).map(|c| c.archive.sha256.as_str()))
+            .collect::<Result<_, _>>()?;
+        let have: BTreeSet<&str> = current
+            .components
+            .iter()
+            .map(|c| c.sha256.as_str())
+            .collect();
+        let intact = store
+            .check_install(&current.id)
+            .map(|p| p.is_empty())
+            .unwrap_or(false);
+        if current.variant == chosen.variant && want == have && intact {
+            let seed_receipt = write_receipt(&lock, req)?;
+            let outcomes = ids
+                .iter()
+                .map(|id| stored_outcome(component(&manifest, id).expect("checked above")))
+                .chain(system_outcomes(chosen))
+                .collect();
+            return Ok(InstallReport {
+                root: req.root.clone(),
+                install_id: current.id.clone(),
+                variant: current.variant.clone(),
+                release: current.release.clone(),
+                previous: store.previous_id().ok().flatten(),
+                up_to_date: true,
+                components: outcomes,
+                downloaded_bytes: 0,
+                resumed_bytes: 0,
+                reused_components: ids.len(),
+                elapsed_ms: started.elapsed().as_millis() as u64,
+                verify: VerifyState::Skipped {
+                    why: "already installed and active".into(),
+                },
+                seed_receipt,
+                env: env_for(&store, &current),
+                system_paths,
+            });
+        }
+    }
+
+    // What is missing from the store (one fetch per distinct archive).
+    let mut seen = BTreeSet::new();
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| {
+            let c = component(&manifest, id).expect("checked above");
+            !store.has_component(&c.archive.sha256) && seen.insert(c.archive.sha256.clone())
+        })
+        .cloned()
+        .collect();
+
+    // pip is asked only for the wheels that must be downloaded.
+    if req.offline_dir.is_none() {
+        let pip_ids: Vec<String> = missing
+            .iter()
+            .filter(|id| {
+                component(&manifest, id)
+                    .map(|c| c.archive.url.starts_with(PIP_URL_SCHEME))
+                    .unwrap_or(false)
+            })
+            .cloned()
+            .collect();
+        if !pip_ids.is_empty() {
+            progress(&Event::Resolving {
+                components: &pip_ids,
+            });
+            let refs: Vec<&str> = pip_ids.iter().map(String::as_str).collect();
+            resolve_components(&mut manifest, &refs, req.pip, &req.wheel_target)
+                .map_err(InstallError::Resolve)?;
+        }
+    }
+
+    let jobs: Vec<Job> = missing
+        .iter()
+        .map(|id| job(component(&manifest, id)?, req.offline_dir.is_some()))
+        .collect::<Result<_, _>>()?;
+    let needed: u64 = jobs
+        .iter()
+        .map(|j| {
+            j.limits.max_unpacked_bytes
+                + match j.kind {
+                    Unpack::Zip { .. } => j.component.archive.size,
+                    Unpack::Tar(_) => 0,
+                }
+        })
+        .sum();
+    store
+        .check_space(needed)
+        .map_err(store_err("checking free space"))?;
+
+    let pending: Vec<PendingArtifact> = jobs
+        .iter()
+        .map(|j| PendingArtifact {
+            component: j.component.id.clone(),
+            url: j.artifact.urls.first().cloned().unwrap_or_default(),
+            size: j.component.archive.size,
+        })
+        .collect();
+    let stored: Vec<String> = ids
+        .iter()
+        .filter(|id| !missing.contains(id))
+        .cloned()
+        .collect();
+    progress(&Event::Planned {
+        fetch: &pending,
+        stored: &stored,
+        system: &system_ids,
+    });
+
+    let results = fetch_jobs(&lock, &jobs, req, progress)?;
+    let mut failed = Vec::new();
+    let mut first_error = None;
+    let mut fetched: Vec<(String, Fetched)> = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(f) => fetched.push((job.component.id.clone(), f)),
+            Err(e) => {
+                failed.push(job.component.id.clone());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(source) = first_error {
+        return Err(InstallError::Fetch {
+            failed,
+            total: jobs.len(),
+            previous,
+            source,
+        });
+    }
+
+    // Build the new generation from the store.
+    let components: Vec<&Component> = ids
+        .iter()
+        .map(|id| component(&manifest, id))
+        .collect::<Result<_, _>>()?;
+    let spec = InstallSpec {
+        app: req.app.clone(),
+        variant: chosen.variant.clone(),
+        release: Some(req.manifest.version.clone()),
+        components: components
+            .iter()
+            .map(|c| ComponentSpec {
+                id: c.id.clone(),
+                version: c.version.clone(),
+                sha256: c.archive.sha256.clone(),
+                source: fetched
+                    .iter()
+                    .find(|(id, _)| *id == c.id)
+                    .map(|(_, f)| f.origin.to_string())
+                    .unwrap_or_else(|| c.archive.url.clone()),
+            })
+            .collect(),
+        coverage: coverage(&components),
+        gpu: req.gpu.clone(),
+        driver: req.driver.clone(),
+        requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
+        ort_library: ort_library(&store, &components)?,
+    };
+    let record = lock
+        .new_install(&spec)
+        .map_err(store_err("building the new install"))?;
+    let env = env_for(&store, &record);
+
+    let verify = match req.verifier {
+        None => VerifyState::Skipped {
+            why: "--no-verify".into(),
+        },
+        Some(v) => {
+            progress(&Event::Verifying {
+                install_id: &record.id,
+            });
+            let verdict = v.verify(&record, &env);
+            if !verdict.passed {
+                return Err(InstallError::VerifyFailed {
+                    install_id: record.id.clone(),
+                    why: verdict.summary,
+                    previous,
+                });
+            }
+            VerifyState::Passed {
+                summary: verdict.summary,
+                details: verdict.details,
+            }
+        }
+    };
+
+    lock.activate(&record.id)
+        .map_err(store_err("activating the new install"))?;
+    progress(&Event::Activated {
+        install_id: &record.id,
+    });
+    let seed_receipt = write_receipt(&lock, req)?;
+    clean_downloads(&req.root.join(DOWNLOADS_DIR));
+
+    let mut outcomes: Vec<ComponentOutcome> = components
+        .iter()
+        .map(|c| match fetched.iter().find(|(id, _)| *id == c.id) {
+            Some((_, f)) => ComponentOutcome {
+                id: c.id.clone(),
+                version: c.version.clone(),
+                sha256: c.archive.sha256.clone(),
+                action: if req.offline_dir.is_some() {
+                    Action::Offline
+                } else {
+                    Action::Downloaded
+                },
+                bytes: f.bytes - f.resumed_from,
+                resumed_bytes: f.resumed_from,
+                requests: f.requests,
+                source: f.origin.to_string(),
+            },
+            None => stored_outcome(c),
+        })
+        .collect();
+    outcomes.extend(system_outcomes(chosen));
+    Ok(InstallReport {
+        root: req.root.clone(),
+        install_id: record.id.clone(),
+        variant: record.variant.clone(),
+        release: record.release.clone(),
+        previous,
+        up_to_date: false,
+        downloaded_bytes: outcomes.iter().map(|o| o.bytes).sum(),
+        resumed_bytes: outcomes.iter().map(|o| o.resumed_bytes).sum(),
+        reused_components: outcomes
+            .iter()
+            .filter(|o| o.action == Action::Stored)
+            .count(),
+        components: outcomes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        verify,
+        seed_receipt,
+        env,
+        system_paths,
+    })
+}
+
+fn chosen(plan: &Plan) -> Result<&ChosenVariant, InstallError> {
+    match (&plan.outcome, &plan.chosen) {
+        (Outcome::Refused(r), _) => Err(InstallError::NothingToInstall { why: r.to_string() }),
+        (_, Some(c)) => Ok(c),
+        (_, None) => Err(InstallError::NothingToInstall {
+            why: plan
+                .cpu_fallback()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "the plan chose no variant".into()),
+        }),
+    }
+}
+
+fn component<'m>(manifest: &'m Manifest, id: &str) -> Result<&'m Component, InstallError> {
+    manifest
+        .components
+        .iter()
+        .find(|c| c.id == id)
+        .ok_or_else(|| InstallError::UnknownComponent { id: id.into() })
+}
+
+fn stored_outcome(c: &Component) -> ComponentOutcome {
+    ComponentOutcome {
+        id: c.id.clone(),
+        version: c.version.clone(),
+        sha256: c.archive.sha256.clone(),
+        action: Action::Stored,
+        bytes: 0,
+        resumed_bytes: 0,
+        requests: 0,
+        source: "store".into(),
+    }
+}
+
+fn system_outcomes(chosen: &ChosenVariant) -> impl Iterator<Item = ComponentOutcome> + '_ {
+    chosen.components.iter().filter_map(|p| match &p.source {
+        Source::System { paths } => Some(ComponentOutcome {
+            id: p.id.clone(),
+            version: String::new(),
+            sha256: String::new(),
+            action: Action::System,
+            bytes: 0,
+            resumed_bytes: 0,
+            requests: 0,
+            source: paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        _ => None,
+    })
+}
+
+/// How to fetch and unpack `c`, with the manifest's limits.
+fn job(c: &Component, offline: bool) -> Result<Job<'_>, InstallError> {
+    let url = &c.archive.url;
+    if !offline && url.starts_with(PIP_URL_SCHEME) {
+        return Err(InstallError::UnresolvedPip {
+            id: c.id.clone(),
+            url: url.clone(),
+        });
+    }
+    let sha256 = c
+        .archive
+        .sha256
+        .parse()
+        .map_err(|_| InstallError::BadDigest {
+            id: c.id.clone(),
+            sha256: c.archive.sha256.clone(),
+        })?;
+    let kind = match c.archive.format {
+        ManifestFormat::TarZst => Unpack::Tar(ArchiveFormat::TarZstd),
+        ManifestFormat::TarGz => Unpack::Tar(ArchiveFormat::TarGzip),
+        ManifestFormat::Wheel => Unpack::Zip { wheel: true },
+        ManifestFormat::Zip => Unpack::Zip { wheel: false },
+        ManifestFormat::TarXz => {
+            return Err(InstallError::UnsupportedFormat {
+                id: c.id.clone(),
+                format: "tar.xz",
+            })
+        }
+    };
+    // Without a declared unpacked size the budget is 20 times the archive (the plan warns).
+    let budget = c
+        .unpacked_bytes()
+        .unwrap_or_else(|| c.archive.size.saturating_mul(20).max(1 << 20));
+    let mut limits = UnpackLimits::unpacked(budget);
+    limits.max_archive_bytes = Some(c.archive.size);
+    limits.file_sizes = c.files.iter().map(|f| (f.path.clone(), f.size)).collect();
+    let urls = std::iter::once(url.clone())
+        .chain(c.archive.mirrors.iter().cloned())
+        .filter(|u| !u.starts_with(PIP_URL_SCHEME))
+        .collect();
+    Ok(Job {
+        component: c,
+        artifact: Artifact {
+            name: c.id.clone(),
+            urls,
+            sha256,
+            size: Some(c.archive.size),
+        },
+        kind,
+        limits,
+    })
+}
+
+/// Fetches every job, `req.jobs` at a time. Tar archives are unpacked while they stream;
+/// zips are kept as verified files and unpacked from them.
+fn fetch_jobs(
+    lock: &InstallLock<'_>,
+    jobs: &[Job],
+    req: &InstallRequest,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<Vec<Result<Fetched, ComponentError>>, InstallError> {
+    let mut opts = req.fetch.clone();
+    opts.partial_dir = req.root.join(DOWNLOADS_DIR);
+    opts.offline_dir = req.offline_dir.clone();
+    opts.keep_verified = false;
+    let setup = |e| InstallError::Fetch {
+        failed: vec!["network settings".into()],
+        total: jobs.len(),
+        previous: None,
+        source: ComponentError::Fetch {
+            id: "(all)".into(),
+            source: e,
+        },
+    };
+    let streaming = Fetcher::new(&opts).map_err(setup)?;
+    opts.keep_verified = true;
+    let keeping = Fetcher::new(&opts).map_err(setup)?;
+
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<Fetched, ComponentError>>>> =
+        jobs.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..req.jobs.clamp(1, jobs.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(job) = jobs.get(i) else { break };
+                let result = match job.kind {
+                    Unpack::Tar(format) => fetch_tar(s, lock, job, format, &streaming, progress),
+                    Unpack::Zip { wheel } => fetch_zip(lock, job, wheel, &keeping, progress),
+                };
+                if result.is_ok() {
+                    progress(&Event::Stored {
+                        component: &job.component.id,
+                    });
+                }
+                *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+            });
+        }
+    });
+    Ok(results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("every job ran")
+        })
+        .collect())
+}
+
+/// One pass: network → sha256 + `.partial` → the store's tar unpacker (on a scoped thread).
+/// The stager commits only after the reader ended, which it does only after the digest matched.
+fn fetch_tar<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    lock: &'env InstallLock<'env>,
+    job: &Job,
+    format: ArchiveFormat,
+    fetcher: &Fetcher,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<Fetched, ComponentError> {
+    let id = job.component.id.clone();
+    let sha = job.component.archive.sha256.clone();
+    let limits = job.limits.clone();
+    // The store's own error, kept so the report names it rather than an io::Error.
+    let store_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
+    let slot = Arc::clone(&store_error);
+    let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
+        let run = || -> Result<StoredComponent, StoreError> {
+            let mut stager = lock.stage_component(&sha, limits.clone())?;
+            stager.unpack_tar(reader, format)?;
+            stager.commit()
+        };
+        run().map_err(|e| {
+            let message = e.to_string();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            io::Error::other(message)
+        })
+    });
+    let mut sink = ScopedPipe::new(s, consumer);
+    let forward = |p: &Progress| progress(&Event::Download(p));
+    match fetcher.fetch(&job.artifact, &mut sink, &forward) {
+        Ok(f) => Ok(f),
+        Err(e @ gpulibs_fetch::FetchError::Sink { .. }) => {
+            match store_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(source) => Err(ComponentError::Unpack { id, source }),
+                None => Err(ComponentError::Fetch { id, source: e }),
+            }
+        }
+        Err(source) => Err(ComponentError::Fetch { id, source }),
+    }
+}
+
+/// Zips (wheels): the store reads a zip from a file (its central directory, at the end, is
+/// the authoritative member list), so the verified download is kept in `downloads/` and
+/// unpacked from there, then deleted.
+fn fetch_zip(
+    lock: &InstallLock<'_>,
+    job: &Job,
+    wheel: bool,
+    fetcher: &Fetcher,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<Fetched, ComponentError> {
+    let id = job.component.id.clone();
+    let forward = |p: &Progress| progress(&Event::Download(p));
+    let mut sink = DiscardSink;
+    let fetched = fetcher
+        .fetch(&job.artifact, &mut sink as &mut dyn Sink, &forward)
+        .map_err(|source| ComponentError::Fetch {
+            id: id.clone(),
+            source,
+        })?;
+    let path = match (&fetched.kept, &fetched.origin) {
+        (Some(kept), _) => kept.clone(),
+        (None, gpulibs_fetch::Origin::File(p)) => p.clone(),
+        (None, gpulibs_fetch::Origin::Url(_)) => {
+            return Err(ComponentError::Unpack {
+                id,
+                source: StoreError::MissingComponent {
+                    sha256: job.component.archive.sha256.clone(),
+                    path: fetcher.options().partial_dir.clone(),
+                },
+            })
+        }
+    };
+    let select: &dyn Fn(&str) -> bool = if wheel {
+        &wheel_library_member
+    } else {
+        &|name: &str| is_library_name(name.rsplit('/').next().unwrap_or(name))
+    };
+    let unpacked = (|| {
+        let mut stager = lock.stage_component(&job.component.archive.sha256, job.limits.clone())?;
+        stager.unpack_wheel(&path, select)?;
+        stager.commit()
+    })();
+    if fetched.kept.is_some() {
+        let _ = std::fs::remove_file(&path);
+    }
+    unpacked.map_err(|source| ComponentError::Unpack { id, source })?;
+    Ok(fetched)
+}
+
+/// The kernels the install carries: the ONNX Runtime component's coverage (the narrowest
+/// library), else the narrowest declared coverage of any component.
+fn coverage(components: &[&Component]) -> Vec<KernelEntry> {
+    let with: Vec<&&Component> = components.iter().filter(|c| c.coverage.is_some()).collect();
+    with.iter()
+        .find(|c| c.kind == ComponentKind::Onnxruntime)
+        .or_else(|| with.iter().min_by_key(|c| c.kernel_entries().len()))
+        .map(|c| c.kernel_entries())
+        .unwrap_or_default()
+}
+
+/// The ONNX Runtime library's name in `lib/`: `libonnxruntime.so` when an archive has it,
+/// else its SONAME `libonnxruntime.so.1`, else the versioned file a wheel ships
+/// (`libonnxruntime.so.1.23.2`).
+fn ort_library(store: &Store, components: &[&Component]) -> Result<String, InstallError> {
+    let mut names = Vec::new();
+    for c in components {
+        let meta = store
+            .component(&c.archive.sha256)
+            .map_err(store_err(format!("reading component {}", c.id)))?;
+        names.extend(
+            meta.entries
+                .iter()
+                .map(|e| e.path.rsplit('/').next().unwrap_or(&e.path).to_string())
+                .filter(|n| n == "libonnxruntime.so" || n.starts_with("libonnxruntime.so.")),
+        );
+    }
+    names.sort_by_key(|n| (n.len(), n.clone()));
+    Ok(names
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "libonnxruntime.so".into()))
+}
+
+fn write_receipt(
+    lock: &InstallLock<'_>,
+    req: &InstallRequest,
+) -> Result<Option<PathBuf>, InstallError> {
+    match &req.seed_receipt {
+        None => Ok(None),
+        Some(path) => {
+            lock.write_seed_info(path)
+                .map_err(store_err("writing the seed-compatible receipt"))?;
+            Ok(Some(path.clone()))
+        }
+    }
+}
+
+/// Removes what downloads left (every artifact of this install is stored by now).
+fn clean_downloads(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

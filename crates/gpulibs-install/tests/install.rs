@@ -1,0 +1,488 @@
+//! The install transaction against a real HTTP server on 127.0.0.1, a real store in a temp
+//! directory, a fake pip and fake verifiers.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use gpulibs_install::{
+    install, Action, Event, InstallError, InstallReport, InstallRequest, Verdict, Verifier,
+    VerifyState,
+};
+use gpulibs_plan::{parse_manifest, plan, Host, Manifest, Plan, Policy, SystemInventory};
+use gpulibs_sources::{PipError, PipResolver, ResolvedWheel, WheelTarget};
+use gpulibs_store::{activate_at, Env, FaultPoint, InstallRecord, Store, StoreError};
+use support::*;
+
+struct NoPip;
+impl PipResolver for NoPip {
+    fn resolve(&self, _: &[String], _: &WheelTarget) -> Result<Vec<ResolvedWheel>, PipError> {
+        panic!("pip must not be asked");
+    }
+}
+
+/// Answers from a table and records every call.
+struct FakePip {
+    wheels: Vec<ResolvedWheel>,
+    calls: Mutex<Vec<Vec<String>>>,
+}
+impl PipResolver for FakePip {
+    fn resolve(&self, reqs: &[String], _: &WheelTarget) -> Result<Vec<ResolvedWheel>, PipError> {
+        self.calls.lock().unwrap().push(reqs.to_vec());
+        Ok(self.wheels.clone())
+    }
+}
+
+fn cpu_plan(manifest: &Manifest) -> Plan {
+    let host = Host::synthetic(&[], None, None);
+    plan(
+        &host,
+        manifest,
+        &SystemInventory::default(),
+        &Policy::default(),
+    )
+}
+
+struct World {
+    server: Server,
+    tmp: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            server: Server::start(),
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+    /// Serves `name` and returns its manifest component.
+    fn serve_tar(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
+        let c = TestComponent::tar(id, version, self.server.url(name), &archive, 1 << 20);
+        self.server.put(name, archive);
+        c
+    }
+    fn run(
+        &self,
+        manifest: &Manifest,
+        adjust: impl FnOnce(&mut InstallRequest),
+    ) -> Result<InstallReport, InstallError> {
+        self.run_verified(manifest, None, adjust)
+    }
+    fn run_verified(
+        &self,
+        manifest: &Manifest,
+        verifier: Option<&dyn Verifier>,
+        adjust: impl FnOnce(&mut InstallRequest),
+    ) -> Result<InstallReport, InstallError> {
+        let plan = cpu_plan(manifest);
+        let pip = NoPip;
+        let mut req = InstallRequest::new(manifest, &plan, self.root(), "testapp", &pip);
+        req.verifier = verifier;
+        req.fetch.retry.attempts = 2;
+        req.fetch.retry.base_delay = Duration::from_millis(10);
+        adjust(&mut req);
+        install(&req, &|_| {})
+    }
+}
+
+fn v1(w: &World) -> Manifest {
+    let ort = w.serve_tar("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    let extra = w.serve_tar(
+        "extra",
+        "1.0",
+        "extra-1.tar.zst",
+        lib_archive("libextra.so.1", b"x1"),
+    );
+    parse_manifest(&manifest_toml("1.0", &[ort, extra])).unwrap()
+}
+
+fn v2(w: &World) -> Manifest {
+    let ort = w.serve_tar("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    let extra = w.serve_tar(
+        "extra",
+        "2.0",
+        "extra-2.tar.zst",
+        lib_archive("libextra.so.1", b"x2"),
+    );
+    parse_manifest(&manifest_toml("2.0", &[ort, extra])).unwrap()
+}
+
+/// Every file in the tree whose name looks like an archive or a partial download.
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p);
+            } else if name.ends_with(".partial") || name.ends_with(".zst") || name.len() == 64 {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn fresh_install_streams_into_the_store_and_activates() {
+    let w = World::new();
+    let m = v1(&w);
+    let report = w.run(&m, |_| {}).unwrap();
+    assert!(!report.up_to_date);
+    assert_eq!(report.previous, None);
+    assert_eq!(report.components.len(), 2);
+    assert!(report
+        .components
+        .iter()
+        .all(|c| c.action == Action::Downloaded && c.requests == 1));
+    assert_eq!(
+        report.downloaded_bytes,
+        m.components.iter().map(|c| c.archive.size).sum::<u64>()
+    );
+    let a = activate_at(&w.root()).unwrap();
+    assert_eq!(a.install_id, report.install_id);
+    assert_eq!(std::fs::read(&a.ort_library).unwrap(), b"ort one");
+    assert!(a.ort_library.ends_with("lib/libonnxruntime.so"));
+    assert_eq!(report.env.ort_dylib_path, a.ort_library);
+    assert!(
+        leftovers(&w.root()).is_empty(),
+        "{:?}",
+        leftovers(&w.root())
+    );
+    assert!(matches!(report.verify, VerifyState::Skipped { .. }));
+
+    // The same plan again: nothing fetched, nothing switched.
+    w.server.clear_log();
+    let again = w.run(&m, |_| {}).unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(again.install_id, report.install_id);
+    assert!(w.server.log().is_empty());
+}
+
+#[test]
+fn an_update_downloads_only_the_changed_component() {
+    let w = World::new();
+    let first = w.run(&v1(&w), |_| {}).unwrap();
+    w.server.clear_log();
+    let second = w.run(&v2(&w), |_| {}).unwrap();
+    let paths: Vec<String> = w.server.log().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, vec!["/extra-2.tar.zst"]);
+    assert_eq!(second.previous.as_deref(), Some(first.install_id.as_str()));
+    assert_eq!(second.reused_components, 1);
+    let ort = second.components.iter().find(|c| c.id == "ort").unwrap();
+    assert_eq!(ort.action, Action::Stored);
+    let store = Store::open(w.root()).unwrap();
+    assert_eq!(store.current_id().unwrap(), Some(second.install_id.clone()));
+    assert_eq!(store.previous_id().unwrap(), Some(first.install_id));
+    let lib = store.install_dir(&second.install_id).join("lib");
+    assert_eq!(std::fs::read(lib.join("libextra.so.1")).unwrap(), b"x2");
+}
+
+#[test]
+fn a_digest_mismatch_names_both_digests_deletes_the_bytes_and_keeps_the_old_install() {
+    let w = World::new();
+    let first = w.run(&v1(&w), |_| {}).unwrap();
+    let m = v2(&w);
+    w.server.set_mode("extra-2.tar.zst", Mode::Corrupt);
+    let err = w.run(&m, |_| {}).unwrap_err();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        text.push_str(&format!(" / {s}"));
+        source = s.source();
+    }
+    let expected = &m
+        .components
+        .iter()
+        .find(|c| c.id == "extra")
+        .unwrap()
+        .archive
+        .sha256;
+    assert!(text.contains("sha256 mismatch for extra"), "{text}");
+    assert!(text.contains(&format!("expected {expected}")), "{text}");
+    assert!(text.contains(", got "), "{text}");
+    assert!(
+        text.contains(&format!("install {} stays active", first.install_id)),
+        "{text}"
+    );
+    assert!(err.hint().is_some());
+    let store = Store::open(w.root()).unwrap();
+    assert_eq!(store.current_id().unwrap(), Some(first.install_id));
+    assert!(!store.has_component(expected));
+    assert!(
+        leftovers(&w.root()).is_empty(),
+        "{:?}",
+        leftovers(&w.root())
+    );
+}
+
+#[test]
+fn offline_directory_installs_with_the_same_verification() {
+    let w = World::new();
+    let m = v1(&w);
+    let dir = w.tmp.path().join("offline");
+    std::fs::create_dir(&dir).unwrap();
+    // One file under its URL's name, the other under its sha256.
+    std::fs::write(dir.join("ort-1.tar.zst"), ort_archive(b"ort one")).unwrap();
+    let extra = &m.components[1].archive.sha256;
+    std::fs::write(dir.join(extra), lib_archive("libextra.so.1", b"x1")).unwrap();
+    w.server.clear_log();
+    let report = w.run(&m, |r| r.offline_dir = Some(dir.clone())).unwrap();
+    assert!(w.server.log().is_empty(), "offline made requests");
+    assert!(report
+        .components
+        .iter()
+        .all(|c| c.action == Action::Offline));
+    // The user's files stay.
+    assert!(dir.join(extra).is_file());
+
+    // A wrong file is refused with both digests and left alone.
+    let w2 = World::new();
+    let m2 = v2(&w2);
+    std::fs::write(dir.join("extra-2.tar.zst"), b"not the archive").unwrap();
+    let m2 = {
+        let mut m2 = m2;
+        m2.components[1].archive.size = 15;
+        m2
+    };
+    let err = w2
+        .run(&m2, |r| r.offline_dir = Some(dir.clone()))
+        .unwrap_err();
+    assert!(format!("{:?}", err).contains("DigestMismatch"), "{err:?}");
+    assert!(dir.join("extra-2.tar.zst").is_file());
+
+    let missing = w2
+        .run(&m2, |r| r.offline_dir = Some(w2.tmp.path().join("nope")))
+        .unwrap_err();
+    assert!(matches!(missing, InstallError::NoOfflineDir { .. }));
+}
+
+#[test]
+fn pip_is_asked_only_for_missing_wheels_and_a_placeholder_is_never_fetched() {
+    let w = World::new();
+    let payload = b"wheel ort";
+    let whl = wheel(&[
+        ("onnxruntime/capi/libonnxruntime.so.1.9.0", payload),
+        ("onnxruntime/__init__.py", b"print()"),
+    ]);
+    w.server.put("ort-1.9.0-py3-none-any.whl", whl.clone());
+    let c = TestComponent {
+        id: "onnxruntime-1.9.0".into(),
+        version: "1.9.0".into(),
+        url: "pip:onnxruntime==1.9.0".into(),
+        sha256: sha256_hex(&whl),
+        size: whl.len() as u64,
+        unpacked: 1 << 20,
+        format: "wheel",
+        origin: "pypi",
+    };
+    let m = parse_manifest(&manifest_toml("1", &[c.clone()])).unwrap();
+    let pip = FakePip {
+        wheels: vec![ResolvedWheel {
+            name: "onnxruntime".into(),
+            version: "1.9.0".into(),
+            url: w.server.url("ort-1.9.0-py3-none-any.whl"),
+            filename: "ort-1.9.0-py3-none-any.whl".into(),
+            sha256: Some(c.sha256.clone()),
+            size: None,
+            requires_dist: vec![],
+        }],
+        calls: Mutex::new(Vec::new()),
+    };
+    let plan = cpu_plan(&m);
+    let req = InstallRequest::new(&m, &plan, w.root(), "testapp", &pip);
+    let report = install(&req, &|_| {}).unwrap();
+    assert_eq!(
+        *pip.calls.lock().unwrap(),
+        vec![vec!["onnxruntime==1.9.0".to_string()]]
+    );
+    let a = activate_at(&w.root()).unwrap();
+    assert!(a.ort_library.ends_with("lib/libonnxruntime.so.1.9.0"));
+    assert_eq!(std::fs::read(&a.ort_library).unwrap(), payload);
+    assert_eq!(
+        report.components[0].source,
+        w.server.url("ort-1.9.0-py3-none-any.whl")
+    );
+    assert!(
+        leftovers(&w.root()).is_empty(),
+        "{:?}",
+        leftovers(&w.root())
+    );
+
+    // Installed already: pip is not asked again.
+    install(&req, &|_| {}).unwrap();
+    assert_eq!(pip.calls.lock().unwrap().len(), 1);
+
+    // A vendor component with a `pip:` URL is refused before any request.
+    let mut bad = c;
+    bad.origin = "vendor";
+    bad.sha256 = "1".repeat(64);
+    let m = parse_manifest(&manifest_toml("1", &[bad])).unwrap();
+    w.server.clear_log();
+    let err = w.run(&m, |_| {}).unwrap_err();
+    assert!(matches!(err, InstallError::Resolve(_)), "{err:?}");
+    assert!(w.server.log().is_empty());
+}
+
+struct FakeVerifier {
+    pass: bool,
+    root: PathBuf,
+    seen: Mutex<Vec<(String, Option<String>, bool)>>,
+}
+impl Verifier for FakeVerifier {
+    fn verify(&self, record: &InstallRecord, env: &Env) -> Verdict {
+        let current = Store::open(&self.root).unwrap().current_id().unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((record.id.clone(), current, env.ort_dylib_path.is_file()));
+        Verdict {
+            passed: self.pass,
+            summary: if self.pass {
+                "ran".into()
+            } else {
+                "the model crashed".into()
+            },
+            details: serde_json::json!({}),
+        }
+    }
+}
+
+#[test]
+fn verification_runs_before_activation_and_a_failure_keeps_the_previous_install() {
+    let w = World::new();
+    let good = FakeVerifier {
+        pass: true,
+        root: w.root(),
+        seen: Mutex::new(Vec::new()),
+    };
+    let first = w.run_verified(&v1(&w), Some(&good), |_| {}).unwrap();
+    assert!(matches!(first.verify, VerifyState::Passed { .. }));
+    // Verified while nothing was active yet, on its own lib/.
+    assert_eq!(
+        *good.seen.lock().unwrap(),
+        vec![(first.install_id.clone(), None, true)]
+    );
+
+    let bad = FakeVerifier {
+        pass: false,
+        root: w.root(),
+        seen: Mutex::new(Vec::new()),
+    };
+    let err = w.run_verified(&v2(&w), Some(&bad), |_| {}).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("the model crashed"), "{text}");
+    assert!(
+        text.contains(&format!("install {} stays active", first.install_id)),
+        "{text}"
+    );
+    let store = Store::open(w.root()).unwrap();
+    assert_eq!(store.current_id().unwrap(), Some(first.install_id.clone()));
+    assert_eq!(bad.seen.lock().unwrap()[0].1, Some(first.install_id));
+}
+
+#[test]
+fn the_lock_makes_a_second_install_wait_or_refuse() {
+    let w = World::new();
+    let m = v1(&w);
+    let store = Store::open(w.root()).unwrap();
+    let held = store.try_lock().unwrap();
+    let err = w.run(&m, |r| r.wait_for_lock = false).unwrap_err();
+    match &err {
+        InstallError::Store {
+            source: StoreError::Locked { pid, .. },
+            ..
+        } => assert_eq!(*pid, Some(std::process::id())),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.hint().unwrap().contains("without --no-wait"));
+
+    let waited = Mutex::new(false);
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let plan = cpu_plan(&m);
+            let pip = NoPip;
+            let req = InstallRequest::new(&m, &plan, w.root(), "testapp", &pip);
+            install(&req, &|e| {
+                if let Event::WaitingForLock { .. } = e {
+                    *waited.lock().unwrap() = true;
+                }
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            store.current_id().unwrap().is_none(),
+            "installed while locked"
+        );
+        drop(held);
+        t.join().unwrap().unwrap();
+    });
+    assert!(*waited.lock().unwrap());
+    assert!(store.current_id().unwrap().is_some());
+}
+
+#[test]
+fn a_failure_at_any_store_step_keeps_the_old_install_and_the_next_run_completes() {
+    for point in FaultPoint::ALL {
+        if point == FaultPoint::SeedInfoWritten {
+            continue; // no receipt in this test
+        }
+        let w = World::new();
+        let first = w.run(&v1(&w), |_| {}).unwrap();
+        let m = v2(&w);
+        let hook: gpulibs_store::StepHook = std::sync::Arc::new(move |p| {
+            if p == point {
+                Err(StoreError::Injected(p))
+            } else {
+                Ok(())
+            }
+        });
+        let result = w.run(&m, |r| r.step_hook = Some(hook.clone()));
+        let store = Store::open(w.root()).unwrap();
+        let current = store.current_id().unwrap().unwrap();
+        match result {
+            // Failures after `current` switched leave the new install active, complete.
+            Err(_) if current == first.install_id => {}
+            Err(e) => assert!(
+                matches!(point, FaultPoint::CurrentSwitched),
+                "{point:?}: {e}"
+            ),
+            Ok(_) => panic!("{point:?} was never reached"),
+        }
+        assert!(
+            store.check_install(&current).unwrap().is_empty(),
+            "{point:?}"
+        );
+        activate_at(&w.root()).unwrap();
+        let done = w.run(&m, |_| {}).unwrap();
+        assert_eq!(store.current_id().unwrap(), Some(done.install_id.clone()));
+        let lib = store.install_dir(&done.install_id).join("lib");
+        assert_eq!(
+            std::fs::read(lib.join("libextra.so.1")).unwrap(),
+            b"x2",
+            "{point:?}"
+        );
+    }
+}
+
+#[test]
+fn the_seed_receipt_is_written_when_asked() {
+    let w = World::new();
+    let receipt = w.tmp.path().join("config/testapp/gpu-package-info.json");
+    let report = w
+        .run(&v1(&w), |r| r.seed_receipt = Some(receipt.clone()))
+        .unwrap();
+    assert_eq!(report.seed_receipt.as_deref(), Some(receipt.as_path()));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&receipt).unwrap()).unwrap();
+    assert_eq!(json["variant"], "cpu");
+    assert_eq!(json["version"], "1.0");
+    assert!(json["libsPath"].as_str().unwrap().ends_with("current/lib"));
+}
