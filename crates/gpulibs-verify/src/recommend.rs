@@ -216,11 +216,14 @@ pub fn recommend_with(
             continue;
         }
         let report = verify_fn(m);
-        let passed = match (m.device, &report.outcome) {
-            (ModelDevice::Gpu, Outcome::VerifiedGpu) => true,
-            (ModelDevice::Cpu, Outcome::CpuOnly { .. } | Outcome::VerifiedGpu) => true,
-            _ => false,
-        };
+        let passed = matches!(
+            (m.device, &report.outcome),
+            (ModelDevice::Gpu, Outcome::VerifiedGpu)
+                | (
+                    ModelDevice::Cpu,
+                    Outcome::CpuOnly { .. } | Outcome::VerifiedGpu
+                )
+        );
         if passed {
             winner = Some(Winner {
                 model: m.name.clone(),
@@ -245,5 +248,216 @@ pub fn recommend_with(
         losses,
         resources,
         headroom,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{seed_catalog, Measurement, Measurements};
+    use crate::report::{DeviceReport, REPORT_SCHEMA_VERSION};
+
+    const GIB: u64 = 1 << 30;
+
+    fn report(outcome: Outcome) -> VerifyReport {
+        VerifyReport {
+            schema_version: REPORT_SCHEMA_VERSION,
+            outcome,
+            ort_version: None,
+            ort_library: "/x/libonnxruntime.so".into(),
+            provider_library: None,
+            device: DeviceReport {
+                requested: String::new(),
+                used: String::new(),
+                gpu: None,
+                detection_problems: vec![],
+            },
+            kernel_verdict: None,
+            missing_libraries: vec![],
+            preloaded: vec![],
+            models: vec![],
+            total_ms: 0.0,
+        }
+    }
+
+    fn passes(m: &CatalogModel) -> VerifyReport {
+        report(match m.device {
+            ModelDevice::Gpu => Outcome::VerifiedGpu,
+            ModelDevice::Cpu => Outcome::CpuOnly {
+                reason: "--device cpu was asked".into(),
+            },
+        })
+    }
+
+    /// The seed catalog with its files present.
+    fn seed_with_files() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = seed_catalog(dir.path());
+        for m in &c.models {
+            for f in m.resolved_files(&c.root) {
+                std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+                std::fs::write(f, b"onnx").unwrap();
+            }
+        }
+        (dir, c)
+    }
+
+    fn summary(r: &Recommendation) -> (Option<&str>, Vec<(&str, &'static str)>) {
+        let kind = |l: &LossReason| match l {
+            LossReason::FilesMissing { .. } => "files_missing",
+            LossReason::NoGpu => "no_gpu",
+            LossReason::NotEnoughVram { .. } => "vram",
+            LossReason::NotEnoughRam { .. } => "ram",
+            LossReason::VerifyFailed { .. } => "verify",
+            LossReason::NotTried => "not_tried",
+        };
+        (
+            r.winner.as_ref().map(|w| w.model.as_str()),
+            r.losses
+                .iter()
+                .map(|l| (l.model.as_str(), kind(&l.reason)))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn table() {
+        let (_dir, c) = seed_with_files();
+        let ram = 16 * GIB;
+        // (free VRAM, winner, losses)
+        type Row<'a> = (Option<u64>, &'a str, &'a [(&'a str, &'a str)]);
+        let rows: [Row; 5] = [
+            (
+                Some(80 * GIB),
+                "1.1b-gpu",
+                &[("0.6b-gpu", "not_tried"), ("0.6b-cpu", "not_tried")],
+            ),
+            // 6000 MiB + 600 MiB headroom does not fit in 6.2 GiB; 3500 + 512 does.
+            (
+                Some(6 * GIB + 200 * (1 << 20)),
+                "0.6b-gpu",
+                &[("1.1b-gpu", "vram"), ("0.6b-cpu", "not_tried")],
+            ),
+            (
+                Some(6600 * (1 << 20)),
+                "1.1b-gpu",
+                &[("0.6b-gpu", "not_tried"), ("0.6b-cpu", "not_tried")],
+            ),
+            (
+                Some(3 * GIB),
+                "0.6b-cpu",
+                &[("1.1b-gpu", "vram"), ("0.6b-gpu", "vram")],
+            ),
+            (
+                None,
+                "0.6b-cpu",
+                &[("1.1b-gpu", "no_gpu"), ("0.6b-gpu", "no_gpu")],
+            ),
+        ];
+        for (vram, winner, losses) in rows {
+            let r = recommend(&c, vram, ram, passes);
+            assert_eq!(summary(&r), (Some(winner), losses.to_vec()), "{vram:?}");
+        }
+    }
+
+    #[test]
+    fn free_not_total_and_messages_say_the_numbers() {
+        let (_dir, c) = seed_with_files();
+        let r = recommend(&c, Some(4 * GIB), 16 * GIB, passes);
+        let loss = &r.losses[0];
+        assert_eq!(
+            loss.message,
+            "needs 6000 MiB of VRAM (catalog figure) plus 600 MiB headroom; 4096 MiB free"
+        );
+    }
+
+    #[test]
+    fn a_failed_verify_loses_with_its_reason_and_the_next_is_tried() {
+        let (_dir, c) = seed_with_files();
+        let mut tried = Vec::new();
+        let r = recommend(&c, Some(80 * GIB), 16 * GIB, |m| {
+            tried.push(m.name.clone());
+            if m.name == "1.1b-gpu" {
+                report(Outcome::Failed {
+                    stage: Stage::Run,
+                    reason: "out of memory".into(),
+                    hint: None,
+                })
+            } else {
+                passes(m)
+            }
+        });
+        assert_eq!(tried, ["1.1b-gpu", "0.6b-gpu"]);
+        assert_eq!(summary(&r).0, Some("0.6b-gpu"));
+        assert!(matches!(
+            &r.losses[0].reason,
+            LossReason::VerifyFailed { stage: Some(Stage::Run), detail } if detail == "out of memory"
+        ));
+        // A GPU model that only ran on the CPU is not a GPU pass.
+        let r = recommend(&c, Some(80 * GIB), 16 * GIB, |m| {
+            report(Outcome::CpuOnly {
+                reason: format!("{} on cpu", m.name),
+            })
+        });
+        assert_eq!(summary(&r).0, Some("0.6b-cpu"));
+    }
+
+    #[test]
+    fn missing_files_are_a_loss_not_a_pretence() {
+        let c = seed_catalog("/nonexistent");
+        let mut calls = 0;
+        let r = recommend(&c, Some(80 * GIB), 16 * GIB, |m| {
+            calls += 1;
+            passes(m)
+        });
+        assert_eq!(calls, 0);
+        assert!(r.winner.is_none());
+        assert!(r
+            .losses
+            .iter()
+            .all(|l| matches!(l.reason, LossReason::FilesMissing { .. })));
+        assert!(r.losses[0]
+            .message
+            .starts_with("model files not present: /nonexistent/1.1b/encoder.onnx"));
+    }
+
+    #[test]
+    fn measured_vram_replaces_the_catalog_figure() {
+        let (_dir, c) = seed_with_files();
+        let mut m = Measurements::default();
+        m.measurements.push(Measurement {
+            key: c.models[0].measurement_key(&c.root),
+            model: "1.1b-gpu".into(),
+            gpu: None,
+            peak_vram_bytes: 2 * GIB,
+            measured_at: 0,
+        });
+        let measured = c.with_measurements(&m);
+        let r = recommend(&measured, Some(3 * GIB), 16 * GIB, passes);
+        let w = r.winner.unwrap();
+        assert_eq!((w.model.as_str(), w.vram_measured), ("1.1b-gpu", true));
+    }
+
+    #[test]
+    fn ram_counts_too() {
+        let (_dir, c) = seed_with_files();
+        let r = recommend(&c, None, 2 * GIB, passes);
+        assert!(r.winner.is_none());
+        assert!(matches!(
+            r.losses[2].reason,
+            LossReason::NotEnoughRam { .. }
+        ));
+        assert_eq!(Headroom::default().for_need(10 * GIB), GIB);
+        assert_eq!(Headroom::default().for_need(GIB), 512 << 20);
+    }
+
+    #[test]
+    fn recommendation_serialises_with_flat_reasons() {
+        let c = seed_catalog("/nonexistent");
+        let r = recommend(&c, None, GIB, passes);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["losses"][0]["reason"], "files_missing");
+        assert_eq!(json["losses"][0]["model"], "1.1b-gpu");
+        assert!(json["winner"].is_null());
     }
 }

@@ -331,8 +331,8 @@ fn preflight(
     path.extend(ctx.ld_library_path.take().filter(|p| !p.is_empty()));
     ctx.ld_library_path = (!path.is_empty()).then(|| path.join(":"));
     if let Ok(deps) = gpulibs_inspect::deps::inspect_file(&provider, &ctx) {
-        report.missing_libraries = runtime::missing_libraries(&deps);
         let plan = runtime::preload_plan(&deps);
+        report.missing_libraries = runtime::missing_libraries(&deps, &plan);
         let (preloaded, failures) = runtime::preload(&plan, &req.preload_dirs);
         report.preloaded = preloaded;
         if !failures.is_empty() {

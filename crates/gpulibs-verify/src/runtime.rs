@@ -116,7 +116,7 @@ fn version_of(path: &Path) -> Result<String, VerifyError> {
     // SAFETY: loading ONNX Runtime runs its initialisers, which is what loading it is for; the
     // handle is reference-counted by the loader and `ort` opens the same file next.
     let lib = unsafe { Library::open(Some(path), RTLD_NOW | RTLD_GLOBAL) }
-        .map_err(|e| load_err(e.to_string()))?;
+        .map_err(|e| load_err(loader_error(&e)))?;
     // SAFETY: `OrtGetApiBase` has this signature in every ONNX Runtime release.
     let get_base = unsafe {
         lib.get::<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase>(b"OrtGetApiBase\0")
@@ -140,6 +140,16 @@ fn version_of(path: &Path) -> Result<String, VerifyError> {
         .unwrap_or_else(|p| p.into_inner())
         .push(lib);
     Ok(version)
+}
+
+/// The loader's own message (`libfoo.so.1: cannot open shared object file: ...`): libloading
+/// puts it in the error's source, behind a generic "dlopen failed".
+pub(crate) fn loader_error(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    match e.source() {
+        Some(source) => source.to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// `1.23.2` → (1, 23).
@@ -179,6 +189,10 @@ fn rank(stem: &str) -> Option<u32> {
     })
 }
 
+fn major(name: &str) -> Option<u32> {
+    name.split(".so.").nth(1)?.split('.').next()?.parse().ok()
+}
+
 fn stem(name: &str) -> &str {
     name.split(".so").next().unwrap_or(name)
 }
@@ -194,7 +208,8 @@ pub(crate) fn preload_plan(deps: &DependencyReport) -> Vec<PreloadItem> {
         if stem(file) == "libcuda" {
             continue; // the driver's: never preloaded from an install, only checked
         }
-        let required = d.kind == DependencyKind::Needed || stem(file) == "libcudnn";
+        let versioned = !file.ends_with(".so");
+        let required = versioned && (d.kind == DependencyKind::Needed || stem(file) == "libcudnn");
         if let Some((_, existing)) = items.iter_mut().find(|(_, i)| i.name == file) {
             existing.required |= required;
             continue;
@@ -206,6 +221,33 @@ pub(crate) fn preload_plan(deps: &DependencyReport) -> Vec<PreloadItem> {
                 required,
             },
         ));
+    }
+    // A development name (`libcudnn.so`) is only worth trying when no versioned name of the
+    // family is listed: runtime packages ship `libcudnn.so.9`, not the bare name.
+    let versioned: Vec<String> = items
+        .iter()
+        .filter(|(_, i)| !i.name.ends_with(".so"))
+        .map(|(_, i)| stem(&i.name).to_string())
+        .collect();
+    items
+        .retain(|(_, i)| !i.name.ends_with(".so") || !versioned.iter().any(|v| v == stem(&i.name)));
+    // Run-time names of another CUDA major (1.31 names `libcudart.so.12` and `libnvrtc.so.12`
+    // next to its CUDA 13 ones) are not what this build loads.
+    let cuda_major = items
+        .iter()
+        .filter(|(_, i)| {
+            i.required && matches!(stem(&i.name), "libcudart" | "libcublas" | "libcublasLt")
+        })
+        .find_map(|(_, i)| major(&i.name));
+    if let Some(cuda) = cuda_major {
+        items.retain(|(_, i)| {
+            i.required
+                || !matches!(
+                    stem(&i.name),
+                    "libcudart" | "libnvrtc" | "libcublas" | "libcublasLt"
+                )
+                || major(&i.name) == Some(cuda)
+        });
     }
     items.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.name.cmp(&b.1.name)));
     items.into_iter().map(|(_, i)| i).collect()
@@ -276,7 +318,7 @@ pub(crate) fn preload(
                 });
             }
             Err(e) => {
-                let error = e.to_string();
+                let error = loader_error(&e);
                 if item.required {
                     failures.push((item.name.clone(), error.clone()));
                 }
@@ -293,12 +335,18 @@ pub(crate) fn preload(
     (report, failures)
 }
 
-/// What the loader would not find for `deps.file` when it is loaded (and, as `runtime`, what
-/// it would `dlopen` by name and not find), explained.
-pub(crate) fn missing_libraries(deps: &DependencyReport) -> Vec<MissingLibrary> {
+/// What the loader would not find for `deps.file` when it is loaded (and, as `runtime`, the
+/// libraries of `plan` it would `dlopen` by name and not find), explained.
+pub(crate) fn missing_libraries(
+    deps: &DependencyReport,
+    plan: &[PreloadItem],
+) -> Vec<MissingLibrary> {
     let at_load: Vec<&Dependency> = deps.missing_at_load().collect();
     let runtime = deps.dependencies.iter().filter(|d| {
-        d.depth == 1 && d.kind == DependencyKind::Runtime && d.status != DependencyStatus::Found
+        d.depth == 1
+            && d.kind == DependencyKind::Runtime
+            && d.status != DependencyStatus::Found
+            && plan.iter().any(|p| p.name == d.name)
     });
     at_load
         .into_iter()

@@ -297,3 +297,45 @@ fn auto_without_a_gpu_runs_on_the_cpu_and_says_why() {
     assert!(reason.starts_with("no usable GPU was detected"), "{reason}");
     assert!(!report.device.detection_problems.is_empty());
 }
+
+#[test]
+fn recommend_verifies_for_real_and_records_the_winner() {
+    // A catalog of the speech fixture set: a "large" GPU entry (no GPU here) and a CPU one.
+    let root = common::fixtures();
+    let catalog = parse_catalog(
+        r#"
+schema_version = 1
+
+[[model]]
+name = "speech-gpu"
+quality_rank = 1
+device = "gpu"
+vram_mib = 100
+ram_mib = 10
+files = ["speech/encoder.onnx", "speech/decoder.onnx", "speech/joiner.onnx"]
+
+[[model]]
+name = "speech-cpu"
+quality_rank = 2
+device = "cpu"
+vram_mib = 0
+ram_mib = 10
+files = ["speech/encoder.onnx", "speech/decoder.onnx", "speech/joiner.onnx"]
+"#,
+        &root,
+    )
+    .unwrap();
+    let template = request(ModelSource::Probe);
+    let r = recommend(&catalog, None, 8 << 30, |m| {
+        verify(&m.verify_request(&catalog.root, &template))
+    });
+    let w = r.winner.as_ref().expect("the CPU entry verifies");
+    assert_eq!(w.model, "speech-cpu");
+    assert!(matches!(w.report.outcome, Outcome::CpuOnly { .. }));
+    assert_eq!(w.report.models.len(), 3);
+    assert_eq!(r.losses[0].model, "speech-gpu");
+    assert!(matches!(r.losses[0].reason, LossReason::NoGpu));
+    // A CPU-only report is no VRAM measurement.
+    let mut m = Measurements::default();
+    assert!(!m.record(&catalog, &catalog.models[1], &w.report));
+}
