@@ -64,6 +64,12 @@ enum Command {
     Detect(cmd::detect::Args),
     Inspect(cmd::inspect::Args),
     Plan(cmd::plan::Args),
+    Install(cmd::install::Args),
+    Status(cmd::lifecycle::StatusArgs),
+    Rollback(cmd::lifecycle::RollbackArgs),
+    Gc(cmd::lifecycle::GcArgs),
+    Remove(cmd::lifecycle::RemoveArgs),
+    Env(cmd::lifecycle::EnvArgs),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -111,6 +117,12 @@ fn main() -> ExitCode {
         Command::Detect(args) => cmd::detect::run(args, &ctx),
         Command::Inspect(args) => cmd::inspect::run(args, &ctx),
         Command::Plan(args) => cmd::plan::run(args, &ctx),
+        Command::Install(args) => cmd::install::run(args, &ctx, cli.json),
+        Command::Status(args) => cmd::lifecycle::status(args, &ctx),
+        Command::Rollback(args) => cmd::lifecycle::rollback(args, &ctx),
+        Command::Gc(args) => cmd::lifecycle::gc(args, &ctx),
+        Command::Remove(args) => cmd::lifecycle::remove(args, &ctx),
+        Command::Env(args) => cmd::lifecycle::env(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -34,7 +34,7 @@ pub enum InstallError {
 
     /// pip could not resolve the chosen wheels.
     #[error("resolving the chosen wheels through pip failed")]
-    Resolve(#[source] EmbeddedError),
+    Resolve(#[source] Box<EmbeddedError>),
 
     /// The manifest's sha256 is not one.
     #[error("component `{id}`: `{sha256}` is not a sha256 digest")]
@@ -45,7 +45,7 @@ pub enum InstallError {
     Store {
         what: String,
         #[source]
-        source: StoreError,
+        source: Box<StoreError>,
     },
 
     /// One or more artifacts could not be fetched or unpacked; the first is the source.
@@ -61,7 +61,7 @@ pub enum InstallError {
         total: usize,
         previous: Option<String>,
         #[source]
-        source: ComponentError,
+        source: Box<ComponentError>,
     },
 
     /// The new install was built but verification failed; it was not activated.
@@ -119,7 +119,7 @@ impl InstallError {
                  (--manifest) or an offline directory (--offline)"
                     .into()
             }
-            InstallError::Fetch { source, .. } => match source {
+            InstallError::Fetch { source, .. } => match &**source {
                 ComponentError::Fetch {
                     source: FetchError::DigestMismatch { .. },
                     ..
@@ -138,10 +138,9 @@ impl InstallError {
                  libraries anyway"
                     .into()
             }
-            InstallError::Store {
-                source: StoreError::Locked { .. },
-                ..
-            } => "run again without --no-wait to queue behind the other install".into(),
+            InstallError::Store { source, .. } if matches!(**source, StoreError::Locked { .. }) => {
+                "run again without --no-wait to queue behind the other install".into()
+            }
             InstallError::NoOfflineDir { .. } => "check the path given to --offline".into(),
             _ => return None,
         })

@@ -215,6 +215,9 @@ pub struct InstallReport {
     pub system_paths: Vec<PathBuf>,
 }
 
+/// One artifact's fetch and unpack.
+type FetchResult = Result<Fetched, Box<ComponentError>>;
+
 /// A component to fetch and how to unpack it.
 struct Job<'m> {
     component: &'m Component,
@@ -233,7 +236,10 @@ enum Unpack {
 
 fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> InstallError {
     let what = what.into();
-    move |source| InstallError::Store { what, source }
+    move |source| InstallError::Store {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Carries out `req.plan`'s chosen variant; see the crate doc for the steps and invariants.
@@ -364,7 +370,7 @@ pub fn install(
             });
             let refs: Vec<&str> = pip_ids.iter().map(String::as_str).collect();
             resolve_components(&mut manifest, &refs, req.pip, &req.wheel_target)
-                .map_err(InstallError::Resolve)?;
+                .map_err(|e| InstallError::Resolve(Box::new(e)))?;
         }
     }
 
@@ -648,7 +654,7 @@ fn fetch_jobs(
     jobs: &[Job],
     req: &InstallRequest,
     progress: &(dyn Fn(&Event) + Sync),
-) -> Result<Vec<Result<Fetched, ComponentError>>, InstallError> {
+) -> Result<Vec<FetchResult>, InstallError> {
     let mut opts = req.fetch.clone();
     opts.partial_dir = req.root.join(DOWNLOADS_DIR);
     opts.offline_dir = req.offline_dir.clone();
@@ -657,18 +663,17 @@ fn fetch_jobs(
         failed: vec!["network settings".into()],
         total: jobs.len(),
         previous: None,
-        source: ComponentError::Fetch {
+        source: Box::new(ComponentError::Fetch {
             id: "(all)".into(),
             source: e,
-        },
+        }),
     };
     let streaming = Fetcher::new(&opts).map_err(setup)?;
     opts.keep_verified = true;
     let keeping = Fetcher::new(&opts).map_err(setup)?;
 
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<Fetched, ComponentError>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<FetchResult>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..req.jobs.clamp(1, jobs.len().max(1)) {
             s.spawn(|| loop {
@@ -706,7 +711,7 @@ fn fetch_tar<'scope, 'env>(
     format: ArchiveFormat,
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
-) -> Result<Fetched, ComponentError> {
+) -> FetchResult {
     let id = job.component.id.clone();
     let sha = job.component.archive.sha256.clone();
     let limits = job.limits.clone();
@@ -731,11 +736,11 @@ fn fetch_tar<'scope, 'env>(
         Ok(f) => Ok(f),
         Err(e @ gpulibs_fetch::FetchError::Sink { .. }) => {
             match store_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                Some(source) => Err(ComponentError::Unpack { id, source }),
-                None => Err(ComponentError::Fetch { id, source: e }),
+                Some(source) => Err(Box::new(ComponentError::Unpack { id, source })),
+                None => Err(Box::new(ComponentError::Fetch { id, source: e })),
             }
         }
-        Err(source) => Err(ComponentError::Fetch { id, source }),
+        Err(source) => Err(Box::new(ComponentError::Fetch { id, source })),
     }
 }
 
@@ -748,27 +753,29 @@ fn fetch_zip(
     wheel: bool,
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
-) -> Result<Fetched, ComponentError> {
+) -> FetchResult {
     let id = job.component.id.clone();
     let forward = |p: &Progress| progress(&Event::Download(p));
     let mut sink = DiscardSink;
     let fetched = fetcher
         .fetch(&job.artifact, &mut sink as &mut dyn Sink, &forward)
-        .map_err(|source| ComponentError::Fetch {
-            id: id.clone(),
-            source,
+        .map_err(|source| {
+            Box::new(ComponentError::Fetch {
+                id: id.clone(),
+                source,
+            })
         })?;
     let path = match (&fetched.kept, &fetched.origin) {
         (Some(kept), _) => kept.clone(),
         (None, gpulibs_fetch::Origin::File(p)) => p.clone(),
         (None, gpulibs_fetch::Origin::Url(_)) => {
-            return Err(ComponentError::Unpack {
+            return Err(Box::new(ComponentError::Unpack {
                 id,
                 source: StoreError::MissingComponent {
                     sha256: job.component.archive.sha256.clone(),
                     path: fetcher.options().partial_dir.clone(),
                 },
-            })
+            }))
         }
     };
     let select: &dyn Fn(&str) -> bool = if wheel {
@@ -784,7 +791,7 @@ fn fetch_zip(
     if fetched.kept.is_some() {
         let _ = std::fs::remove_file(&path);
     }
-    unpacked.map_err(|source| ComponentError::Unpack { id, source })?;
+    unpacked.map_err(|source| Box::new(ComponentError::Unpack { id, source }))?;
     Ok(fetched)
 }
 

@@ -283,7 +283,7 @@ fn pip_is_asked_only_for_missing_wheels_and_a_placeholder_is_never_fetched() {
         format: "wheel",
         origin: "pypi",
     };
-    let m = parse_manifest(&manifest_toml("1", &[c.clone()])).unwrap();
+    let m = parse_manifest(&manifest_toml("1", std::slice::from_ref(&c))).unwrap();
     let pip = FakePip {
         wheels: vec![ResolvedWheel {
             name: "onnxruntime".into(),
@@ -396,10 +396,10 @@ fn the_lock_makes_a_second_install_wait_or_refuse() {
     let held = store.try_lock().unwrap();
     let err = w.run(&m, |r| r.wait_for_lock = false).unwrap_err();
     match &err {
-        InstallError::Store {
-            source: StoreError::Locked { pid, .. },
-            ..
-        } => assert_eq!(*pid, Some(std::process::id())),
+        InstallError::Store { source, .. } => match &**source {
+            StoreError::Locked { pid, .. } => assert_eq!(*pid, Some(std::process::id())),
+            other => panic!("{other:?}"),
+        },
         other => panic!("{other:?}"),
     }
     assert!(err.hint().unwrap().contains("without --no-wait"));

@@ -2,5 +2,7 @@
 
 pub mod detect;
 pub mod inspect;
+pub mod install;
+pub mod lifecycle;
 pub mod plan;
 mod planning;

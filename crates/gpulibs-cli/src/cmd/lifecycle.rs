@@ -1,0 +1,270 @@
+//! The life cycle of an install root: `status`, `rollback`, `gc`, `remove`, `env`.
+
+use std::path::{Path, PathBuf};
+
+use gpulibs_detect::{detect, DetectOptions};
+use gpulibs_install::health;
+use gpulibs_store::{
+    env_for, install_root, EnvFormat, HostSummary, InstallLock, RootEnv, Store, StoreError,
+    DEFAULT_APP,
+};
+use serde_json::json;
+
+use crate::error::{exit, CliError};
+use crate::style::bytes;
+use crate::{Context, Outcome as CmdOutcome};
+
+/// Which install root.
+#[derive(Debug, clap::Args)]
+pub struct RootArgs {
+    /// Application name: the root is `$XDG_DATA_HOME/NAME/gpu-libs` (or `GPULIBS_HOME`).
+    #[arg(long, default_value = DEFAULT_APP, value_name = "NAME")]
+    app: String,
+}
+
+impl RootArgs {
+    fn root(&self) -> Result<PathBuf, CliError> {
+        Ok(install_root(&self.app, &RootEnv::from_env())?)
+    }
+}
+
+/// A root that exists, opened; `None` when nothing was ever installed there.
+fn existing_store(root: &Path) -> Result<Option<Store>, CliError> {
+    if root.join("installs").is_dir() || root.join("store").is_dir() {
+        Ok(Some(Store::open(root)?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn nothing_installed(root: &Path) -> CliError {
+    CliError::new(StoreError::NothingInstalled {
+        root: root.to_path_buf(),
+    })
+}
+
+fn lock<'s>(store: &'s Store, no_wait: bool) -> Result<InstallLock<'s>, CliError> {
+    let lock = if no_wait {
+        store.try_lock()
+    } else {
+        store.lock(|pid| {
+            eprintln!(
+                "waiting for another gpulibs install{} to finish",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            )
+        })
+    };
+    lock.map_err(|e| {
+        CliError::new(e).with_hint("run again without --no-wait to queue behind the other install")
+    })
+}
+
+/// Whether the active install still fits this machine's GPU and driver.
+///
+/// Exits 0 when it does (or it is the CPU runtime), 3 when nothing is installed, the install no
+/// longer matches the GPU or driver, or files of it are missing.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    root: RootArgs,
+}
+
+pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = args.root.root()?;
+    let host = HostSummary::from_detection(&detect(&DetectOptions::from_env()));
+    let (health, record) = match existing_store(&root)? {
+        Some(store) => (health(&store, &host)?, store.current()?),
+        None => (gpulibs_install::judge(None, &host, Vec::new()), None),
+    };
+    let s = ctx.style;
+    let mut human = format!(
+        "{} {}\n",
+        if health.ok {
+            s.good("ok:")
+        } else {
+            s.warn("not ok:")
+        },
+        health.message
+    );
+    if let Some(r) = &record {
+        human.push_str(&format!(
+            "{} {} (release {}, installed {})\n{} {}\n",
+            s.dim("variant"),
+            r.variant,
+            r.release.as_deref().unwrap_or("-"),
+            r.installed_at,
+            s.dim("root   "),
+            root.display()
+        ));
+        for p in &health.problems {
+            human.push_str(&format!("  {} {p}\n", s.bad("missing:")));
+        }
+    }
+    Ok(CmdOutcome {
+        json: json!({ "root": root, "health": health, "install": record }),
+        human,
+        code: if health.ok { exit::OK } else { exit::NEGATIVE },
+    })
+}
+
+/// Make the previous install active again (a second rollback undoes the first).
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Fail at once if an install holds the lock.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = args.root.root()?;
+    let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let lock = lock(&store, args.no_wait)?;
+    let record = lock.rollback().map_err(|e| match e {
+        e @ StoreError::NoPrevious { .. } => {
+            CliError::new(e).with_hint("`gpulibs status` shows what is active")
+        }
+        e => CliError::new(e),
+    })?;
+    let previous = store.previous_id()?;
+    Ok(CmdOutcome {
+        json: json!({ "active": record.id, "variant": record.variant, "previous": previous }),
+        human: format!(
+            "{} {} ({}) is active again{}\n",
+            ctx.style.good("rolled back:"),
+            record.id,
+            record.variant,
+            previous
+                .map(|p| format!("; {p} is now previous"))
+                .unwrap_or_default()
+        ),
+        code: exit::OK,
+    })
+}
+
+/// Delete installs other than the active and previous ones (and the N newest others), then
+/// every stored component no remaining install uses.
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Also keep the N newest installs besides the active and previous ones.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep: usize,
+    /// Fail at once if an install holds the lock.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = args.root.root()?;
+    let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let report = lock(&store, args.no_wait)?.gc(args.keep)?;
+    let s = ctx.style;
+    let mut human = format!(
+        "{} {} install(s), {} component(s), {} temporary leftover(s); freed {}\n",
+        s.good("removed"),
+        report.removed_installs.len(),
+        report.removed_components.len(),
+        report.removed_temporaries.len(),
+        bytes(report.freed_bytes)
+    );
+    for id in &report.removed_installs {
+        human.push_str(&format!("  {} {id}\n", s.dim("install  ")));
+    }
+    for sha in &report.removed_components {
+        human.push_str(&format!("  {} {sha}\n", s.dim("component")));
+    }
+    Ok(CmdOutcome {
+        json: serde_json::to_value(&report).unwrap_or_default(),
+        human,
+        code: exit::OK,
+    })
+}
+
+/// Delete the install root, and the seed-compatible receipt if gpulibs wrote it and it is
+/// unchanged. Nothing else outside the root is touched.
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// Really delete (without it, only say what would be deleted).
+    #[arg(long)]
+    yes: bool,
+    /// Fail at once if an install holds the lock.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = args.root.root()?;
+    let Some(store) = existing_store(&root)? else {
+        return Ok(CmdOutcome {
+            json: json!({ "root": root, "removed": false }),
+            human: format!("nothing is installed under {}\n", root.display()),
+            code: exit::OK,
+        });
+    };
+    if !args.yes {
+        return Err(CliError::new(std::io::Error::other(format!(
+            "`gpulibs remove` deletes {} and every install in it",
+            root.display()
+        )))
+        .with_hint("run `gpulibs remove --yes` to delete it"));
+    }
+    let report = lock(&store, args.no_wait)?.remove()?;
+    let s = ctx.style;
+    let mut human = format!(
+        "{} {} ({})\n",
+        s.good("removed"),
+        report.root.display(),
+        bytes(report.freed_bytes)
+    );
+    if let Some(p) = &report.seed_info_removed {
+        human.push_str(&format!("{} {}\n", s.good("removed"), p.display()));
+    }
+    if let Some(p) = &report.seed_info_kept {
+        human.push_str(&format!(
+            "{} {} was edited since gpulibs wrote it; left in place\n",
+            s.warn("kept"),
+            p.display()
+        ));
+    }
+    Ok(CmdOutcome {
+        json: serde_json::to_value(&report).unwrap_or_default(),
+        human,
+        code: exit::OK,
+    })
+}
+
+/// The environment an app needs to load the active install.
+///
+/// `eval "$(gpulibs env)"` in a shell; `gpulibs env --format systemd > app.env` for a unit's
+/// `EnvironmentFile=`.
+#[derive(Debug, clap::Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    root: RootArgs,
+    /// `sh` (export lines), `systemd` (KEY=value lines) or `json`.
+    #[arg(long, default_value = "sh", value_name = "FORMAT", value_parser = ["sh", "systemd", "json"])]
+    format: String,
+}
+
+pub fn env(args: &EnvArgs, _ctx: &Context) -> Result<CmdOutcome, CliError> {
+    let root = args.root.root()?;
+    let hint = |e: CliError| e.with_hint("run `gpulibs install` first");
+    let store = existing_store(&root)?.ok_or_else(|| hint(nothing_installed(&root)))?;
+    let record = store
+        .current()?
+        .ok_or_else(|| hint(nothing_installed(&root)))?;
+    let env = env_for(&store, &record);
+    let format: EnvFormat = args.format.parse().map_err(|e: String| {
+        CliError::new(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    })?;
+    Ok(CmdOutcome {
+        json: serde_json::to_value(&env).unwrap_or_default(),
+        human: env.render(format),
+        code: exit::OK,
+    })
+}

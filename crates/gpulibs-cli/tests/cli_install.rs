@@ -1,0 +1,460 @@
+//! `gpulibs install` and the life-cycle commands, run as a user runs them: the real binary,
+//! signed test manifests, a real HTTP server on 127.0.0.1 serving tar.zst archives built here,
+//! and install roots in temp directories (`GPULIBS_HOME`, never the real home).
+
+#[path = "../../gpulibs-install/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::prelude::*;
+use gpulibs_plan::{sign_manifest, SecretKey};
+use gpulibs_store::{activate_at, Store};
+use predicates::prelude::*;
+use support::*;
+
+fn key() -> SecretKey {
+    SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
+}
+
+struct World {
+    server: Server,
+    tmp: tempfile::TempDir,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            server: Server::start(),
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+    fn receipt(&self) -> PathBuf {
+        self.tmp.path().join("config/testapp/gpu-package-info.json")
+    }
+    fn gpulibs(&self) -> Command {
+        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
+        cmd.env("GPULIBS_HOME", self.root())
+            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
+            .env("HOME", self.tmp.path().join("home"))
+            .env("GPULIBS_NVML_LIBRARY", self.tmp.path().join("no-nvml.so"))
+            .env("NO_COLOR", "1")
+            .env_remove("CUDA_VISIBLE_DEVICES")
+            .env_remove("GPULIBS_PUBLIC_KEY")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("all_proxy");
+        cmd
+    }
+    /// Writes a signed manifest for `components` and returns its path.
+    fn manifest(&self, name: &str, version: &str, components: &[TestComponent]) -> PathBuf {
+        let path = self.tmp.path().join(name);
+        let text = manifest_toml(version, components);
+        std::fs::write(&path, &text).unwrap();
+        let mut sig = path.clone().into_os_string();
+        sig.push(".minisig");
+        std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+        path
+    }
+    fn serve(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
+        let c = TestComponent::tar(id, version, self.server.url(name), &archive, 4 << 20);
+        self.server.put(name, archive);
+        c
+    }
+    fn v1(&self) -> PathBuf {
+        let ort = self.serve("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+        let extra = self.serve(
+            "extra",
+            "1.0",
+            "extra-1.tar.zst",
+            lib_archive("libextra.so.1", b"x1"),
+        );
+        self.manifest("v1.toml", "1.0", &[ort, extra])
+    }
+    fn v2(&self, extra_payload: &[u8]) -> PathBuf {
+        let ort = self.serve("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+        let extra = self.serve(
+            "extra",
+            "2.0",
+            "extra-2.tar.zst",
+            lib_archive("libextra.so.1", extra_payload),
+        );
+        self.manifest("v2.toml", "2.0", &[ort, extra])
+    }
+    /// `gpulibs install` of `manifest` for the CPU, without verification.
+    fn install(&self, manifest: &Path) -> Command {
+        let mut cmd = self.gpulibs();
+        cmd.arg("install")
+            .arg("--manifest")
+            .arg(manifest)
+            .args(["--public-key", &key().public_key()])
+            .args(["--cpu", "--no-reuse", "--no-verify", "--app", "testapp"]);
+        cmd
+    }
+    fn store(&self) -> Store {
+        Store::open(self.root()).unwrap()
+    }
+    fn current(&self) -> Option<String> {
+        self.store().current_id().unwrap()
+    }
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}\nstdout: {}\nstderr: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn install_update_status_env_rollback_gc_remove() {
+    let w = World::new();
+    let v1 = w.v1();
+    let out = stdout_of(&mut w.install(&v1));
+    assert!(out.contains("installed "), "{out}");
+    assert!(out.contains("verify: skipped (--no-verify)"), "{out}");
+    let first = w.current().expect("active after install");
+    assert!(w.receipt().is_file());
+    assert_eq!(
+        std::fs::read(activate_at(&w.root()).unwrap().ort_library).unwrap(),
+        b"ort one"
+    );
+
+    // Again: up to date, no request.
+    w.server.clear_log();
+    let out = stdout_of(&mut w.install(&v1));
+    assert!(out.contains("up to date"), "{out}");
+    assert!(w.server.log().is_empty());
+
+    // status: the CPU runtime is fine without a GPU.
+    w.gpulibs()
+        .arg("status")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("ok: install"))
+        .stdout(predicate::str::contains("CPU runtime"));
+
+    // env in its three formats, naming the generation itself.
+    let sh = stdout_of(w.gpulibs().args(["env", "--format", "sh"]));
+    assert!(sh.contains("export LD_LIBRARY_PATH="), "{sh}");
+    assert!(sh.contains(&format!("installs/{first}/lib")), "{sh}");
+    let script = format!("{sh}\ntest -f \"$ORT_DYLIB_PATH\" && echo found");
+    let run = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "found");
+    let systemd = stdout_of(w.gpulibs().args(["env", "--format", "systemd"]));
+    assert!(systemd.starts_with("LD_LIBRARY_PATH=/"), "{systemd}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(w.gpulibs().args(["env", "--format", "json"]))).unwrap();
+    assert_eq!(json["install_id"], first.as_str());
+
+    // An update downloads only the changed component.
+    let v2 = w.v2(b"x2");
+    w.server.clear_log();
+    let out = stdout_of(&mut w.install(&v2));
+    assert!(out.contains("already in the store"), "{out}");
+    let paths: Vec<String> = w.server.log().into_iter().map(|s| s.path).collect();
+    assert_eq!(paths, vec!["/extra-2.tar.zst"]);
+    let second = w.current().unwrap();
+    assert_ne!(second, first);
+
+    // rollback, twice.
+    let out = stdout_of(w.gpulibs().arg("rollback"));
+    assert!(
+        out.contains(&format!("{first} (cpu) is active again")),
+        "{out}"
+    );
+    assert_eq!(w.current(), Some(first.clone()));
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.receipt()).unwrap()).unwrap();
+    assert_eq!(receipt["version"], "1.0");
+    stdout_of(w.gpulibs().arg("rollback"));
+    assert_eq!(w.current(), Some(second.clone()));
+
+    // A third generation (v1 again, whose components are stored): nothing downloaded; then gc
+    // removes the one install that is neither current nor previous.
+    w.server.clear_log();
+    stdout_of(&mut w.install(&v1));
+    assert!(w.server.log().is_empty());
+    let third = w.current().unwrap();
+    let gc: serde_json::Value =
+        serde_json::from_str(&stdout_of(w.gpulibs().args(["--json", "gc"]))).unwrap();
+    assert_eq!(gc["removed_installs"], serde_json::json!([first]));
+    assert_eq!(gc["removed_components"], serde_json::json!([]));
+    assert_eq!(w.current(), Some(third));
+
+    // remove: refused without --yes; then the root and the unchanged receipt go.
+    w.gpulibs()
+        .arg("remove")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--yes"));
+    assert!(w.root().join("store").is_dir());
+    let out = stdout_of(w.gpulibs().args(["remove", "--yes"]));
+    assert!(out.contains("removed"), "{out}");
+    assert!(!w.root().exists());
+    assert!(!w.receipt().exists());
+    w.gpulibs()
+        .arg("status")
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("nothing is installed"));
+    w.gpulibs()
+        .arg("env")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gpulibs install"));
+}
+
+#[test]
+fn json_report_and_signature_rules() {
+    let w = World::new();
+    let v1 = w.v1();
+    // An unsigned manifest is refused, and accepted with --allow-unsigned.
+    let unsigned = w.tmp.path().join("unsigned.toml");
+    std::fs::copy(&v1, &unsigned).unwrap();
+    w.gpulibs()
+        .args([
+            "install",
+            "--cpu",
+            "--no-reuse",
+            "--no-verify",
+            "--manifest",
+        ])
+        .arg(&unsigned)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not trusted"));
+    assert!(w.current().is_none());
+    let out = stdout_of(
+        w.gpulibs()
+            .args([
+                "--json",
+                "install",
+                "--cpu",
+                "--no-reuse",
+                "--no-verify",
+                "--allow-unsigned",
+                "--manifest",
+            ])
+            .arg(&unsigned),
+    );
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["variant"], "cpu");
+    assert_eq!(report["components"].as_array().unwrap().len(), 2);
+    assert_eq!(report["install_id"], w.current().unwrap().as_str());
+    assert!(report["downloaded_bytes"].as_u64().unwrap() > 0);
+    // Without --app no receipt is written.
+    assert!(!w.receipt().exists());
+}
+
+#[test]
+fn digest_mismatch_keeps_the_previous_install_and_names_both_digests() {
+    let w = World::new();
+    stdout_of(&mut w.install(&w.v1()));
+    let first = w.current().unwrap();
+    let v2 = w.v2(b"x2");
+    w.server.set_mode("extra-2.tar.zst", Mode::Corrupt);
+    let expected = sha256_hex(&lib_archive("libextra.so.1", b"x2"));
+    w.install(&v2)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "expected {expected}, got "
+        )))
+        .stderr(predicate::str::contains(format!(
+            "install {first} stays active"
+        )))
+        .stderr(predicate::str::contains("hint:"));
+    assert_eq!(w.current(), Some(first));
+    assert!(std::fs::read_dir(w.root().join("downloads"))
+        .map(|d| d.count() == 0)
+        .unwrap_or(true));
+}
+
+#[test]
+fn offline_directory_install() {
+    let w = World::new();
+    let v1 = w.v1();
+    let dir = w.tmp.path().join("usb");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("ort-1.tar.zst"), ort_archive(b"ort one")).unwrap();
+    std::fs::write(
+        dir.join("extra-1.tar.zst"),
+        lib_archive("libextra.so.1", b"x1"),
+    )
+    .unwrap();
+    w.server.clear_log();
+    let out = stdout_of(w.install(&v1).arg("--offline").arg(&dir));
+    assert!(out.contains("offline file"), "{out}");
+    assert!(w.server.log().is_empty());
+    assert!(w.current().is_some());
+}
+
+#[test]
+fn verification_failure_activates_nothing() {
+    let w = World::new();
+    // The test's ONNX Runtime is not a library: verify must fail and nothing become active.
+    let v1 = w.v1();
+    let mut cmd2 = w.gpulibs();
+    cmd2.arg("install")
+        .arg("--manifest")
+        .arg(&v1)
+        .args(["--public-key", &key().public_key()])
+        .args(["--cpu", "--no-reuse"]);
+    cmd2.assert()
+        .code(1)
+        .stderr(predicate::str::contains("verification of install"))
+        .stderr(predicate::str::contains("it was not activated"));
+    assert!(w.current().is_none());
+}
+
+#[test]
+fn a_second_install_waits_for_the_lock_or_refuses_with_no_wait() {
+    let w = World::new();
+    let v1 = w.v1();
+    let store = w.store();
+    let held = store.try_lock().unwrap();
+    w.install(&v1)
+        .arg("--no-wait")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "another gpulibs install (pid {}) holds the lock",
+            std::process::id()
+        )));
+    let mut child = w
+        .install(&v1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "did not wait for the lock"
+    );
+    assert!(w.current().is_none());
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("waiting for another gpulibs install"),
+        "{stderr}"
+    );
+    assert!(w.current().is_some());
+}
+
+/// The current install is the old one or the new one, and complete.
+fn assert_invariant(w: &World, old: &str, new_extra: &[u8]) {
+    let store = w.store();
+    let current = store.current_id().unwrap().expect("something stays active");
+    assert!(store.check_install(&current).unwrap().is_empty());
+    let a = activate_at(&w.root()).unwrap();
+    assert_eq!(a.install_id, current);
+    let extra = std::fs::read(store.install_dir(&current).join("lib/libextra.so.1")).unwrap();
+    if current == old {
+        assert_eq!(extra, b"x1");
+    } else {
+        assert_eq!(extra, new_extra);
+    }
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.receipt()).unwrap()).unwrap();
+    assert!(receipt["libsPath"]
+        .as_str()
+        .unwrap()
+        .ends_with("current/lib"));
+}
+
+#[test]
+fn sigkill_during_a_trickled_download_then_the_next_run_resumes_with_range() {
+    let w = World::new();
+    stdout_of(&mut w.install(&w.v1()));
+    let old = w.current().unwrap();
+    // About 1.5 MB that does not compress, trickled at about 1.6 MB/s.
+    let payload = noise(1_500_000, 42);
+    let v2 = w.v2(&payload);
+    w.server.set_mode(
+        "extra-2.tar.zst",
+        Mode::Trickle {
+            chunk: 16 * 1024,
+            delay: Duration::from_millis(10),
+        },
+    );
+    let mut partial_seen = false;
+    for delay_ms in [150u64, 400, 700, 1000] {
+        let mut child = w
+            .install(&v2)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(delay_ms) {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        assert_invariant(&w, &old, &payload);
+        let partial = w.root().join("downloads").join(format!(
+            "{}.partial",
+            sha256_hex(&lib_archive("libextra.so.1", &payload))
+        ));
+        if std::fs::metadata(&partial)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+        {
+            partial_seen = true;
+        }
+        if w.current() != Some(old.clone()) {
+            break; // it finished before the kill
+        }
+    }
+    assert!(partial_seen, "no kill landed during the download");
+    w.server.set_mode("extra-2.tar.zst", Mode::Serve);
+    let out = stdout_of(&mut w.install(&v2));
+    assert!(
+        out.contains("resumed") || w.current() != Some(old.clone()),
+        "{out}"
+    );
+    assert_invariant(&w, &old, &payload);
+    assert_ne!(w.current(), Some(old));
+    let ranges: Vec<u64> = w
+        .server
+        .requests("extra-2.tar.zst")
+        .into_iter()
+        .filter_map(|s| s.range_start)
+        .collect();
+    assert!(
+        ranges.iter().any(|&r| r > 0),
+        "no request resumed with Range: {:?}",
+        w.server.requests("extra-2.tar.zst")
+    );
+    // Nothing left behind: no partial, no archive, no temporaries.
+    assert_eq!(
+        std::fs::read_dir(w.root().join("downloads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    for dir in ["store", "installs"] {
+        for e in std::fs::read_dir(w.root().join(dir)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "left behind: {dir}/{name}");
+        }
+    }
+}
