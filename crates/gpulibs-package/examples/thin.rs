@@ -1,6 +1,8 @@
 //! Thins one library for one GPU architecture: `cargo run --release -p gpulibs-package --example
 //! thin -- SRC DST sm_90 [DRIVER_CUDA]`. Writes DST (never touches SRC) and prints the report.
-//! Set `THIN_JSON=1` to print the whole report (every container) as JSON.
+//! Set `THIN_JSON=1` to print the whole report (every container) as JSON, and
+//! `THIN_KEEP_SMALLEST=1` to keep the smallest entry of containers with nothing for the target
+//! instead of emptying them.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,7 +29,14 @@ fn main() -> ExitCode {
         }
     };
     let (src, dst) = (PathBuf::from(&args[0]), PathBuf::from(&args[1]));
-    match gpulibs_package::thin_file(&src, &dst, target, driver) {
+    let options = gpulibs_package::ThinOptions {
+        unloadable: if std::env::var_os("THIN_KEEP_SMALLEST").is_some() {
+            gpulibs_package::Unloadable::KeepSmallest
+        } else {
+            gpulibs_package::Unloadable::Empty
+        },
+    };
+    match gpulibs_package::thin_file_with(&src, &dst, target, driver, &options) {
         Ok(r) => {
             if std::env::var_os("THIN_JSON").is_some() {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap());

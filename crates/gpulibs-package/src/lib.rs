@@ -7,12 +7,131 @@
 //! Must not touch: a user's install root or GPU; it runs on the vendor's machine.
 //!
 //! Layout:
-//! - [`thin`]: per-architecture thinning of fatbin containers in place ([`thin::thin`] over
-//!   bytes, [`thin::thin_file`] from one file to a new one), re-inspected after the fact.
+//! - [`thin`](mod@thin): per-architecture thinning of fatbin containers in place
+//!   ([`thin()`] over bytes, [`thin_file`] from one file to a new one), re-inspected after the
+//!   fact.
+//! - [`collect`]: `lib*.so*` files from directories, wheels and tarballs; links followed and
+//!   remembered.
+//! - [`package`](mod@package): [`package()`]`(&PackageRequest) -> PackageReport`: NVIDIA
+//!   libraries checked byte for byte against their wheel, unreferenced ones pruned, the
+//!   `DT_NEEDED` closure checked, per-arch components thinned, `tar.zst` archives, manifest
+//!   (`gpulibs-plan` types, validated, signed on request), third-party notices.
+//! - [`mirror`](mod@mirror): [`mirror()`] copies a manifest, its signature and its archives to a
+//!   directory, verifying every digest.
+//!
+//! Behaviour and measurements: `docs/package.md`.
 
+use std::path::PathBuf;
+
+pub mod collect;
+pub mod mirror;
+pub mod package;
 pub mod thin;
 
-pub use thin::{
-    containers_with_sections, thin, thin_file, ContainerOutcome, ContainerThin, EntryRecord,
-    ThinError, ThinReport,
+pub use mirror::{mirror, MirrorReport};
+pub use package::{
+    is_nvidia_library, package, ComponentReport, LibraryReport, PackageReport, PackageRequest,
+    ZstdSettings, NVIDIA_PREFIXES, SYSTEM_LIBRARIES,
 };
+pub use thin::{
+    containers_with_sections, thin, thin_file, thin_file_with, thin_with, ContainerOutcome,
+    ContainerThin, EntryRecord, ThinError, ThinOptions, ThinReport, Unloadable,
+};
+
+/// Why packaging or mirroring failed. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{}: not a directory, wheel (.whl) or tarball (.tar, .tar.gz, .tar.zst); give ONNX \
+         Runtime's build output directory, an official wheel or an archive",
+        path.display()
+    )]
+    UnknownInput { path: PathBuf },
+    #[error("{}: cannot read the archive: {message}", path.display())]
+    BadArchive { path: PathBuf, message: String },
+    #[error("{}: not a shared library ({message})", path.display())]
+    NotALibrary { path: PathBuf, message: String },
+    #[error("no lib*.so* files found in {inputs:?}; point --from at the directory holding the libraries")]
+    NoLibraries { inputs: Vec<PathBuf> },
+    #[error(
+        "{name} differs between {} and {}; give one of them, or --exclude the one you do not want",
+        first.display(),
+        second.display()
+    )]
+    ConflictingFiles {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error(
+        "{}: not empty; packaging writes into an empty or new directory",
+        path.display()
+    )]
+    OutNotEmpty { path: PathBuf },
+    #[error(
+        "{name} (from {source_name}) is an NVIDIA library whose bytes cannot be checked against \
+         NVIDIA's release; add the official wheel or archive it comes from to --from (NVIDIA's \
+         libraries are shipped only byte-identical to NVIDIA's release)"
+    )]
+    NvidiaUnverified { name: String, source_name: String },
+    #[error(
+        "{name} in {source_name} does not match the wheel's RECORD ({found}, RECORD says \
+         {expected}); the wheel was modified: download it again"
+    )]
+    NvidiaModified {
+        name: String,
+        source_name: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "the package is not closed: {}. Add the libraries to --from, declare them as system \
+         libraries, or --exclude what needs them",
+        missing.iter().map(|(n, by)| format!("{n} (needed by {by})")).collect::<Vec<_>>().join(", ")
+    )]
+    Closure { missing: Vec<(String, String)> },
+    #[error(
+        "the CUDA version the libraries were built against is unknown (no CUDA runtime wheel \
+         among the inputs and no libcudart.so.N needed); give it with --cuda 12.9"
+    )]
+    UnknownCuda,
+    #[error(
+        "--per-arch was given but none of the vendor's libraries carries CUDA code; leave out \
+         --per-arch"
+    )]
+    NothingToThin,
+    #[error("thinning {library} for {target}: {source}")]
+    Thin {
+        library: String,
+        target: String,
+        #[source]
+        source: Box<ThinError>,
+    },
+    #[error("the manifest written would be invalid: {}", problems.join("; "))]
+    InvalidManifest { problems: Vec<String> },
+    #[error("{source_name}: {message}")]
+    BadManifest {
+        source_name: String,
+        message: String,
+    },
+    #[error(
+        "{url}: mirror reads a local manifest; download manifest.toml and manifest.toml.minisig \
+         first and mirror that file (its archives are then downloaded and verified)"
+    )]
+    RemoteManifest { url: String },
+    #[error("component {component}: {from} has {found}, the manifest says {expected}; the copy was not kept")]
+    MirrorDigest {
+        component: String,
+        from: String,
+        expected: String,
+        found: String,
+    },
+    #[error("downloading {url}: {message}")]
+    Fetch { url: String, message: String },
+}

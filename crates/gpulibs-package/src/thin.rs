@@ -15,12 +15,15 @@
 //!   kept entries, which are copied byte for byte (header and payload) to the start of the
 //!   container's entry area. Everything after them, up to the old end, is zeroed, so it
 //!   compresses to almost nothing.
-//! - A container where nothing loads on the target (built for other GPUs only: `sm_120a`-only
-//!   containers on 9.0, say) keeps its smallest SASS/PTX entry rather than becoming an empty
-//!   container: `gpulibs-inspect` rejects `fat_size` 0 as "not a container", and whether the
-//!   CUDA runtime accepts an empty container at registration is unproven, whereas a container
-//!   with nothing for the GPU is what the original library already has and loads fine with
-//!   (ORT 1.31.1's CUDA provider on the H100, docs/gpu-runs.md).
+//! - A container where nothing loads on the target (built for other GPUs only: the 292
+//!   `sm_90a`-only containers of ORT 1.31.1's CUDA provider on 8.6, say) becomes an empty
+//!   container, `fat_size` 0 ([`Unloadable::Empty`], the default). On an H100 with driver 580 and
+//!   the CUDA 13 runtime, such a container registers, the context is created (lazy and eager
+//!   module loading) and a kernel of it fails at launch with `cudaErrorNoKernelImageForDevice`
+//!   while the context stays usable: exactly what a container with nothing for the GPU does
+//!   (probe: `probes/empty_container.c`, results in docs/package.md). `gpulibs-inspect` does not
+//!   take `fat_size` 0 as a container (it reports the magic as rejected); the re-inspection here
+//!   accounts for that. [`Unloadable::KeepSmallest`] keeps the smallest SASS/PTX entry instead.
 //! - Entries of other kinds (kind 8 and friends, read by NVIDIA libraries themselves, never by
 //!   the driver's entry choice) are kept, as is a container holding only such entries.
 //!
@@ -59,11 +62,33 @@ pub enum ContainerOutcome {
     Native,
     /// The driver JIT-compiles the kept PTX on the target.
     Jit,
-    /// Nothing in the container loads on the target; its smallest SASS/PTX entry was kept so the
-    /// container stays a non-empty, valid one (see the module doc).
+    /// Nothing in the container loads on the target; every SASS/PTX entry was removed and the
+    /// container is empty (`fat_size` 0) unless it holds entries of other kinds.
+    Emptied,
+    /// Nothing in the container loads on the target; its smallest SASS/PTX entry was kept
+    /// ([`Unloadable::KeepSmallest`]).
     NoneKeptSmallest,
     /// The container holds no SASS or PTX (only other entry kinds); left as it was.
     Untouched,
+}
+
+/// What to do with a container where nothing loads on the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unloadable {
+    /// Remove every SASS/PTX entry: the container becomes empty (`fat_size` 0). Measured to
+    /// behave on the GPU like a container with nothing for it (see the module doc).
+    #[default]
+    Empty,
+    /// Keep the container's smallest SASS/PTX entry, so it stays a container `gpulibs-inspect`
+    /// recognises. Costs the bytes of those entries (44 MB of `sm_90a` in ORT 1.31.1 for sm_86).
+    KeepSmallest,
+}
+
+/// Options of [`thin_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThinOptions {
+    pub unloadable: Unloadable,
 }
 
 /// Per-container result.
@@ -251,6 +276,7 @@ fn choose(
     c: &Container,
     target: ComputeCapability,
     driver: Option<CudaVersion>,
+    unloadable: Unloadable,
 ) -> (Vec<bool>, ContainerOutcome) {
     let kernels = c.kernel_entries();
     if kernels.is_empty() {
@@ -261,7 +287,10 @@ fn choose(
     let (chosen, isa, outcome) = match select_entry(&kernels, target, driver) {
         Selection::Native { target } => (Some(target), None, ContainerOutcome::Native),
         Selection::Jit { target, ptx_isa } => (Some(target), Some(ptx_isa), ContainerOutcome::Jit),
-        Selection::None { .. } => (None, None, ContainerOutcome::NoneKeptSmallest),
+        Selection::None { .. } => match unloadable {
+            Unloadable::Empty => return (keep, ContainerOutcome::Emptied),
+            Unloadable::KeepSmallest => (None, None, ContainerOutcome::NoneKeptSmallest),
+        },
     };
     match chosen {
         Some(t) => {
@@ -303,6 +332,16 @@ pub fn thin(
     target: ComputeCapability,
     driver: Option<CudaVersion>,
 ) -> Result<ThinReport, ThinError> {
+    thin_with(data, target, driver, &ThinOptions::default())
+}
+
+/// [`thin`] with options.
+pub fn thin_with(
+    data: &mut [u8],
+    target: ComputeCapability,
+    driver: Option<CudaVersion>,
+    options: &ThinOptions,
+) -> Result<ThinReport, ThinError> {
     let opts = InspectOptions {
         gpus: vec![target],
         driver,
@@ -338,6 +377,8 @@ pub fn thin(
 
     let (scan, sections) = containers_with_sections(data);
     let mut expected: Vec<(u64, Vec<String>)> = Vec::new();
+    // Containers left with no entry: `gpulibs-inspect` reports their magic as rejected.
+    let mut emptied = 0usize;
     for (c, section) in scan.containers.iter().zip(&sections) {
         if let Some(w) = c.warnings.first() {
             return Err(ThinError::DamagedContainer {
@@ -346,7 +387,7 @@ pub fn thin(
                 warning: w.clone(),
             });
         }
-        let (keep, outcome) = choose(c, target, driver);
+        let (keep, outcome) = choose(c, target, driver, options.unloadable);
         let area = c.offset + CONTAINER_HEADER_SIZE as u64;
         // The scan accepted the container without warnings, so its declared end lies inside
         // the buffer and every entry lies inside it.
@@ -388,7 +429,11 @@ pub fn thin(
         report.removed_bytes += removed.iter().map(|r| r.bytes).sum::<u64>();
         report.kept_entries += kept.len();
         report.removed_entries += removed.len();
-        expected.push((c.offset, kept.iter().map(|r| r.target.clone()).collect()));
+        if kept.is_empty() {
+            emptied += 1;
+        } else {
+            expected.push((c.offset, kept.iter().map(|r| r.target.clone()).collect()));
+        }
         report.containers.push(ContainerThin {
             offset: c.offset,
             section: section.clone(),
@@ -416,13 +461,13 @@ pub fn thin(
             )
         })
         .collect();
-    if found.len() != expected.len() || after_scan.rejected_total != scan.rejected_total {
+    if found.len() != expected.len() || after_scan.rejected_total != scan.rejected_total + emptied {
         return Err(ThinError::Mismatch {
             offset: 0,
             expected: vec![format!(
                 "{} containers, {} rejected magic value(s)",
                 expected.len(),
-                scan.rejected_total
+                scan.rejected_total + emptied
             )],
             found: vec![format!(
                 "{} containers, {} rejected magic value(s)",
@@ -458,13 +503,24 @@ pub fn thin(
     Ok(report)
 }
 
-/// Reads `src`, thins a copy for `target` and writes it to `dst` (through a temporary file in
+/// Reads `src`, thins a copy for `target` with default options ([`thin`]) and writes it to `dst` (through a temporary file in
 /// `dst`'s directory, renamed into place, with `src`'s permissions). `src` is never modified.
 pub fn thin_file(
     src: &Path,
     dst: &Path,
     target: ComputeCapability,
     driver: Option<CudaVersion>,
+) -> Result<ThinReport, ThinError> {
+    thin_file_with(src, dst, target, driver, &ThinOptions::default())
+}
+
+/// [`thin_file`] with options.
+pub fn thin_file_with(
+    src: &Path,
+    dst: &Path,
+    target: ComputeCapability,
+    driver: Option<CudaVersion>,
+    options: &ThinOptions,
 ) -> Result<ThinReport, ThinError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -477,7 +533,7 @@ pub fn thin_file(
     }
     let mut data = std::fs::read(src).map_err(io(src))?;
     let perms = std::fs::metadata(src).map_err(io(src))?.permissions();
-    let report = thin(&mut data, target, driver)?;
+    let report = thin_with(&mut data, target, driver, options)?;
     let dir = match dst.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -7,7 +7,9 @@ use std::path::Path;
 use common::{build_so, container, Entry, Place};
 use gpulibs_detect::{ComputeCapability, CudaVersion};
 use gpulibs_inspect::{inspect_file, InspectOptions, Verdict};
-use gpulibs_package::{thin, thin_file, ContainerOutcome, ThinError, ThinReport};
+use gpulibs_package::{
+    thin, thin_file, thin_with, ContainerOutcome, ThinError, ThinOptions, ThinReport, Unloadable,
+};
 use object::{Object, ObjectSection};
 
 fn cc(s: &str) -> ComputeCapability {
@@ -213,25 +215,72 @@ fn thinned_file_compresses_far_better() {
     }
 }
 
-/// A container with nothing for the target keeps its smallest SASS/PTX entry (never becomes
-/// empty); the library's verdict stays native.
+/// A container with nothing for the target is emptied (`fat_size` 0) by default, or keeps its
+/// smallest SASS/PTX entry on request; the library's verdict stays native either way.
 #[test]
-fn container_for_other_gpus_keeps_its_smallest_entry() {
+fn container_for_other_gpus_is_emptied_or_keeps_its_smallest_entry() {
     let dir = tempfile::tempdir().unwrap();
     let mut blob = container(&five());
     // Built for Blackwell only: a large sm_120a and a small sm_100a.
     let small = Entry::sass(100).a();
     blob.extend(container(&[big(Entry::sass(120).a(), 9), small.clone()]));
+    // And one for an other major only, then a normal container after it.
+    blob.extend(container(&[Entry::sass(75)]));
+    blob.extend(container(&five()));
     let so = build_so(
         dir.path(),
         "libmixed.so",
         &[(Place::Section(".nv_fatbin"), blob)],
     );
-    let mut data = std::fs::read(&so).unwrap();
+    let original = std::fs::read(&so).unwrap();
+
+    let mut data = original.clone();
     let r = thin(&mut data, cc("9.0"), None).unwrap();
+    let sm90a = vec!["sm_90a".to_string()];
     assert_eq!(
         kept_names(&r),
-        [vec!["sm_90a".to_string()], vec!["sm_100a".to_string()]]
+        [sm90a.clone(), vec![], vec![], sm90a.clone()]
+    );
+    for c in &r.containers[1..3] {
+        assert_eq!(c.outcome, ContainerOutcome::Emptied);
+        assert_eq!(c.fat_size_after, 0);
+        let o = c.offset as usize;
+        assert_eq!(data[o..o + 8], original[o..o + 8], "header kept");
+        let end = o + 16 + c.fat_size_before as usize;
+        assert!(
+            data[o + 8..end].iter().all(|&b| b == 0),
+            "fat_size 0, zeros"
+        );
+    }
+    assert_eq!(r.containers[1].removed.len(), 2);
+    assert_eq!(r.verdict_after, Verdict::Native);
+    // The file still loads, and inspect sees the two kept containers and two rejected magics.
+    let out = dir.path().join("libmixed.sm_90.so");
+    std::fs::write(&out, &data).unwrap();
+    // SAFETY: a library the test just built; its only code returns constants.
+    unsafe {
+        let lib = libloading::Library::new(&out).unwrap();
+        let f: libloading::Symbol<unsafe extern "C" fn() -> i32> =
+            lib.get(b"gpulibs_test_function").unwrap();
+        assert_eq!(f(), 42);
+    }
+    let rep = inspect_file(&out, &InspectOptions::default()).unwrap();
+    assert_eq!(rep.containers, 2);
+    assert_eq!(rep.sass_targets, ["sm_90a"]);
+
+    let mut data = original.clone();
+    let keep = ThinOptions {
+        unloadable: Unloadable::KeepSmallest,
+    };
+    let r = thin_with(&mut data, cc("9.0"), None, &keep).unwrap();
+    assert_eq!(
+        kept_names(&r),
+        [
+            sm90a.clone(),
+            vec!["sm_100a".to_string()],
+            vec!["sm_75".to_string()],
+            sm90a
+        ]
     );
     let c = &r.containers[1];
     assert_eq!(c.outcome, ContainerOutcome::NoneKeptSmallest);
