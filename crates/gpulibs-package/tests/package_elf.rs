@@ -329,6 +329,14 @@ fn universal_package_archives_links_closure_coverage_notices() {
     assert!(r.signature.is_none());
     // No work files left behind.
     assert!(!req.out.join(".work").exists());
+
+    // Reproducible: the same inputs give the same archives, so an update that leaves a
+    // component's inputs alone leaves its sha256 (and the user's download) alone.
+    let again = package(&request(&w, "again")).unwrap();
+    let sums = |r: &gpulibs_package::PackageReport| -> Vec<String> {
+        r.components.iter().map(|c| c.sha256.clone()).collect()
+    };
+    assert_eq!(sums(&again), sums(&r));
 }
 
 #[test]
