@@ -12,7 +12,7 @@ use gpulibs_fetch::{NetworkEnv, Stage};
 use gpulibs_install::{
     install, Action, Event, InstallReport, InstallRequest, Verdict, Verifier, VerifyState,
 };
-use gpulibs_plan::{human_bytes, Outcome, VariantDevice};
+use gpulibs_plan::{Outcome, VariantDevice};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
     install_root, seed_info_path, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv, DEFAULT_APP,
@@ -106,10 +106,11 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
 
     let ui = Ui::new(json, ctx.style);
     ui.line(&format!(
-        "{} {} → {} ({})",
+        "{} {} into {}\n{} {}",
         ctx.style.dim("installing"),
         chosen.label,
         root.display(),
+        ctx.style.dim("manifest  "),
         planned.manifest_source
     ));
     let result = install(&req, &|e| ui.event(e));
@@ -226,7 +227,7 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
             Cell::new(c.version.clone()),
             Cell::new(how),
             Cell::new(if c.bytes > 0 {
-                human_bytes(c.bytes)
+                bytes(c.bytes)
             } else {
                 "-".into()
             }),
