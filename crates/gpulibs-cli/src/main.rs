@@ -24,8 +24,9 @@ Exit codes:
   0  done, and the answer is positive
   1  failed; the message says why and what to do
   2  the command line was wrong
-  3  done, but the answer is negative: no usable GPU (detect), or a library that
-     cannot run on the GPU asked about (inspect)
+  3  done, but the answer is negative: no usable GPU (detect), a library that
+     cannot run on the GPU asked about (inspect), nothing installable (plan)
+  4  verify ran the model on the CPU only (no GPU, or --device cpu)
 
 Environment:
   CUDA_VISIBLE_DEVICES   which GPUs count, as CUDA applications see them
@@ -70,6 +71,7 @@ enum Command {
     Gc(cmd::lifecycle::GcArgs),
     Remove(cmd::lifecycle::RemoveArgs),
     Env(cmd::lifecycle::EnvArgs),
+    Verify(cmd::verify::Args),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         Command::Gc(args) => cmd::lifecycle::gc(args, &ctx),
         Command::Remove(args) => cmd::lifecycle::remove(args, &ctx),
         Command::Env(args) => cmd::lifecycle::env(args, &ctx),
+        Command::Verify(args) => cmd::verify::run(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

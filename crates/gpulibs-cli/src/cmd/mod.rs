@@ -6,3 +6,4 @@ pub mod install;
 pub mod lifecycle;
 pub mod plan;
 mod planning;
+pub mod verify;
