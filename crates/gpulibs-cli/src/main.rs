@@ -25,7 +25,8 @@ Exit codes:
   1  failed; the message says why and what to do
   2  the command line was wrong
   3  done, but the answer is negative: no usable GPU (detect), a library that
-     cannot run on the GPU asked about (inspect), nothing installable (plan)
+     cannot run on the GPU asked about (inspect), nothing installable (plan,
+     install), the active install no longer fits this machine (status)
   4  verify ran the model on the CPU only (no GPU, or --device cpu)
 
 Environment:

@@ -68,7 +68,6 @@ pub struct HostArgs {
 }
 
 /// The inputs and the answer of the planner.
-#[allow(dead_code)] // `manifest` is what `install` will carry out
 pub struct Planned {
     pub manifest: Manifest,
     pub trust: Trust,
