@@ -36,12 +36,14 @@ Environment:
   GPULIBS_LOG            log filter, e.g. `debug` or `gpulibs_detect=trace` (like -v)
   NO_COLOR               any non-empty value turns colour off
 
-Start with `gpulibs detect`; `gpulibs <command> --help` explains each command.";
+Start with `gpulibs install` (or `gpulibs detect` to look first); `gpulibs <command> --help`\nexplains each command.";
 
 /// Make an ONNX Runtime application run on whatever NVIDIA GPU this machine has, and prove it.
 ///
 /// gpulibs finds the GPUs and driver (without spawning tools), reads which GPU kernels a CUDA
-/// library carries, and says in plain words whether it can run here and, when not, why.
+/// library carries, plans the smallest set of libraries that runs here (saying why every other
+/// candidate was rejected), installs it atomically, and verifies it by running a model on the
+/// GPU with CPU fallback forbidden. `gpulibs install` does the whole job.
 #[derive(Debug, Parser)]
 #[command(name = "gpulibs", version, after_help = AFTER_HELP, propagate_version = true)]
 struct Cli {
