@@ -251,7 +251,10 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
             }
             Some(index) => {
                 m.cpu_run_ms = Some(cpu_first_ms);
-                gpu_model(&env, model, index, &inputs, &reference, runs, &mut m)?;
+                // Whatever the GPU run measured stays in the report, failure or not.
+                let result = gpu_model(&env, model, index, &inputs, &reference, runs, &mut m);
+                *report.models.last_mut().expect("pushed above") = m.clone();
+                result?;
             }
         }
         *report.models.last_mut().expect("pushed above") = m;
@@ -404,6 +407,9 @@ fn gpu_model(
     let builder = builder
         .with_execution_providers([ep::CUDA::default()
             .with_device_id(index as i32)
+            // Full FP32 on the GPU, as on the CPU: TF32 noise would hide nothing and prove
+            // nothing (see `compare`).
+            .with_tf32(false)
             .build()
             .error_on_failure()])
         .map_err(|e| VerifyError::CudaProvider {
