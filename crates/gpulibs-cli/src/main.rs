@@ -75,6 +75,7 @@ enum Command {
     Remove(cmd::lifecycle::RemoveArgs),
     Env(cmd::lifecycle::EnvArgs),
     Verify(cmd::verify::Args),
+    Recommend(cmd::recommend::Args),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -129,6 +130,7 @@ fn main() -> ExitCode {
         Command::Remove(args) => cmd::lifecycle::remove(args, &ctx),
         Command::Env(args) => cmd::lifecycle::env(args, &ctx),
         Command::Verify(args) => cmd::verify::run(args, &ctx),
+        Command::Recommend(args) => cmd::recommend::run(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -6,4 +6,5 @@ pub mod install;
 pub mod lifecycle;
 pub mod plan;
 mod planning;
+pub mod recommend;
 pub mod verify;
