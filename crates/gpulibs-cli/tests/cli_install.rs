@@ -256,6 +256,60 @@ fn json_report_and_signature_rules() {
     assert!(report["downloaded_bytes"].as_u64().unwrap() > 0);
     // Without --app no receipt is written.
     assert!(!w.receipt().exists());
+
+    // Reuse: cuBLAS 13 is in a PyTorch-like environment the scan finds (through
+    // LD_LIBRARY_PATH, searched first); the install records it, `env` hands its directory and
+    // files over, `status` notices when it goes.
+    let cu13 = fake_cu13(&w.tmp.path().join("venv"));
+    let ort = w.serve("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    let cublas = w
+        .serve(
+            "cublas",
+            "13.0",
+            "cublas.tar.zst",
+            lib_archive("libcublas.so.13", b"never"),
+        )
+        .providing(&["libcublasLt.so.13", "libcublas.so.13"]);
+    let reuse = w.manifest("reuse.toml", "1.1", &[ort, cublas]);
+    let with_system = |cmd: &mut Command| {
+        cmd.env("LD_LIBRARY_PATH", &cu13);
+    };
+    let mut cmd = w.gpulibs();
+    with_system(&mut cmd);
+    cmd.args(["--json", "install", "--cpu", "--no-verify", "--manifest"])
+        .arg(&reuse)
+        .args(["--public-key", &key().public_key()]);
+    let report: serde_json::Value = serde_json::from_str(&stdout_of(&mut cmd)).unwrap();
+    let served = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "cublas")
+        .unwrap();
+    assert_eq!(served["action"], "system", "{report}");
+    assert!(w.server.requests("cublas.tar.zst").is_empty());
+    let id = w.current().unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(w.gpulibs().args(["env", "--format", "json"]))).unwrap();
+    let lib = w.root().join("installs").join(&id).join("lib");
+    assert_eq!(json["lib_dirs"], serde_json::json!([lib, cu13]));
+    assert_eq!(
+        json["preload"],
+        serde_json::json!([cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")])
+    );
+    assert_eq!(
+        json["ld_library_path"],
+        format!("{}:{}", lib.display(), cu13.display())
+    );
+    std::fs::remove_file(cu13.join("libcublas.so.13")).unwrap();
+    w.gpulibs()
+        .arg("status")
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains(
+            cu13.join("libcublas.so.13").display().to_string(),
+        ))
+        .stdout(predicate::str::contains("--no-reuse"));
 }
 
 #[test]

@@ -141,6 +141,11 @@ impl InstallError {
             InstallError::Store { source, .. } if matches!(**source, StoreError::Locked { .. }) => {
                 "run again without --no-wait to queue behind the other install".into()
             }
+            InstallError::Store { source, .. }
+                if matches!(**source, StoreError::SystemLibrary { .. }) =>
+            {
+                "run `gpulibs install --no-reuse` to download every library instead".into()
+            }
             InstallError::NoOfflineDir { .. } => "check the path given to --offline".into(),
             _ => return None,
         })

@@ -18,7 +18,7 @@ use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHE
 use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveFormat, ComponentSpec, DriverRecord,
     Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store, StoreError,
-    StoredComponent, UnpackLimits,
+    StoredComponent, SystemLibrarySpec, UnpackLimits,
 };
 use serde::Serialize;
 
@@ -33,7 +33,9 @@ pub const DOWNLOADS_DIR: &str = "downloads";
 /// it; tests use fakes.
 pub trait Verifier: Sync {
     /// Loads the install described by `env` (its own `installs/<id>/lib`, not yet `current`)
-    /// and says whether it works.
+    /// and says whether it works. `env.lib_dirs` is the install's `lib/` followed by the
+    /// directories of the libraries reused from this machine, and `env.preload` lists both in
+    /// load order: search and preload in that order.
     fn verify(&self, record: &InstallRecord, env: &Env) -> Verdict;
 }
 
@@ -210,8 +212,10 @@ pub struct InstallReport {
     pub seed_receipt: Option<PathBuf>,
     /// What an app sets to use the install (`gpulibs env`).
     pub env: Env,
-    /// Libraries the plan takes from this machine. They are not part of the install record
-    /// (the store has no field for them yet); the app must find them on its own.
+    /// Libraries the plan takes from this machine, as the planner found them. The install
+    /// record keeps them (`system_libraries`: path, size, mtime, sha256), `env` lists their
+    /// directories after the install's `lib/` and preloads them, and `status` reports one that
+    /// is gone or changed; they are never copied or linked into the root.
     pub system_paths: Vec<PathBuf>,
 }
 
@@ -273,10 +277,12 @@ pub fn install(
     let mut ids = Vec::new();
     let mut system_ids = Vec::new();
     let mut system_paths = Vec::new();
+    let mut system_libraries = Vec::new();
     for planned in &chosen.components {
         if let Source::System { paths } = &planned.source {
             system_ids.push(planned.id.clone());
             system_paths.extend(paths.iter().cloned());
+            system_libraries.extend(system_specs(&manifest, &planned.id, paths));
             continue;
         }
         let c = component(&manifest, &planned.id)?;
@@ -309,11 +315,24 @@ pub fn install(
             .iter()
             .map(|c| c.sha256.as_str())
             .collect();
+        // The same libraries from the same places on this machine, too.
+        let want_system: BTreeSet<(&str, &Path)> = system_libraries
+            .iter()
+            .map(|l| (l.soname.as_str(), l.path.as_path()))
+            .collect();
+        let have_system: BTreeSet<(&str, &Path)> = current
+            .system_libraries
+            .iter()
+            .map(|l| (l.soname.as_str(), l.path.as_path()))
+            .collect();
+        // Includes the reused libraries: one that changed since (a pip upgrade) makes a new
+        // generation, recorded anew and verified.
         let intact = store
             .check_install(&current.id)
             .map(|p| p.is_empty())
             .unwrap_or(false);
-        if current.variant == chosen.variant && want == have && intact {
+        if current.variant == chosen.variant && want == have && want_system == have_system && intact
+        {
             let seed_receipt = write_receipt(&lock, req)?;
             let outcomes = ids
                 .iter()
@@ -460,6 +479,7 @@ pub fn install(
         driver: req.driver.clone(),
         requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
         ort_library: ort_library(&store, &components)?,
+        system_libraries,
     };
     let record = lock
         .new_install(&spec)
@@ -559,6 +579,32 @@ fn component<'m>(manifest: &'m Manifest, id: &str) -> Result<&'m Component, Inst
         .iter()
         .find(|c| c.id == id)
         .ok_or_else(|| InstallError::UnknownComponent { id: id.into() })
+}
+
+/// The libraries component `id` is served by on this machine: the planner found one path per
+/// SONAME the manifest says it provides, in that order. A relative path (from a relative
+/// `LD_LIBRARY_PATH` entry) is made absolute against the working directory, since the record
+/// must mean the same file later.
+fn system_specs(manifest: &Manifest, id: &str, paths: &[PathBuf]) -> Vec<SystemLibrarySpec> {
+    let provides: &[String] = manifest
+        .components
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| c.provides.as_slice())
+        .unwrap_or_default();
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, path)| SystemLibrarySpec {
+            component: id.to_string(),
+            soname: provides.get(i).cloned().unwrap_or_else(|| {
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+        })
+        .collect()
 }
 
 fn stored_outcome(c: &Component) -> ComponentOutcome {

@@ -15,7 +15,8 @@ pub struct Health {
     pub ok: bool,
     /// One line a person can act on.
     pub message: String,
-    /// Files of the install that are missing or unreadable.
+    /// Files of the install that are missing or unreadable, and libraries reused from this
+    /// machine that are gone or changed since the install.
     pub problems: Vec<String>,
 }
 
@@ -57,8 +58,8 @@ pub fn judge(record: Option<&InstallRecord>, host: &HostSummary, problems: Vec<S
     if !problems.is_empty() {
         ok = false;
         message = format!(
-            "{message}; but {} file(s) of the install are missing or unreadable: run `gpulibs \
-             install` to repair it",
+            "{message}; but {} file(s) of the install are missing, unreadable or changed: run \
+             `gpulibs install` to repair it",
             problems.len()
         );
     }

@@ -282,6 +282,7 @@ fn pip_is_asked_only_for_missing_wheels_and_a_placeholder_is_never_fetched() {
         unpacked: 1 << 20,
         format: "wheel",
         origin: "pypi",
+        provides: vec![],
     };
     let m = parse_manifest(&manifest_toml("1", std::slice::from_ref(&c))).unwrap();
     let pip = FakePip {
@@ -485,4 +486,130 @@ fn the_seed_receipt_is_written_when_asked() {
     assert_eq!(json["variant"], "cpu");
     assert_eq!(json["version"], "1.0");
     assert!(json["libsPath"].as_str().unwrap().ends_with("current/lib"));
+}
+
+/// Keeps what the verifier was handed.
+struct EnvRecorder {
+    seen: Mutex<Vec<Env>>,
+}
+impl Verifier for EnvRecorder {
+    fn verify(&self, _: &InstallRecord, env: &Env) -> Verdict {
+        self.seen.lock().unwrap().push(env.clone());
+        Verdict {
+            passed: true,
+            summary: "ran".into(),
+            details: serde_json::json!({}),
+        }
+    }
+}
+
+#[test]
+fn a_component_served_by_the_system_is_recorded_preloaded_verified_and_checked() {
+    let w = World::new();
+    let cu13 = fake_cu13(&w.tmp.path().join("venv"));
+    let ort = w.serve_tar("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    // cuBLAS is in the manifest (with an archive that must not be fetched) and on the machine.
+    let cublas = w
+        .serve_tar(
+            "cublas",
+            "13.0",
+            "cublas.tar.zst",
+            lib_archive("libcublas.so.13", b"never"),
+        )
+        .providing(&["libcublasLt.so.13", "libcublas.so.13"]);
+    let m = parse_manifest(&manifest_toml("1.0", &[ort, cublas])).unwrap();
+    // The real scanner over the fake environment: what `gpulibs install` does without --no-reuse.
+    let inventory = gpulibs_sources::SystemSearch::explicit([cu13.clone()])
+        .scan()
+        .inventory();
+    let host = Host::synthetic(&[], None, None);
+    let plan = plan(&host, &m, &inventory, &Policy::default());
+    let run = |verifier: &EnvRecorder| {
+        let mut req = InstallRequest::new(&m, &plan, w.root(), "testapp", &NoPip);
+        req.verifier = Some(verifier);
+        install(&req, &|_| {}).unwrap()
+    };
+
+    let verifier = EnvRecorder {
+        seen: Mutex::new(Vec::new()),
+    };
+    let report = run(&verifier);
+    assert!(w.server.requests("cublas.tar.zst").is_empty());
+    let served = report.components.iter().find(|c| c.id == "cublas").unwrap();
+    assert_eq!(served.action, Action::System);
+    assert_eq!(
+        report.system_paths,
+        [cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")]
+    );
+
+    // The record keeps both libraries, for the component they serve.
+    let store = Store::open(w.root()).unwrap();
+    let record = store.install_record(&report.install_id).unwrap();
+    let kept: Vec<(&str, &str, &Path)> = record
+        .system_libraries
+        .iter()
+        .map(|l| (l.component.as_str(), l.soname.as_str(), l.path.as_path()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            (
+                "cublas",
+                "libcublasLt.so.13",
+                cu13.join("libcublasLt.so.13").as_path()
+            ),
+            (
+                "cublas",
+                "libcublas.so.13",
+                cu13.join("libcublas.so.13").as_path()
+            ),
+        ]
+    );
+
+    // The verifier got the install's lib/ first, then the system directory, and the preload
+    // list in load order; the report's env and activate() say the same.
+    let lib = store.install_dir(&report.install_id).join("lib");
+    let seen = verifier.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].lib_dirs, [lib.clone(), cu13.clone()]);
+    assert_eq!(
+        seen[0].preload,
+        [cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")]
+    );
+    assert_eq!(report.env, seen[0]);
+    let a = activate_at(&w.root()).unwrap();
+    assert_eq!(
+        (a.lib_dirs, a.preload),
+        (seen[0].lib_dirs.clone(), seen[0].preload.clone())
+    );
+
+    // Again, unchanged: up to date.
+    let again = run(&verifier);
+    assert!(again.up_to_date);
+    assert_eq!(again.install_id, report.install_id);
+
+    // A pip upgrade rewrites cuBLASLt: status says so, naming the file and the fix ...
+    let lt = cu13.join("libcublasLt.so.13");
+    let mut bytes = std::fs::read(&lt).unwrap();
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(&lt, &bytes).unwrap();
+    let summary = gpulibs_store::HostSummary {
+        gpus: vec![],
+        driver_cuda: None,
+    };
+    let health = gpulibs_install::health(&store, &summary).unwrap();
+    assert!(!health.ok, "{}", health.message);
+    assert_eq!(health.problems.len(), 1, "{:?}", health.problems);
+    assert!(health.problems[0].contains(&lt.display().to_string()));
+    assert!(health.problems[0].contains("--no-reuse"));
+    assert!(health.message.contains("changed"), "{}", health.message);
+
+    // ... and the next install builds and verifies a new generation recording the new file.
+    let third = run(&verifier);
+    assert!(!third.up_to_date);
+    assert_ne!(third.install_id, report.install_id);
+    let record = store.install_record(&third.install_id).unwrap();
+    assert_eq!(record.system_libraries[0].size, bytes.len() as u64);
+    assert!(gpulibs_install::health(&store, &summary).unwrap().ok);
+    assert_eq!(verifier.seen.lock().unwrap().len(), 2);
 }

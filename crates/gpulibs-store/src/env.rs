@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Result, StoreError};
-use crate::record::InstallRecord;
+use crate::record::{InstallRecord, SystemLibraryRecord};
 use crate::store::{install_root, is_library_name, RootEnv, Store};
 
 /// What an app needs to load the install. Paths name the install's own directory
@@ -16,7 +16,8 @@ use crate::store::{install_root, is_library_name, RootEnv, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Env {
     pub install_id: String,
-    /// For `LD_LIBRARY_PATH`, in order.
+    /// For `LD_LIBRARY_PATH`, in order: the install's `lib/`, then the directories of the
+    /// libraries it reuses from this machine.
     pub lib_dirs: Vec<PathBuf>,
     /// The ONNX Runtime library, for `ORT_DYLIB_PATH` (the `ort` crate's `load-dynamic`).
     pub ort_dylib_path: PathBuf,
@@ -49,7 +50,10 @@ impl std::str::FromStr for EnvFormat {
     }
 }
 
-/// The [`Env`] of install `record` under `store`.
+/// The [`Env`] of install `record` under `store`: the install's own `lib/` first, then the
+/// directories of the libraries it reuses from this machine; the preload list holds both, in
+/// dependency order ([`preload_order`]), a library in `lib/` winning over a reused one of the
+/// same name.
 pub fn env_for(store: &Store, record: &InstallRecord) -> Env {
     let dir = store.install_dir(&record.id);
     let lib = dir.join("lib");
@@ -58,15 +62,57 @@ pub fn env_for(store: &Store, record: &InstallRecord) -> Env {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let preload = preload_paths(&lib, &names, &ort_name, &record.system_libraries);
+    // System directories in load order (the directory of the first library to load first),
+    // then any other recorded directory.
+    let mut lib_dirs = vec![lib.clone()];
+    let system_dirs = preload.iter().filter_map(|p| p.parent()).chain(
+        record
+            .system_libraries
+            .iter()
+            .filter_map(|l| l.path.parent()),
+    );
+    for d in system_dirs {
+        if !lib_dirs.iter().any(|have| have == d) {
+            lib_dirs.push(d.to_path_buf());
+        }
+    }
     Env {
         install_id: record.id.clone(),
-        lib_dirs: vec![lib.clone()],
+        lib_dirs,
         ort_dylib_path: dir.join(&record.ort_library),
-        preload: preload_order(&names, &ort_name)
-            .into_iter()
-            .map(|n| lib.join(n))
-            .collect(),
+        preload,
     }
+}
+
+/// The install's own preload names (in `lib`) merged with the reused libraries (by their
+/// recorded paths), ordered as [`preload_order`] orders names.
+fn preload_paths(
+    lib: &Path,
+    names: &[&str],
+    ort_name: &str,
+    system: &[SystemLibraryRecord],
+) -> Vec<PathBuf> {
+    let mut items: Vec<(u32, String, String, PathBuf)> = preload_order(names, ort_name)
+        .into_iter()
+        .map(|n| {
+            let stem = split_name(&n).map(|(s, _)| s).unwrap_or(&n).to_string();
+            (rank(&stem), stem, n.clone(), lib.join(&n))
+        })
+        .collect();
+    for s in system {
+        let name = s.soname.as_str();
+        if !is_library_name(name)
+            || names.contains(&name)
+            || items.iter().any(|(_, _, n, _)| n == name)
+        {
+            continue;
+        }
+        let stem = split_name(name).map(|(s, _)| s).unwrap_or(name).to_string();
+        items.push((rank(&stem), stem, name.to_string(), s.path.clone()));
+    }
+    items.sort_by(|a, b| (a.0, &a.1, &a.2).cmp(&(b.0, &b.1, &b.2)));
+    items.into_iter().map(|(_, _, _, p)| p).collect()
 }
 
 impl Env {
@@ -203,9 +249,11 @@ pub struct Activation {
     pub install_id: String,
     /// Load ONNX Runtime from here (for the `ort` crate: `ort::init_from(path)`).
     pub ort_library: PathBuf,
-    /// `dlopen` these first, in this order, with `RTLD_NOW | RTLD_GLOBAL`.
+    /// `dlopen` these first, in this order, with `RTLD_NOW | RTLD_GLOBAL`: the install's CUDA
+    /// and cuDNN libraries and the ones it reuses from this machine (by their absolute paths).
     pub preload: Vec<PathBuf>,
-    /// The install's library directory.
+    /// The install's library directory, then the directories of the libraries it reuses
+    /// from this machine.
     pub lib_dirs: Vec<PathBuf>,
     pub record: InstallRecord,
 }
@@ -291,6 +339,52 @@ mod tests {
                 "libzzz_vendor.so",
             ]
         );
+    }
+
+    #[test]
+    fn reused_libraries_interleave_by_load_order_and_lib_wins_a_name() {
+        let sys = |soname: &str, dir: &str| SystemLibraryRecord {
+            component: "c".into(),
+            soname: soname.into(),
+            path: Path::new(dir).join(soname),
+            real_path: Path::new(dir).join(soname),
+            size: 1,
+            mtime_ns: 1,
+            sha256: String::new(),
+        };
+        let lib = Path::new("/r/installs/i/lib");
+        let names = [
+            "libcudart.so.12",
+            "libcublas.so.12",
+            "libonnxruntime.so",
+            "libonnxruntime_providers_cuda.so",
+        ];
+        let system = [
+            sys("libcudnn.so.9", "/venv/nvidia/cudnn/lib"),
+            sys("libcudart.so.12", "/venv/nvidia/cuda_runtime/lib"),
+            sys("libcublasLt.so.12", "/venv/nvidia/cublas/lib"),
+            sys("libcublasLt.so.12", "/venv/nvidia/cublas/lib"),
+            sys("libcudnn_ops.so.9", "/venv/nvidia/cudnn/lib"),
+        ];
+        let got = preload_paths(lib, &names, "libonnxruntime.so", &system);
+        let want: Vec<PathBuf> = [
+            "/r/installs/i/lib/libcudart.so.12",
+            "/venv/nvidia/cublas/lib/libcublasLt.so.12",
+            "/r/installs/i/lib/libcublas.so.12",
+            "/venv/nvidia/cudnn/lib/libcudnn_ops.so.9",
+            "/venv/nvidia/cudnn/lib/libcudnn.so.9",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(got, want);
+        // Without reused libraries the order is preload_order's.
+        let own = preload_paths(lib, &names, "libonnxruntime.so", &[]);
+        let order: Vec<PathBuf> = preload_order(&names, "libonnxruntime.so")
+            .iter()
+            .map(|n| lib.join(n))
+            .collect();
+        assert_eq!(own, order);
     }
 
     #[test]

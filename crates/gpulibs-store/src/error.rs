@@ -159,6 +159,17 @@ pub enum StoreError {
          to remove it"
     )]
     NotARoot { path: PathBuf },
+    #[error(
+        "the library `{soname}` reused from this machine at `{path}` {why}; run `gpulibs \
+         install` again to look for it anew, or `gpulibs install --no-reuse` to download it"
+    )]
+    SystemLibrary {
+        soname: String,
+        path: PathBuf,
+        why: String,
+        #[source]
+        source: Option<io::Error>,
+    },
     #[error("injected failure at {0:?}")]
     Injected(crate::FaultPoint),
 }

@@ -11,7 +11,10 @@
 //! file), planning decisions (`gpulibs-plan` says which components), or anything outside the
 //! install root — with one opt-in exception: the seed-compatible receipt
 //! `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, written only by
-//! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since.
+//! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since. Libraries
+//! an install reuses from the machine ([`InstallSpec::system_libraries`]) are read (hashed when
+//! the install is built, `stat`ed by [`Store::check_install`]) and named by path in
+//! [`Env`]/[`Activation`]; they are never written, linked into the root, or removed.
 //!
 //! Layout, invariants and the crash-safety argument: `docs/store.md`.
 //!
@@ -41,6 +44,7 @@ mod env;
 mod error;
 mod fsx;
 mod record;
+mod reuse;
 mod status;
 mod store;
 pub mod unpack;
@@ -53,7 +57,8 @@ pub use error::{Result, StoreError, UnpackError};
 pub use fsx::available_space;
 pub use record::{
     architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DriverRecord, GpuRecord,
-    InstallRecord, InstallSpec, SeedPackageInfo, RECORD_SCHEMA_VERSION,
+    InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord, SystemLibrarySpec,
+    RECORD_SCHEMA_VERSION,
 };
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{

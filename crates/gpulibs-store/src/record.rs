@@ -1,6 +1,7 @@
 //! What an install is: the JSON record written beside its `lib/`, and the seed-compatible
 //! receipt some apps read.
 
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
@@ -68,6 +69,42 @@ pub struct InstallSpec {
     pub requires_driver_cuda: Option<CudaVersion>,
     /// File name of the ONNX Runtime library in `lib/`, normally `libonnxruntime.so`.
     pub ort_library: String,
+    /// Libraries the install uses where they already are on this machine (the planner's
+    /// `Source::System`), referenced by absolute path: never copied, linked or changed.
+    #[serde(default)]
+    pub system_libraries: Vec<SystemLibrarySpec>,
+}
+
+/// A library an install reuses from outside the root, as the planner found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemLibrarySpec {
+    /// The manifest component it stands in for (`cublas`).
+    pub component: String,
+    /// The name the loader asks for: `libcublasLt.so.13`.
+    pub soname: String,
+    /// Absolute path as found, usually the SONAME link in its directory
+    /// (`…/site-packages/nvidia/cu13/lib/libcublasLt.so.13`).
+    pub path: PathBuf,
+}
+
+/// A reused system library as it was when the install was built: what `check_install`
+/// compares against (size and modification time; the sha256 is kept for people and audits).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemLibraryRecord {
+    /// The manifest component it stands in for.
+    pub component: String,
+    /// `libcublasLt.so.13`.
+    pub soname: String,
+    /// Absolute path as found; `env` and `activate` name this path and its directory.
+    pub path: PathBuf,
+    /// The file `path` resolved to (through any links).
+    pub real_path: PathBuf,
+    /// Size in bytes of the resolved file.
+    pub size: u64,
+    /// Modification time of the resolved file, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// sha256 of the resolved file's bytes.
+    pub sha256: String,
 }
 
 /// One component as installed: the spec plus the files it put in `lib/`.
@@ -98,6 +135,10 @@ pub struct InstallRecord {
     pub installed_at: String,
     /// Path of the ONNX Runtime library relative to the install directory: `lib/libonnxruntime.so`.
     pub ort_library: String,
+    /// Libraries used from outside the root (absent in records written before reuse was
+    /// recorded: read as none).
+    #[serde(default)]
+    pub system_libraries: Vec<SystemLibraryRecord>,
 }
 
 impl InstallRecord {

@@ -18,6 +18,7 @@ use crate::record::{
     compact_utc, now_secs, rfc3339_utc, ComponentRecord, InstallRecord, InstallSpec,
     SeedPackageInfo, RECORD_SCHEMA_VERSION,
 };
+use crate::reuse;
 use crate::unpack::{
     self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport,
 };
@@ -356,8 +357,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`. Empty
-    /// when every file named in the record opens.
+    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`, and
+    /// libraries reused from this machine that are gone, resolve to another file, or changed
+    /// size or modification time since the install was built (one `stat` each; nothing outside
+    /// the root is read or touched otherwise). Empty when every file named in the record opens
+    /// and every reused library is as recorded.
     pub fn check_install(&self, id: &str) -> Result<Vec<String>> {
         let record = self.install_record(id)?;
         let lib = self.install_dir(id).join("lib");
@@ -375,6 +379,7 @@ impl Store {
                 ort.display()
             ));
         }
+        problems.extend(record.system_libraries.iter().filter_map(reuse::check));
         Ok(problems)
     }
 
@@ -587,6 +592,9 @@ impl<'s> InstallLock<'s> {
                 name: spec.ort_library.clone(),
             });
         }
+        // Read outside the root, before anything is created: a vanished or unreadable
+        // library fails the install here, with nothing to clean up.
+        let system_libraries = reuse::record_all(&spec.system_libraries)?;
         let now = now_secs();
         let id = self.unique_id(now, spec);
         let installs = store.root.join(INSTALLS_DIR);
@@ -633,6 +641,7 @@ impl<'s> InstallLock<'s> {
             requires_driver_cuda: spec.requires_driver_cuda,
             installed_at: rfc3339_utc(now),
             ort_library: format!("lib/{}", spec.ort_library),
+            system_libraries,
         };
         let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
         fsx::write_atomic(&tmp.join(RECORD), &json)?;
@@ -650,6 +659,10 @@ impl<'s> InstallLock<'s> {
         h.update(spec.variant.as_bytes());
         for c in &spec.components {
             h.update(c.sha256.as_bytes());
+        }
+        for l in &spec.system_libraries {
+            h.update(l.soname.as_bytes());
+            h.update(l.path.as_os_str().as_encoded_bytes());
         }
         let digest = hex(&h.finalize());
         let variant: String = spec

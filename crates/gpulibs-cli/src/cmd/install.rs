@@ -168,6 +168,9 @@ struct ProbeVerifier {
 impl Verifier for ProbeVerifier {
     fn verify(&self, _record: &InstallRecord, env: &Env) -> Verdict {
         let mut req = gpulibs_verify::VerifyRequest::probe(&env.ort_dylib_path, self.device);
+        // The install's own `lib/` first, then the directories of the libraries it reuses from
+        // this machine (`env_for` orders them so): a library is found where the app will load
+        // it from.
         req.preload_dirs = env.lib_dirs.clone();
         let report = gpulibs_verify::verify(&req);
         let summary = match &report.outcome {
@@ -267,9 +270,10 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
     }
     if !r.system_paths.is_empty() {
         out.push_str(&format!(
-            "{} libraries reused from this machine are not part of the install record; keep \
-             them where they are: {}\n",
-            style.warn("note:"),
+            "{} reused from this machine, not copied: `gpulibs env` and `activate()` preload them \
+             and `gpulibs status` reports them if they go or change (then run `gpulibs install` \
+             again, or with --no-reuse): {}\n",
+            style.dim("system:"),
             r.system_paths
                 .iter()
                 .map(|p| p.display().to_string())

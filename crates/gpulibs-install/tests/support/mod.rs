@@ -255,6 +255,8 @@ pub struct TestComponent {
     pub unpacked: u64,
     pub format: &'static str,
     pub origin: &'static str,
+    /// SONAMEs it provides; a component with some and no kernels may be served by the system.
+    pub provides: Vec<String>,
 }
 
 impl TestComponent {
@@ -269,7 +271,14 @@ impl TestComponent {
             unpacked,
             format: "tar.zst",
             origin: "vendor",
+            provides: Vec::new(),
         }
+    }
+
+    /// The same component, saying it provides `sonames`.
+    pub fn providing(mut self, sonames: &[&str]) -> Self {
+        self.provides = sonames.iter().map(|s| s.to_string()).collect();
+        self
     }
 }
 
@@ -278,8 +287,14 @@ pub fn manifest_toml(version: &str, components: &[TestComponent]) -> String {
     let mut s = format!("schema_version = 1\napp = \"testapp\"\nversion = \"{version}\"\n\n");
     for (i, c) in components.iter().enumerate() {
         let kind = if i == 0 { "onnxruntime" } else { "other" };
+        let provides = if c.provides.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = c.provides.iter().map(|p| format!("\"{p}\"")).collect();
+            format!("provides = [{}]\n", list.join(", "))
+        };
         s.push_str(&format!(
-            "[[components]]\nid = \"{}\"\nkind = \"{kind}\"\nversion = \"{}\"\norigin = \"{}\"\n\n\
+            "[[components]]\nid = \"{}\"\nkind = \"{kind}\"\nversion = \"{}\"\norigin = \"{}\"\n{provides}\n\
              [components.archive]\nurl = \"{}\"\nsha256 = \"{}\"\nsize = {}\nunpacked_size = {}\nformat = \"{}\"\n\n",
             c.id, c.version, c.origin, c.url, c.sha256, c.size, c.unpacked, c.format
         ));
@@ -310,4 +325,43 @@ pub fn ort_archive(payload: &[u8]) -> Vec<u8> {
 /// Another library component.
 pub fn lib_archive(name: &str, payload: &[u8]) -> Vec<u8> {
     tar_zst(&[(&format!("lib/{name}"), Entry::File(payload))])
+}
+
+/// Compiles a real shared object at `out` with DT_SONAME `soname` (and a `DT_NEEDED` entry for
+/// each file of `needs`) with the system C compiler: a library the system scan trusts.
+pub fn build_so(out: &std::path::Path, soname: &str, needs: &[&std::path::Path]) {
+    let dir = out.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join(format!(".{soname}.c"));
+    let symbol: String = soname
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::fs::write(&src, format!("int {symbol}(void) {{ return 1; }}\n")).unwrap();
+    let mut cmd = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cmd.args(["-shared", "-fPIC", "-o"])
+        .arg(out)
+        .arg(&src)
+        .arg(format!("-Wl,-soname,{soname}"));
+    for n in needs {
+        cmd.arg(n);
+    }
+    let output = cmd.output().expect("running the C compiler (cc)");
+    std::fs::remove_file(&src).unwrap();
+    assert!(
+        output.status.success(),
+        "cc failed for {}:\n{}",
+        out.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// cuBLAS 13 as pip lays it out in a PyTorch environment (`site-packages/nvidia/cu13/lib`):
+/// `libcublasLt.so.13` and `libcublas.so.13` (which needs it). Returns the directory.
+pub fn fake_cu13(base: &std::path::Path) -> std::path::PathBuf {
+    let dir = base.join("lib/python3.12/site-packages/nvidia/cu13/lib");
+    let lt = dir.join("libcublasLt.so.13");
+    build_so(&lt, "libcublasLt.so.13", &[]);
+    build_so(&dir.join("libcublas.so.13"), "libcublas.so.13", &[&lt]);
+    dir
 }
