@@ -76,6 +76,8 @@ enum Command {
     Env(cmd::lifecycle::EnvArgs),
     Verify(cmd::verify::Args),
     Recommend(cmd::recommend::Args),
+    Package(cmd::package::PackageArgs),
+    Mirror(cmd::package::MirrorArgs),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -131,6 +133,8 @@ fn main() -> ExitCode {
         Command::Env(args) => cmd::lifecycle::env(args, &ctx),
         Command::Verify(args) => cmd::verify::run(args, &ctx),
         Command::Recommend(args) => cmd::recommend::run(args, &ctx),
+        Command::Package(args) => cmd::package::package_cmd(args, &ctx),
+        Command::Mirror(args) => cmd::package::mirror_cmd(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

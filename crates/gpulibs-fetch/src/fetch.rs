@@ -955,8 +955,13 @@ pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
 
 /// The last path segment of a URL, query and fragment removed, `%XX` decoded.
 pub(crate) fn file_name_of(url: &str) -> Option<String> {
-    let parts = split_url(url)?;
-    let path = parts.path.split(['?', '#']).next()?;
+    // A relative reference (a manifest naming archives that sit next to it) is its own path.
+    let path = if url.contains("://") {
+        split_url(url)?.path
+    } else {
+        url
+    };
+    let path = path.split(['?', '#']).next()?;
     let name = path.rsplit('/').next()?;
     if name.is_empty() {
         return None;
@@ -1024,6 +1029,14 @@ mod tests {
         );
         assert_eq!(file_name_of("https://h/a/").as_deref(), None);
         assert_eq!(file_name_of("https://h/100%").as_deref(), Some("100%"));
+        assert_eq!(
+            file_name_of("onnxruntime-1.31.1.tar.zst").as_deref(),
+            Some("onnxruntime-1.31.1.tar.zst")
+        );
+        assert_eq!(
+            file_name_of("sub/a%2Bb.tar.zst").as_deref(),
+            Some("a+b.tar.zst")
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::Instant;
 use gpulibs_fetch::{Artifact, DiscardSink, FetchOptions, Fetched, Fetcher, Progress, Sink};
 use gpulibs_inspect::KernelEntry;
 use gpulibs_plan::{
-    ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, Outcome,
-    Plan, Source,
+    ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, NeedSource,
+    Outcome, Plan, Source,
 };
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
@@ -299,6 +299,23 @@ pub fn install(
             });
         }
         ids.push(planned.id.clone());
+    }
+    // Libraries a component needs that the plan found on this machine (the CUDA 13 set of a
+    // PyTorch environment, say) are reused the same way: recorded, preloaded, checked.
+    for need in &chosen.needs {
+        if let NeedSource::System { path } = &need.by {
+            if !system_libraries
+                .iter()
+                .any(|s: &SystemLibrarySpec| s.soname == need.soname)
+            {
+                system_paths.push(path.clone());
+                system_libraries.push(SystemLibrarySpec {
+                    component: "system".to_string(),
+                    soname: need.soname.clone(),
+                    path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                });
+            }
+        }
     }
 
     // Already active?

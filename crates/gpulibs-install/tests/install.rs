@@ -613,3 +613,56 @@ fn a_component_served_by_the_system_is_recorded_preloaded_verified_and_checked()
     assert!(gpulibs_install::health(&store, &summary).unwrap().ok);
     assert_eq!(verifier.seen.lock().unwrap().len(), 2);
 }
+
+#[test]
+fn a_need_found_on_the_system_is_recorded_and_handed_to_the_app() {
+    let w = World::new();
+    let cu13 = fake_cu13(&w.tmp.path().join("venv"));
+    let ort = w.serve_tar("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    // The ONNX Runtime component needs cuBLASLt, which no component provides: the machine does
+    // (a vendor release packaged with `--system libcublasLt.so.13`).
+    let toml = manifest_toml("1.0", &[ort]).replacen(
+        "id = \"ort\"\n",
+        "id = \"ort\"\nneeds = [\"libcublasLt.so.13\"]\n",
+        1,
+    );
+    let m = parse_manifest(&toml).unwrap();
+    let inventory = gpulibs_sources::SystemSearch::explicit([cu13.clone()])
+        .scan()
+        .inventory();
+    let p = plan(
+        &Host::synthetic(&[], None, None),
+        &m,
+        &inventory,
+        &Policy::default(),
+    );
+    assert!(p.chosen.is_some(), "{:?}", p.lines());
+    let verifier = EnvRecorder {
+        seen: Mutex::new(Vec::new()),
+    };
+    let mut req = InstallRequest::new(&m, &p, w.root(), "testapp", &NoPip);
+    req.verifier = Some(&verifier);
+    let report = install(&req, &|_| {}).unwrap();
+    let record = Store::open(w.root())
+        .unwrap()
+        .install_record(&report.install_id)
+        .unwrap();
+    let kept: Vec<(&str, &Path)> = record
+        .system_libraries
+        .iter()
+        .map(|l| (l.soname.as_str(), l.path.as_path()))
+        .collect();
+    assert_eq!(
+        kept,
+        [(
+            "libcublasLt.so.13",
+            cu13.join("libcublasLt.so.13").as_path()
+        )]
+    );
+    // The verifier (and so the app, through env and activate()) gets the directory.
+    let seen = verifier.seen.lock().unwrap();
+    assert!(
+        seen.iter().any(|env| env.lib_dirs.contains(&cu13)),
+        "{seen:?}"
+    );
+}

@@ -411,6 +411,17 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             });
             provides.insert(l.soname.clone().unwrap_or_else(|| l.c.name.clone()));
             needs.extend(l.needed.iter().cloned());
+            // A library the code loads by name, and that the vendor declared as expected from
+            // the system (`--system libcudnn.so.9`), is a need like a DT_NEEDED one: the
+            // planner must find it, and the install must hand its directory to the app.
+            needs.extend(
+                l.runtime_names
+                    .iter()
+                    .filter(|n| {
+                        req.system_libraries.contains(n) && !SYSTEM_LIBRARIES.contains(&n.as_str())
+                    })
+                    .cloned(),
+            );
             let rep = thinned.as_ref().unwrap_or(&l.report);
             if rep.has_cuda_code() {
                 let narrower = match narrowest {

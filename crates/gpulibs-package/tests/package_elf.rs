@@ -561,3 +561,60 @@ fn output_directory_must_be_empty() {
         PackageError::OutNotEmpty { .. }
     ));
 }
+
+#[test]
+fn libraries_declared_as_system_become_needs_of_the_component() {
+    let w = world();
+    // A CUDA library of the vendor that links cuBLAS and loads cuDNN by name (as ONNX Runtime
+    // 1.31's provider does), packaged for users who already have CUDA 13 and cuDNN.
+    let other = w.root.join("system");
+    std::fs::create_dir_all(&other).unwrap();
+    let sys_cublas = cc_so(
+        &other,
+        "libcublasLt.so.13",
+        Some("libcublasLt.so.13"),
+        "int lt(void){return 0;}\n",
+        &[],
+    );
+    let only = w.root.join("only");
+    std::fs::create_dir_all(&only).unwrap();
+    cc_so(
+        &only,
+        "libprovider.so",
+        None,
+        "const char *cudnn_name = \"libcudnn.so.9\";\nint p(void){return cudnn_name[0];}\n",
+        &[&sys_cublas],
+    );
+    let mut req = PackageRequest::new(
+        "testapp",
+        "1.0.0",
+        vec![only.clone()],
+        w.root.join("out-sys"),
+    );
+    req.zstd = ZstdSettings {
+        level: 3,
+        window_log: 20,
+        long_distance_matching: false,
+        workers: 0,
+    };
+    // Undeclared, the DT_NEEDED library breaks the closure.
+    assert!(matches!(package(&req), Err(PackageError::Closure { .. })));
+    req.out = w.root.join("out-sys2");
+    req.system_libraries.push("libcublasLt.so.13".into());
+    req.system_libraries.push("libcudnn.so.9".into());
+    let report = package(&req).unwrap();
+    let manifest =
+        gpulibs_plan::parse_manifest(&std::fs::read_to_string(&report.manifest).unwrap()).unwrap();
+    let needs = &manifest.components[0].needs;
+    assert!(
+        needs.contains(&"libcublasLt.so.13".to_string()),
+        "{needs:?}"
+    );
+    // The run-time name is a need only because it was declared.
+    assert!(needs.contains(&"libcudnn.so.9".to_string()), "{needs:?}");
+    assert!(
+        !report.warnings.iter().any(|w| w.contains("libcudnn.so.9")),
+        "{:?}",
+        report.warnings
+    );
+}

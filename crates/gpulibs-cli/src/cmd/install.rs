@@ -94,7 +94,21 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     };
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
-    req.offline_dir = args.offline.clone();
+    // A local manifest whose archive URLs are bare file names (what `gpulibs package` writes
+    // without --base-url) is served from its own directory.
+    req.offline_dir = args.offline.clone().or_else(|| {
+        let path = args.manifest.manifest.as_ref()?;
+        let relative = planned
+            .manifest
+            .components
+            .iter()
+            .any(|c| !c.archive.url.contains("://") && !c.archive.url.starts_with("pip:"));
+        relative.then(|| {
+            path.parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default()
+        })
+    });
     req.jobs = args.jobs.max(1);
     req.wait_for_lock = !args.no_wait;
     req.gpu = gpu;

@@ -1,0 +1,165 @@
+//! `gpulibs package` and `gpulibs mirror`: the vendor side.
+
+use std::path::PathBuf;
+
+use gpulibs_detect::{ComputeCapability, CudaVersion};
+use gpulibs_package::{mirror, package, PackageRequest};
+use gpulibs_plan::SecretKey;
+
+use crate::error::{exit, CliError};
+use crate::style::{bytes, table, Cell, Style};
+use crate::{Context, Outcome};
+
+/// Build release archives and a signed manifest from ONNX Runtime build output or wheels.
+///
+/// Collects the libraries (SONAME links kept as links), checks that everything they need is in
+/// the package or expected from the system, measures kernel coverage with `gpulibs inspect` and
+/// writes it into the manifest, and writes zstd archives with their sha256. NVIDIA's libraries
+/// are packed byte-identical to NVIDIA's wheels (checked against the wheel's RECORD) and listed
+/// in THIRD_PARTY_NOTICES.txt. With `--per-arch`, the vendor's CUDA libraries (ONNX Runtime is
+/// MIT) are thinned to one component per GPU architecture: in every fatbin container only the
+/// entry the driver would choose is kept; each thinned file is inspected again and must be
+/// `native` (or `jit`) for its target.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gpulibs package --from onnxruntime_gpu-1.31.1-*.whl --from nvidia_cublas-*.whl --out release/ \\\n      \
+--release 1.0.0 --per-arch sm_75,sm_86,sm_89,sm_90,sm_120 --sign-key vendor.key\n  \
+gpulibs package --from build/Linux/Release --out release/ --release 1.0.0"
+)]
+pub struct PackageArgs {
+    /// ONNX Runtime build output directories, wheels (.whl) or tarballs; repeatable.
+    #[arg(long = "from", required = true, value_name = "DIR|WHEEL|TARBALL")]
+    from: Vec<PathBuf>,
+    /// Output directory (created; must be empty).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The release's version, written into the manifest.
+    #[arg(long, value_name = "VERSION")]
+    release: String,
+    /// The application the release is for.
+    #[arg(long, default_value = "gpulibs", value_name = "NAME")]
+    app: String,
+    /// One component per GPU architecture: `sm_75,sm_86,9.0`.
+    #[arg(long, value_delimiter = ',', value_name = "SM,...")]
+    per_arch: Vec<ComputeCapability>,
+    /// When thinning, keep only PTX this driver CUDA version compiles.
+    #[arg(long, value_name = "VERSION")]
+    driver_cuda: Option<CudaVersion>,
+    /// Prefix of the vendor components' ids.
+    #[arg(long, default_value = "onnxruntime", value_name = "NAME")]
+    name: String,
+    /// URL prefix under which the archives will be published (default: next to the manifest).
+    #[arg(long, default_value = "", value_name = "URL")]
+    base_url: String,
+    /// Leave these files out (`libonnxruntime_providers_tensorrt.so`, or `prefix*suffix`).
+    #[arg(long, value_name = "NAME")]
+    exclude: Vec<String>,
+    /// A library the package may need without carrying it, expected on the user's machine
+    /// (besides the driver's and the C runtime's): `libcublasLt.so.13` when the app's users have
+    /// CUDA 13 (a PyTorch environment, the toolkit). Repeatable.
+    #[arg(long = "system", value_name = "SONAME")]
+    system: Vec<String>,
+    /// Keep NVIDIA libraries nothing in the package loads.
+    #[arg(long)]
+    keep_unreferenced: bool,
+    /// Sign the manifest with this minisign secret key (unencrypted, `minisign -G -W`).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+    /// zstd level (1–22); 19 by default, with a 128 MiB window.
+    #[arg(long, value_name = "N")]
+    zstd_level: Option<i32>,
+}
+
+pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliError> {
+    let mut req = PackageRequest::new(
+        &args.app,
+        &args.release,
+        args.from.clone(),
+        args.out.clone(),
+    );
+    req.per_arch = args.per_arch.clone();
+    req.driver = args.driver_cuda;
+    req.name = args.name.clone();
+    req.base_url = args.base_url.clone();
+    req.exclude = args.exclude.clone();
+    req.system_libraries.extend(args.system.iter().cloned());
+    req.prune_unreferenced = !args.keep_unreferenced;
+    if let Some(level) = args.zstd_level {
+        req.zstd.level = level;
+    }
+    if let Some(path) = &args.sign_key {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CliError::new(std::io::Error::new(
+                e.kind(),
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        })?;
+        req.sign_key = Some(SecretKey::from_minisign(&text).map_err(|e| {
+            CliError::new(e).with_hint("give an unencrypted minisign secret key (`minisign -G -W`)")
+        })?);
+    }
+    let report = package(&req)?;
+    let mut rows = vec![["component", "archive", "files", "unpacked"]
+        .map(|h| Cell::styled(h, Style::dim))
+        .into_iter()
+        .collect::<Vec<_>>()];
+    for c in &report.components {
+        rows.push(vec![
+            Cell::styled(c.id.clone(), Style::bold),
+            Cell::new(bytes(c.size)),
+            Cell::new(c.files.len().to_string()),
+            Cell::new(bytes(c.unpacked_size)),
+        ]);
+    }
+    let mut human = table(ctx.style, &rows);
+    human.push_str(&format!("\nmanifest  {}\n", report.manifest.display()));
+    if let Some(sig) = &report.signature {
+        human.push_str(&format!("signature {}\n", sig.display()));
+    }
+    human.push_str(&format!("notices   {}\n", report.notices.display()));
+    for p in &report.pruned {
+        human.push_str(&format!(
+            "{} {p} (nothing in the package loads it)\n",
+            ctx.style.dim("pruned:")
+        ));
+    }
+    for w in &report.warnings {
+        human.push_str(&format!("{} {w}\n", ctx.style.warn("warning:")));
+    }
+    Ok(Outcome {
+        json: serde_json::to_value(&report)?,
+        human,
+        code: exit::OK,
+    })
+}
+
+/// Copy a manifest, its signature and every archive it names into a directory, verifying each
+/// sha256: a mirror for offline installs (`gpulibs install --offline DIR`) or a LAN server.
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    /// The manifest (a local path).
+    #[arg(value_name = "MANIFEST")]
+    manifest: String,
+    /// The directory to fill.
+    #[arg(value_name = "DIR")]
+    dest: PathBuf,
+}
+
+pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError> {
+    let report = mirror(&args.manifest, &args.dest)?;
+    let mut human = String::new();
+    for (file, size, copied) in &report.artifacts {
+        human.push_str(&format!(
+            "{}  {}  {}\n",
+            if *copied { "copied  " } else { "verified" },
+            bytes(*size),
+            file.display()
+        ));
+    }
+    human.push_str(&format!("manifest {}\n", report.manifest.display()));
+    Ok(Outcome {
+        json: serde_json::to_value(&report)?,
+        human,
+        code: exit::OK,
+    })
+}
