@@ -9,6 +9,7 @@
 #
 # usage: scripts/bench-package.sh [CACHE_DIR]   (default ~/.cache/gpulibs-bench)
 # Needs pip (wheels come from the package index, ~2 GB once), gzip, python3 and cargo.
+# Each of the two package runs takes ~30 minutes on 2 cores at level 19 (LEVEL=3 for a quick look).
 # Env: LEVEL (zstd level, default 19), WORKERS (threads, default 2), ARCHS.
 set -euo pipefail
 cache=${1:-$HOME/.cache/gpulibs-bench}
