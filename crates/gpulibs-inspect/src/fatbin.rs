@@ -300,8 +300,6 @@ pub enum Rejection {
     HeaderCut,
     /// Version is not 1 or header_size is not 16.
     BadHeader { version: u16, header_size: u16 },
-    /// `fat_size` is 0.
-    Empty,
     /// The first entry header is not plausible.
     BadFirstEntry,
 }
@@ -318,7 +316,6 @@ impl std::fmt::Display for Rejection {
                 "container header has version {version} and header_size {header_size} \
                  (expected 1 and 16)"
             ),
-            Rejection::Empty => f.write_str("container declares no entries (fat_size 0)"),
             Rejection::BadFirstEntry => f.write_str("first entry header is not plausible"),
         }
     }
@@ -349,7 +346,15 @@ pub fn parse_container(buf: &[u8], off: usize) -> Result<Container, Rejection> {
         });
     }
     if fat_size == 0 {
-        return Err(Rejection::Empty);
+        // A valid container with no entries: what `gpulibs package --per-arch` leaves where a
+        // container had nothing for the target. The CUDA runtime registers it like any other
+        // (checked on an H100, docs/package.md); it simply holds no kernels.
+        return Ok(Container {
+            offset: off as u64,
+            declared_size: 0,
+            entries: Vec::new(),
+            warnings: Vec::new(),
+        });
     }
     let start = off + CONTAINER_HEADER_SIZE;
     let declared_end = (start as u64).checked_add(fat_size);

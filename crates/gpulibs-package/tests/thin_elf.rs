@@ -254,7 +254,7 @@ fn container_for_other_gpus_is_emptied_or_keeps_its_smallest_entry() {
     }
     assert_eq!(r.containers[1].removed.len(), 2);
     assert_eq!(r.verdict_after, Verdict::Native);
-    // The file still loads, and inspect sees the two kept containers and two rejected magics.
+    // The file still loads, and inspect sees the two kept containers and the two empty ones.
     let out = dir.path().join("libmixed.sm_90.so");
     std::fs::write(&out, &data).unwrap();
     // SAFETY: a library the test just built; its only code returns constants.
@@ -265,8 +265,10 @@ fn container_for_other_gpus_is_emptied_or_keeps_its_smallest_entry() {
         assert_eq!(f(), 42);
     }
     let rep = inspect_file(&out, &InspectOptions::default()).unwrap();
-    assert_eq!(rep.containers, 2);
+    assert_eq!(rep.containers, 4);
+    assert_eq!(rep.kernel_containers(), 2);
     assert_eq!(rep.sass_targets, ["sm_90a"]);
+    assert!(rep.warnings.is_empty(), "{:?}", rep.warnings);
 
     let mut data = original.clone();
     let keep = ThinOptions {
