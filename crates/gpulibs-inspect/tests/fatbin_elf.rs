@@ -1,13 +1,11 @@
 //! Real ELF shared objects, compiled at test time, carrying containers the helper writes.
 
-mod common;
-
-use common::{build_so, container, Entry, Place};
 use gpulibs_detect::{ComputeCapability, CudaVersion};
 use gpulibs_inspect::{
     decompress_entry, inspect_file, inspect_paths, scan, Compression, FileFormat, FileReport,
     InspectOptions, Verdict,
 };
+use gpulibs_testkit::{build_so, container, Entry, Place};
 
 fn cc(s: &str) -> ComputeCapability {
     s.parse().unwrap()

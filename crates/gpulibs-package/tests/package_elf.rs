@@ -1,16 +1,14 @@
 //! Packaging synthetic libraries built at test time: a vendor's build directory with SONAME
 //! links and a library carrying fatbins, and "NVIDIA" wheels with RECORD files.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{container, Entry};
 use gpulibs_detect::ComputeCapability;
 use gpulibs_inspect::{inspect_bytes, InspectOptions, Verdict};
 use gpulibs_package::{mirror, package, PackageError, PackageRequest, ZstdSettings};
+use gpulibs_testkit::{container, Entry};
 use sha2::{Digest, Sha256};
 
 fn cc_arch(s: &str) -> ComputeCapability {

@@ -1,15 +1,13 @@
 //! Thinning real ELF shared objects, compiled at test time, entry by entry.
 
-mod common;
-
 use std::path::Path;
 
-use common::{build_so, container, Entry, Place};
 use gpulibs_detect::{ComputeCapability, CudaVersion};
 use gpulibs_inspect::{inspect_file, InspectOptions, Verdict};
 use gpulibs_package::{
     thin, thin_file, thin_with, ContainerOutcome, ThinError, ThinOptions, ThinReport, Unloadable,
 };
+use gpulibs_testkit::{build_so, container, Entry, Place};
 use object::{Object, ObjectSection};
 
 fn cc(s: &str) -> ComputeCapability {
