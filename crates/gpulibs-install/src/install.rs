@@ -16,9 +16,9 @@ use gpulibs_plan::{
 };
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
-    env_for, is_library_name, wheel_library_member, ArchiveFormat, ComponentSpec, DriverRecord,
-    Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store, StoreError,
-    StoredComponent, SystemLibrarySpec, UnpackLimits,
+    env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
+    DriverRecord, Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store,
+    StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits,
 };
 use serde::Serialize;
 
@@ -784,7 +784,8 @@ fn fetch_tar<'scope, 'env>(
     let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
         let run = || -> Result<StoredComponent, StoreError> {
             let mut stager = lock.stage_component(&sha, limits.clone())?;
-            stager.unpack_tar(reader, format)?;
+            // The pipe's reader ends only after the fetcher matched the sha256.
+            stager.unpack_tar_checked(reader, format, ArchiveCheck::VerifiedByReader)?;
             stager.commit()
         };
         run().map_err(|e| {

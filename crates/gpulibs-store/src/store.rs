@@ -1024,7 +1024,21 @@ impl Stager<'_> {
         archive: impl Read,
         format: ArchiveFormat,
     ) -> Result<&UnpackReport> {
+        self.unpack_tar_checked(archive, format, ArchiveCheck::Hash)
+    }
+
+    /// [`unpack_tar`](Self::unpack_tar), with `check` saying who proves that the bytes are the
+    /// ones this stager's sha256 names. With [`ArchiveCheck::VerifiedByReader`] the stager does
+    /// not hash them again; it still counts them against the archive size and reads `archive`
+    /// to its end, which that guarantee makes the proof.
+    pub fn unpack_tar_checked(
+        &mut self,
+        archive: impl Read,
+        format: ArchiveFormat,
+        check: ArchiveCheck,
+    ) -> Result<&UnpackReport> {
         let mut raw = HashingReader::new(archive, self.limits.max_archive_bytes);
+        raw.hashing = check == ArchiveCheck::Hash;
         let limits = self.limits.clone();
         let stream_limit = limits
             .max_unpacked_bytes
@@ -1043,7 +1057,9 @@ impl Stager<'_> {
             let decompressed: Box<dyn Read + '_> = match format {
                 ArchiveFormat::Tar => Box::new(&mut raw),
                 ArchiveFormat::TarGzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
-                ArchiveFormat::TarZstd => Box::new(ZstdFrames::new(&mut raw)),
+                ArchiveFormat::TarZstd => {
+                    zstd_frames(&mut raw).map_err(|e| self.unpack_err(UnpackError::Read(e)))?
+                }
                 ArchiveFormat::Wheel => {
                     return Err(self.unpack_err(UnpackError::Unsupported {
                         entry: String::new(),
@@ -1087,7 +1103,10 @@ impl Stager<'_> {
                 limit: self.limits.max_archive_bytes.unwrap_or(0),
             }));
         }
-        self.verified(raw.finish(), format, report)
+        match check {
+            ArchiveCheck::Hash => self.verified(raw.finish(), format, report),
+            ArchiveCheck::VerifiedByReader => Ok(&self.unpacked.insert((format, report)).1),
+        }
     }
 
     /// Unpacks the members of the wheel file at `wheel` that `select` accepts (usually
@@ -1149,11 +1168,9 @@ impl Stager<'_> {
             unpacked_bytes: report.unpacked_bytes,
             entries: report.entries,
         };
-        let tree = self.dir();
-        for e in meta.entries.iter().filter(|e| e.kind == EntryKind::Dir) {
-            fsx::sync_dir(&tree.join(&e.path))?;
-        }
-        fsx::sync_dir(&tree)?;
+        // Durable before it can become visible: one syncfs covers every file's data (whose
+        // writeback started as it was written), the inodes and the directories of the tree.
+        fsx::syncfs(&self.dir())?;
         let json = serde_json::to_vec_pretty(&meta).expect("plain structs serialize");
         fsx::write_atomic(&self.tmp.join(COMPONENT_META), &json)?;
         self.store.step(FaultPoint::ComponentUnpacked)?;
@@ -1177,9 +1194,22 @@ impl Drop for Stager<'_> {
     }
 }
 
+/// Who proves that the archive bytes a [`Stager`] reads are the ones its sha256 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveCheck {
+    /// The stager hashes the bytes as they pass and refuses the component on a mismatch.
+    Hash,
+    /// The caller's reader verifies them: it ends (returns `Ok(0)`) only after every byte
+    /// matched this same sha256 and fails otherwise (`gpulibs-fetch` hashing while streaming,
+    /// its sink ending the reader only in `finish`). The stager reads it to its end before it
+    /// reports success and skips its own hash.
+    VerifiedByReader,
+}
+
 /// Hashes and counts the raw archive bytes; stops at the manifest's archive size.
 struct HashingReader<R> {
     inner: R,
+    hashing: bool,
     hasher: Sha256,
     count: u64,
     limit: Option<u64>,
@@ -1190,6 +1220,7 @@ impl<R: Read> HashingReader<R> {
     fn new(inner: R, limit: Option<u64>) -> Self {
         Self {
             inner,
+            hashing: true,
             hasher: Sha256::new(),
             count: 0,
             limit,
@@ -1205,7 +1236,9 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.hashing {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         if let Some(limit) = self.limit {
             if self.count > limit {
@@ -1237,69 +1270,10 @@ impl<R: Read> Read for LimitedReader<R> {
     }
 }
 
-/// zstd over any number of frames (ruzstd's decoder stops after one; `pzstd` and `zstd -T`
-/// with `--rsyncable` write several), skipping skippable frames.
-struct ZstdFrames<R: Read> {
-    state: ZstdState<R>,
-}
-
-enum ZstdState<R: Read> {
-    Between(io::BufReader<R>),
-    InFrame(
-        Box<ruzstd::decoding::StreamingDecoder<io::BufReader<R>, ruzstd::decoding::FrameDecoder>>,
-    ),
-    Failed,
-}
-
-impl<R: Read> ZstdFrames<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            state: ZstdState::Between(io::BufReader::with_capacity(128 * 1024, inner)),
-        }
-    }
-}
-
-impl<R: Read> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use io::BufRead;
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            match std::mem::replace(&mut self.state, ZstdState::Failed) {
-                ZstdState::InFrame(mut frame) => {
-                    let n = frame.read(buf)?;
-                    if n > 0 {
-                        self.state = ZstdState::InFrame(frame);
-                        return Ok(n);
-                    }
-                    self.state = ZstdState::Between(frame.into_inner());
-                }
-                ZstdState::Between(mut source) => {
-                    let head = source.fill_buf()?;
-                    if head.is_empty() {
-                        self.state = ZstdState::Between(source);
-                        return Ok(0);
-                    }
-                    let skippable = head.len() >= 4
-                        && u32::from_le_bytes([head[0], head[1], head[2], head[3]]) & !0xF
-                            == 0x184D_2A50;
-                    if skippable {
-                        let mut header = [0u8; 8];
-                        source.read_exact(&mut header)?;
-                        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-                        io::copy(&mut (&mut source).take(u64::from(len)), &mut io::sink())?;
-                        self.state = ZstdState::Between(source);
-                        continue;
-                    }
-                    let frame = ruzstd::decoding::StreamingDecoder::new(source)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                    self.state = ZstdState::InFrame(Box::new(frame));
-                }
-                ZstdState::Failed => {
-                    return Err(io::Error::other("the zstd stream failed earlier"));
-                }
-            }
-        }
-    }
+/// zstd over any number of frames (`pzstd` and `zstd -T --rsyncable` write several), skippable
+/// frames skipped, checksums checked: libzstd's streaming decoder. Windows above libzstd's
+/// default limit (128 MiB) are refused rather than allocated.
+fn zstd_frames<'a>(inner: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let source = io::BufReader::with_capacity(128 * 1024, inner);
+    Ok(Box::new(zstd::stream::read::Decoder::with_buffer(source)?))
 }

@@ -448,7 +448,9 @@ impl<'a> Tree<'a> {
         let mode = if executable { 0o555 } else { 0o444 };
         rustix::fs::fchmod(out.as_fd(), Mode::from_raw_mode(mode))
             .map_err(|e| self.write_err(path, e))?;
-        out.sync_all().map_err(|e| self.write_err(path, e))?;
+        // Not durable yet: the stager's commit makes the whole tree durable with one syncfs
+        // before the rename that publishes it. Start writing the tail now.
+        crate::fsx::start_writeback(&out, copied & !(WRITEBACK_STEP - 1), 0);
         self.written += copied;
         self.nodes.insert(
             path.to_vec(),
@@ -600,9 +602,15 @@ enum CopyError {
     Write(io::Error),
 }
 
+/// Writeback of a file being written is started every this many bytes (a power of two), so
+/// that dirty pages go to disk while the archive is still arriving instead of piling up for
+/// the final `syncfs`.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
 fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
+    let mut flushed = 0u64;
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) => return Ok(total),
@@ -612,6 +620,11 @@ fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
         };
         to.write_all(&buf[..n]).map_err(CopyError::Write)?;
         total += n as u64;
+        if total - flushed >= WRITEBACK_STEP {
+            let end = total & !(WRITEBACK_STEP - 1);
+            crate::fsx::start_writeback(to, flushed, end - flushed);
+            flushed = end;
+        }
     }
 }
 
