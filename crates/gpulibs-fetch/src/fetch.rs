@@ -30,6 +30,20 @@ pub fn fetch(
     Fetcher::new(opts)?.fetch(artifact, sink, progress)
 }
 
+/// The most bytes gpulibs accepts for a manifest or its signature (16 MiB): a release manifest
+/// is a few hundred KiB; anything bigger is not one.
+pub const DOCUMENT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Downloads a small document (a manifest, a signature) into memory: see
+/// [`Fetcher::fetch_document`]. `Ok(None)` when the server answers `404`/`410`.
+pub fn fetch_document(
+    url: &str,
+    max_bytes: u64,
+    opts: &FetchOptions,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    Fetcher::new(opts)?.fetch_document(url, max_bytes)
+}
+
 /// One artifact and the sink its bytes go to, for [`Fetcher::fetch_all`].
 pub type Request<'a> = (&'a Artifact, &'a mut (dyn Sink + Send));
 
@@ -458,24 +472,152 @@ impl Fetcher {
         }
     }
 
-    /// One request (plus its redirects) and its body.
-    fn attempt(
+    /// Downloads a small *document* into memory: a manifest, its `.minisig`, an index.
+    ///
+    /// Unlike [`Fetcher::fetch`] there is no digest to check (a manifest's integrity comes from
+    /// its signature, checked by the caller), no `.partial` file, no resume and no mirrors: each
+    /// attempt starts at byte 0. The rest is shared with artifacts: the same agents (proxies, CA
+    /// bundles, timeouts), redirects followed by gpulibs up to `max_redirects`, and the same
+    /// retries with backoff on connection failures, timeouts, `408`, `429` and `5xx`.
+    ///
+    /// Returns `Ok(None)` when the server answers `404` or `410` (for a signature: the manifest
+    /// is unsigned, which the caller decides about). A body larger than `max_bytes` (by its
+    /// `Content-Length`, or while it streams) is refused with [`FetchError::TooLarge`] and not
+    /// retried. With [`FetchOptions::offline_dir`] no request is made: the file named by the
+    /// URL's last path segment is read from that directory (`None` when it is not there).
+    pub fn fetch_document(&self, url: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        let name = file_name_of(url).unwrap_or_else(|| url.to_string());
+        if let Some(dir) = &self.opts.offline_dir {
+            return read_document_file(&name, dir, url, max_bytes);
+        }
+        let policy = self.opts.retry;
+        let mut failed_in_row = 0u32;
+        loop {
+            match self.document_attempt(&name, url, max_bytes) {
+                Ok(found) => return Ok(found),
+                Err(Failure::Final(error)) => return Err(*error),
+                Err(Failure::Retry {
+                    reason,
+                    retry_after,
+                }) => {
+                    failed_in_row += 1;
+                    if failed_in_row >= policy.attempts.max(1) {
+                        return Err(FetchError::Network {
+                            artifact: name,
+                            url: url.to_string(),
+                            attempts: failed_in_row,
+                            last: reason,
+                        });
+                    }
+                    std::thread::sleep(backoff(&policy, failed_in_row, retry_after));
+                }
+            }
+        }
+    }
+
+    /// One request for a document (plus its redirects) and its whole body.
+    fn document_attempt(
         &self,
-        state: &mut State<'_>,
-        mirror: usize,
+        name: &str,
         url: &str,
-        attempt: u32,
-        progress: &dyn Fn(&Progress),
-    ) -> Result<(), Failure> {
-        let artifact = state.artifact;
-        progress(&state.event(url, mirror, attempt, Stage::Starting));
-        state.requests += 1;
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, Failure> {
+        let (response, current) = self.get_following(name, url, 0)?;
+        let status = response.status().as_u16();
+        let header = |key: &str| {
+            response
+                .headers()
+                .get(key)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        match status {
+            200 => {}
+            404 | 410 => return Ok(None),
+            408 | 429 | 500..=599 => {
+                return Err(Failure::Retry {
+                    reason: format!("{current} answered HTTP {status}"),
+                    retry_after: header("retry-after")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs),
+                })
+            }
+            _ => {
+                return Err(Failure::final_error(FetchError::HttpStatus {
+                    artifact: name.to_string(),
+                    url: current,
+                    status,
+                    reason: response
+                        .status()
+                        .canonical_reason()
+                        .unwrap_or_default()
+                        .to_string(),
+                    hint: status_hint(status),
+                }))
+            }
+        }
+        let too_large = |received: u64| {
+            Failure::final_error(FetchError::TooLarge {
+                artifact: name.to_string(),
+                origin: Origin::Url(current.clone()),
+                expected: max_bytes,
+                received,
+            })
+        };
+        let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        if content_length.is_some_and(|length| length > max_bytes) {
+            return Err(too_large(0));
+        }
+        let mut body = response.into_body().into_reader();
+        let mut bytes = Vec::with_capacity(content_length.unwrap_or(0) as usize);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Failure::Retry {
+                        reason: format!(
+                            "connection to {current} lost at byte {}: {e}",
+                            bytes.len()
+                        ),
+                        retry_after: None,
+                    })
+                }
+            };
+            if (bytes.len() + n) as u64 > max_bytes {
+                return Err(too_large((bytes.len() + n) as u64));
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        if let Some(length) = content_length.filter(|&l| (bytes.len() as u64) < l) {
+            return Err(Failure::Retry {
+                reason: format!(
+                    "{current} ended the body at byte {} of {length}",
+                    bytes.len()
+                ),
+                retry_after: None,
+            });
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Sends a GET for `url` (with `Range: bytes=FROM-` when `range_from` > 0) and follows
+    /// redirects itself: absolute or relative `Location`, up to `max_redirects`, a URL seen twice
+    /// is a loop. Returns the final response and the URL that gave it.
+    fn get_following(
+        &self,
+        name: &str,
+        url: &str,
+        range_from: u64,
+    ) -> Result<(ureq::http::Response<ureq::Body>, String), Failure> {
         let mut chain = vec![url.to_string()];
-        let response = loop {
+        loop {
             let current = chain.last().expect("chain starts with url").clone();
             if split_url(&current).is_none() {
                 return Err(Failure::final_error(FetchError::BadUrl {
-                    artifact: artifact.name.clone(),
+                    artifact: name.to_string(),
                     url: current,
                     detail: "only absolute http:// and https:// URLs can be downloaded".into(),
                 }));
@@ -484,19 +626,17 @@ impl Fetcher {
                 .agent_for(&current)
                 .get(&current)
                 .header("Accept-Encoding", "identity");
-            if state.have > 0 {
-                request = request.header("Range", &format!("bytes={}-", state.have));
+            if range_from > 0 {
+                request = request.header("Range", &format!("bytes={range_from}-"));
             }
-            let response = request
-                .call()
-                .map_err(|e| classify(artifact, &current, e))?;
+            let response = request.call().map_err(|e| classify(name, &current, e))?;
             let status = response.status().as_u16();
             if !matches!(status, 301 | 302 | 303 | 307 | 308) {
-                break response;
+                return Ok((response, current));
             }
             let redirect_error = |detail: String| {
                 Failure::final_error(FetchError::Redirect {
-                    artifact: artifact.name.clone(),
+                    artifact: name.to_string(),
                     url: url.to_string(),
                     detail,
                 })
@@ -525,8 +665,22 @@ impl Fetcher {
                 )));
             }
             chain.push(next);
-        };
-        let current = chain.last().expect("chain starts with url").clone();
+        }
+    }
+
+    /// One request (plus its redirects) and its body.
+    fn attempt(
+        &self,
+        state: &mut State<'_>,
+        mirror: usize,
+        url: &str,
+        attempt: u32,
+        progress: &dyn Fn(&Progress),
+    ) -> Result<(), Failure> {
+        let artifact = state.artifact;
+        progress(&state.event(url, mirror, attempt, Stage::Starting));
+        state.requests += 1;
+        let (response, current) = self.get_following(&artifact.name, url, state.have)?;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response
@@ -586,11 +740,7 @@ impl Fetcher {
                 });
             }
             _ => {
-                let hint = match status {
-                    404 | 410 => "the file is not on this server; the mirror may be out of date",
-                    401 | 403 => "access was refused; the URL may need credentials or have expired",
-                    _ => "the server refused the request",
-                };
+                let hint = status_hint(status);
                 return Err(Failure::final_error(FetchError::HttpStatus {
                     artifact: artifact.name.clone(),
                     url: current,
@@ -812,6 +962,184 @@ fn sink_error(artifact: &Artifact, source: io::Error) -> FetchError {
     }
 }
 
+/// What to do about a status that retrying will not change.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        404 | 410 => "the file is not on this server; the mirror may be out of date",
+        401 | 403 => "access was refused; the URL may need credentials or have expired",
+        _ => "the server refused the request",
+    }
+}
+
+/// A document from the offline directory, by the URL's file name; `None` when it is not there.
+fn read_document_file(
+    name: &str,
+    dir: &Path,
+    url: &str,
+    max_bytes: u64,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let Some(file_name) = file_name_of(url) else {
+        return Ok(None);
+    };
+    let path = dir.join(file_name);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(FetchError::File {
+                artifact: name.to_string(),
+                action: "opening",
+                path,
+                source: e,
+            })
+        }
+    };
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FetchError::File {
+            artifact: name.to_string(),
+            action: "reading",
+            path: path.clone(),
+            source: e,
+        })?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(FetchError::TooLarge {
+            artifact: name.to_string(),
+            origin: Origin::File(path),
+            expected: max_bytes,
+            received: bytes.len() as u64,
+        });
+    }
+    Ok(Some(bytes))
+}
+
+/// The parts of a URI reference (RFC 3986, appendix B).
+struct UriParts<'a> {
+    scheme: Option<&'a str>,
+    authority: Option<&'a str>,
+    path: &'a str,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+fn uri_parts(text: &str) -> UriParts<'_> {
+    let (rest, fragment) = match text.split_once('#') {
+        Some((a, f)) => (a, Some(f)),
+        None => (text, None),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let scheme_end = rest.find(':').filter(|&i| {
+        let s = &rest[..i];
+        !s.contains('/')
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    let (scheme, rest) = match scheme_end {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let (authority, path) = match rest.strip_prefix("//") {
+        Some(net) => {
+            let end = net.find('/').unwrap_or(net.len());
+            (Some(&net[..end]), &net[end..])
+        }
+        None => (None, rest),
+    };
+    UriParts {
+        scheme,
+        authority,
+        path,
+        query,
+        fragment,
+    }
+}
+
+/// RFC 3986 §5.2.4: `.` and `..` segments removed.
+fn remove_dot_segments(path: &str) -> String {
+    fn pop_segment(out: &mut String) {
+        match out.rfind('/') {
+            Some(i) => out.truncate(i),
+            None => out.clear(),
+        }
+    }
+    let mut input = path.to_string();
+    let mut out = String::with_capacity(path.len());
+    while !input.is_empty() {
+        if input.starts_with("../") {
+            input.drain(..3);
+        } else if input.starts_with("./") {
+            input.drain(..2);
+        } else if input.starts_with("/./") {
+            input.replace_range(..3, "/");
+        } else if input == "/." {
+            input = "/".into();
+        } else if input.starts_with("/../") {
+            input.replace_range(..4, "/");
+            pop_segment(&mut out);
+        } else if input == "/.." {
+            input = "/".into();
+            pop_segment(&mut out);
+        } else if input == "." || input == ".." {
+            input.clear();
+        } else {
+            let start = usize::from(input.starts_with('/'));
+            let end = input[start..].find('/').map_or(input.len(), |i| i + start);
+            out.push_str(&input[..end]);
+            input.drain(..end);
+        }
+    }
+    out
+}
+
+/// Resolves a URI reference against an absolute base URL as RFC 3986 §5.2 does (what a browser
+/// does with a link): `a.tar.zst` against `https://h/rel/manifest.toml` is
+/// `https://h/rel/a.tar.zst`, `../b/c` is `https://h/b/c`, `/x` is `https://h/x`, `//m/y` is
+/// `https://m/y`. A reference with a scheme of its own (`https://…`, `pip:…`) is returned
+/// unchanged. `None` when `base` has no scheme (it is not an absolute URL).
+pub fn resolve_url(base: &str, reference: &str) -> Option<String> {
+    let r = uri_parts(reference);
+    if r.scheme.is_some() {
+        return Some(reference.to_string());
+    }
+    let b = uri_parts(base);
+    let scheme = b.scheme?;
+    let (authority, path, query) = if r.authority.is_some() {
+        (r.authority, remove_dot_segments(r.path), r.query)
+    } else if r.path.is_empty() {
+        (b.authority, b.path.to_string(), r.query.or(b.query))
+    } else if r.path.starts_with('/') {
+        (b.authority, remove_dot_segments(r.path), r.query)
+    } else {
+        let merged = if b.authority.is_some() && b.path.is_empty() {
+            format!("/{}", r.path)
+        } else {
+            let dir = b.path.rfind('/').map_or("", |i| &b.path[..=i]);
+            format!("{dir}{}", r.path)
+        };
+        (b.authority, remove_dot_segments(&merged), r.query)
+    };
+    let mut out = format!("{scheme}:");
+    if let Some(authority) = authority {
+        out.push_str("//");
+        out.push_str(authority);
+    }
+    out.push_str(&path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    if let Some(fragment) = r.fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    Some(out)
+}
+
 fn build_agent(opts: &FetchOptions, proxy: Option<ureq::Proxy>, roots: &RootCerts) -> Agent {
     Agent::config_builder()
         .http_status_as_error(false)
@@ -846,29 +1174,29 @@ fn parse_proxy(variable: &'static str, value: &str) -> Result<ureq::Proxy, Fetch
 }
 
 /// Maps a request error to retry-or-not.
-fn classify(artifact: &Artifact, url: &str, error: ureq::Error) -> Failure {
+fn classify(name: &str, url: &str, error: ureq::Error) -> Failure {
     let final_error = Failure::final_error;
     match error {
         ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => {
             final_error(FetchError::Tls {
-                artifact: artifact.name.clone(),
+                artifact: name.to_string(),
                 url: url.to_string(),
                 detail: error.to_string(),
             })
         }
         ureq::Error::Io(ref io) if is_certificate_error(io) => final_error(FetchError::Tls {
-            artifact: artifact.name.clone(),
+            artifact: name.to_string(),
             url: url.to_string(),
             detail: error.to_string(),
         }),
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => final_error(FetchError::BadUrl {
-            artifact: artifact.name.clone(),
+            artifact: name.to_string(),
             url: url.to_string(),
             detail: error.to_string(),
         }),
         ureq::Error::ConnectProxyFailed(_) | ureq::Error::InvalidProxyUrl => {
             final_error(FetchError::Network {
-                artifact: artifact.name.clone(),
+                artifact: name.to_string(),
                 url: url.to_string(),
                 attempts: 1,
                 last: format!("proxy: {error}"),
@@ -1019,6 +1347,63 @@ mod tests {
             resolve_location("http://h:8080", "x").as_deref(),
             Some("http://h:8080/x")
         );
+    }
+
+    #[test]
+    fn rfc3986_reference_resolution() {
+        // RFC 3986 §5.4.1 and §5.4.2.
+        let base = "http://a/b/c/d;p?q";
+        for (reference, expected) in [
+            ("g:h", "g:h"),
+            ("g", "http://a/b/c/g"),
+            ("./g", "http://a/b/c/g"),
+            ("g/", "http://a/b/c/g/"),
+            ("/g", "http://a/g"),
+            ("//g", "http://g"),
+            ("?y", "http://a/b/c/d;p?y"),
+            ("g?y", "http://a/b/c/g?y"),
+            ("#s", "http://a/b/c/d;p?q#s"),
+            ("g#s", "http://a/b/c/g#s"),
+            (";x", "http://a/b/c/;x"),
+            ("", "http://a/b/c/d;p?q"),
+            (".", "http://a/b/c/"),
+            ("./", "http://a/b/c/"),
+            ("..", "http://a/b/"),
+            ("../", "http://a/b/"),
+            ("../g", "http://a/b/g"),
+            ("../..", "http://a/"),
+            ("../../g", "http://a/g"),
+            ("../../../g", "http://a/g"),
+            ("../../../../g", "http://a/g"),
+            ("/./g", "http://a/g"),
+            ("/../g", "http://a/g"),
+            ("g.", "http://a/b/c/g."),
+            ("..g", "http://a/b/c/..g"),
+            ("./../g", "http://a/b/g"),
+            ("./g/.", "http://a/b/c/g/"),
+            ("g/./h", "http://a/b/c/g/h"),
+            ("g/../h", "http://a/b/c/h"),
+            ("g;x=1/../y", "http://a/b/c/y"),
+        ] {
+            assert_eq!(
+                resolve_url(base, reference).as_deref(),
+                Some(expected),
+                "{reference:?}"
+            );
+        }
+        let manifest = "https://h/rel/manifest.toml";
+        assert_eq!(
+            resolve_url(manifest, "a.tar.zst").as_deref(),
+            Some("https://h/rel/a.tar.zst")
+        );
+        assert_eq!(
+            resolve_url("http://h:8080", "a.tar.zst").as_deref(),
+            Some("http://h:8080/a.tar.zst")
+        );
+        for unchanged in ["https://cdn/x.tar.zst", "pip:onnxruntime-gpu==1.23.2"] {
+            assert_eq!(resolve_url(manifest, unchanged).as_deref(), Some(unchanged));
+        }
+        assert_eq!(resolve_url("relative/manifest.toml", "a"), None);
     }
 
     #[test]

@@ -36,6 +36,9 @@
 //!
 //! - [`fetch`] / [`Fetcher::fetch`]: one artifact into one [`Sink`]; [`Fetcher::fetch_all`]:
 //!   several, N at a time, errors per artifact.
+//! - [`fetch_document`] / [`Fetcher::fetch_document`]: a small document (a manifest, its
+//!   signature) into memory, with a size cap and no digest; `Ok(None)` on `404`.
+//! - [`resolve_url`]: a relative URL made absolute against a base (RFC 3986).
 //! - [`Progress`] events (bytes, total, resumed bytes, attempt, mirror, stage) go to a callback;
 //!   the CLI draws bars from them.
 //! - [`FetchError`]: every variant names the artifact and the URL or file, and says what to do.
@@ -56,8 +59,11 @@ pub use artifact::{
     Artifact, DigestParseError, FetchOptions, Fetched, Origin, Progress, RetryPolicy, Sha256Digest,
     Stage, StallRule,
 };
-pub use decode::{decompressor, read_zip_stream, Compression, ZipMember};
+pub use decode::{
+    decompressor, read_zip_stream, read_zip_stream_listed, Compression, ZipEntry, ZipListing,
+    ZipMember,
+};
 pub use error::FetchError;
-pub use fetch::{fetch, Fetcher, Request};
+pub use fetch::{fetch, fetch_document, resolve_url, Fetcher, Request, DOCUMENT_MAX_BYTES};
 pub use net::NetworkEnv;
 pub use sink::{DiscardSink, PipeReader, PipeSink, Sink};
