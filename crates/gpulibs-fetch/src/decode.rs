@@ -6,7 +6,7 @@
 //! pure-Rust `ruzstd`, docs/fetch.md); gzip and xz are pure Rust (`flate2` on `miniz_oxide`,
 //! `lzma-rust2`). Nothing for a user or CI to install beyond a C compiler.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 /// The compression of an archive stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,7 @@ const CENTRAL_HEADER: u32 = 0x0201_4b50;
 const END_OF_CENTRAL: u32 = 0x0605_4b50;
 const ZIP64_END_OF_CENTRAL: u32 = 0x0606_4b50;
 const DATA_DESCRIPTOR: u32 = 0x0807_4b50;
+const ZIP64_END_LOCATOR: u32 = 0x0706_4b50;
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
@@ -102,12 +103,112 @@ fn invalid(message: String) -> io::Error {
 /// members and other methods are errors naming the member.
 pub fn read_zip_stream(
     reader: impl Read,
-    mut each: impl FnMut(&ZipMember, &mut dyn Read) -> io::Result<()>,
+    each: impl FnMut(&ZipMember, &mut dyn Read) -> io::Result<()>,
 ) -> io::Result<usize> {
-    let mut source = BufReader::with_capacity(128 * 1024, reader);
-    let mut count = 0;
+    let mut source = Counted::new(BufReader::with_capacity(128 * 1024, reader));
+    let mut streamed = Vec::new();
+    read_members(&mut source, each, &mut streamed)?;
+    Ok(streamed.len())
+}
+
+/// One zip member, as streamed (its local header, and its data descriptor when it has one) or
+/// as the central directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipEntry {
+    /// The path inside the archive, as written.
+    pub name: String,
+    /// Where the member's local header starts, from the start of the zip.
+    pub offset: u64,
+    /// CRC-32 of the uncompressed bytes (for a streamed member: checked against them).
+    pub crc32: u32,
+    /// Uncompressed size (for a streamed member: the bytes counted).
+    pub size: u64,
+    /// 0 = stored, 8 = deflate.
+    pub method: u16,
+    /// The Unix mode in the central directory's external attributes, when the zip was made
+    /// on Unix (`None` for streamed entries: local headers do not carry it).
+    pub unix_mode: Option<u32>,
+}
+
+/// What [`read_zip_stream_listed`] saw: the members in the order they streamed, and the
+/// central directory that followed them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZipListing {
+    pub streamed: Vec<ZipEntry>,
+    pub central: Vec<ZipEntry>,
+}
+
+/// [`read_zip_stream`], then the central directory (which a zip keeps at its end, and which is
+/// what `pip` and every seeking reader trust) and the end records, to the end of the input: a
+/// byte after the end record is an error, so the caller's reader is always read to its end.
+///
+/// It does not compare the two lists; a caller that must install exactly what `pip` would
+/// (the store's `ZipStream::finish`) does, once the listing is complete.
+pub fn read_zip_stream_listed(
+    reader: impl Read,
+    each: impl FnMut(&ZipMember, &mut dyn Read) -> io::Result<()>,
+) -> io::Result<ZipListing> {
+    let mut source = Counted::new(BufReader::with_capacity(128 * 1024, reader));
+    let mut listing = ZipListing::default();
+    let mut signature = read_members(&mut source, each, &mut listing.streamed)?;
+    let directory_start = source.position - 4;
+    while signature == CENTRAL_HEADER {
+        listing.central.push(read_central_entry(&mut source)?);
+        signature = read_u32(&mut source)?;
+    }
+    let directory_size = source.position - 4 - directory_start;
+    if signature == ZIP64_END_OF_CENTRAL {
+        let size = read_u64(&mut source)?;
+        io::copy(&mut (&mut source).take(size), &mut io::sink())?;
+        signature = read_u32(&mut source)?;
+        if signature == ZIP64_END_LOCATOR {
+            io::copy(&mut (&mut source).take(16), &mut io::sink())?;
+            signature = read_u32(&mut source)?;
+        }
+    }
+    if signature != END_OF_CENTRAL {
+        return Err(invalid(format!(
+            "unexpected record {signature:#010x} after the zip's central directory"
+        )));
+    }
+    let mut end = [0u8; 18];
+    source.read_exact(&mut end)?;
+    let total = u16::from_le_bytes([end[6], end[7]]);
+    let size = u32::from_le_bytes(end[8..12].try_into().unwrap());
+    let offset = u32::from_le_bytes(end[12..16].try_into().unwrap());
+    let comment = u16::from_le_bytes([end[16], end[17]]);
+    io::copy(&mut (&mut source).take(u64::from(comment)), &mut io::sink())?;
+    if total != 0xFFFF && usize::from(total) != listing.central.len() {
+        return Err(invalid(format!(
+            "the zip's end record counts {total} members, its central directory lists {}",
+            listing.central.len()
+        )));
+    }
+    if (offset != 0xFFFF_FFFF && u64::from(offset) != directory_start)
+        || (size != 0xFFFF_FFFF && u64::from(size) != directory_size)
+    {
+        return Err(invalid(format!(
+            "the zip's end record places its central directory at {offset} ({size} bytes); \
+             it is at {directory_start} ({directory_size} bytes)"
+        )));
+    }
+    let mut byte = [0u8; 1];
+    if source.read(&mut byte)? != 0 {
+        return Err(invalid("bytes after the zip's end record".into()));
+    }
+    Ok(listing)
+}
+
+/// Reads local members until the first record that is not one; returns its signature.
+fn read_members<R: BufRead>(
+    mut source: &mut Counted<R>,
+    mut each: impl FnMut(&ZipMember, &mut dyn Read) -> io::Result<()>,
+    streamed: &mut Vec<ZipEntry>,
+) -> io::Result<u32> {
     loop {
-        let signature = match read_u32(&mut source) {
+        let count = streamed.len();
+        let offset = source.position;
+        let signature = match read_u32(source) {
             Ok(sig) => sig,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && count > 0 => {
                 return Err(invalid(format!(
@@ -118,7 +219,7 @@ pub fn read_zip_stream(
         };
         match signature {
             LOCAL_HEADER => {}
-            CENTRAL_HEADER | END_OF_CENTRAL | ZIP64_END_OF_CENTRAL => return Ok(count),
+            CENTRAL_HEADER | END_OF_CENTRAL | ZIP64_END_OF_CENTRAL => return Ok(signature),
             other => {
                 return Err(invalid(format!(
                     "not a zip member header after {count} members (signature {other:#010x})"
@@ -214,7 +315,110 @@ pub fn read_zip_stream(
                 crc.crc.sum()
             )));
         }
-        count += 1;
+        streamed.push(ZipEntry {
+            name: member.name,
+            offset,
+            crc32: expected_crc,
+            size: expected_size,
+            method,
+            unix_mode: None,
+        });
+    }
+}
+
+fn read_central_entry(source: &mut impl Read) -> io::Result<ZipEntry> {
+    let mut header = [0u8; 42];
+    source.read_exact(&mut header)?;
+    let u16_at = |i: usize| u16::from_le_bytes([header[i], header[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap());
+    let made_by = u16_at(0);
+    let method = u16_at(6);
+    let crc32 = u32_at(12);
+    let mut compressed = u64::from(u32_at(16));
+    let mut size = u64::from(u32_at(20));
+    let mut name = vec![0u8; usize::from(u16_at(24))];
+    let mut extra = vec![0u8; usize::from(u16_at(26))];
+    let comment = u64::from(u16_at(28));
+    let external = u32_at(34);
+    let mut offset = u64::from(u32_at(38));
+    source.read_exact(&mut name)?;
+    source.read_exact(&mut extra)?;
+    io::copy(&mut source.take(comment), &mut io::sink())?;
+    let name = String::from_utf8(name)
+        .map_err(|e| invalid(format!("zip directory name is not UTF-8: {e}")))?;
+    // Zip64: only the fields whose 32-bit value is saturated are in the extra field, in order.
+    let mut wide = [
+        (size == 0xFFFF_FFFF, &mut size),
+        (compressed == 0xFFFF_FFFF, &mut compressed),
+        (offset == 0xFFFF_FFFF, &mut offset),
+    ];
+    if wide.iter().any(|(w, _)| *w) {
+        let body = extra_field(&extra, 1)
+            .ok_or_else(|| invalid(format!("{name}: zip64 fields missing in the directory")))?;
+        let mut at = 0;
+        for (saturated, value) in wide.iter_mut() {
+            if *saturated {
+                let bytes = body
+                    .get(at..at + 8)
+                    .ok_or_else(|| invalid(format!("{name}: zip64 field too short")))?;
+                **value = u64::from_le_bytes(bytes.try_into().unwrap());
+                at += 8;
+            }
+        }
+    }
+    let _ = compressed;
+    Ok(ZipEntry {
+        name,
+        offset,
+        crc32,
+        size,
+        method,
+        unix_mode: (made_by >> 8 == 3).then_some(external >> 16),
+    })
+}
+
+fn extra_field(extra: &[u8], wanted: u16) -> Option<&[u8]> {
+    let mut rest = extra;
+    while rest.len() >= 4 {
+        let id = u16::from_le_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+        let body = rest.get(4..4 + len)?;
+        if id == wanted {
+            return Some(body);
+        }
+        rest = &rest[4 + len..];
+    }
+    None
+}
+
+/// A buffered reader that knows how many bytes its users consumed (zip offsets).
+struct Counted<R> {
+    inner: R,
+    position: u64,
+}
+
+impl<R> Counted<R> {
+    fn new(inner: R) -> Self {
+        Counted { inner, position: 0 }
+    }
+}
+
+impl<R: BufRead> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.position += amount as u64;
+        self.inner.consume(amount);
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use gpulibs_fetch::{Artifact, DiscardSink, FetchOptions, Fetched, Fetcher, Progress, Sink};
+use gpulibs_fetch::{Artifact, FetchOptions, Fetched, Fetcher, Progress};
 use gpulibs_inspect::KernelEntry;
 use gpulibs_plan::{
     ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, NeedSource,
@@ -18,7 +18,8 @@ use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHE
 use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
     DriverRecord, Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store,
-    StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits,
+    StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits, ZipListedMember,
+    ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -234,7 +235,7 @@ struct Job<'m> {
 enum Unpack {
     /// Streamed into the store's tar unpacker during the download.
     Tar(ArchiveFormat),
-    /// Kept as a verified file, then unpacked from it (a zip's directory is at its end).
+    /// Streamed into the store's zip stager, checked against the central directory at the end.
     Zip { wheel: bool },
 }
 
@@ -414,16 +415,7 @@ pub fn install(
         .iter()
         .map(|id| job(component(&manifest, id)?, req.offline_dir.is_some()))
         .collect::<Result<_, _>>()?;
-    let needed: u64 = jobs
-        .iter()
-        .map(|j| {
-            j.limits.max_unpacked_bytes
-                + match j.kind {
-                    Unpack::Zip { .. } => j.component.archive.size,
-                    Unpack::Tar(_) => 0,
-                }
-        })
-        .sum();
+    let needed: u64 = jobs.iter().map(|j| j.limits.max_unpacked_bytes).sum();
     store
         .check_space(needed)
         .map_err(store_err("checking free space"))?;
@@ -710,8 +702,7 @@ fn job(c: &Component, offline: bool) -> Result<Job<'_>, InstallError> {
     })
 }
 
-/// Fetches every job, `req.jobs` at a time. Tar archives are unpacked while they stream;
-/// zips are kept as verified files and unpacked from them.
+/// Fetches every job, `req.jobs` at a time, each unpacked while it streams.
 fn fetch_jobs(
     lock: &InstallLock<'_>,
     jobs: &[Job],
@@ -732,8 +723,6 @@ fn fetch_jobs(
         }),
     };
     let streaming = Fetcher::new(&opts).map_err(setup)?;
-    opts.keep_verified = true;
-    let keeping = Fetcher::new(&opts).map_err(setup)?;
 
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<FetchResult>>> = jobs.iter().map(|_| Mutex::new(None)).collect();
@@ -744,7 +733,7 @@ fn fetch_jobs(
                 let Some(job) = jobs.get(i) else { break };
                 let result = match job.kind {
                     Unpack::Tar(format) => fetch_tar(s, lock, job, format, &streaming, progress),
-                    Unpack::Zip { wheel } => fetch_zip(lock, job, wheel, &keeping, progress),
+                    Unpack::Zip { wheel } => fetch_zip(s, lock, job, wheel, &streaming, progress),
                 };
                 if result.is_ok() {
                     progress(&Event::Stored {
@@ -808,55 +797,88 @@ fn fetch_tar<'scope, 'env>(
     }
 }
 
-/// Zips (wheels): the store reads a zip from a file (its central directory, at the end, is
-/// the authoritative member list), so the verified download is kept in `downloads/` and
-/// unpacked from there, then deleted.
-fn fetch_zip(
-    lock: &InstallLock<'_>,
+/// Zips (wheels), one pass too: network → sha256 + `.partial` → `read_zip_stream_listed` →
+/// the store's zip stager, which writes the selected members as they arrive and, once the
+/// central directory (at the end) has arrived, refuses the component unless it lists exactly
+/// the members that streamed. The pipe's reader ends only after the digest matched.
+fn fetch_zip<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    lock: &'env InstallLock<'env>,
     job: &Job,
     wheel: bool,
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
 ) -> FetchResult {
     let id = job.component.id.clone();
+    let sha = job.component.archive.sha256.clone();
+    let limits = job.limits.clone();
+    let store_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
+    let slot = Arc::clone(&store_error);
+    let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
+        let mut run = || -> Result<StoredComponent, StoreError> {
+            let select: &dyn Fn(&str) -> bool = if wheel {
+                &wheel_library_member
+            } else {
+                &|name: &str| is_library_name(name.rsplit('/').next().unwrap_or(name))
+            };
+            let mut stager = lock.stage_component(&sha, limits.clone())?;
+            stager.unpack_zip_stream(select, |zip| {
+                let mut member_error = None;
+                let listing = gpulibs_fetch::read_zip_stream_listed(&mut *reader, |m, data| {
+                    zip.member(&m.name, m.size, data).map_err(|e| {
+                        let message = e.to_string();
+                        member_error = Some(e);
+                        io::Error::other(message)
+                    })
+                });
+                let listing = match (listing, member_error) {
+                    (_, Some(e)) => return Err(e),
+                    (Ok(listing), None) => listing,
+                    (Err(e), None) => {
+                        return Err(StoreError::Unpack {
+                            sha256: sha.clone(),
+                            path: PathBuf::new(),
+                            source: gpulibs_store::UnpackError::Read(e),
+                        })
+                    }
+                };
+                let convert = |entries: Vec<gpulibs_fetch::ZipEntry>| {
+                    entries
+                        .into_iter()
+                        .map(|e| ZipListedMember {
+                            name: e.name,
+                            offset: e.offset,
+                            crc32: e.crc32,
+                            size: e.size,
+                            unix_mode: e.unix_mode,
+                        })
+                        .collect()
+                };
+                Ok(ZipListedMembers {
+                    streamed: convert(listing.streamed),
+                    central: convert(listing.central),
+                })
+            })?;
+            stager.commit()
+        };
+        run().map_err(|e| {
+            let message = e.to_string();
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            io::Error::other(message)
+        })
+    });
+    let mut sink = ScopedPipe::new(s, consumer);
     let forward = |p: &Progress| progress(&Event::Download(p));
-    let mut sink = DiscardSink;
-    let fetched = fetcher
-        .fetch(&job.artifact, &mut sink as &mut dyn Sink, &forward)
-        .map_err(|source| {
-            Box::new(ComponentError::Fetch {
-                id: id.clone(),
-                source,
-            })
-        })?;
-    let path = match (&fetched.kept, &fetched.origin) {
-        (Some(kept), _) => kept.clone(),
-        (None, gpulibs_fetch::Origin::File(p)) => p.clone(),
-        (None, gpulibs_fetch::Origin::Url(_)) => {
-            return Err(Box::new(ComponentError::Unpack {
-                id,
-                source: StoreError::MissingComponent {
-                    sha256: job.component.archive.sha256.clone(),
-                    path: fetcher.options().partial_dir.clone(),
-                },
-            }))
+    match fetcher.fetch(&job.artifact, &mut sink, &forward) {
+        Ok(f) => Ok(f),
+        Err(e @ gpulibs_fetch::FetchError::Sink { .. }) => {
+            match store_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                Some(source) => Err(Box::new(ComponentError::Unpack { id, source })),
+                None => Err(Box::new(ComponentError::Fetch { id, source: e })),
+            }
         }
-    };
-    let select: &dyn Fn(&str) -> bool = if wheel {
-        &wheel_library_member
-    } else {
-        &|name: &str| is_library_name(name.rsplit('/').next().unwrap_or(name))
-    };
-    let unpacked = (|| {
-        let mut stager = lock.stage_component(&job.component.archive.sha256, job.limits.clone())?;
-        stager.unpack_wheel(&path, select)?;
-        stager.commit()
-    })();
-    if fetched.kept.is_some() {
-        let _ = std::fs::remove_file(&path);
+        Err(source) => Err(Box::new(ComponentError::Fetch { id, source })),
     }
-    unpacked.map_err(|source| Box::new(ComponentError::Unpack { id, source }))?;
-    Ok(fetched)
 }
 
 /// The kernels the install carries: the ONNX Runtime component's coverage (the narrowest

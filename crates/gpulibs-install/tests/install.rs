@@ -666,3 +666,177 @@ fn a_need_found_on_the_system_is_recorded_and_handed_to_the_app() {
         "{seen:?}"
     );
 }
+
+/// A wheel written the way a streaming zip writer does (no seeking: every member has a data
+/// descriptor, sizes after the data), with a member that is not a library.
+fn streamed_wheel(files: &[(&str, &[u8])]) -> Vec<u8> {
+    struct NoSeek(Vec<u8>);
+    impl std::io::Write for NoSeek {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut zip = zip::ZipWriter::new_stream(NoSeek(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o755);
+    for (path, bytes) in files {
+        zip.start_file(*path, opts).unwrap();
+        std::io::Write::write_all(&mut zip, bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner().0
+}
+
+/// `zip` with the central-directory record of `name` removed (the end record fixed up): the
+/// member still streams, but `pip`, which reads the directory, would not install it.
+fn without_directory_entry(zip: &[u8], name: &str) -> Vec<u8> {
+    let eocd = zip.len() - 22;
+    assert_eq!(&zip[eocd..eocd + 4], b"PK\x05\x06");
+    let u16_at = |i: usize| u16::from_le_bytes([zip[i], zip[i + 1]]) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(zip[i..i + 4].try_into().unwrap()) as usize;
+    let (count, cd_size, cd_start) = (u16_at(eocd + 10), u32_at(eocd + 12), u32_at(eocd + 16));
+    let mut directory = Vec::new();
+    let mut at = cd_start;
+    let mut kept = 0u16;
+    for _ in 0..count {
+        let len = 46 + u16_at(at + 28) + u16_at(at + 30) + u16_at(at + 32);
+        let entry_name = &zip[at + 46..at + 46 + u16_at(at + 28)];
+        if entry_name != name.as_bytes() {
+            directory.extend_from_slice(&zip[at..at + len]);
+            kept += 1;
+        }
+        at += len;
+    }
+    assert_eq!(at, cd_start + cd_size);
+    assert_eq!(kept as usize, count - 1, "{name} is in the directory");
+    let mut out = zip[..cd_start].to_vec();
+    out.extend_from_slice(&directory);
+    let mut end = zip[eocd..].to_vec();
+    end[8..10].copy_from_slice(&kept.to_le_bytes());
+    end[10..12].copy_from_slice(&kept.to_le_bytes());
+    end[12..16].copy_from_slice(&(directory.len() as u32).to_le_bytes());
+    out.extend_from_slice(&end);
+    out
+}
+
+fn wheel_component(w: &World, id: &str, name: &str, whl: &[u8]) -> TestComponent {
+    w.server.put(name, whl.to_vec());
+    TestComponent {
+        id: id.into(),
+        version: "1.0".into(),
+        url: w.server.url(name),
+        sha256: sha256_hex(whl),
+        size: whl.len() as u64,
+        unpacked: 1 << 20,
+        format: "wheel",
+        origin: "vendor",
+        provides: vec![],
+    }
+}
+
+#[test]
+fn wheels_stream_into_the_store_in_one_pass() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let lib: Vec<u8> = (0..200_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect();
+    // One wheel as `pip wheel` writes it (sizes in the local headers), one with data
+    // descriptors, in one install.
+    let ort = wheel(&[
+        (
+            "onnxruntime/capi/libonnxruntime.so.1.9.0",
+            b"ort in a wheel",
+        ),
+        ("onnxruntime/__init__.py", b"print()"),
+    ]);
+    let cuda = streamed_wheel(&[
+        ("nvidia/cublas/__init__.py", b""),
+        ("nvidia/cublas/lib/libcublas.so.12", &lib),
+        ("nvidia_cublas-12.dist-info/RECORD", b"record"),
+    ]);
+    let m = parse_manifest(&manifest_toml(
+        "1",
+        &[
+            wheel_component(&w, "ort", "ort-1.whl", &ort),
+            wheel_component(&w, "cublas", "cublas-12.whl", &cuda),
+        ],
+    ))
+    .unwrap();
+    w.run(&m, |_| {}).unwrap();
+    let a = activate_at(&w.root()).unwrap();
+    assert_eq!(std::fs::read(&a.ort_library).unwrap(), b"ort in a wheel");
+    let cublas = a.ort_library.parent().unwrap().join("libcublas.so.12");
+    assert_eq!(std::fs::read(&cublas).unwrap(), lib);
+    // Executable, as the central directory (arriving after the data) says.
+    let mode = std::fs::metadata(&cublas).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o555, "{mode:o}");
+    // Only the selected members were written.
+    let store = Store::open(w.root()).unwrap();
+    let meta = store.component(&sha256_hex(&cuda)).unwrap();
+    let paths: Vec<&str> = meta.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "nvidia",
+            "nvidia/cublas",
+            "nvidia/cublas/lib",
+            "nvidia/cublas/lib/libcublas.so.12"
+        ]
+    );
+    // Nothing kept: no wheel file, no partial download.
+    assert!(
+        leftovers(&w.root()).is_empty(),
+        "{:?}",
+        leftovers(&w.root())
+    );
+    assert_eq!(w.server.log().len(), 2, "{:?}", w.server.log());
+}
+
+#[test]
+fn a_wheel_member_missing_from_the_central_directory_refuses_the_component() {
+    let w = World::new();
+    // The hidden library streams (local header and data are intact), but pip would not
+    // install it: the directory does not list it.
+    let good = wheel(&[
+        ("onnxruntime/capi/libonnxruntime.so.1.9.0", b"ort"),
+        ("onnxruntime/capi/libhidden.so", b"not listed"),
+    ]);
+    let hostile = without_directory_entry(&good, "onnxruntime/capi/libhidden.so");
+    let m = parse_manifest(&manifest_toml(
+        "1",
+        &[wheel_component(&w, "ort", "ort-1.whl", &hostile)],
+    ))
+    .unwrap();
+    let err = w.run(&m, |_| {}).unwrap_err();
+    let text = format!("{err:?} {}", error_chain(&err));
+    assert!(
+        text.contains("onnxruntime/capi/libhidden.so") && text.contains("not in the central"),
+        "{text}"
+    );
+    let store = Store::open(w.root()).unwrap();
+    assert!(!store.has_component(&sha256_hex(&hostile)));
+    assert!(store.current_id().unwrap().is_none());
+    // No temporary component left behind.
+    let left: Vec<_> = std::fs::read_dir(w.root().join("store"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -66,6 +66,11 @@ pub enum UnpackError {
     ArchiveTooLong { actual: u64, limit: u64 },
     #[error("archive entry `{entry}`: {detail}")]
     Unsupported { entry: String, detail: String },
+    #[error(
+        "zip member `{entry}` {detail}; pip installs what the central directory lists, so the \
+         wheel is refused"
+    )]
+    ZipListing { entry: String, detail: String },
     #[error("the archive holds none of the files this component needs ({what})")]
     NothingSelected { what: String },
     #[error("reading the archive failed")]

@@ -33,10 +33,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Starts writeback of `len` bytes of `file` from `offset` (0 = to the end) without waiting
-/// for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the [`syncfs`] that makes a
-/// component durable finds little left to write. Durability still comes from that `syncfs`:
+/// for it (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the [`sync_file`] that makes a
+/// component durable finds little left to write. Durability still comes from that `fsync`:
 /// this flushes neither metadata nor the disk's cache. Best effort: a file system without it
-/// just leaves the work to `syncfs`.
+/// just leaves the work to the final `fsync`.
 pub(crate) fn start_writeback(file: &impl AsFd, offset: u64, len: u64) {
     let (Ok(offset), Ok(len)) = (
         libc::off64_t::try_from(offset),
@@ -56,13 +56,16 @@ pub(crate) fn start_writeback(file: &impl AsFd, offset: u64, len: u64) {
     }
 }
 
-/// Makes everything written on the file system that holds `dir` durable (`syncfs(2)`): the
-/// data, inodes and directory entries of a whole unpacked component in one call instead of
-/// one `fsync` per file and directory. Reports write-back errors (Linux 5.8+).
-pub(crate) fn syncfs(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from))
-        .map_err(io_err("syncing the file system of", dir))
+/// Makes a file the store wrote durable (`fsync` through a read-only descriptor; the last
+/// component is not followed).
+pub(crate) fn sync_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err("syncing", path))
 }
 
 /// Points the symlink `link` at `target` in one `rename(2)`: readers see the old target or the

@@ -64,9 +64,9 @@ pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{
     check_app_name, install_root, is_library_name, seed_info_path, ArchiveCheck, FaultPoint,
     GcReport, InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store, StoredComponent,
-    DEFAULT_APP, HOME_ENV,
+    ZipListedMembers, ZipStream, DEFAULT_APP, HOME_ENV,
 };
 pub use unpack::{
     unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,
-    UnpackReport, UnpackedEntry,
+    UnpackReport, UnpackedEntry, ZipListedMember,
 };

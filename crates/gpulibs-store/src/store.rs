@@ -20,7 +20,7 @@ use crate::record::{
 };
 use crate::reuse;
 use crate::unpack::{
-    self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport,
+    self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember,
 };
 
 /// The app name used when none is given: the root is `$XDG_DATA_HOME/gpulibs/gpu-libs`.
@@ -1138,6 +1138,43 @@ impl Stager<'_> {
         self.verified(actual, ArchiveFormat::Wheel, report)
     }
 
+    /// Unpacks a zip (a wheel) while it streams, in one pass: `stream` feeds every member, in
+    /// archive order, to [`ZipStream::member`] (which writes the ones `select` accepts, under
+    /// the same rules and limits as [`unpack_wheel`](Self::unpack_wheel)), and returns the
+    /// members as they streamed and the central directory that followed them
+    /// (`gpulibs_fetch::read_zip_stream_listed` gives both). The component is refused unless
+    /// the directory lists exactly the streamed members, each at its offset with its size and
+    /// CRC-32 — what `pip`, which trusts the directory, would install.
+    ///
+    /// The stager never sees the raw archive, so it cannot hash it: this is only for a caller
+    /// whose reader verifies the sha256 while streaming and ends only when it matched
+    /// ([`ArchiveCheck::VerifiedByReader`]), and whose `stream` returns only after reading that
+    /// reader to its end (as `read_zip_stream_listed` does). A caller with a file and no such
+    /// guarantee uses [`unpack_wheel`](Self::unpack_wheel).
+    pub fn unpack_zip_stream(
+        &mut self,
+        select: &dyn Fn(&str) -> bool,
+        stream: impl FnOnce(&mut ZipStream<'_>) -> Result<ZipListedMembers>,
+    ) -> Result<&UnpackReport> {
+        let dest = self.dir();
+        let limits = self.limits.clone();
+        let report = {
+            let unpacker = unpack::ZipStreamUnpacker::new(&dest, &limits, select)
+                .map_err(|e| self.unpack_err(e))?;
+            let mut zip = ZipStream {
+                inner: unpacker,
+                store: self.store,
+                sha256: &self.sha256,
+                dir: &dest,
+            };
+            let listed = stream(&mut zip)?;
+            zip.inner
+                .finish(&listed.streamed, &listed.central)
+                .map_err(|e| self.unpack_err(e))?
+        };
+        Ok(&self.unpacked.insert((ArchiveFormat::Wheel, report)).1)
+    }
+
     fn verified(
         &mut self,
         actual: String,
@@ -1168,9 +1205,17 @@ impl Stager<'_> {
             unpacked_bytes: report.unpacked_bytes,
             entries: report.entries,
         };
-        // Durable before it can become visible: one syncfs covers every file's data (whose
-        // writeback started as it was written), the inodes and the directories of the tree.
-        fsx::syncfs(&self.dir())?;
+        // Durable before it can become visible: every file (whose writeback started as it was
+        // written, so this mostly waits for the tail) and every directory of the tree.
+        let tree = self.dir();
+        for e in &meta.entries {
+            match e.kind {
+                EntryKind::File => fsx::sync_file(&tree.join(&e.path))?,
+                EntryKind::Dir => fsx::sync_dir(&tree.join(&e.path))?,
+                EntryKind::Symlink => {}
+            }
+        }
+        fsx::sync_dir(&tree)?;
         let json = serde_json::to_vec_pretty(&meta).expect("plain structs serialize");
         fsx::write_atomic(&self.tmp.join(COMPONENT_META), &json)?;
         self.store.step(FaultPoint::ComponentUnpacked)?;
@@ -1192,6 +1237,37 @@ impl Drop for Stager<'_> {
             let _ = fs::remove_dir_all(&self.tmp);
         }
     }
+}
+
+/// A zip being unpacked as it streams ([`Stager::unpack_zip_stream`]).
+pub struct ZipStream<'a> {
+    inner: unpack::ZipStreamUnpacker<'a>,
+    store: &'a Store,
+    sha256: &'a str,
+    dir: &'a Path,
+}
+
+impl ZipStream<'_> {
+    /// The next member in archive order: its name, its size when the local header gives it
+    /// (`None` with a data descriptor), and a reader of its uncompressed bytes. Selected
+    /// regular files are written; every name is checked.
+    pub fn member(&mut self, name: &str, size: Option<u64>, data: &mut dyn Read) -> Result<()> {
+        self.inner
+            .member(name, size, data)
+            .map_err(|source| StoreError::Unpack {
+                sha256: self.sha256.to_string(),
+                path: self.dir.to_path_buf(),
+                source,
+            })?;
+        self.store.step(FaultPoint::EntryUnpacked)
+    }
+}
+
+/// A zip's members as they streamed and as its central directory lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZipListedMembers {
+    pub streamed: Vec<ZipListedMember>,
+    pub central: Vec<ZipListedMember>,
 }
 
 /// Who proves that the archive bytes a [`Stager`] reads are the ones its sha256 names.

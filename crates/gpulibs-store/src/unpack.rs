@@ -143,7 +143,7 @@ pub(crate) fn unpack_tar_observed(
         match kind {
             T::Regular | T::Continuous => {
                 let path = normalize(&raw_name)?;
-                tree.file(&path, &name, declared, mode & 0o111 != 0, &mut entry)?;
+                tree.file(&path, &name, Some(declared), mode & 0o111 != 0, &mut entry)?;
             }
             T::Directory => {
                 let path = normalize(&raw_name)?;
@@ -223,23 +223,13 @@ pub fn unpack_wheel(
             continue;
         }
         let mode = member.unix_mode().unwrap_or(0o644);
-        let file_type = mode & 0o170000;
-        if file_type != 0 && file_type != 0o100000 {
-            let kind = match file_type {
-                0o120000 => "symlink (wheels install no links)",
-                0o020000 => "character device",
-                0o060000 => "block device",
-                0o010000 => "fifo",
-                _ => "special file",
-            };
-            return Err(special(name, kind));
-        }
+        check_zip_mode(&name, mode)?;
         if !select(&path.join("/")) {
             continue;
         }
         selected += 1;
         let declared = member.size();
-        tree.file(&path, &name, declared, mode & 0o111 != 0, &mut member)?;
+        tree.file(&path, &name, Some(declared), mode & 0o111 != 0, &mut member)?;
     }
     if selected == 0 {
         return Err(UnpackError::NothingSelected {
@@ -247,6 +237,202 @@ pub fn unpack_wheel(
         });
     }
     tree.finish()
+}
+
+/// Refuses a zip member whose mode (from the central directory) is not a regular file.
+fn check_zip_mode(name: &str, mode: u32) -> Result<(), UnpackError> {
+    let file_type = mode & 0o170000;
+    let dir = file_type == 0o040000 && name.ends_with('/');
+    if file_type != 0 && file_type != 0o100000 && !dir {
+        let kind = match file_type {
+            0o120000 => "symlink (wheels install no links)",
+            0o020000 => "character device",
+            0o060000 => "block device",
+            0o010000 => "fifo",
+            _ => "special file",
+        };
+        return Err(special(name.to_string(), kind));
+    }
+    Ok(())
+}
+
+/// One zip member as a streaming reader saw it (local header, data descriptor) or as the
+/// central directory lists it (`gpulibs_fetch::ZipEntry`, converted by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipListedMember {
+    pub name: String,
+    /// Offset of the member's local header in the zip.
+    pub offset: u64,
+    pub crc32: u32,
+    pub size: u64,
+    /// Unix mode from the central directory, when the zip was made on Unix.
+    pub unix_mode: Option<u32>,
+}
+
+/// Unpacks zip members as they stream (a wheel from the network), then checks them against
+/// the central directory, which arrives last. Same rules as [`unpack_wheel`]: every name is
+/// checked, selected or not; only selected regular files are written, each held to its size
+/// and the budget as it is written; special files and links (by the directory's modes) refuse
+/// the archive.
+pub(crate) struct ZipStreamUnpacker<'a> {
+    tree: Tree<'a>,
+    select: &'a dyn Fn(&str) -> bool,
+    /// Members seen, in order.
+    seen: Vec<String>,
+    /// What was written, by member name: path, CRC-32 and size of the bytes on disk.
+    written: BTreeMap<String, (Vec<String>, u32, u64)>,
+}
+
+impl<'a> ZipStreamUnpacker<'a> {
+    pub(crate) fn new(
+        dest: &Path,
+        limits: &'a UnpackLimits,
+        select: &'a dyn Fn(&str) -> bool,
+    ) -> Result<Self, UnpackError> {
+        Ok(Self {
+            tree: Tree::open(dest, limits)?,
+            select,
+            seen: Vec::new(),
+            written: BTreeMap::new(),
+        })
+    }
+
+    /// One member, in stream order: `size` from its local header (`None` with a data
+    /// descriptor), `data` its uncompressed bytes.
+    pub(crate) fn member(
+        &mut self,
+        name: &str,
+        size: Option<u64>,
+        data: &mut dyn Read,
+    ) -> Result<(), UnpackError> {
+        self.tree.count_entry()?;
+        self.seen.push(name.to_string());
+        let path = normalize(name.as_bytes())?;
+        if name.ends_with('/') || path.is_empty() {
+            return Ok(());
+        }
+        if !(self.select)(&path.join("/")) {
+            return Ok(());
+        }
+        let mut crc = CrcReader {
+            inner: data,
+            crc: flate2::Crc::new(),
+        };
+        self.tree.file(&path, name, size, false, &mut crc)?;
+        let written = match self.tree.nodes.get(&path) {
+            Some(Node::File { size, .. }) => *size,
+            _ => 0,
+        };
+        self.written
+            .insert(name.to_string(), (path, crc.crc.sum(), written));
+        Ok(())
+    }
+
+    /// Checks the members as they streamed against the central directory: each streamed
+    /// member listed once, under its name, at its offset, with its CRC-32 and size; nothing
+    /// listed that did not stream; the files written are those bytes. Then applies the
+    /// directory's modes (special files refused, executables marked).
+    pub(crate) fn finish(
+        mut self,
+        streamed: &[ZipListedMember],
+        central: &[ZipListedMember],
+    ) -> Result<UnpackReport, UnpackError> {
+        let mismatch = |entry: &str, detail: String| UnpackError::ZipListing {
+            entry: entry.to_string(),
+            detail,
+        };
+        if streamed.len() != self.seen.len()
+            || streamed.iter().zip(&self.seen).any(|(s, n)| s.name != *n)
+        {
+            return Err(mismatch(
+                "",
+                format!(
+                    "list of {} streamed members does not match the {} unpacked",
+                    streamed.len(),
+                    self.seen.len()
+                ),
+            ));
+        }
+        let mut by_offset: BTreeMap<u64, &ZipListedMember> = BTreeMap::new();
+        let mut names = std::collections::BTreeSet::new();
+        for c in central {
+            if by_offset.insert(c.offset, c).is_some() || !names.insert(c.name.as_str()) {
+                return Err(mismatch(&c.name, "is listed twice".into()));
+            }
+        }
+        for s in streamed {
+            let Some(c) = by_offset.remove(&s.offset) else {
+                return Err(mismatch(
+                    &s.name,
+                    format!("(at offset {}) is not in the central directory", s.offset),
+                ));
+            };
+            if c.name != s.name {
+                return Err(mismatch(
+                    &s.name,
+                    format!("(at offset {}) is listed as `{}`", s.offset, c.name),
+                ));
+            }
+            if (c.crc32, c.size) != (s.crc32, s.size) {
+                return Err(mismatch(
+                    &s.name,
+                    format!(
+                        "streamed {} bytes with CRC-32 {:08x}; the central directory lists {} \
+                         bytes with {:08x}",
+                        s.size, s.crc32, c.size, c.crc32
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = by_offset.values().next() {
+            return Err(mismatch(
+                &c.name,
+                format!(
+                    "is in the central directory (offset {}) but did not stream",
+                    c.offset
+                ),
+            ));
+        }
+        for c in central {
+            check_zip_mode(&c.name, c.unix_mode.unwrap_or(0o644))?;
+            if let Some((path, crc, size)) = self.written.get(&c.name) {
+                if (*crc, *size) != (c.crc32, c.size) {
+                    return Err(mismatch(
+                        &c.name,
+                        format!(
+                            "was written as {size} bytes with CRC-32 {crc:08x}; the central \
+                             directory lists {} bytes with {:08x}",
+                            c.size, c.crc32
+                        ),
+                    ));
+                }
+                if c.unix_mode.unwrap_or(0) & 0o111 != 0 {
+                    let path = path.clone();
+                    self.tree.set_executable(&path, &c.name)?;
+                }
+            }
+        }
+        if self.written.is_empty() {
+            return Err(UnpackError::NothingSelected {
+                what: "no member matched the wheel filter".into(),
+            });
+        }
+        self.tree.finish()
+    }
+}
+
+/// CRC-32 of what passes, independently of the zip reader's own check.
+struct CrcReader<'a> {
+    inner: &'a mut dyn Read,
+    crc: flate2::Crc,
+}
+
+impl Read for CrcReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 fn read_err(e: io::Error) -> UnpackError {
@@ -389,16 +575,21 @@ impl<'a> Tree<'a> {
         Ok(())
     }
 
+    /// Writes one regular file. `declared` is the size the archive gives before the data;
+    /// `None` when it comes after (a zip member with a data descriptor): the data is then held
+    /// to the manifest's size for the file, or else to what is left of the budget, as it is
+    /// read.
     fn file(
         &mut self,
         path: &[String],
         entry: &str,
-        declared: u64,
+        declared: Option<u64>,
         executable: bool,
         data: &mut dyn Read,
     ) -> Result<(), UnpackError> {
         self.claim(path, entry)?;
-        if let Some(&expected) = self.limits.file_sizes.get(&path.join("/")) {
+        let listed = self.limits.file_sizes.get(&path.join("/")).copied();
+        if let (Some(declared), Some(expected)) = (declared, listed) {
             if declared != expected {
                 return Err(UnpackError::SizeMismatch {
                     entry: entry.to_string(),
@@ -409,10 +600,11 @@ impl<'a> Tree<'a> {
         }
         let budget = self.limits.max_unpacked_bytes;
         let remaining = budget.saturating_sub(self.written);
-        if declared > remaining {
+        let cap = declared.or(listed).unwrap_or(remaining);
+        if cap > remaining {
             return Err(UnpackError::SizeBudget {
                 entry: entry.to_string(),
-                declared,
+                declared: cap,
                 remaining,
                 budget,
             });
@@ -434,22 +626,34 @@ impl<'a> Tree<'a> {
         let mut out = File::from(fd);
         // One byte more than declared tells a lying size (zip) from an honest one.
         let copied =
-            copy(&mut data.take(declared.saturating_add(1)), &mut out).map_err(|e| match e {
+            copy(&mut data.take(cap.saturating_add(1)), &mut out).map_err(|e| match e {
                 CopyError::Read(e) => UnpackError::Read(e),
                 CopyError::Write(e) => self.write_err(path, e),
             })?;
-        if copied != declared {
-            return Err(UnpackError::SizeMismatch {
-                entry: entry.to_string(),
-                declared: copied,
-                expected: declared,
-            });
+        match (declared, listed) {
+            (None, None) if copied > cap => {
+                return Err(UnpackError::SizeBudget {
+                    entry: entry.to_string(),
+                    declared: copied,
+                    remaining,
+                    budget,
+                })
+            }
+            (None, None) => {}
+            _ if copied != cap => {
+                return Err(UnpackError::SizeMismatch {
+                    entry: entry.to_string(),
+                    declared: copied,
+                    expected: cap,
+                })
+            }
+            _ => {}
         }
         let mode = if executable { 0o555 } else { 0o444 };
         rustix::fs::fchmod(out.as_fd(), Mode::from_raw_mode(mode))
             .map_err(|e| self.write_err(path, e))?;
-        // Not durable yet: the stager's commit makes the whole tree durable with one syncfs
-        // before the rename that publishes it. Start writing the tail now.
+        // Not durable yet: the stager's commit fsyncs every file and directory before the rename
+        // that publishes the tree. Start writing the tail now.
         crate::fsx::start_writeback(&out, copied & !(WRITEBACK_STEP - 1), 0);
         self.written += copied;
         self.nodes.insert(
@@ -457,6 +661,33 @@ impl<'a> Tree<'a> {
             Node::File {
                 size: copied,
                 executable,
+            },
+        );
+        Ok(())
+    }
+
+    /// Makes a file this tree wrote executable (`0o555`): a zip says so only in its central
+    /// directory, after the data.
+    fn set_executable(&mut self, path: &[String], entry: &str) -> Result<(), UnpackError> {
+        let Some(Node::File { size, .. }) = self.nodes.get(path).cloned() else {
+            return Err(UnpackError::Duplicate {
+                entry: entry.to_string(),
+            });
+        };
+        let parent = self.parent_fd(path, entry)?;
+        let fd = rustix::fs::openat(
+            &parent,
+            path[path.len() - 1].as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.write_err(path, e))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o555)).map_err(|e| self.write_err(path, e))?;
+        self.nodes.insert(
+            path.to_vec(),
+            Node::File {
+                size,
+                executable: true,
             },
         );
         Ok(())
@@ -604,7 +835,7 @@ enum CopyError {
 
 /// Writeback of a file being written is started every this many bytes (a power of two), so
 /// that dirty pages go to disk while the archive is still arriving instead of piling up for
-/// the final `syncfs`.
+/// the final `fsync`s.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
 fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
