@@ -94,20 +94,17 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     };
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
-    // A local manifest whose archive URLs are bare file names (what `gpulibs package` writes
-    // without --base-url) is served from its own directory.
+    // A local manifest whose archive URLs are relative (bare file names: what `gpulibs package`
+    // writes without --base-url) is served from its own directory. A URL manifest's relative
+    // URLs were made absolute against its URL when it was read, so it has no directory here.
     req.offline_dir = args.offline.clone().or_else(|| {
-        let path = args.manifest.manifest.as_ref()?;
+        let dir = planned.manifest_dir.as_ref()?;
         let relative = planned
             .manifest
             .components
             .iter()
             .any(|c| !c.archive.url.contains("://") && !c.archive.url.starts_with("pip:"));
-        relative.then(|| {
-            path.parent()
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_default()
-        })
+        relative.then(|| dir.clone())
     });
     req.jobs = args.jobs.max(1);
     req.wait_for_lock = !args.no_wait;

@@ -1,28 +1,35 @@
-//! What `plan` and `install` share: reading the manifest (or building the embedded default),
-//! checking its signature, describing this machine, and calling the planner.
+//! What `plan` and `install` share: reading the manifest (a file, an `http(s)://` URL, or the
+//! embedded default), checking its signature, making a URL manifest's relative archive URLs
+//! absolute, describing this machine, and calling the planner.
 
 use std::path::{Path, PathBuf};
 
 use gpulibs_detect::{detect, ComputeCapability, CudaVersion, DetectOptions};
-use gpulibs_plan::{
-    check_signature, parse_manifest_bytes, plan_with_trust, DriverVersion, Host, Manifest, Plan,
-    Policy, SystemInventory, Trust,
+use gpulibs_fetch::{
+    fetch_document, resolve_url, FetchError, FetchOptions, NetworkEnv, DOCUMENT_MAX_BYTES,
 };
-use gpulibs_sources::{embedded_default, CoverageTable, SystemSearch};
+use gpulibs_plan::{
+    check_signature, human_bytes, parse_manifest_bytes, plan_with_trust, DriverVersion, Host,
+    Manifest, Plan, Policy, SystemInventory, Trust,
+};
+use gpulibs_sources::{embedded_default, CoverageTable, SystemSearch, PIP_URL_SCHEME};
 
 use crate::error::CliError;
 
 /// Where the manifest comes from and how far to trust it.
 #[derive(Debug, clap::Args)]
 pub struct ManifestArgs {
-    /// The vendor's release manifest (TOML). Without it, gpulibs plans from the official ONNX
-    /// Runtime wheels, whose kernel coverage is measured and built into gpulibs.
-    #[arg(long, value_name = "PATH")]
-    pub manifest: Option<PathBuf>,
+    /// The vendor's release manifest (TOML): a path or an `http(s)://` URL. Relative archive
+    /// URLs in it are relative to the manifest (its directory, or its URL). Without it, gpulibs
+    /// plans from the official ONNX Runtime wheels, whose kernel coverage is measured and built
+    /// into gpulibs.
+    #[arg(long, value_name = "URL|PATH")]
+    pub manifest: Option<String>,
 
-    /// The manifest's minisign signature (default: the manifest's path + `.minisig`).
-    #[arg(long, value_name = "PATH")]
-    pub signature: Option<PathBuf>,
+    /// The manifest's minisign signature, a path or an `http(s)://` URL (default: the
+    /// manifest's path or URL + `.minisig`; when that is missing, the manifest is unsigned).
+    #[arg(long, value_name = "URL|PATH")]
+    pub signature: Option<String>,
 
     /// The public key the app pins (minisign format, `RW…`).
     #[arg(
@@ -71,8 +78,12 @@ pub struct HostArgs {
 pub struct Planned {
     pub manifest: Manifest,
     pub trust: Trust,
-    /// `embedded` or the manifest's path.
+    /// `embedded`, the manifest's path or its URL.
     pub manifest_source: String,
+    /// The directory of a local manifest: archives with relative URLs are read from there. `None`
+    /// for the embedded manifest and for a URL manifest (whose relative URLs were made absolute
+    /// against its URL when it was read).
+    pub manifest_dir: Option<PathBuf>,
     pub plan: Plan,
 }
 
@@ -86,46 +97,158 @@ fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-fn load_manifest(args: &ManifestArgs) -> Result<(Manifest, Trust, String), CliError> {
-    let Some(path) = &args.manifest else {
-        let manifest = embedded_default(CoverageTable::embedded());
-        return Ok((
-            manifest,
-            Trust::BuiltLocally,
-            "embedded (official ONNX Runtime wheels through pip)".into(),
-        ));
-    };
-    let bytes = read(path)?;
-    let sig_path = args.signature.clone().unwrap_or_else(|| {
-        let mut p = path.clone().into_os_string();
-        p.push(".minisig");
-        PathBuf::from(p)
-    });
-    let signature = match std::fs::read_to_string(&sig_path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.signature.is_none() => None,
-        Err(e) => {
-            return Err(CliError::new(std::io::Error::new(
-                e.kind(),
-                format!("cannot read {}: {e}", sig_path.display()),
-            )))
+/// The most bytes read for a signature: a minisign signature is a few hundred.
+const SIGNATURE_MAX_BYTES: u64 = 64 * 1024;
+
+fn is_url(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+/// Downloads a manifest or signature with the user's proxies and CA bundles; `None` on 404.
+fn download(url: &str, max_bytes: u64, what: &str) -> Result<Option<Vec<u8>>, CliError> {
+    let mut opts = FetchOptions::new(std::env::temp_dir());
+    opts.network = NetworkEnv::from_env();
+    fetch_document(url, max_bytes, &opts).map_err(|e| match e {
+        FetchError::TooLarge { .. } => CliError::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "the {what} at {url} is larger than {} ({max_bytes} bytes), the most gpulibs \
+                 reads for one: refused",
+                human_bytes(max_bytes)
+            ),
+        ))
+        .with_hint(format!(
+            "check the URL given to --{what}: it serves something else"
+        )),
+        e => CliError::new(e).with_hint(format!(
+            "check the URL given to --{what} and the network or proxy settings (HTTPS_PROXY, \
+             NO_PROXY, SSL_CERT_FILE)"
+        )),
+    })
+}
+
+/// The signature text from `spec` (a path or URL). A missing file or a 404 is `None` when the
+/// location is the default one (`explicit` false); an explicit `--signature` must exist.
+fn read_signature(spec: &str, explicit: bool) -> Result<Option<String>, CliError> {
+    let bytes = if is_url(spec) {
+        match download(spec, SIGNATURE_MAX_BYTES, "signature")? {
+            Some(bytes) => bytes,
+            None if explicit => {
+                return Err(CliError::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no signature at {spec} (HTTP 404)"),
+                ))
+                .with_hint("check the URL given to --signature"))
+            }
+            None => return Ok(None),
+        }
+    } else {
+        match std::fs::read(spec) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
+            Err(e) => {
+                return Err(CliError::new(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot read {spec}: {e}"),
+                ))
+                .with_hint("check the path given to --signature"))
+            }
         }
     };
-    let trust = check_signature(&bytes, signature.as_deref(), args.public_key.as_deref(), args.allow_unsigned)
-        .map_err(|e| {
-            CliError::new(e).with_hint(format!(
-                "the manifest {} is not trusted: pin the vendor's key with --public-key or GPULIBS_PUBLIC_KEY, \
-                 or pass --allow-unsigned if you know where it came from",
-                path.display()
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Makes every relative archive URL (and mirror) of a manifest read from `base` absolute
+/// against it (RFC 3986: `a.tar.zst` next to `https://h/rel/manifest.toml` is
+/// `https://h/rel/a.tar.zst`). Absolute URLs and `pip:` placeholders are left as they are.
+pub fn absolutize_urls(manifest: &mut Manifest, base: &str) {
+    let resolve = |url: &mut String| {
+        if url.starts_with(PIP_URL_SCHEME) {
+            return;
+        }
+        if let Some(absolute) = resolve_url(base, url) {
+            *url = absolute;
+        }
+    };
+    for component in &mut manifest.components {
+        resolve(&mut component.archive.url);
+        component.archive.mirrors.iter_mut().for_each(resolve);
+    }
+}
+
+struct Loaded {
+    manifest: Manifest,
+    trust: Trust,
+    source: String,
+    dir: Option<PathBuf>,
+}
+
+fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
+    let Some(spec) = &args.manifest else {
+        return Ok(Loaded {
+            manifest: embedded_default(CoverageTable::embedded()),
+            trust: Trust::BuiltLocally,
+            source: "embedded (official ONNX Runtime wheels through pip)".into(),
+            dir: None,
+        });
+    };
+    let remote = is_url(spec);
+    let (bytes, source, dir) = if remote {
+        let bytes = download(spec, DOCUMENT_MAX_BYTES, "manifest")?.ok_or_else(|| {
+            CliError::new(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no manifest at {spec} (HTTP 404)"),
             ))
+            .with_hint("check the URL given to --manifest")
         })?;
-    let manifest = parse_manifest_bytes(&bytes).map_err(|e| {
+        (bytes, spec.clone(), None)
+    } else {
+        let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
+        let bytes = read(&path)?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        (bytes, path.display().to_string(), Some(dir))
+    };
+    let sig_spec = args
+        .signature
+        .clone()
+        .unwrap_or_else(|| format!("{source}.minisig"));
+    let signature = read_signature(&sig_spec, args.signature.is_some())?;
+    let missing = if signature.is_none() {
+        format!(" (no signature at {sig_spec})")
+    } else {
+        String::new()
+    };
+    let trust = check_signature(
+        &bytes,
+        signature.as_deref(),
+        args.public_key.as_deref(),
+        args.allow_unsigned,
+    )
+    .map_err(|e| {
         CliError::new(e).with_hint(format!(
-            "{} is not a gpulibs release manifest this version reads",
-            path.display()
+            "the manifest {source}{missing} is not trusted: pin the vendor's key with \
+             --public-key or GPULIBS_PUBLIC_KEY, or pass --allow-unsigned if you know where it \
+             came from"
         ))
     })?;
-    Ok((manifest, trust, path.display().to_string()))
+    let mut manifest = parse_manifest_bytes(&bytes).map_err(|e| {
+        CliError::new(e).with_hint(format!(
+            "{source} is not a gpulibs release manifest this version reads"
+        ))
+    })?;
+    if remote {
+        absolutize_urls(&mut manifest, spec);
+    }
+    Ok(Loaded {
+        manifest,
+        trust,
+        source,
+        dir,
+    })
 }
 
 fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<Host, CliError> {
@@ -152,7 +275,12 @@ pub fn make_plan(
     h: &HostArgs,
     free_disk_bytes: Option<u64>,
 ) -> Result<Planned, CliError> {
-    let (manifest, trust, manifest_source) = load_manifest(m)?;
+    let Loaded {
+        manifest,
+        trust,
+        source: manifest_source,
+        dir: manifest_dir,
+    } = load_manifest(m)?;
     let host = host(h, free_disk_bytes)?;
     let system = if h.no_reuse {
         SystemInventory::default()
@@ -171,6 +299,7 @@ pub fn make_plan(
         manifest,
         trust,
         manifest_source,
+        manifest_dir,
         plan,
     })
 }
