@@ -1,16 +1,22 @@
 //! Copying a release (manifest, signature, archives) into a directory: offline installs and LAN
 //! mirrors.
 //!
-//! The source is a manifest file or a directory holding `manifest.toml` (a manifest on a server
-//! is downloaded first, with its signature: `gpulibs-fetch` needs a digest before it downloads,
-//! and a manifest has none). Archive URLs that are relative resolve against the manifest's
-//! directory; `http(s)://` ones are downloaded with `gpulibs-fetch` (mirrors in order, resumed,
-//! proxies from the environment).
-//! Local files are copied, remote ones downloaded with `gpulibs-fetch`; either way every archive
+//! The source is a manifest file, a directory holding `manifest.toml`, or an `http(s)://` URL
+//! of a manifest (downloaded with `gpulibs-fetch`'s document fetch, with `<url>.minisig` when
+//! the server has one). Archive URLs (and mirrors) that are relative resolve against the
+//! manifest's directory or URL; `http(s)://` ones are downloaded with `gpulibs-fetch` (mirrors
+//! in order, resumed, proxies from the environment), local ones copied. Either way every archive
 //! is checked against the manifest's sha256 and size before it is given its final name, and
-//! files already present with the right digest are not copied again. The manifest is copied
-//! byte for byte (its signature stays valid); archives are stored under their URL's file name,
-//! so the mirror directory serves the release as is.
+//! files already present with the right digest are neither copied nor downloaded again.
+//!
+//! Archives are stored under their URL's file name, and DEST gets a `manifest.toml` whose archive
+//! URLs are those bare file names, so DEST serves the release as is (over HTTP, or with
+//! `gpulibs install --offline DEST`). When the source's URLs already are bare file names (what
+//! `gpulibs package` writes without `--base-url`) the manifest is copied byte for byte and its
+//! signature stays valid. Otherwise the rewritten `manifest.toml` is unsigned, and the source's
+//! manifest and signature are kept beside it as `manifest.upstream.toml[.minisig]`: a signed
+//! manifest that `gpulibs install --offline DEST --manifest DEST/manifest.upstream.toml` still
+//! verifies (offline files are found by file name).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -27,6 +33,10 @@ use crate::PackageError;
 pub struct MirrorReport {
     pub manifest: PathBuf,
     pub signature: Option<PathBuf>,
+    /// The source's manifest (and its signature, `.minisig` next to it) kept byte for byte when
+    /// `manifest` had to be rewritten with bare file names (it is then unsigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_manifest: Option<PathBuf>,
     /// (file, bytes, copied now: false when it was already there and verified).
     pub artifacts: Vec<(PathBuf, u64, bool)>,
 }
@@ -42,101 +52,212 @@ fn is_remote(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-/// An archive URL as a local path or a remote URL; relative ones are relative to `base`.
-fn resolve(base: &Path, url: &str) -> String {
-    if is_remote(url) || url.starts_with('/') {
-        return url.to_string();
-    }
-    if let Some(p) = url.strip_prefix("file://") {
-        return p.to_string();
-    }
-    base.join(url).to_string_lossy().into_owned()
+/// Where the manifest was read from: relative archive URLs resolve against it.
+enum Base {
+    Dir(PathBuf),
+    Url(String),
 }
 
-/// Copies a release to `dest` (created if needed): see the module doc.
-pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
-    std::fs::create_dir_all(dest).map_err(io(dest))?;
+/// An archive URL as a local path or a remote URL; relative ones are relative to `base`.
+fn resolve(base: &Base, url: &str) -> String {
+    match base {
+        Base::Url(base) => gpulibs_fetch::resolve_url(base, url).unwrap_or_else(|| url.to_string()),
+        Base::Dir(dir) => {
+            if is_remote(url) || url.starts_with('/') {
+                return url.to_string();
+            }
+            if let Some(p) = url.strip_prefix("file://") {
+                return p.to_string();
+            }
+            dir.join(url).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// The last path segment of an archive URL, query and fragment removed (as written: `%XX`
+/// kept), and the file name it is stored under (`%XX` decoded). `None` when there is no usable
+/// name.
+fn file_names(url: &str) -> Option<(String, String)> {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let segment = path.rsplit('/').next().unwrap_or("");
+    let bytes = segment.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = segment.get(i + 1..i + 3);
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(b) if bytes[i] == b'%' => {
+                decoded.push(b);
+                i += 3;
+            }
+            _ => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    let name = String::from_utf8(decoded).ok()?;
+    let usable = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.');
+    usable.then(|| (segment.to_string(), name))
+}
+
+/// The most bytes read for a signature: a minisign signature is a few hundred.
+const SIGNATURE_MAX_BYTES: u64 = 64 * 1024;
+
+fn fetch_options(dest: &Path) -> gpulibs_fetch::FetchOptions {
+    let mut opts = gpulibs_fetch::FetchOptions::new(dest.join(".partial"));
+    opts.network = gpulibs_fetch::NetworkEnv::from_env();
+    opts
+}
+
+/// The manifest, its signature if published, and what relative URLs resolve against.
+fn read_source(
+    source: &str,
+    dest: &Path,
+) -> Result<(Vec<u8>, Option<Vec<u8>>, Base), PackageError> {
     if is_remote(source) {
-        return Err(PackageError::RemoteManifest {
-            url: source.to_string(),
-        });
+        let opts = fetch_options(dest);
+        let fetch_error = |url: &str, message: String| PackageError::Fetch {
+            url: url.to_string(),
+            message,
+        };
+        let manifest =
+            gpulibs_fetch::fetch_document(source, gpulibs_fetch::DOCUMENT_MAX_BYTES, &opts)
+                .map_err(|e| fetch_error(source, e.to_string()))?
+                .ok_or_else(|| {
+                    fetch_error(source, "no manifest there (HTTP 404); check the URL".into())
+                })?;
+        let sig_url = format!("{source}.minisig");
+        let signature = gpulibs_fetch::fetch_document(&sig_url, SIGNATURE_MAX_BYTES, &opts)
+            .map_err(|e| fetch_error(&sig_url, e.to_string()))?;
+        return Ok((manifest, signature, Base::Url(source.to_string())));
     }
     let mut p = PathBuf::from(source.strip_prefix("file://").unwrap_or(source));
     if p.is_dir() {
         p = p.join("manifest.toml");
     }
-    let manifest_bytes = std::fs::read(&p).map_err(io(&p))?;
+    let manifest = std::fs::read(&p).map_err(io(&p))?;
     let signature = std::fs::read(format!("{}.minisig", p.display())).ok();
     let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((manifest, signature, Base::Dir(base)))
+}
+
+/// Copies a release to `dest` (created if needed): see the module doc.
+pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
+    std::fs::create_dir_all(dest).map_err(io(dest))?;
+    let (manifest_bytes, signature, base) = read_source(source, dest)?;
     let text = String::from_utf8_lossy(&manifest_bytes);
-    let manifest = gpulibs_plan::parse_manifest(&text).map_err(|e| PackageError::BadManifest {
-        source_name: source.to_string(),
-        message: e.to_string(),
-    })?;
+    let mut manifest =
+        gpulibs_plan::parse_manifest(&text).map_err(|e| PackageError::BadManifest {
+            source_name: source.to_string(),
+            message: e.to_string(),
+        })?;
 
     let mut artifacts = Vec::new();
-    for c in &manifest.components {
+    let mut rewritten = false;
+    for c in &mut manifest.components {
         let a = &c.archive;
-        let file_name = a
-            .url
-            .rsplit('/')
-            .next()
-            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
-            .ok_or_else(|| PackageError::BadManifest {
-                source_name: source.to_string(),
-                message: format!(
-                    "component {}: archive URL `{}` has no file name",
-                    c.id, a.url
-                ),
-            })?;
-        let dst = dest.join(file_name);
-        if dst.is_file() {
+        let bad = |message: String| PackageError::BadManifest {
+            source_name: source.to_string(),
+            message: format!("component {}: {message}", c.id),
+        };
+        if a.url.starts_with("pip:") {
+            return Err(bad(format!(
+                "archive URL `{}` is resolved by pip at install time; a mirror holds archives \
+                 with a URL",
+                a.url
+            )));
+        }
+        let (segment, file_name) = file_names(&a.url)
+            .ok_or_else(|| bad(format!("archive URL `{}` has no file name", a.url)))?;
+        let dst = dest.join(&file_name);
+        let present = if dst.is_file() {
             let (sha, size) = sha256_file(&dst).map_err(io(&dst))?;
-            if sha == a.sha256 && size == a.size {
-                artifacts.push((dst, size, false));
-                continue;
-            }
-        }
-        let tmp = dest.join(format!(".{file_name}.partial-{}", std::process::id()));
-        let from = resolve(&base, &a.url);
-        let got = if is_remote(&from) {
-            download(&c.id, &from, a, &tmp, dest)
+            sha == a.sha256 && size == a.size
         } else {
-            copy_hashed(Path::new(&from), &tmp)
+            false
         };
-        let (sha, size) = match got {
-            Ok(x) => x,
-            Err(e) => {
+        if present {
+            artifacts.push((dst, a.size, false));
+        } else {
+            let tmp = dest.join(format!(".{file_name}.partial-{}", std::process::id()));
+            let from = resolve(&base, &a.url);
+            let got = if is_remote(&from) {
+                let urls = std::iter::once(from.clone())
+                    .chain(a.mirrors.iter().map(|m| resolve(&base, m)))
+                    .filter(|u| is_remote(u))
+                    .collect();
+                download(&c.id, urls, a, &tmp, dest)
+            } else {
+                copy_hashed(Path::new(&from), &tmp)
+            };
+            let (sha, size) = match got {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            if sha != a.sha256 || size != a.size {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e);
+                return Err(PackageError::MirrorDigest {
+                    component: c.id.clone(),
+                    from,
+                    expected: format!("sha256 {} ({} bytes)", a.sha256, a.size),
+                    found: format!("sha256 {sha} ({size} bytes)"),
+                });
             }
-        };
-        if sha != a.sha256 || size != a.size {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(PackageError::MirrorDigest {
-                component: c.id.clone(),
-                from,
-                expected: format!("sha256 {} ({} bytes)", a.sha256, a.size),
-                found: format!("sha256 {sha} ({size} bytes)"),
-            });
+            std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+            artifacts.push((dst, size, true));
         }
-        std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
-        artifacts.push((dst, size, true));
+        if c.archive.url != segment || !c.archive.mirrors.is_empty() {
+            c.archive.url = segment;
+            c.archive.mirrors.clear();
+            rewritten = true;
+        }
     }
     // The manifest last: a mirror with a manifest is a complete mirror.
-    let signature = match signature {
-        Some(sig) => {
-            let p = dest.join("manifest.toml.minisig");
-            std::fs::write(&p, sig).map_err(io(&p))?;
-            Some(p)
-        }
-        None => None,
+    let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, PackageError> {
+        let p = dest.join(name);
+        std::fs::write(&p, bytes).map_err(io(&p))?;
+        Ok(p)
     };
-    let mp = dest.join("manifest.toml");
-    std::fs::write(&mp, &manifest_bytes).map_err(io(&mp))?;
+    let stale = dest.join("manifest.toml.minisig");
+    let (signature, upstream_manifest, bytes) = if rewritten {
+        // The source's signature does not cover the rewritten manifest: keep both, by name.
+        let upstream = write("manifest.upstream.toml", &manifest_bytes)?;
+        if let Some(sig) = &signature {
+            write("manifest.upstream.toml.minisig", sig)?;
+        }
+        if stale.exists() {
+            std::fs::remove_file(&stale).map_err(io(&stale))?;
+        }
+        (
+            None,
+            Some(upstream),
+            gpulibs_plan::to_toml(&manifest).into_bytes(),
+        )
+    } else {
+        let signature = match &signature {
+            Some(sig) => Some(write("manifest.toml.minisig", sig)?),
+            None => {
+                if stale.exists() {
+                    std::fs::remove_file(&stale).map_err(io(&stale))?;
+                }
+                None
+            }
+        };
+        (signature, None, manifest_bytes)
+    };
+    let mp = write("manifest.toml", &bytes)?;
     Ok(MirrorReport {
         manifest: mp,
         signature,
+        upstream_manifest,
         artifacts,
     })
 }
@@ -162,20 +283,20 @@ fn copy_hashed(from: &Path, to: &Path) -> Result<(String, u64), PackageError> {
 
 fn download(
     id: &str,
-    url: &str,
+    urls: Vec<String>,
     a: &gpulibs_plan::Artifact,
     tmp: &Path,
     dest: &Path,
 ) -> Result<(String, u64), PackageError> {
+    let url = urls.first().cloned().unwrap_or_default();
+    let url = url.as_str();
     let sha256 = a.sha256.parse().map_err(|_| PackageError::BadManifest {
         source_name: url.to_string(),
         message: format!("component {id}: sha256 `{}` is not 64 hex digits", a.sha256),
     })?;
     let artifact = gpulibs_fetch::Artifact {
         name: id.to_string(),
-        urls: std::iter::once(url.to_string())
-            .chain(a.mirrors.iter().cloned())
-            .collect(),
+        urls,
         sha256,
         size: Some(a.size),
     };
@@ -186,8 +307,7 @@ fn download(
         w.sync_all()?;
         Ok(n)
     });
-    let mut opts = gpulibs_fetch::FetchOptions::new(dest.join(".partial"));
-    opts.network = gpulibs_fetch::NetworkEnv::from_env();
+    let opts = fetch_options(dest);
     gpulibs_fetch::fetch(&artifact, &mut sink, &opts, &|_| {}).map_err(|e| {
         PackageError::Fetch {
             url: url.to_string(),
@@ -197,4 +317,217 @@ fn download(
     // gpulibs-fetch checked the digest while streaming; hash the file once more so a short
     // write cannot pass.
     sha256_file(tmp).map_err(io(tmp))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Mirroring from a manifest URL, against a real HTTP server on 127.0.0.1.
+
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+    /// Serves `files` (404 otherwise) and logs the paths asked for.
+    struct Server {
+        base: String,
+        files: Files,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Server {
+        fn start() -> Server {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            let files: Files = Arc::default();
+            let log: Arc<Mutex<Vec<String>>> = Arc::default();
+            let (f, l) = (Arc::clone(&files), Arc::clone(&log));
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let (f, l) = (Arc::clone(&f), Arc::clone(&l));
+                    std::thread::spawn(move || -> std::io::Result<()> {
+                        let mut reader = BufReader::new(stream.try_clone()?);
+                        let mut line = String::new();
+                        reader.read_line(&mut line)?;
+                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                                break;
+                            }
+                        }
+                        l.lock().unwrap().push(path.clone());
+                        let body = f.lock().unwrap().get(&path).cloned();
+                        let mut out = stream;
+                        match body {
+                            Some(body) => {
+                                write!(
+                                    out,
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                    body.len()
+                                )?;
+                                out.write_all(&body)?;
+                            }
+                            None => out.write_all(
+                                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            )?,
+                        }
+                        out.flush()
+                    });
+                }
+            });
+            Server { base, files, log }
+        }
+        fn put(&self, path: &str, bytes: &[u8]) {
+            self.files
+                .lock()
+                .unwrap()
+                .insert(path.to_string(), bytes.to_vec());
+        }
+        fn url(&self, path: &str) -> String {
+            format!("{}{path}", self.base)
+        }
+        fn take_log(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.lock().unwrap())
+        }
+    }
+
+    fn key() -> gpulibs_plan::SecretKey {
+        gpulibs_plan::SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
+    }
+
+    /// A manifest of components (id, archive URL, mirrors, bytes) in one `cpu` variant.
+    fn manifest(components: &[(&str, &str, &[&str], &[u8])]) -> String {
+        let mut s = String::from("schema_version = 1\napp = \"testapp\"\nversion = \"1.0\"\n\n");
+        for (id, url, mirrors, bytes) in components {
+            let mirrors: Vec<String> = mirrors.iter().map(|m| format!("\"{m}\"")).collect();
+            s.push_str(&format!(
+                "[[components]]\nid = \"{id}\"\nkind = \"other\"\nversion = \"1\"\n\n\
+                 [components.archive]\nurl = \"{url}\"\nmirrors = [{}]\nsha256 = \"{}\"\n\
+                 size = {}\nformat = \"tar.zst\"\n\n",
+                mirrors.join(", "),
+                hex(&Sha256::digest(bytes)),
+                bytes.len()
+            ));
+        }
+        let ids: Vec<String> = components.iter().map(|c| format!("\"{}\"", c.0)).collect();
+        s.push_str(&format!(
+            "[[variants]]\nname = \"cpu\"\ndevice = \"cpu\"\ncomponents = [{}]\n",
+            ids.join(", ")
+        ));
+        s
+    }
+
+    #[test]
+    fn signed_url_release_with_bare_names_is_copied_as_is() {
+        let server = Server::start();
+        let (a, b) = (vec![1u8; 3000], vec![2u8; 5000]);
+        server.put("/rel/a.tar.zst", &a);
+        server.put("/rel/b.tar.zst", &b);
+        let text = manifest(&[("a", "a.tar.zst", &[], &a), ("b", "b.tar.zst", &[], &b)]);
+        let sig = gpulibs_plan::sign_manifest(text.as_bytes(), &key());
+        server.put("/rel/manifest.toml", text.as_bytes());
+        server.put("/rel/manifest.toml.minisig", sig.as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("mirror");
+
+        let report = mirror(&server.url("/rel/manifest.toml"), &dest).unwrap();
+        assert!(report.artifacts.iter().all(|x| x.2), "all downloaded");
+        assert_eq!(std::fs::read(dest.join("a.tar.zst")).unwrap(), a);
+        assert_eq!(std::fs::read(dest.join("b.tar.zst")).unwrap(), b);
+        assert_eq!(std::fs::read(&report.manifest).unwrap(), text.as_bytes());
+        let copied_sig = std::fs::read_to_string(report.signature.unwrap()).unwrap();
+        gpulibs_plan::verify_manifest(text.as_bytes(), &copied_sig, &key().public_key()).unwrap();
+        assert_eq!(report.upstream_manifest, None);
+        let mut log = server.take_log();
+        log.sort();
+        assert_eq!(
+            log,
+            [
+                "/rel/a.tar.zst",
+                "/rel/b.tar.zst",
+                "/rel/manifest.toml",
+                "/rel/manifest.toml.minisig"
+            ]
+        );
+
+        // Again: only the manifest and signature are read; no archive is downloaded.
+        let report = mirror(&server.url("/rel/manifest.toml"), &dest).unwrap();
+        assert!(report.artifacts.iter().all(|x| !x.2), "nothing copied");
+        assert_eq!(
+            server.take_log(),
+            ["/rel/manifest.toml", "/rel/manifest.toml.minisig"]
+        );
+        assert!(!dest.join(".partial").read_dir().unwrap().any(|_| true));
+    }
+
+    #[test]
+    fn url_release_is_rewritten_to_bare_names_and_keeps_the_upstream_signature() {
+        let server = Server::start();
+        let (a, b) = (vec![3u8; 2000], vec![4u8; 7000]);
+        server.put("/rel/sub/a.tar.zst", &a);
+        // b's primary is missing: its relative mirror serves it.
+        server.put("/other/b.tar.zst", &b);
+        let text = manifest(&[
+            ("a", "sub/a.tar.zst", &[], &a),
+            ("b", "/gone/b.tar.zst", &["../other/b.tar.zst"], &b),
+        ]);
+        let sig = gpulibs_plan::sign_manifest(text.as_bytes(), &key());
+        server.put("/rel/manifest.toml", text.as_bytes());
+        server.put("/rel/manifest.toml.minisig", sig.as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("mirror");
+
+        let report = mirror(&server.url("/rel/manifest.toml"), &dest).unwrap();
+        assert_eq!(std::fs::read(dest.join("a.tar.zst")).unwrap(), a);
+        assert_eq!(std::fs::read(dest.join("b.tar.zst")).unwrap(), b);
+        let written = std::fs::read_to_string(&report.manifest).unwrap();
+        let parsed = gpulibs_plan::parse_manifest(&written).unwrap();
+        let urls: Vec<(&str, usize)> = parsed
+            .components
+            .iter()
+            .map(|c| (c.archive.url.as_str(), c.archive.mirrors.len()))
+            .collect();
+        assert_eq!(urls, [("a.tar.zst", 0), ("b.tar.zst", 0)]);
+        // The rewritten manifest is not what was signed: no signature for it, the upstream one
+        // kept with its signature, which still verifies.
+        assert_eq!(report.signature, None);
+        assert!(!dest.join("manifest.toml.minisig").exists());
+        let upstream = report.upstream_manifest.unwrap();
+        assert_eq!(std::fs::read(&upstream).unwrap(), text.as_bytes());
+        let upstream_sig =
+            std::fs::read_to_string(dest.join("manifest.upstream.toml.minisig")).unwrap();
+        gpulibs_plan::verify_manifest(text.as_bytes(), &upstream_sig, &key().public_key()).unwrap();
+
+        // The mirror mirrors itself: bare names, nothing to copy, the manifest kept as is.
+        let again = mirror(dest.to_str().unwrap(), &dest).unwrap();
+        assert!(again.artifacts.iter().all(|x| !x.2));
+        assert_eq!(std::fs::read_to_string(&again.manifest).unwrap(), written);
+    }
+
+    #[test]
+    fn wrong_bytes_and_missing_manifests_are_refused() {
+        let server = Server::start();
+        let a = vec![5u8; 4000];
+        server.put("/rel/a.tar.zst", &[6u8; 4000]);
+        let text = manifest(&[("a", "a.tar.zst", &[], &a)]);
+        server.put("/rel/manifest.toml", text.as_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("mirror");
+        let err = mirror(&server.url("/rel/manifest.toml"), &dest).unwrap_err();
+        assert!(err.to_string().contains("sha256 mismatch"), "{err}");
+        assert!(!dest.join("a.tar.zst").exists());
+        assert!(!dest.join("manifest.toml").exists());
+
+        let err = mirror(&server.url("/rel/none.toml"), &dest).unwrap_err();
+        assert!(
+            matches!(&err, PackageError::Fetch { url, .. } if url.ends_with("/rel/none.toml")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("no manifest there"), "{err}");
+    }
 }
