@@ -114,11 +114,12 @@ fn fetch_options(dest: &Path) -> gpulibs_fetch::FetchOptions {
     opts
 }
 
+/// A source's manifest bytes, its signature if published, and what relative URLs resolve
+/// against.
+type Source = (Vec<u8>, Option<Vec<u8>>, Base);
+
 /// The manifest, its signature if published, and what relative URLs resolve against.
-fn read_source(
-    source: &str,
-    dest: &Path,
-) -> Result<(Vec<u8>, Option<Vec<u8>>, Base), PackageError> {
+fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
     if is_remote(source) {
         let opts = fetch_options(dest);
         let fetch_error = |url: &str, message: String| PackageError::Fetch {
