@@ -120,11 +120,6 @@ pub enum PackageError {
         source_name: String,
         message: String,
     },
-    #[error(
-        "{url}: mirror reads a local manifest; download manifest.toml and manifest.toml.minisig \
-         first and mirror that file (its archives are then downloaded and verified)"
-    )]
-    RemoteManifest { url: String },
     #[error("component {component}: {from} has {found}, the manifest says {expected}; the copy was not kept")]
     MirrorDigest {
         component: String,

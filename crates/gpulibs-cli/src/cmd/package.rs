@@ -137,7 +137,7 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
 /// sha256: a mirror for offline installs (`gpulibs install --offline DIR`) or a LAN server.
 #[derive(Debug, clap::Args)]
 pub struct MirrorArgs {
-    /// The manifest (a local path).
+    /// The manifest: a local path or an `http(s)://` URL (its `.minisig` is copied too).
     #[arg(value_name = "MANIFEST")]
     manifest: String,
     /// The directory to fill.
