@@ -6,7 +6,7 @@
 # an optional rate limit that stands in for a real link), and measures, each in a fresh root:
 #
 #   raw      curl URL -o /dev/null                                   (the transfer alone)
-#   gpulibs  gpulibs install --manifest M --allow-unsigned           (download + sha256 + unzstd
+#   gpulibs  gpulibs install --manifest M --allow-unsigned           (download + sha256 + libzstd
 #                                                                     + unpack + fsync, one pass)
 #   offline  gpulibs install --offline DIR                           (the same from a local file)
 #   seed     curl -o F; sha256sum F; tar -I zstd -xf F; cp -rL; rm F (download, hash, extract, copy)

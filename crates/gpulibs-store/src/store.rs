@@ -540,6 +540,15 @@ pub struct InstallLock<'s> {
     cleaned: Mutex<Vec<PathBuf>>,
 }
 
+impl Drop for InstallLock<'_> {
+    /// Unlocks explicitly: closing the descriptor is not enough while a child process, forked
+    /// by another thread and not yet at `exec`, holds a copy of it (the lock belongs to the
+    /// open file description).
+    fn drop(&mut self) {
+        let _ = rustix::fs::flock(&self._file, FlockOperation::Unlock);
+    }
+}
+
 impl std::fmt::Debug for InstallLock<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InstallLock")
