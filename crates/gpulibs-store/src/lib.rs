@@ -22,19 +22,20 @@
 //!
 //! ```no_run
 //! use gpulibs_store::*;
-//! # fn main() -> Result<(), StoreError> {
-//! # let (sha, archive, spec): (String, std::fs::File, InstallSpec) = todo!();
+//! /// Stores one verified archive (its sha256 is `sha`) and makes `spec` the active install.
+//! fn install_one(sha: &str, archive: std::fs::File, spec: &InstallSpec) -> Result<(), StoreError> {
 //! let store = Store::open_app("myapp")?;
 //! let lock = store.lock(|pid| eprintln!("waiting for another gpulibs install (pid {pid:?})"))?;
-//! if !store.has_component(&sha) {
-//!     let mut stager = lock.stage_component(&sha, UnpackLimits::unpacked(3 << 30))?;
+//! if !store.has_component(sha) {
+//!     let mut stager = lock.stage_component(sha, UnpackLimits::unpacked(3 << 30))?;
 //!     stager.unpack_tar(archive, ArchiveFormat::TarZstd)?;
 //!     stager.commit()?;
 //! }
-//! let record = lock.new_install(&spec)?;
+//! let record = lock.new_install(spec)?;
 //! lock.activate(&record.id)?;
 //! print!("{}", env_for(&store, &record).render(EnvFormat::Sh));
-//! # Ok(()) }
+//! Ok(())
+//! }
 //! ```
 //!
 //! Reading (`current`, [`activate`], [`Store::installs`]) takes no lock: every change a reader
