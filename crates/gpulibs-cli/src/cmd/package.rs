@@ -42,6 +42,10 @@ pub struct PackageArgs {
     /// One component per GPU architecture: `sm_75,sm_86,9.0`.
     #[arg(long, value_delimiter = ',', value_name = "SM,...")]
     per_arch: Vec<ComputeCapability>,
+    /// The CUDA runtime the libraries were built against (default: read from the packaged CUDA
+    /// runtime, or from the `libcudart.so.N` they need).
+    #[arg(long, value_name = "VERSION")]
+    cuda: Option<CudaVersion>,
     /// When thinning, keep only PTX this driver CUDA version compiles.
     #[arg(long, value_name = "VERSION")]
     driver_cuda: Option<CudaVersion>,
@@ -79,6 +83,7 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
     );
     req.per_arch = args.per_arch.clone();
     req.driver = args.driver_cuda;
+    req.cuda = args.cuda;
     req.name = args.name.clone();
     req.base_url = args.base_url.clone();
     req.exclude = args.exclude.clone();

@@ -1,0 +1,140 @@
+//! `gpulibs verify`, `recommend` and `package` as a user runs them: the real binary, real ONNX
+//! Runtime libraries from the official wheels (fetched once by pip, shared with the verify
+//! crate's tests), real ELF libraries built with `cc`.
+
+#[path = "../../gpulibs-verify/tests/common/mod.rs"]
+mod ort_wheels;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+use gpulibs_testkit::{build_so, container, Entry, Place};
+use predicates::prelude::*;
+
+fn verify_fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../gpulibs-verify/tests/fixtures")
+}
+
+fn gpulibs() -> Command {
+    let mut cmd = Command::cargo_bin("gpulibs").unwrap();
+    cmd.env_remove("CUDA_VISIBLE_DEVICES")
+        .env("GPULIBS_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1");
+    cmd
+}
+
+#[test]
+fn verify_on_the_cpu_exits_4_and_says_so() {
+    gpulibs()
+        .args(["verify", "--device", "cpu", "--runs", "2", "--ort"])
+        .arg(ort_wheels::cpu_ort())
+        .assert()
+        .code(4)
+        .stdout(predicate::str::contains("CPU only"))
+        .stdout(predicate::str::contains("CPUExecutionProvider"));
+}
+
+#[test]
+fn a_model_that_rejects_its_inputs_exits_2_and_names_the_option() {
+    gpulibs()
+        .args(["verify", "--device", "cpu", "--runs", "1", "--ort"])
+        .arg(ort_wheels::cpu_ort())
+        .arg("--model")
+        .arg(verify_fixtures().join("rejects.onnx"))
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("--shape"));
+}
+
+#[test]
+fn cuda_without_its_libraries_fails_with_the_loader_s_words_never_passes() {
+    let output = gpulibs()
+        .args(["verify", "--json", "--device", "cuda:0", "--ort"])
+        .arg(ort_wheels::gpu_ort())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["outcome"]["status"], "failed", "{json}");
+    let text = json.to_string();
+    assert!(text.contains("libcublasLt.so.13"), "{text}");
+    assert!(!text.contains("verified_gpu"));
+}
+
+#[test]
+fn recommend_picks_the_model_that_fits_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        verify_fixtures().join("dynamic.onnx"),
+        dir.path().join("small.onnx"),
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "schema_version = 1\n\n\
+         [[model]]\nname = \"big-gpu\"\nquality_rank = 1\ndevice = \"gpu\"\nvram_mib = 6000\nram_mib = 100\nfiles = [\"small.onnx\"]\n\n\
+         [[model]]\nname = \"small-cpu\"\nquality_rank = 2\ndevice = \"cpu\"\nvram_mib = 0\nram_mib = 100\nfiles = [\"small.onnx\"]\n",
+    )
+    .unwrap();
+    gpulibs()
+        .env("GPULIBS_HOME", dir.path().join("home"))
+        .args(["recommend", "--catalog"])
+        .arg(&catalog)
+        .arg("--ort")
+        .arg(ort_wheels::cpu_ort())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("recommended small-cpu"))
+        .stdout(predicate::str::contains("big-gpu: "));
+}
+
+#[test]
+fn package_per_arch_writes_measured_coverage_and_refuses_a_used_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let five = [
+        Entry::sass(75),
+        Entry::sass(86),
+        Entry::sass(90).a(),
+        Entry::ptx(90, (8, 8)),
+    ];
+    build_so(
+        &build,
+        "libvendor_cuda.so",
+        &[(Place::Section(".nv_fatbin"), container(&five))],
+    );
+    let out = dir.path().join("release");
+    gpulibs()
+        .args([
+            "package",
+            "--release",
+            "1.0.0",
+            "--per-arch",
+            "sm_86,sm_90",
+            "--zstd-level",
+            "3",
+            "--cuda",
+            "12.9",
+            "--from",
+        ])
+        .arg(&build)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("manifest"));
+    let manifest = std::fs::read_to_string(out.join("manifest.toml")).unwrap();
+    // Coverage is what inspect measured in each thinned file, never a typed range.
+    assert!(manifest.contains("sass = [\"sm_86\"]"), "{manifest}");
+    assert!(manifest.contains("sass = [\"sm_90a\"]"), "{manifest}");
+    gpulibs()
+        .args(["package", "--release", "1.0.1", "--from"])
+        .arg(&build)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not empty"));
+}
