@@ -24,7 +24,7 @@ use gpulibs_store::{
 use serde::Serialize;
 
 use crate::error::{ComponentError, InstallError};
-use crate::pipe::{Consumer, ScopedPipe};
+use crate::pipe::{Consumer, Reader, ScopedPipe};
 
 /// Directory under the root where downloads in progress (`<sha256>.partial`) live, so an
 /// interrupted run resumes. Emptied after every successful install.
@@ -764,20 +764,30 @@ fn fetch_tar<'scope, 'env>(
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
 ) -> FetchResult {
-    let id = job.component.id.clone();
     let sha = job.component.archive.sha256.clone();
     let limits = job.limits.clone();
-    // The store's own error, kept so the report names it rather than an io::Error.
+    fetch_into_store(s, job, fetcher, progress, move |reader| {
+        let mut stager = lock.stage_component(&sha, limits.clone())?;
+        // The pipe's reader ends only after the fetcher matched the sha256.
+        stager.unpack_tar_checked(reader, format, ArchiveCheck::VerifiedByReader)?;
+        stager.commit()
+    })
+}
+
+/// Streams `job`'s artifact into `stage`, run on a scoped thread behind a pipe, and keeps the
+/// store's own error so the report names it rather than the pipe's `io::Error`.
+fn fetch_into_store<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    job: &Job,
+    fetcher: &Fetcher,
+    progress: &(dyn Fn(&Event) + Sync),
+    stage: impl Fn(&mut Reader) -> Result<StoredComponent, StoreError> + Send + Sync + 'scope,
+) -> FetchResult {
+    let id = job.component.id.clone();
     let store_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
     let slot = Arc::clone(&store_error);
     let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
-        let run = || -> Result<StoredComponent, StoreError> {
-            let mut stager = lock.stage_component(&sha, limits.clone())?;
-            // The pipe's reader ends only after the fetcher matched the sha256.
-            stager.unpack_tar_checked(reader, format, ArchiveCheck::VerifiedByReader)?;
-            stager.commit()
-        };
-        run().map_err(|e| {
+        stage(reader).map_err(|e| {
             let message = e.to_string();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             io::Error::other(message)
@@ -809,76 +819,54 @@ fn fetch_zip<'scope, 'env>(
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
 ) -> FetchResult {
-    let id = job.component.id.clone();
     let sha = job.component.archive.sha256.clone();
     let limits = job.limits.clone();
-    let store_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
-    let slot = Arc::clone(&store_error);
-    let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
-        let mut run = || -> Result<StoredComponent, StoreError> {
-            let select: &dyn Fn(&str) -> bool = if wheel {
-                &wheel_library_member
-            } else {
-                &|name: &str| is_library_name(name.rsplit('/').next().unwrap_or(name))
-            };
-            let mut stager = lock.stage_component(&sha, limits.clone())?;
-            stager.unpack_zip_stream(select, |zip| {
-                let mut member_error = None;
-                let listing = gpulibs_fetch::read_zip_stream_listed(&mut *reader, |m, data| {
-                    zip.member(&m.name, m.size, data).map_err(|e| {
-                        let message = e.to_string();
-                        member_error = Some(e);
-                        io::Error::other(message)
-                    })
-                });
-                let listing = match (listing, member_error) {
-                    (_, Some(e)) => return Err(e),
-                    (Ok(listing), None) => listing,
-                    (Err(e), None) => {
-                        return Err(StoreError::Unpack {
-                            sha256: sha.clone(),
-                            path: PathBuf::new(),
-                            source: gpulibs_store::UnpackError::Read(e),
-                        })
-                    }
-                };
-                let convert = |entries: Vec<gpulibs_fetch::ZipEntry>| {
-                    entries
-                        .into_iter()
-                        .map(|e| ZipListedMember {
-                            name: e.name,
-                            offset: e.offset,
-                            crc32: e.crc32,
-                            size: e.size,
-                            unix_mode: e.unix_mode,
-                        })
-                        .collect()
-                };
-                Ok(ZipListedMembers {
-                    streamed: convert(listing.streamed),
-                    central: convert(listing.central),
-                })
-            })?;
-            stager.commit()
+    fetch_into_store(s, job, fetcher, progress, move |reader| {
+        let select: &dyn Fn(&str) -> bool = if wheel {
+            &wheel_library_member
+        } else {
+            &|name: &str| is_library_name(name.rsplit('/').next().unwrap_or(name))
         };
-        run().map_err(|e| {
-            let message = e.to_string();
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            io::Error::other(message)
-        })
-    });
-    let mut sink = ScopedPipe::new(s, consumer);
-    let forward = |p: &Progress| progress(&Event::Download(p));
-    match fetcher.fetch(&job.artifact, &mut sink, &forward) {
-        Ok(f) => Ok(f),
-        Err(e @ gpulibs_fetch::FetchError::Sink { .. }) => {
-            match store_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                Some(source) => Err(Box::new(ComponentError::Unpack { id, source })),
-                None => Err(Box::new(ComponentError::Fetch { id, source: e })),
-            }
-        }
-        Err(source) => Err(Box::new(ComponentError::Fetch { id, source })),
-    }
+        let mut stager = lock.stage_component(&sha, limits.clone())?;
+        stager.unpack_zip_stream(select, |zip| {
+            let mut member_error = None;
+            let listing = gpulibs_fetch::read_zip_stream_listed(&mut *reader, |m, data| {
+                zip.member(&m.name, m.size, data).map_err(|e| {
+                    let message = e.to_string();
+                    member_error = Some(e);
+                    io::Error::other(message)
+                })
+            });
+            let listing = match (listing, member_error) {
+                (_, Some(e)) => return Err(e),
+                (Ok(listing), None) => listing,
+                (Err(e), None) => {
+                    return Err(StoreError::Unpack {
+                        sha256: sha.clone(),
+                        path: PathBuf::new(),
+                        source: gpulibs_store::UnpackError::Read(e),
+                    })
+                }
+            };
+            let convert = |entries: Vec<gpulibs_fetch::ZipEntry>| {
+                entries
+                    .into_iter()
+                    .map(|e| ZipListedMember {
+                        name: e.name,
+                        offset: e.offset,
+                        crc32: e.crc32,
+                        size: e.size,
+                        unix_mode: e.unix_mode,
+                    })
+                    .collect()
+            };
+            Ok(ZipListedMembers {
+                streamed: convert(listing.streamed),
+                central: convert(listing.central),
+            })
+        })?;
+        stager.commit()
+    })
 }
 
 /// The kernels the install carries: the ONNX Runtime component's coverage (the narrowest
