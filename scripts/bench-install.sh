@@ -6,6 +6,7 @@
 # an optional rate limit that stands in for a real link), and measures, each in a fresh root:
 #
 #   raw      curl URL -o /dev/null                                   (the transfer alone)
+#   saved    curl -o F; sync -f F                                    (the archive, made durable)
 #   gpulibs  gpulibs install --manifest M --allow-unsigned           (download + sha256 + libzstd
 #                                                                     + unpack + fsync, one pass)
 #   offline  gpulibs install --offline DIR                           (the same from a local file)
@@ -190,6 +191,10 @@ export GPULIBS_HOME="$WORK/root"
 RESULTS="$WORK/results"
 {
   measure raw curl -sS -o /dev/null "$URL"
+  measure saved bash -c "set -e
+    curl -sS -o '$WORK/seed.tar.zst' '$URL'
+    sync -f '$WORK/seed.tar.zst'
+    rm -f '$WORK/seed.tar.zst'"
   measure gpulibs "$GPULIBS" install --manifest "$WORK/manifest.toml" --allow-unsigned --cpu \
     --no-reuse --no-verify
   measure offline "$GPULIBS" install --manifest "$WORK/manifest.toml" --allow-unsigned --cpu \
@@ -213,7 +218,7 @@ print()
 print(f"artifact {size/1e6:.0f} MB compressed, {unpacked/1e6:.0f} MB unpacked; "
       f"server rate {'unlimited' if rate == 0 else f'{rate:.0f} MB/s'}; median of runs")
 print(f"{'':8} {'wall s':>8} {'/ raw':>7} {'MB/s':>7} {'read(2) MB':>11} {'x archive':>10} {'disk read MB':>13}")
-for name in ("raw", "gpulibs", "offline", "seed"):
+for name in ("raw", "saved", "gpulibs", "offline", "seed"):
     wall, rchar, rb = float(rows[name][0]), int(rows[name][1]), int(rows[name][2])
     print(f"{name:8} {wall:8.2f} {wall/raw:7.2f} {size/1e6/wall:7.0f} {rchar/1e6:11.0f} "
           f"{rchar/size:10.2f} {rb/1e6:13.0f}")

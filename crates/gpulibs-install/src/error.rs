@@ -18,13 +18,6 @@ pub enum InstallError {
     #[error("the plan names component `{id}`, which the manifest does not have")]
     UnknownComponent { id: String },
 
-    /// The store cannot unpack this archive format.
-    #[error(
-        "component `{id}` is a {format} archive, which the store cannot unpack (tar.zst, tar.gz, \
-         wheel and zip can be)"
-    )]
-    UnsupportedFormat { id: String, format: &'static str },
-
     /// A PyPI component still has its `pip:` placeholder URL when it is about to be fetched.
     #[error(
         "component `{id}` has the unresolved URL `{url}`; pip must resolve it before it can be \
@@ -110,9 +103,6 @@ impl InstallError {
         Some(match self {
             InstallError::NothingToInstall { .. } => {
                 "run `gpulibs plan` to see why each variant was rejected".into()
-            }
-            InstallError::UnsupportedFormat { .. } => {
-                "ask the vendor for a tar.zst archive of the component".into()
             }
             InstallError::Resolve(_) => {
                 "check `pip config list` and the network, or install from a vendor manifest \

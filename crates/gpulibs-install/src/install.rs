@@ -287,12 +287,6 @@ pub fn install(
             continue;
         }
         let c = component(&manifest, &planned.id)?;
-        if c.archive.format == ManifestFormat::TarXz {
-            return Err(InstallError::UnsupportedFormat {
-                id: c.id.clone(),
-                format: "tar.xz",
-            });
-        }
         if !gpulibs_plan::is_sha256(&c.archive.sha256) {
             return Err(InstallError::BadDigest {
                 id: c.id.clone(),
@@ -671,12 +665,7 @@ fn job(c: &Component, offline: bool) -> Result<Job<'_>, InstallError> {
         ManifestFormat::TarGz => Unpack::Tar(ArchiveFormat::TarGzip),
         ManifestFormat::Wheel => Unpack::Zip { wheel: true },
         ManifestFormat::Zip => Unpack::Zip { wheel: false },
-        ManifestFormat::TarXz => {
-            return Err(InstallError::UnsupportedFormat {
-                id: c.id.clone(),
-                format: "tar.xz",
-            })
-        }
+        ManifestFormat::TarXz => Unpack::Tar(ArchiveFormat::TarXz),
     };
     // Without a declared unpacked size the budget is 20 times the archive (the plan warns).
     let budget = c

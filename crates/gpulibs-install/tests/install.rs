@@ -167,6 +167,49 @@ fn fresh_install_streams_into_the_store_and_activates() {
 }
 
 #[test]
+fn gzip_and_xz_components_stream_into_the_store_like_zstd() {
+    use std::io::Write;
+    let w = World::new();
+    let ort = w.serve_tar("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+    let gz_tar = tar_bytes(&[("lib/libgz.so.1", Entry::File(&[7u8; 300_000]))]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&gz_tar).unwrap();
+    let mut gz = w.serve_tar("gz", "1.0", "gz-1.tar.gz", gz.finish().unwrap());
+    gz.format = "tar.gz";
+    let xz_tar = tar_bytes(&[
+        ("lib/libxz.so.1.0", Entry::File(&[9u8; 300_000])),
+        ("lib/libxz.so.1", Entry::Symlink("libxz.so.1.0")),
+    ]);
+    let mut xz =
+        lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+    xz.write_all(&xz_tar).unwrap();
+    let mut xz = w.serve_tar("xz", "1.0", "xz-1.tar.xz", xz.finish().unwrap());
+    xz.format = "tar.xz";
+    let m = parse_manifest(&manifest_toml("1.0", &[ort, gz, xz])).unwrap();
+
+    let report = w.run(&m, |_| {}).unwrap();
+    assert!(report
+        .components
+        .iter()
+        .all(|c| c.action == Action::Downloaded && c.requests == 1));
+    let lib = activate_at(&w.root()).unwrap().ort_library;
+    let lib = lib.parent().unwrap();
+    assert_eq!(
+        std::fs::read(lib.join("libgz.so.1")).unwrap(),
+        [7u8; 300_000]
+    );
+    assert_eq!(
+        std::fs::read(lib.join("libxz.so.1")).unwrap(),
+        [9u8; 300_000]
+    );
+    assert!(
+        leftovers(&w.root()).is_empty(),
+        "{:?}",
+        leftovers(&w.root())
+    );
+}
+
+#[test]
 fn an_update_downloads_only_the_changed_component() {
     let w = World::new();
     let first = w.run(&v1(&w), |_| {}).unwrap();

@@ -56,6 +56,85 @@ pub(crate) fn start_writeback(file: &impl AsFd, offset: u64, len: u64) {
     }
 }
 
+/// Makes files durable on a background thread while the archive is still being unpacked.
+///
+/// [`start_writeback`] hands dirty pages to the block layer but does not make the device
+/// persist them; on a disk with a volatile cache (a virtual disk backed by a host file is one)
+/// the commit's `fsync` then waits for everything at once. Every [`FLUSH_STEP`] bytes the
+/// unpacker offers the file it is writing; this thread `fdatasync`s it, so the device persists
+/// the archive as it arrives. An offer made while the previous one is still running is dropped,
+/// so the unpacker never waits. The commit's `fsync` of every file stays the durability
+/// guarantee; this only shortens it. A failure here is kept and reported by [`finish`]
+/// (Linux reports a writeback error to the first `fsync` that sees it, so a later one would
+/// not).
+///
+/// [`finish`]: Flusher::finish
+pub(crate) struct Flusher {
+    sender: Option<std::sync::mpsc::SyncSender<(PathBuf, File)>>,
+    worker: Option<std::thread::JoinHandle<Option<(PathBuf, io::Error)>>>,
+    unflushed: u64,
+}
+
+/// Bytes written between two background `fdatasync`s.
+pub(crate) const FLUSH_STEP: u64 = 64 << 20;
+
+impl Flusher {
+    pub(crate) fn new() -> Self {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<(PathBuf, File)>(0);
+        let worker = std::thread::Builder::new()
+            .name("gpulibs-flush".into())
+            .spawn(move || {
+                for (path, file) in receiver {
+                    if let Err(e) = file.sync_data() {
+                        return Some((path, e));
+                    }
+                }
+                None
+            })
+            .ok();
+        Flusher {
+            sender: worker.as_ref().map(|_| sender),
+            worker,
+            unflushed: 0,
+        }
+    }
+
+    /// Counts `written` more bytes of `file` (at `path`); past [`FLUSH_STEP`] since the last
+    /// flush, offers it to the thread if the thread is idle. True when the thread took it.
+    pub(crate) fn wrote(&mut self, path: &Path, file: &File, written: u64) -> bool {
+        self.unflushed += written;
+        if self.unflushed < FLUSH_STEP {
+            return false;
+        }
+        let (Some(sender), Ok(copy)) = (&self.sender, file.try_clone()) else {
+            return false;
+        };
+        let taken = sender.try_send((path.to_path_buf(), copy)).is_ok();
+        if taken {
+            self.unflushed = 0;
+        }
+        taken
+    }
+
+    /// Waits for the flush in progress; the first failure, with the file it was flushing.
+    pub(crate) fn finish(mut self) -> std::result::Result<(), (PathBuf, io::Error)> {
+        self.sender = None;
+        match self.worker.take().map(|w| w.join()) {
+            Some(Ok(Some(failure))) => Err(failure),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
 /// Makes a file the store wrote durable (`fsync` through a read-only descriptor; the last
 /// component is not followed).
 pub(crate) fn sync_file(path: &Path) -> Result<()> {
@@ -143,4 +222,67 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(suffix);
     parent(path).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Offers `file` as if `bytes` had just been written, retrying while the thread is busy
+    /// or not started yet; whether the thread ever took it.
+    fn offer(flusher: &mut Flusher, path: &Path, file: &File, bytes: u64) -> bool {
+        if flusher.wrote(path, file, bytes) {
+            return true;
+        }
+        (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            flusher.wrote(path, file, 0)
+        })
+    }
+
+    #[test]
+    fn flusher_syncs_a_file_after_a_step_and_reports_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lib.so");
+        let mut file = File::create(&path).unwrap();
+        file.write_all(b"bytes").unwrap();
+        let mut flusher = Flusher::new();
+        assert!(!flusher.wrote(&path, &file, FLUSH_STEP - 1), "below a step");
+        assert!(
+            offer(&mut flusher, &path, &file, 1),
+            "a full step is offered"
+        );
+        assert!(flusher.finish().is_ok());
+    }
+
+    #[test]
+    fn flusher_keeps_a_failed_sync_for_finish() {
+        // A character device without fsync: fdatasync fails with EINVAL, the way a disk that
+        // lost a write would fail it. The failure must reach finish(), with the file's path.
+        let path = PathBuf::from("/dev/null");
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        assert!(
+            file.sync_data().is_err(),
+            "this test needs fsync(/dev/null) to fail"
+        );
+        let mut flusher = Flusher::new();
+        assert!(offer(&mut flusher, &path, &file, FLUSH_STEP));
+        let (failed, error) = flusher.finish().expect_err("the failure is reported");
+        assert_eq!(failed, path);
+        assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{error}");
+    }
+
+    #[test]
+    fn flusher_below_a_step_never_syncs() {
+        let path = PathBuf::from("/dev/null");
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        let mut flusher = Flusher::new();
+        for _ in 0..63 {
+            assert!(!flusher.wrote(&path, &file, 1 << 20));
+        }
+        assert!(
+            flusher.finish().is_ok(),
+            "63 MiB is under one step: nothing synced"
+        );
+    }
 }

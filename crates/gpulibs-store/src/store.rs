@@ -1069,6 +1069,7 @@ impl Stager<'_> {
                 ArchiveFormat::TarZstd => {
                     zstd_frames(&mut raw).map_err(|e| self.unpack_err(UnpackError::Read(e)))?
                 }
+                ArchiveFormat::TarXz => Box::new(lzma_rust2::XzReader::new(&mut raw, true)),
                 ArchiveFormat::Wheel => {
                     return Err(self.unpack_err(UnpackError::Unsupported {
                         entry: String::new(),

@@ -56,12 +56,15 @@ pub enum ArchiveFormat {
     Tar,
     TarGzip,
     TarZstd,
+    /// One or more xz streams.
+    TarXz,
     /// A Python wheel (zip); see [`unpack_wheel`].
     Wheel,
 }
 
 impl ArchiveFormat {
-    /// From a file name: `.tar`, `.tar.gz`/`.tgz`, `.tar.zst`/`.tzst`, `.whl`.
+    /// From a file name: `.tar`, `.tar.gz`/`.tgz`, `.tar.zst`/`.tzst`, `.tar.xz`/`.txz`,
+    /// `.whl`.
     pub fn from_file_name(name: &str) -> Option<Self> {
         let n = name.to_ascii_lowercase();
         if n.ends_with(".tar") {
@@ -70,6 +73,8 @@ impl ArchiveFormat {
             Some(Self::TarGzip)
         } else if n.ends_with(".tar.zst") || n.ends_with(".tzst") {
             Some(Self::TarZstd)
+        } else if n.ends_with(".tar.xz") || n.ends_with(".txz") {
+            Some(Self::TarXz)
         } else if n.ends_with(".whl") {
             Some(Self::Wheel)
         } else {
@@ -483,6 +488,7 @@ struct Tree<'a> {
     limits: &'a UnpackLimits,
     written: u64,
     entries: u64,
+    flusher: crate::fsx::Flusher,
 }
 
 impl<'a> Tree<'a> {
@@ -503,6 +509,7 @@ impl<'a> Tree<'a> {
             limits,
             written: 0,
             entries: 0,
+            flusher: crate::fsx::Flusher::new(),
         })
     }
 
@@ -624,12 +631,20 @@ impl<'a> Tree<'a> {
             e => self.write_err(path, e),
         })?;
         let mut out = File::from(fd);
+        let full_path = self.root.join(path.join("/"));
+        let flusher = &mut self.flusher;
         // One byte more than declared tells a lying size (zip) from an honest one.
-        let copied =
-            copy(&mut data.take(cap.saturating_add(1)), &mut out).map_err(|e| match e {
-                CopyError::Read(e) => UnpackError::Read(e),
-                CopyError::Write(e) => self.write_err(path, e),
-            })?;
+        let copied = copy(
+            &mut data.take(cap.saturating_add(1)),
+            &mut out,
+            |file, step| {
+                flusher.wrote(&full_path, file, step);
+            },
+        )
+        .map_err(|e| match e {
+            CopyError::Read(e) => UnpackError::Read(e),
+            CopyError::Write(e) => self.write_err(path, e),
+        })?;
         match (declared, listed) {
             (None, None) if copied > cap => {
                 return Err(UnpackError::SizeBudget {
@@ -785,6 +800,9 @@ impl<'a> Tree<'a> {
     }
 
     fn finish(self) -> Result<UnpackReport, UnpackError> {
+        self.flusher
+            .finish()
+            .map_err(|(path, source)| UnpackError::Write { path, source })?;
         let mut entries = Vec::with_capacity(self.nodes.len());
         for (path, node) in &self.nodes {
             let name = path.join("/");
@@ -838,13 +856,22 @@ enum CopyError {
 /// the final `fsync`s.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
+/// Copies `from` into `to`, starting writeback every [`WRITEBACK_STEP`] bytes; `wrote` is told
+/// how many bytes each step (and the tail at the end) covered.
+fn copy(
+    from: &mut dyn Read,
+    to: &mut File,
+    mut wrote: impl FnMut(&File, u64),
+) -> Result<u64, CopyError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     let mut flushed = 0u64;
     loop {
         let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
+            Ok(0) => {
+                wrote(to, total - flushed);
+                return Ok(total);
+            }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CopyError::Read(e)),
@@ -854,6 +881,7 @@ fn copy(from: &mut dyn Read, to: &mut File) -> Result<u64, CopyError> {
         if total - flushed >= WRITEBACK_STEP {
             let end = total & !(WRITEBACK_STEP - 1);
             crate::fsx::start_writeback(to, flushed, end - flushed);
+            wrote(to, end - flushed);
             flushed = end;
         }
     }

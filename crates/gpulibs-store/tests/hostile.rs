@@ -463,7 +463,7 @@ fn wheel_member_filter() {
 }
 
 #[test]
-fn multi_frame_zstd_and_gzip_unpack() {
+fn multi_frame_zstd_gzip_and_xz_unpack() {
     let tar = tar_of(&[
         M::File("libs/liba.so.1", &[5u8; 70_000]),
         M::File("libs/libb.so.1", b"b"),
@@ -476,6 +476,7 @@ fn multi_frame_zstd_and_gzip_unpack() {
     for (bytes, format) in [
         (zst, ArchiveFormat::TarZstd),
         (gzip(&tar), ArchiveFormat::TarGzip),
+        (xz(&tar), ArchiveFormat::TarXz),
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::open(tmp.path()).unwrap();

@@ -209,6 +209,12 @@ pub enum Entry<'a> {
 
 /// A tar.zst archive of `entries`.
 pub fn tar_zst(entries: &[(&str, Entry)]) -> Vec<u8> {
+    let tar = tar_bytes(entries);
+    ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest)
+}
+
+/// An uncompressed tar of `entries`.
+pub fn tar_bytes(entries: &[(&str, Entry)]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, entry) in entries {
         let mut header = tar::Header::new_gnu();
@@ -227,8 +233,7 @@ pub fn tar_zst(entries: &[(&str, Entry)]) -> Vec<u8> {
             }
         }
     }
-    let tar = builder.into_inner().unwrap();
-    ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest)
+    builder.into_inner().unwrap()
 }
 
 /// A wheel (zip) with `files` stored at their paths.

@@ -74,6 +74,19 @@ pub fn zstd(data: &[u8]) -> Vec<u8> {
     ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
 }
 
+/// `data` as two xz streams back to back (the decoder must read past the first).
+pub fn xz(data: &[u8]) -> Vec<u8> {
+    let (a, b) = data.split_at(data.len() / 2);
+    let mut out = Vec::new();
+    for part in [a, b] {
+        let mut w =
+            lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1)).unwrap();
+        w.write_all(part).unwrap();
+        out.extend(w.finish().unwrap());
+    }
+    out
+}
+
 pub fn sha256(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
