@@ -11,7 +11,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
 /// The consumer of an artifact's bytes.
 pub trait Sink {
@@ -99,7 +99,34 @@ impl Read for PipeReader {
     }
 }
 
-type Consumer<T> = dyn Fn(&mut PipeReader) -> io::Result<T> + Send + Sync;
+type Consumer<'scope, T> = dyn Fn(&mut PipeReader) -> io::Result<T> + Send + Sync + 'scope;
+
+/// A consumer's pass, ready to run on a thread.
+type Job<'scope, T> = Box<dyn FnOnce() -> io::Result<T> + Send + 'scope>;
+
+/// A running pass.
+trait Worker<T> {
+    fn join(self: Box<Self>) -> io::Result<T>;
+}
+
+impl<T> Worker<T> for JoinHandle<io::Result<T>> {
+    fn join(self: Box<Self>) -> io::Result<T> {
+        (*self)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")))
+    }
+}
+
+impl<T> Worker<T> for ScopedJoinHandle<'_, io::Result<T>> {
+    fn join(self: Box<Self>) -> io::Result<T> {
+        (*self)
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked")))
+    }
+}
+
+/// How a pass gets its thread: [`std::thread::spawn`], or a [`std::thread::Scope`]'s.
+type Spawner<'scope, T> = Box<dyn Fn(Job<'scope, T>) -> Box<dyn Worker<T> + 'scope> + 'scope>;
 
 /// A [`Sink`] that feeds a consumer running on its own thread.
 ///
@@ -107,11 +134,14 @@ type Consumer<T> = dyn Fn(&mut PipeReader) -> io::Result<T> + Send + Sync;
 /// call sees a read error and must clean up what it staged). Its result is available from
 /// [`PipeSink::take_output`] after a successful `finish`. If the consumer returns before the
 /// end (a tar reader stops at the end-of-archive blocks), later bytes are still hashed but
-/// dropped.
-pub struct PipeSink<T: Send + 'static> {
-    consumer: Arc<Consumer<T>>,
+/// dropped. [`PipeSink::new`] runs it on a thread of its own; [`PipeSink::scoped`] on a
+/// thread of a [`std::thread::Scope`], so it may borrow from the caller's stack (a lock
+/// guard, say).
+pub struct PipeSink<'scope, T: Send + 'scope> {
+    consumer: Arc<Consumer<'scope, T>>,
+    spawner: Spawner<'scope, T>,
     sender: Option<SyncSender<Message>>,
-    worker: Option<JoinHandle<io::Result<T>>>,
+    worker: Option<Box<dyn Worker<T> + 'scope>>,
     output: Option<T>,
     /// The consumer returned `Ok` before the end; drop the rest.
     consumer_done: Option<io::Result<T>>,
@@ -120,13 +150,34 @@ pub struct PipeSink<T: Send + 'static> {
 /// Chunks in flight between the download and the consumer (each up to 64 KiB).
 const PIPE_DEPTH: usize = 16;
 
-impl<T: Send + 'static> PipeSink<T> {
+impl<T: Send + 'static> PipeSink<'static, T> {
     /// Starts `consumer` on a thread, reading the bytes written to this sink.
     pub fn new(
         consumer: impl Fn(&mut PipeReader) -> io::Result<T> + Send + Sync + 'static,
     ) -> Self {
+        PipeSink::start(
+            Arc::new(consumer),
+            Box::new(|job: Job<'static, T>| Box::new(std::thread::spawn(job)) as Box<_>),
+        )
+    }
+}
+
+impl<'scope, T: Send + 'scope> PipeSink<'scope, T> {
+    /// Starts `consumer` on a thread of `scope`, reading the bytes written to this sink.
+    pub fn scoped<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        consumer: impl Fn(&mut PipeReader) -> io::Result<T> + Send + Sync + 'scope,
+    ) -> Self {
+        PipeSink::start(
+            Arc::new(consumer),
+            Box::new(move |job: Job<'scope, T>| Box::new(scope.spawn(job)) as Box<_>),
+        )
+    }
+
+    fn start(consumer: Arc<Consumer<'scope, T>>, spawner: Spawner<'scope, T>) -> Self {
         let mut sink = PipeSink {
-            consumer: Arc::new(consumer),
+            consumer,
+            spawner,
             sender: None,
             worker: None,
             output: None,
@@ -144,25 +195,20 @@ impl<T: Send + 'static> PipeSink<T> {
     fn spawn(&mut self) {
         let (sender, receiver) = sync_channel(PIPE_DEPTH);
         let consumer = Arc::clone(&self.consumer);
-        self.worker = Some(std::thread::spawn(move || {
+        self.worker = Some((self.spawner)(Box::new(move || {
             let mut reader = PipeReader {
                 receiver,
                 current: Vec::new(),
                 position: 0,
             };
             consumer(&mut reader)
-        }));
+        })));
         self.sender = Some(sender);
         self.consumer_done = None;
     }
 
     fn join(&mut self) -> Option<io::Result<T>> {
-        let worker = self.worker.take()?;
-        Some(
-            worker
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("the unpacking thread panicked"))),
-        )
+        Some(self.worker.take()?.join())
     }
 
     /// Stops the current consumer: it sees an error and returns.
@@ -177,7 +223,7 @@ impl<T: Send + 'static> PipeSink<T> {
     }
 }
 
-impl<T: Send + 'static> Sink for PipeSink<T> {
+impl<'scope, T: Send + 'scope> Sink for PipeSink<'scope, T> {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         if self.consumer_done.is_some() {
             return Ok(());
@@ -224,10 +270,60 @@ impl<T: Send + 'static> Sink for PipeSink<T> {
     }
 }
 
-impl<T: Send + 'static> Drop for PipeSink<T> {
+impl<'scope, T: Send + 'scope> Drop for PipeSink<'scope, T> {
     fn drop(&mut self) {
         if self.worker.is_some() {
             self.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_reader_ends_only_after_finish_and_fails_on_restart() {
+        let seen = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            let seen = &seen;
+            let mut pipe = PipeSink::scoped(s, move |r: &mut PipeReader| {
+                let mut buf = Vec::new();
+                let res = r.read_to_end(&mut buf);
+                seen.lock().unwrap().push(res.is_ok());
+                res.map(|_| buf.len())
+            });
+            pipe.write(b"abc").unwrap();
+            pipe.restart().unwrap();
+            pipe.write(b"hello").unwrap();
+            pipe.finish().unwrap();
+            assert_eq!(pipe.take_output(), Some(5));
+        });
+        assert_eq!(*seen.lock().unwrap(), vec![false, true]);
+    }
+
+    #[test]
+    fn a_consumer_error_fails_the_write() {
+        let mut pipe = PipeSink::new(|r: &mut PipeReader| -> io::Result<()> {
+            let mut b = [0u8; 1];
+            r.read_exact(&mut b)?;
+            Err(io::Error::other("refused"))
+        });
+        let failed = (0..64).any(|_| pipe.write(&[0u8; 1024]).is_err());
+        assert!(failed, "the consumer's error must reach the writer");
+    }
+
+    #[test]
+    fn a_consumer_that_returns_early_drops_the_rest() {
+        let mut pipe = PipeSink::new(|r: &mut PipeReader| {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b)?;
+            Ok(b)
+        });
+        for _ in 0..64 {
+            pipe.write(b"abcdefgh").unwrap();
+        }
+        pipe.finish().unwrap();
+        assert_eq!(pipe.take_output(), Some(*b"abcd"));
     }
 }

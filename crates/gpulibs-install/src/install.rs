@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use gpulibs_fetch::{Artifact, FetchOptions, Fetched, Fetcher, Progress};
+use gpulibs_fetch::{Artifact, FetchOptions, Fetched, Fetcher, PipeReader, PipeSink, Progress};
 use gpulibs_inspect::KernelEntry;
 use gpulibs_plan::{
     ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, NeedSource,
@@ -24,7 +24,6 @@ use gpulibs_store::{
 use serde::Serialize;
 
 use crate::error::{ComponentError, InstallError};
-use crate::pipe::{Consumer, Reader, ScopedPipe};
 
 /// Directory under the root where downloads in progress (`<sha256>.partial`) live, so an
 /// interrupted run resumes. Emptied after every successful install.
@@ -770,19 +769,18 @@ fn fetch_into_store<'scope, 'env>(
     job: &Job,
     fetcher: &Fetcher,
     progress: &(dyn Fn(&Event) + Sync),
-    stage: impl Fn(&mut Reader) -> Result<StoredComponent, StoreError> + Send + Sync + 'scope,
+    stage: impl Fn(&mut PipeReader) -> Result<StoredComponent, StoreError> + Send + Sync + 'scope,
 ) -> FetchResult {
     let id = job.component.id.clone();
     let store_error: Arc<Mutex<Option<StoreError>>> = Arc::default();
     let slot = Arc::clone(&store_error);
-    let consumer: Consumer<'scope, StoredComponent> = Arc::new(move |reader| {
+    let mut sink = PipeSink::scoped(s, move |reader: &mut PipeReader| {
         stage(reader).map_err(|e| {
             let message = e.to_string();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             io::Error::other(message)
         })
     });
-    let mut sink = ScopedPipe::new(s, consumer);
     let forward = |p: &Progress| progress(&Event::Download(p));
     match fetcher.fetch(&job.artifact, &mut sink, &forward) {
         Ok(f) => Ok(f),

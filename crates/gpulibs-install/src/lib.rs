@@ -43,7 +43,6 @@
 
 mod error;
 mod install;
-mod pipe;
 mod status;
 
 pub use error::{ComponentError, InstallError};
