@@ -17,8 +17,8 @@ use gpulibs_plan::{
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
-    DriverRecord, Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook, Store,
-    StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits, ZipListedMember,
+    DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook,
+    Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits, ZipListedMember,
     ZipListedMembers,
 };
 use serde::Serialize;
@@ -474,6 +474,7 @@ pub fn install(
                     .find(|(id, _)| *id == c.id)
                     .map(|(_, f)| f.origin.to_string())
                     .unwrap_or_else(|| c.archive.url.clone()),
+                links: declared_links(c),
             })
             .collect(),
         coverage: coverage(&components),
@@ -740,6 +741,24 @@ fn fetch_jobs(
                 .expect("every job ran")
         })
         .collect())
+}
+
+/// The links a component's manifest entry declares (`files[].soname_links`), by the bare names
+/// they get in the install's flat `lib/`.
+fn declared_links(c: &Component) -> Vec<DeclaredLink> {
+    c.files
+        .iter()
+        .flat_map(|f| {
+            let target = f.path.rsplit('/').next().unwrap_or(&f.path);
+            f.soname_links
+                .iter()
+                .filter(move |name| name.as_str() != target)
+                .map(move |name| DeclaredLink {
+                    name: name.clone(),
+                    target: target.to_string(),
+                })
+        })
+        .collect()
 }
 
 /// One pass: network → sha256 + `.partial` → the store's tar unpacker (on a scoped thread).

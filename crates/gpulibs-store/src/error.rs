@@ -145,6 +145,15 @@ pub enum StoreError {
         first: String,
         second: String,
     },
+    #[error(
+        "component {component} declares the link `{name}` to `{target}`, but its archive has \
+         no library `{target}`; fix the manifest's files[].soname_links or the archive"
+    )]
+    LinkTarget {
+        component: String,
+        name: String,
+        target: String,
+    },
     #[error("no component provides the ONNX Runtime library `{name}`")]
     NoOrtLibrary { name: String },
     #[error("install `{id}` does not exist under `{path}`")]

@@ -57,8 +57,8 @@ pub use env::{
 pub use error::{Result, StoreError, UnpackError};
 pub use fsx::available_space;
 pub use record::{
-    architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DriverRecord, GpuRecord,
-    InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord, SystemLibrarySpec,
+    architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredLink, DriverRecord,
+    GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord, SystemLibrarySpec,
     RECORD_SCHEMA_VERSION,
 };
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};

@@ -21,6 +21,20 @@ pub struct ComponentSpec {
     pub sha256: String,
     /// Where the bytes came from (a URL, a wheel name, a local path), for the record only.
     pub source: String,
+    /// Symbolic links the manifest declares for the component's libraries (its
+    /// `files[].soname_links`), made in `lib/` next to the archive's own. A link the archive
+    /// already has is left as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<DeclaredLink>,
+}
+
+/// `lib/<name>` → `<target>`: a link a manifest declares, both bare file names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredLink {
+    /// `libonnxruntime.so.1`.
+    pub name: String,
+    /// The library file it points at, by its name in `lib/`: `libonnxruntime.so.1.23.2`.
+    pub target: String,
 }
 
 /// The GPU an install was chosen for.

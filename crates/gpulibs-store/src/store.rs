@@ -948,6 +948,33 @@ fn lib_plan(store: &Store, spec: &InstallSpec) -> Result<Vec<LibEntry>> {
                 how,
             });
         }
+        for link in &c.links {
+            if !local.values().any(|file| *file == link.target) {
+                return Err(StoreError::LinkTarget {
+                    component: c.id.clone(),
+                    name: link.name.clone(),
+                    target: link.target.clone(),
+                });
+            }
+            match owner.get(&link.name) {
+                // The archive made it already.
+                Some(first) if *first == c.id => continue,
+                Some(first) => {
+                    return Err(StoreError::NameClash {
+                        name: link.name.clone(),
+                        first: first.clone(),
+                        second: c.id.clone(),
+                    })
+                }
+                None => {}
+            }
+            owner.insert(link.name.clone(), c.id.clone());
+            plan.push(LibEntry {
+                name: link.name.clone(),
+                sha256: c.sha256.clone(),
+                how: Placement::Symlink(link.target.clone()),
+            });
+        }
     }
     Ok(plan)
 }

@@ -64,6 +64,60 @@ fn root_follows_xdg_with_overrides() {
 }
 
 #[test]
+fn links_the_manifest_declares_are_made_beside_the_archive_s_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("root")).unwrap();
+    let (c, mut o) = (cuda(4000), ort("modern", 4000));
+    let link = |name: &str, target: &str| DeclaredLink {
+        name: name.into(),
+        target: target.into(),
+    };
+    o.spec.links = vec![
+        // New: the archive has no `libonnxruntime.so.1`.
+        link("libonnxruntime.so.1", "libonnxruntime.so.1.23.2"),
+        // The archive's own link, declared too: left as the archive made it.
+        link("libonnxruntime.so", "libonnxruntime.so.1.23.2"),
+    ];
+    let record = install(&store, &[&c, &o], &spec("modern", &[&c, &o], &[86])).unwrap();
+    let lib = store.install_dir(&record.id).join("lib");
+    for name in ["libonnxruntime.so.1", "libonnxruntime.so"] {
+        let meta = fs::symlink_metadata(lib.join(name)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{name}");
+        assert_eq!(
+            fs::read_link(lib.join(name)).unwrap(),
+            Path::new("libonnxruntime.so.1.23.2")
+        );
+    }
+    let ort_files = &record.components[1].files;
+    assert!(
+        ort_files.contains(&"libonnxruntime.so.1".to_string()),
+        "{ort_files:?}"
+    );
+    assert!(store.check_install(&record.id).unwrap().is_empty());
+
+    // A link to a library the archive does not have, or to a name another component owns.
+    for (bad, want) in [
+        (
+            link("libonnxruntime.so.1", "libonnxruntime.so.9"),
+            "has no library `libonnxruntime.so.9`",
+        ),
+        (
+            link("libcudart.so.12", "libonnxruntime.so.1.23.2"),
+            "both provide `libcudart.so.12`",
+        ),
+    ] {
+        let mut o = ort("modern", 4000);
+        o.spec.links = vec![bad];
+        let e = install(&store, &[&c, &o], &spec("modern", &[&c, &o], &[86])).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+        assert_eq!(
+            store.current_id().unwrap().as_deref(),
+            Some(record.id.as_str())
+        );
+    }
+}
+
+#[test]
 fn an_install_links_libraries_and_keeps_soname_links() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path().join("root")).unwrap();

@@ -141,6 +141,7 @@ pub fn component(id: &str, version: &str, libs: &[(&str, &[&str])], file_len: us
             version: version.to_string(),
             sha256: sha256(&archive),
             source: format!("file:///fixtures/{id}.tar.zst"),
+            links: Vec::new(),
         },
         archive,
         format: ArchiveFormat::TarZstd,
