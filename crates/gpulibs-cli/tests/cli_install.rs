@@ -318,7 +318,7 @@ fn digest_mismatch_keeps_the_previous_install_and_names_both_digests() {
     stdout_of(&mut w.install(&w.v1()));
     let first = w.current().unwrap();
     let v2 = w.v2(b"x2");
-    w.server.set_mode("extra-2.tar.zst", Mode::Corrupt);
+    w.server.set_default("extra-2.tar.zst", Reply::WrongBytes);
     let expected = sha256_hex(&lib_archive("libextra.so.1", b"x2"));
     w.install(&v2)
         .assert()
@@ -439,12 +439,9 @@ fn sigkill_during_a_trickled_download_then_the_next_run_resumes_with_range() {
     // About 1.5 MB that does not compress, trickled at about 1.6 MB/s.
     let payload = noise(1_500_000, 42);
     let v2 = w.v2(&payload);
-    w.server.set_mode(
+    w.server.set_default(
         "extra-2.tar.zst",
-        Mode::Trickle {
-            chunk: 16 * 1024,
-            delay: Duration::from_millis(10),
-        },
+        Reply::trickle(16 * 1024, Duration::from_millis(10)),
     );
     let mut partial_seen = false;
     for delay_ms in [150u64, 400, 700, 1000] {
@@ -479,7 +476,7 @@ fn sigkill_during_a_trickled_download_then_the_next_run_resumes_with_range() {
         }
     }
     assert!(partial_seen, "no kill landed during the download");
-    w.server.set_mode("extra-2.tar.zst", Mode::Serve);
+    w.server.set_default("extra-2.tar.zst", Reply::Serve);
     let out = stdout_of(&mut w.install(&v2));
     assert!(
         out.contains("resumed") || w.current() != Some(old.clone()),

@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use gpulibs_fetch::{
     decompressor, fetch, read_zip_stream, Compression, FetchError, PipeSink, Progress, Sink,
 };
-use support::{artifact, quick_options, test_bytes, Reply, TestServer};
+use support::{artifact, quick_options, test_bytes, Reply, Server};
 
 fn quiet(_: &Progress) {}
 
@@ -62,7 +62,7 @@ fn each_compression_unpacks_while_downloading_across_a_resume() {
     let data = payload(600_000);
     for compression in [Compression::Zstd, Compression::Gzip, Compression::Xz] {
         let packed = compress(compression, &data);
-        let server = TestServer::start();
+        let server = Server::start();
         server.file("/a", &packed, vec![Reply::DropAfter(packed.len() / 3)]);
         let dir = tempfile::tempdir().unwrap();
         let art = artifact("x", vec![server.url("/a")], &packed);
@@ -81,7 +81,7 @@ fn each_compression_unpacks_while_downloading_across_a_resume() {
 fn restart_runs_the_consumer_again_from_byte_zero() {
     let data = payload(300_000);
     let packed = compress(Compression::Gzip, &data);
-    let server = TestServer::start();
+    let server = Server::start();
     server.file(
         "/a",
         &packed,
@@ -105,7 +105,7 @@ fn restart_runs_the_consumer_again_from_byte_zero() {
 #[test]
 fn consumer_sees_an_error_not_an_end_when_the_digest_fails() {
     let data = payload(100_000);
-    let server = TestServer::start();
+    let server = Server::start();
     server.file("/a", &data, vec![Reply::WrongBytes]);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("x", vec![server.url("/a")], &data);
@@ -128,7 +128,7 @@ fn consumer_sees_an_error_not_an_end_when_the_digest_fails() {
 fn consumer_error_fails_the_fetch() {
     let data = payload(400_000);
     let packed = compress(Compression::Zstd, &data);
-    let server = TestServer::start();
+    let server = Server::start();
     server.file("/a", &packed, vec![]);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("x", vec![server.url("/a")], &packed);
@@ -174,7 +174,7 @@ fn wheel_members_stream_during_the_download() {
         ),
         ("onnxruntime/empty/", b"", zip::CompressionMethod::Stored),
     ]);
-    let server = TestServer::start();
+    let server = Server::start();
     server.file("/w.whl", &packed, vec![Reply::DropAfter(packed.len() / 2)]);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("ort-wheel", vec![server.url("/w.whl")], &packed);
@@ -250,7 +250,7 @@ fn zip_with_data_descriptors_streams() {
 #[test]
 fn early_returning_consumer_does_not_block_the_download() {
     let data = payload(2_000_000);
-    let server = TestServer::start();
+    let server = Server::start();
     server.file("/a", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("x", vec![server.url("/a")], &data);

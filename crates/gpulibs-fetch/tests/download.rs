@@ -9,7 +9,7 @@ use std::time::Duration;
 use gpulibs_fetch::{
     fetch, Artifact, FetchError, Fetcher, Origin, Progress, Sink, Stage, StallRule,
 };
-use support::{artifact, quick_options, test_bytes, Reply, TestServer};
+use support::{artifact, quick_options, test_bytes, Reply, Server};
 
 /// A sink that records what the fetcher told it.
 #[derive(Default)]
@@ -53,7 +53,7 @@ fn partial_files(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn plain_download_verifies_and_leaves_nothing_behind() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(300_000);
     server.file("/a.tar.zst", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -91,7 +91,7 @@ fn plain_download_verifies_and_leaves_nothing_behind() {
 
 #[test]
 fn connection_drop_resumes_with_range() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(200_000);
     server.file(
         "/f",
@@ -111,7 +111,7 @@ fn connection_drop_resumes_with_range() {
 
 #[test]
 fn interrupted_run_resumes_in_the_next_run() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(150_000);
     server.file("/f", &data, vec![Reply::DropAfter(40_000)]);
     let dir = tempfile::tempdir().unwrap();
@@ -168,7 +168,7 @@ fn complete_partial_from_an_earlier_run_needs_no_network() {
 
 #[test]
 fn corrupt_partial_of_full_size_is_discarded_and_downloaded_again() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(10_000);
     server.file("/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -188,7 +188,7 @@ fn corrupt_partial_of_full_size_is_discarded_and_downloaded_again() {
 
 #[test]
 fn ignored_range_restarts_the_sink() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(100_000);
     server.file(
         "/f",
@@ -213,7 +213,7 @@ fn ignored_range_restarts_the_sink() {
 
 #[test]
 fn digest_mismatch_names_everything_and_deletes_the_bytes() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(50_000);
     server.file("/f", &data, vec![Reply::WrongBytes]);
     let dir = tempfile::tempdir().unwrap();
@@ -246,7 +246,7 @@ fn digest_mismatch_names_everything_and_deletes_the_bytes() {
 
 #[test]
 fn corrupt_first_mirror_falls_back_to_the_next() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(20_000);
     server.file("/a", &data, vec![Reply::WrongBytes]);
     server.file("/b", &data, vec![]);
@@ -257,12 +257,12 @@ fn corrupt_first_mirror_falls_back_to_the_next() {
     assert_eq!(fetched.origin, Origin::Url(server.url("/b")));
     assert_eq!(sink.restarts, 1);
     assert_eq!(sink.bytes, data);
-    assert_eq!(server.requests_for("/b")[0].range_start, None);
+    assert_eq!(server.requests("/b")[0].range_start, None);
 }
 
 #[test]
 fn server_errors_are_retried() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file(
         "/f",
@@ -293,7 +293,7 @@ fn server_errors_are_retried() {
 
 #[test]
 fn retries_give_up_with_the_last_failure() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/f", &data, vec![Reply::Status(502); 10]);
     let dir = tempfile::tempdir().unwrap();
@@ -315,7 +315,7 @@ fn retries_give_up_with_the_last_failure() {
 
 #[test]
 fn not_found_moves_to_the_next_mirror_at_once() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/mirror-b/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +333,7 @@ fn not_found_moves_to_the_next_mirror_at_once() {
     .unwrap();
     assert_eq!(fetched.origin, Origin::Url(server.url("/mirror-b/f")));
     assert_eq!(
-        server.requests_for("/mirror-a/f").len(),
+        server.requests("/mirror-a/f").len(),
         1,
         "404 is not retried"
     );
@@ -341,7 +341,7 @@ fn not_found_moves_to_the_next_mirror_at_once() {
 
 #[test]
 fn every_mirror_failing_lists_each_url() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/b", &data, vec![Reply::Status(500); 10]);
     let dir = tempfile::tempdir().unwrap();
@@ -375,7 +375,7 @@ fn every_mirror_failing_lists_each_url() {
 
 #[test]
 fn redirect_chain_is_followed() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.script("/start", vec![Reply::Redirect(server.url("/hop"))]);
     server.script("/hop", vec![Reply::Redirect("/files/real".into())]);
@@ -392,7 +392,7 @@ fn redirect_chain_is_followed() {
 
 #[test]
 fn redirects_resume_with_range_at_the_target() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(50_000);
     server.script(
         "/start",
@@ -407,12 +407,12 @@ fn redirects_resume_with_range_at_the_target() {
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
     assert_eq!(sink.bytes, data);
-    assert_eq!(server.requests_for("/real")[1].range_start, Some(20_000));
+    assert_eq!(server.requests("/real")[1].range_start, Some(20_000));
 }
 
 #[test]
 fn redirect_loop_fails_clearly() {
-    let server = TestServer::start();
+    let server = Server::start();
     server.script("/x", vec![Reply::Redirect("/y".into()); 5]);
     server.script("/y", vec![Reply::Redirect("/x".into()); 5]);
     let dir = tempfile::tempdir().unwrap();
@@ -438,7 +438,7 @@ fn redirect_loop_fails_clearly() {
 
 #[test]
 fn too_many_redirects_fail_clearly() {
-    let server = TestServer::start();
+    let server = Server::start();
     for i in 0..6 {
         server.script(
             &format!("/r{i}"),
@@ -458,7 +458,7 @@ fn too_many_redirects_fail_clearly() {
 
 #[test]
 fn content_length_longer_than_the_body_still_completes() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(30_000);
     server.file("/f", &data, vec![Reply::LongContentLength { extra: 1000 }]);
     let dir = tempfile::tempdir().unwrap();
@@ -474,7 +474,7 @@ fn content_length_longer_than_the_body_still_completes() {
 
 #[test]
 fn content_length_shorter_than_the_file_resumes_for_the_rest() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(30_000);
     server.file("/f", &data, vec![Reply::ShortContentLength { short: 1000 }]);
     let dir = tempfile::tempdir().unwrap();
@@ -487,7 +487,7 @@ fn content_length_shorter_than_the_file_resumes_for_the_rest() {
 
 #[test]
 fn drop_without_manifest_size_resumes_from_content_length() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(30_000);
     server.file("/f", &data, vec![Reply::DropAfter(10_000)]);
     let dir = tempfile::tempdir().unwrap();
@@ -501,7 +501,7 @@ fn drop_without_manifest_size_resumes_from_content_length() {
 
 #[test]
 fn more_bytes_than_the_manifest_says_are_refused() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(100_000);
     server.file("/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -528,12 +528,13 @@ fn more_bytes_than_the_manifest_says_are_refused() {
 
 #[test]
 fn slow_trickle_counts_as_a_stall_and_resumes() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(20_000);
     server.file(
         "/f",
         &data,
         vec![Reply::Trickle {
+            chunk: 1,
             delay: Duration::from_millis(20),
             max: 200,
         }],
@@ -563,7 +564,7 @@ fn slow_trickle_counts_as_a_stall_and_resumes() {
 
 #[test]
 fn silent_server_times_out_and_resumes() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(20_000);
     server.file(
         "/f",
@@ -625,7 +626,7 @@ fn unsupported_url_is_refused_before_any_request() {
 
 #[test]
 fn keep_verified_leaves_the_file_named_by_digest() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -641,7 +642,7 @@ fn keep_verified_leaves_the_file_named_by_digest() {
 
 #[test]
 fn fetch_all_runs_in_parallel_and_reports_per_artifact() {
-    let server = TestServer::start();
+    let server = Server::start();
     let blobs: Vec<Vec<u8>> = (0..4).map(|i| test_bytes(40_000 + i * 1000)).collect();
     for (i, blob) in blobs.iter().enumerate() {
         server.file(&format!("/{i}"), blob, vec![Reply::DropAfter(10_000)]);
@@ -693,7 +694,7 @@ fn failing_sink_stops_the_download() {
         }
         fn abort(&mut self) {}
     }
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/a", &data, vec![]);
     server.file("/b", &data, vec![]);
@@ -702,14 +703,14 @@ fn failing_sink_stops_the_download() {
     let err = fetch(&art, &mut Refuses, &quick_options(dir.path()), &quiet).unwrap_err();
     assert_eq!(err.to_string(), "x: unpacking failed: disk full");
     assert!(
-        server.requests_for("/b").is_empty(),
+        server.requests("/b").is_empty(),
         "a local failure is not a mirror's fault"
     );
 }
 
 #[test]
 fn wrong_bytes_left_by_an_earlier_run_get_one_fresh_download() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(40_000);
     server.file("/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();

@@ -4,11 +4,11 @@
 mod support;
 
 use gpulibs_fetch::{fetch_document, FetchError, Fetcher, Origin};
-use support::{quick_options, test_bytes, Reply, TestServer};
+use support::{quick_options, test_bytes, Reply, Server};
 
 #[test]
 fn document_is_read_into_memory() {
-    let server = TestServer::start();
+    let server = Server::start();
     let text = b"schema_version = 1\n".to_vec();
     server.file("/rel/manifest.toml", &text, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -17,14 +17,14 @@ fn document_is_read_into_memory() {
     assert_eq!(got, Some(text));
     // Nothing is written: no .partial file, no partial directory.
     assert!(!dir.path().join("partial").exists());
-    let seen = server.requests_for("/rel/manifest.toml");
+    let seen = server.requests("/rel/manifest.toml");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].range_start, None);
 }
 
 #[test]
 fn not_found_is_none_not_an_error() {
-    let server = TestServer::start();
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let fetcher = Fetcher::new(&quick_options(dir.path())).unwrap();
     let got = fetcher
@@ -32,12 +32,12 @@ fn not_found_is_none_not_an_error() {
         .unwrap();
     assert_eq!(got, None);
     // Not retried: a missing signature is an answer.
-    assert_eq!(server.requests_for("/manifest.toml.minisig").len(), 1);
+    assert_eq!(server.requests("/manifest.toml.minisig").len(), 1);
 }
 
 #[test]
 fn server_errors_are_retried() {
-    let server = TestServer::start();
+    let server = Server::start();
     let text = test_bytes(5000);
     server.file(
         "/m.toml",
@@ -51,7 +51,7 @@ fn server_errors_are_retried() {
     let dir = tempfile::tempdir().unwrap();
     let got = fetch_document(&server.url("/m.toml"), 1 << 20, &quick_options(dir.path())).unwrap();
     assert_eq!(got, Some(text));
-    let seen = server.requests_for("/m.toml");
+    let seen = server.requests("/m.toml");
     assert_eq!(seen.len(), 4);
     // No resume for documents: every attempt starts at byte 0.
     assert!(seen.iter().all(|s| s.range_start.is_none()), "{seen:?}");
@@ -59,7 +59,7 @@ fn server_errors_are_retried() {
 
 #[test]
 fn persistent_server_errors_fail_with_the_url() {
-    let server = TestServer::start();
+    let server = Server::start();
     server.script("/m.toml", vec![Reply::Status(502); 10]);
     let dir = tempfile::tempdir().unwrap();
     let err = fetch_document(&server.url("/m.toml"), 1024, &quick_options(dir.path())).unwrap_err();
@@ -74,7 +74,7 @@ fn persistent_server_errors_fail_with_the_url() {
 
 #[test]
 fn redirects_are_followed_and_limited() {
-    let server = TestServer::start();
+    let server = Server::start();
     let text = b"the manifest".to_vec();
     server.file("/releases/2.0/manifest.toml", &text, vec![]);
     server.script("/latest", vec![Reply::Redirect("/hop".into())]);
@@ -110,7 +110,7 @@ fn redirects_are_followed_and_limited() {
 
 #[test]
 fn a_body_over_the_cap_is_refused() {
-    let server = TestServer::start();
+    let server = Server::start();
     let big = test_bytes(300_000);
     server.file("/huge.toml", &big, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +130,7 @@ fn a_body_over_the_cap_is_refused() {
         other => panic!("{other}"),
     }
     // Refused on the announced length, and not retried.
-    assert_eq!(server.requests_for("/huge.toml").len(), 1);
+    assert_eq!(server.requests("/huge.toml").len(), 1);
 
     // No Content-Length (the body ends when the connection closes): the cap holds while the
     // body streams.
@@ -158,7 +158,7 @@ fn a_body_over_the_cap_is_refused() {
 
 #[test]
 fn other_statuses_are_errors_naming_the_url() {
-    let server = TestServer::start();
+    let server = Server::start();
     server.script("/m.toml", vec![Reply::Status(403)]);
     let dir = tempfile::tempdir().unwrap();
     let err = fetch_document(&server.url("/m.toml"), 1024, &quick_options(dir.path())).unwrap_err();
@@ -171,7 +171,7 @@ fn other_statuses_are_errors_naming_the_url() {
 
 #[test]
 fn offline_reads_the_file_by_name_and_makes_no_request() {
-    let server = TestServer::start();
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let offline = dir.path().join("offline");
     std::fs::create_dir_all(&offline).unwrap();

@@ -4,14 +4,14 @@
 mod support;
 
 use gpulibs_fetch::{fetch, FetchError, Fetcher, NetworkEnv, Progress};
-use support::{artifact, quick_options, self_signed_tls, test_bytes, TestProxy, TestServer};
+use support::{artifact, quick_options, self_signed_tls, test_bytes, tls_server, Proxy, Server};
 
 fn quiet(_: &Progress) {}
 
 #[test]
 fn https_with_a_custom_ca_bundle() {
     let (config, pem) = self_signed_tls();
-    let server = TestServer::start_tls(config);
+    let server = tls_server(config);
     let data = test_bytes(100_000);
     server.file("/f", &data, vec![support::Reply::DropAfter(30_000)]);
     let dir = tempfile::tempdir().unwrap();
@@ -33,7 +33,7 @@ fn https_with_a_custom_ca_bundle() {
 #[test]
 fn https_with_a_ca_directory() {
     let (config, pem) = self_signed_tls();
-    let server = TestServer::start_tls(config);
+    let server = tls_server(config);
     let data = test_bytes(1_000);
     server.file("/f", &data, vec![]);
     let dir = tempfile::tempdir().unwrap();
@@ -52,7 +52,7 @@ fn https_with_a_ca_directory() {
 #[test]
 fn untrusted_certificate_fails_at_once_with_a_hint() {
     let (config, _pem) = self_signed_tls();
-    let server = TestServer::start_tls(config);
+    let server = tls_server(config);
     server.file("/f", b"abc", vec![]);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("cudnn-9", vec![server.url("/f")], b"abc");
@@ -104,10 +104,10 @@ fn ca_bundle_errors_name_the_file_and_the_variable() {
 #[test]
 fn https_proxy_tunnels_and_no_proxy_bypasses_it() {
     let (config, pem) = self_signed_tls();
-    let server = TestServer::start_tls(config);
+    let server = tls_server(config);
     let data = test_bytes(20_000);
     server.file("/f", &data, vec![]);
-    let proxy = TestProxy::start();
+    let proxy = Proxy::start();
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("ca.pem");
     std::fs::write(&bundle, &pem).unwrap();
@@ -140,10 +140,10 @@ fn https_proxy_tunnels_and_no_proxy_bypasses_it() {
 
 #[test]
 fn http_proxy_is_used_for_plain_http() {
-    let server = TestServer::start();
+    let server = Server::start();
     let data = test_bytes(5_000);
     server.file("/f", &data, vec![]);
-    let proxy = TestProxy::start();
+    let proxy = Proxy::start();
     let dir = tempfile::tempdir().unwrap();
     let mut opts = quick_options(dir.path());
     opts.network.http_proxy = Some(format!("http://{}", proxy.addr));

@@ -233,7 +233,7 @@ fn a_digest_mismatch_names_both_digests_deletes_the_bytes_and_keeps_the_old_inst
     let w = World::new();
     let first = w.run(&v1(&w), |_| {}).unwrap();
     let m = v2(&w);
-    w.server.set_mode("extra-2.tar.zst", Mode::Corrupt);
+    w.server.set_default("extra-2.tar.zst", Reply::WrongBytes);
     let err = w.run(&m, |_| {}).unwrap_err();
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);

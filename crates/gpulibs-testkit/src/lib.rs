@@ -1,8 +1,18 @@
-//! Test only: writes fatbin containers byte by byte (the layout `gpulibs-inspect`'s `fatbin`
-//! module documents) and compiles them into real ELF shared objects with the system C compiler,
-//! so the inspect and package tests read the same kind of file a user has.
+//! Test only: fixtures shared by the tests of several crates.
+//!
+//! - Fatbin containers written byte by byte (the layout `gpulibs-inspect`'s `fatbin` module
+//!   documents) and compiled into real ELF shared objects with the system C compiler, so the
+//!   inspect, package and CLI tests read the same kind of file a user has (this module's root:
+//!   [`Entry`], [`container`], [`build_so`]).
+//! - [`http`]: a real HTTP/1.1 server on 127.0.0.1 with files per path, a default reply per
+//!   path, scripted per-request faults and a request log, and a `CONNECT` proxy; the fetch,
+//!   install and CLI tests download from it.
 //!
 //! Owns: test fixtures. Must not be a dependency of anything shipped (dev-dependencies only).
+//! Dependencies stay small (std, plus the two fatbin compressors); TLS for the HTTP server is
+//! put in front by the tests that need it (see [`http`]).
+
+pub mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

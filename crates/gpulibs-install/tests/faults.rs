@@ -1,0 +1,663 @@
+//! The install transaction under network faults, as a table: with v1 installed and active, an
+//! update to v2 whose one changed archive (`extra-2.tar.zst`, about 200 kB that does not
+//! compress) is served with the row's fault by the shared test server
+//! (`gpulibs_testkit::http`). Every row either
+//!
+//! - **completes**: v2 is active with the right bytes, only the changed archive was requested,
+//!   and its requests carried exactly the `Range` starts the row names; or
+//! - **fails**: the message names the component (`extra`), the cause and that v1 stays active;
+//!   v1 is still the active install, byte for byte; no new generation, no stored component and
+//!   no temporary is left, except where the row says a resumable `downloads/<sha256>.partial`
+//!   stays (the bytes received before the connection kept failing). For those rows the next
+//!   run is part of the row: it resumes from the `.partial` (or starts over when the server
+//!   ignores `Range`) and completes.
+//!
+//! Retries are 3 per URL with millisecond delays; only the rows about silence and trickles
+//! shorten the idle timeout or tighten the stall rule, so the whole table runs in seconds.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gpulibs_fetch::{FetchOptions, StallRule};
+use gpulibs_install::{install, Action, InstallError, InstallReport, InstallRequest};
+use gpulibs_plan::{parse_manifest, plan, Host, Manifest, Policy, SystemInventory};
+use gpulibs_sources::{PipError, PipResolver, ResolvedWheel, WheelTarget};
+use gpulibs_store::{activate_at, Activation, Store};
+use support::*;
+
+/// The changed archive of the update.
+const CHANGED: &str = "/extra-2.tar.zst";
+/// Where the rows that drop the connection cut it.
+const DROP_AT: usize = 50_000;
+/// Attempts per URL (`req.fetch.retry.attempts`).
+const ATTEMPTS: usize = 3;
+
+struct NoPip;
+impl PipResolver for NoPip {
+    fn resolve(&self, _: &[String], _: &WheelTarget) -> Result<Vec<ResolvedWheel>, PipError> {
+        panic!("pip must not be asked");
+    }
+}
+
+/// What a request for the changed archive must carry.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    /// No `Range`.
+    Whole,
+    /// `Range: bytes=N-`.
+    At(u64),
+    /// `Range: bytes=N-` with `N` this many bytes before the end of the archive.
+    BeforeEnd(u64),
+    /// `Range: bytes=N-` with `lo <= N <= hi`.
+    Within(u64, u64),
+}
+
+impl Start {
+    fn matches(self, seen: Option<u64>, size: u64) -> bool {
+        match self {
+            Start::Whole => seen.is_none(),
+            Start::At(n) => seen == Some(n),
+            Start::BeforeEnd(n) => seen == Some(size - n),
+            Start::Within(lo, hi) => seen.is_some_and(|s| (lo..=hi).contains(&s)),
+        }
+    }
+}
+
+/// What the row's messages may name.
+struct Ctx {
+    /// URL of the changed archive.
+    url: String,
+    /// URL of the redirect loop's second hop.
+    hop: String,
+    sha256: String,
+}
+
+/// The run after a failure that left a resumable `.partial`.
+struct Then {
+    /// The server's reply for the changed archive from now on.
+    reply: Reply,
+    starts: Vec<Start>,
+    /// `resumed_bytes` of the report (0: the download started over).
+    resumed: u64,
+}
+
+enum Expect {
+    Completes {
+        starts: Vec<Start>,
+    },
+    Fails {
+        /// Besides the component and "install <v1> stays active", the message (with its causes)
+        /// contains each of these.
+        says: fn(&Ctx) -> Vec<String>,
+        starts: Vec<Start>,
+        /// Bytes left in `downloads/<sha256>.partial` (the archive's first N); `None`: nothing.
+        partial: Option<usize>,
+        /// Required when `partial` is set.
+        then: Option<Then>,
+    },
+}
+
+struct Row {
+    name: &'static str,
+    /// Replies to the first requests for the changed archive, in order.
+    script: Vec<Reply>,
+    /// The reply after the script (`Serve` when `None`): a fault that persists.
+    default: Option<Reply>,
+    /// Defaults of other paths (the redirect loop's hop).
+    others: Vec<(&'static str, Reply)>,
+    tune: fn(&mut FetchOptions),
+    expect: Expect,
+}
+
+fn keep(_: &mut FetchOptions) {}
+
+/// A trickle below 2 kB/s over 300 ms is a stall (the row's trickle sends 50 bytes/s).
+fn strict_stall(opts: &mut FetchOptions) {
+    opts.stall = StallRule {
+        min_bytes_per_sec: 2_000,
+        window: Duration::from_millis(300),
+    };
+}
+
+/// 400 ms without a byte is a failed attempt.
+fn short_idle(opts: &mut FetchOptions) {
+    opts.idle_timeout = Duration::from_millis(400);
+}
+
+fn table() -> Vec<Row> {
+    use Start::*;
+    let drop = DROP_AT as u64;
+    vec![
+        Row {
+            name: "connection dropped at a byte, then served: resumed with Range",
+            script: vec![Reply::DropAfter(DROP_AT)],
+            default: None,
+            others: vec![],
+            tune: keep,
+            expect: Expect::Completes {
+                starts: vec![Whole, At(drop)],
+            },
+        },
+        Row {
+            name: "connection dropped at a byte, then dropped at once on every retry",
+            script: vec![Reply::DropAfter(DROP_AT)],
+            default: Some(Reply::DropAfter(0)),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!("extra: downloading {} failed 3 times in a row", c.url),
+                        format!("at byte {DROP_AT}"),
+                        "it resumes where it stopped".into(),
+                    ]
+                },
+                starts: vec![Whole, At(drop), At(drop)],
+                partial: Some(DROP_AT),
+                then: Some(Then {
+                    reply: Reply::Serve,
+                    starts: vec![At(drop)],
+                    resumed: drop,
+                }),
+            },
+        },
+        Row {
+            name: "connection dropped on every retry, the next run's server ignores Range",
+            script: vec![Reply::DropAfter(DROP_AT)],
+            default: Some(Reply::DropAfter(0)),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| vec![format!("extra: downloading {} failed 3 times", c.url)],
+                starts: vec![Whole, At(drop), At(drop)],
+                partial: Some(DROP_AT),
+                then: Some(Then {
+                    reply: Reply::IgnoreRange,
+                    starts: vec![At(drop)],
+                    resumed: 0,
+                }),
+            },
+        },
+        Row {
+            name: "wrong bytes: refused, not retried, deleted",
+            script: vec![],
+            default: Some(Reply::WrongBytes),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!(
+                            "sha256 mismatch for extra (from {}): expected {}, got ",
+                            c.url, c.sha256
+                        ),
+                        "the downloaded bytes were deleted".into(),
+                    ]
+                },
+                starts: vec![Whole],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "500 then 503 (Retry-After: 0), then served: retried",
+            script: vec![Reply::Status(500), Reply::StatusRetryAfter(503, 0)],
+            default: None,
+            others: vec![],
+            tune: keep,
+            expect: Expect::Completes {
+                starts: vec![Whole, Whole, Whole],
+            },
+        },
+        Row {
+            name: "500 on every attempt",
+            script: vec![],
+            default: Some(Reply::Status(500)),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![format!(
+                        "extra: downloading {0} failed 3 times in a row, last: {0} answered \
+                         HTTP 500",
+                        c.url
+                    )]
+                },
+                starts: vec![Whole; ATTEMPTS],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "slow trickle (a stall), then served: resumed with Range",
+            script: vec![Reply::Trickle {
+                chunk: 1,
+                delay: Duration::from_millis(20),
+                max: 200,
+            }],
+            default: None,
+            others: vec![],
+            tune: strict_stall,
+            expect: Expect::Completes {
+                starts: vec![Whole, Within(1, 200)],
+            },
+        },
+        Row {
+            name: "silence after a byte (idle timeout), then served: resumed with Range",
+            script: vec![Reply::Silence {
+                after: DROP_AT,
+                wait: Duration::from_secs(2),
+            }],
+            default: None,
+            others: vec![],
+            tune: short_idle,
+            expect: Expect::Completes {
+                starts: vec![Whole, At(drop)],
+            },
+        },
+        Row {
+            name: "silence before the first body byte on every attempt",
+            script: vec![],
+            default: Some(Reply::Silence {
+                after: 0,
+                wait: Duration::from_secs(1),
+            }),
+            others: vec![],
+            tune: short_idle,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!("extra: downloading {0} failed 3 times in a row", c.url),
+                        format!("last: connection to {} lost at byte 0", c.url),
+                    ]
+                },
+                starts: vec![Whole; ATTEMPTS],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "Content-Length longer than the body, every time: the digest decides",
+            script: vec![],
+            default: Some(Reply::LongContentLength { extra: 1000 }),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Completes {
+                starts: vec![Whole],
+            },
+        },
+        Row {
+            name: "Content-Length shorter than the body, then served: the rest with Range",
+            script: vec![Reply::ShortContentLength { short: 1000 }],
+            default: None,
+            others: vec![],
+            tune: keep,
+            expect: Expect::Completes {
+                starts: vec![Whole, BeforeEnd(1000)],
+            },
+        },
+        Row {
+            name: "redirect loop: refused, not retried",
+            script: vec![],
+            default: Some(Reply::Redirect("/hop".into())),
+            others: vec![("/hop", Reply::Redirect(CHANGED.into()))],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![format!(
+                        "extra: {0}: redirect loop: {0} -> {1} -> {0}; the server is misconfigured",
+                        c.url, c.hop
+                    )]
+                },
+                starts: vec![Whole],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "Range ignored on the retry: starts over from byte 0",
+            script: vec![Reply::DropAfter(DROP_AT), Reply::IgnoreRange],
+            default: None,
+            others: vec![],
+            tune: keep,
+            expect: Expect::Completes {
+                starts: vec![Whole, At(drop)],
+            },
+        },
+        Row {
+            name: "404: not retried",
+            script: vec![],
+            default: Some(Reply::Status(404)),
+            others: vec![],
+            tune: keep,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![format!(
+                        "extra: {} answered HTTP 404 Not Found; the file is not on this server",
+                        c.url
+                    )]
+                },
+                starts: vec![Whole],
+                partial: None,
+                then: None,
+            },
+        },
+    ]
+}
+
+struct World {
+    server: Server,
+    tmp: tempfile::TempDir,
+    v1: Manifest,
+    v2: Manifest,
+    /// The changed archive and the library in it.
+    archive: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl World {
+    fn new() -> World {
+        let server = Server::start();
+        let serve = |id: &str, version: &str, name: &str, archive: Vec<u8>| {
+            let c = TestComponent::tar(id, version, server.url(name), &archive, 1 << 20);
+            server.put(name, archive);
+            c
+        };
+        let ort = serve("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));
+        let extra1 = serve(
+            "extra",
+            "1.0",
+            "extra-1.tar.zst",
+            lib_archive("libextra.so.1", b"x1"),
+        );
+        let payload = noise(200_000, 7);
+        let archive = lib_archive("libextra.so.1", &payload);
+        let extra2 = serve("extra", "2.0", CHANGED, archive.clone());
+        let v1 = parse_manifest(&manifest_toml("1.0", &[ort.clone(), extra1])).unwrap();
+        let v2 = parse_manifest(&manifest_toml("2.0", &[ort, extra2])).unwrap();
+        World {
+            server,
+            tmp: tempfile::tempdir().unwrap(),
+            v1,
+            v2,
+            archive,
+            payload,
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+
+    fn run(
+        &self,
+        manifest: &Manifest,
+        tune: fn(&mut FetchOptions),
+    ) -> Result<InstallReport, InstallError> {
+        let plan = plan(
+            &Host::synthetic(&[], None, None),
+            manifest,
+            &SystemInventory::default(),
+            &Policy::default(),
+        );
+        let pip = NoPip;
+        let mut req = InstallRequest::new(manifest, &plan, self.root(), "testapp", &pip);
+        req.fetch.retry.attempts = ATTEMPTS as u32;
+        req.fetch.retry.base_delay = Duration::from_millis(1);
+        req.fetch.retry.max_delay = Duration::from_millis(5);
+        req.fetch.connect_timeout = Duration::from_secs(5);
+        req.fetch.idle_timeout = Duration::from_secs(10);
+        req.fetch.stall = StallRule {
+            min_bytes_per_sec: 1,
+            window: Duration::from_secs(60),
+        };
+        tune(&mut req.fetch);
+        install(&req, &|_| {})
+    }
+
+    fn sha256(&self) -> String {
+        sha256_hex(&self.archive)
+    }
+
+    /// The Range starts of the requests for the changed archive match `starts`.
+    fn check_starts(&self, row: &str, starts: &[Start]) {
+        let seen: Vec<Option<u64>> = self
+            .server
+            .requests(CHANGED)
+            .iter()
+            .map(|s| s.range_start)
+            .collect();
+        let size = self.archive.len() as u64;
+        assert!(
+            seen.len() == starts.len()
+                && starts.iter().zip(&seen).all(|(s, r)| s.matches(*r, size)),
+            "{row}: requests for {CHANGED} had Range starts {seen:?}, expected {starts:?}"
+        );
+        assert!(
+            self.server.requests("/ort-1.tar.zst").is_empty()
+                && self.server.requests("/extra-1.tar.zst").is_empty(),
+            "{row}: an unchanged archive was requested: {:?}",
+            self.server.log()
+        );
+    }
+
+    /// v2 is active with the right bytes, and nothing is left behind.
+    fn check_completed(&self, row: &str, report: &InstallReport, v1: &Activation, resumed: u64) {
+        assert_eq!(
+            report.previous.as_deref(),
+            Some(v1.install_id.as_str()),
+            "{row}"
+        );
+        assert!(!report.up_to_date, "{row}");
+        let extra = report.components.iter().find(|c| c.id == "extra").unwrap();
+        assert_eq!(extra.action, Action::Downloaded, "{row}");
+        assert_eq!(extra.resumed_bytes, resumed, "{row}: {extra:?}");
+        assert_eq!(
+            extra.bytes + extra.resumed_bytes,
+            self.archive.len() as u64,
+            "{row}: {extra:?}"
+        );
+        let ort = report.components.iter().find(|c| c.id == "ort").unwrap();
+        assert_eq!(ort.action, Action::Stored, "{row}");
+        let active = activate_at(&self.root()).unwrap();
+        assert_eq!(active.install_id, report.install_id, "{row}");
+        assert_ne!(active.install_id, v1.install_id, "{row}");
+        let lib = active.ort_library.parent().unwrap();
+        assert!(
+            std::fs::read(lib.join("libextra.so.1")).unwrap() == self.payload,
+            "{row}: libextra.so.1 is not the v2 library"
+        );
+        assert_eq!(
+            std::fs::read(&active.ort_library).unwrap(),
+            b"ort one",
+            "{row}"
+        );
+        assert!(Store::open(self.root())
+            .unwrap()
+            .has_component(&self.sha256()));
+        assert_eq!(leftovers(&self.root()), Vec::<String>::new(), "{row}");
+    }
+}
+
+/// Every file, link and directory under `dir`, with file contents and link targets.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Result<Vec<u8>, PathBuf>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_symlink() {
+                out.insert(rel, Err(std::fs::read_link(&p).unwrap()));
+            } else if meta.is_dir() {
+                out.insert(rel, Err(PathBuf::from("<dir>")));
+                stack.push(p);
+            } else {
+                out.insert(rel, Ok(std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// What an install must not leave: anything in `downloads/`, and any `.tmp` entry.
+fn leftovers(root: &Path) -> Vec<String> {
+    tree(root)
+        .into_keys()
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| (p.starts_with("downloads/")) || p.contains(".tmp"))
+        .collect()
+}
+
+fn installs(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("installs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The error and its causes, as the CLI prints them.
+fn chain(err: &InstallError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        text.push_str(&format!(" / caused by: {s}"));
+        source = s.source();
+    }
+    text
+}
+
+fn check_row(row: Row) {
+    let name = row.name;
+    let w = World::new();
+    w.run(&w.v1, keep).unwrap();
+    let v1 = activate_at(&w.root()).unwrap();
+    let v1_tree = tree(&Store::open(w.root()).unwrap().install_dir(&v1.install_id));
+    let v1_installs = installs(&w.root());
+
+    if let Some(default) = row.default {
+        w.server.set_default(CHANGED, default);
+    }
+    w.server.script(CHANGED, row.script);
+    for (path, reply) in row.others {
+        w.server.set_default(path, reply);
+    }
+    w.server.clear_log();
+    let result = w.run(&w.v2, row.tune);
+
+    match row.expect {
+        Expect::Completes { starts } => {
+            let report = result.unwrap_or_else(|e| panic!("{name}: failed: {}", chain(&e)));
+            w.check_starts(name, &starts);
+            w.check_completed(name, &report, &v1, 0);
+        }
+        Expect::Fails {
+            says,
+            starts,
+            partial,
+            then,
+        } => {
+            let err = match result {
+                Ok(r) => panic!("{name}: completed: {r:?}"),
+                Err(e) => e,
+            };
+            let text = chain(&err);
+            assert!(
+                matches!(err, InstallError::Fetch { .. }) && err.hint().is_some(),
+                "{name}: {text}"
+            );
+            let ctx = Ctx {
+                url: w.server.url(CHANGED),
+                hop: w.server.url("/hop"),
+                sha256: w.sha256(),
+            };
+            let mut wanted = vec![
+                format!(
+                    "1 of 1 downloads failed; nothing was activated, install {} stays active",
+                    v1.install_id
+                ),
+                "caused by: extra: download failed".into(),
+            ];
+            wanted.extend(says(&ctx));
+            for want in wanted {
+                assert!(text.contains(&want), "{name}: {want:?} not in: {text}");
+            }
+            w.check_starts(name, &starts);
+
+            // v1 is still the active install, byte for byte; nothing of v2 was kept.
+            let store = Store::open(w.root()).unwrap();
+            assert_eq!(activate_at(&w.root()).unwrap(), v1, "{name}");
+            assert_eq!(store.current_id().unwrap().as_ref(), Some(&v1.install_id));
+            assert!(
+                tree(&store.install_dir(&v1.install_id)) == v1_tree,
+                "{name}: the files of install {} changed",
+                v1.install_id
+            );
+            assert_eq!(installs(&w.root()), v1_installs, "{name}");
+            assert!(!store.has_component(&w.sha256()), "{name}");
+            let partial_name = format!("downloads/{}.partial", w.sha256());
+            match partial {
+                None => assert_eq!(leftovers(&w.root()), Vec::<String>::new(), "{name}"),
+                Some(n) => {
+                    assert_eq!(leftovers(&w.root()), vec![partial_name.clone()], "{name}");
+                    let kept = std::fs::read(w.root().join(&partial_name)).unwrap();
+                    assert!(
+                        kept == w.archive[..n],
+                        "{name}: the .partial holds {} bytes, not the archive's first {n}",
+                        kept.len()
+                    );
+                }
+            }
+
+            match (partial, then) {
+                (None, None) => {}
+                (Some(_), Some(then)) => {
+                    w.server.script(CHANGED, vec![]);
+                    w.server.set_default(CHANGED, then.reply);
+                    w.server.clear_log();
+                    let report = w
+                        .run(&w.v2, row.tune)
+                        .unwrap_or_else(|e| panic!("{name}, next run: failed: {}", chain(&e)));
+                    w.check_starts(&format!("{name}, next run"), &then.starts);
+                    w.check_completed(&format!("{name}, next run"), &report, &v1, then.resumed);
+                }
+                _ => panic!("{name}: a row that leaves a .partial says how the next run goes"),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_fault_completes_the_update_or_fails_keeping_v1() {
+    let rows = table();
+    let count = rows.len();
+    // Rows are independent worlds (own server, own root): run them side by side.
+    let failed: Vec<&'static str> = std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .into_iter()
+            .map(|row| {
+                let name = row.name;
+                let handle = std::thread::Builder::new()
+                    .name(name.into())
+                    .spawn_scoped(s, move || check_row(row))
+                    .unwrap();
+                (name, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(name, h)| h.join().is_err().then_some(name))
+            .collect()
+    });
+    assert!(
+        failed.is_empty(),
+        "{} of {count} rows failed (their panics are above): {failed:#?}",
+        failed.len()
+    );
+}
