@@ -86,8 +86,8 @@ pub enum FetchError {
     /// Connection failures, timeouts, stalls or 5xx answers went on after every retry.
     #[error(
         "{artifact}: downloading {url} failed {attempts} times in a row, last: {last}; check the \
-         network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again: it \
-         resumes where it stopped"
+         network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again{}",
+        resume_note(*kept)
     )]
     Network {
         /// The artifact's name.
@@ -98,6 +98,8 @@ pub enum FetchError {
         attempts: u32,
         /// The last failure.
         last: String,
+        /// Verified-so-far bytes kept in the `.partial` file for the next run (0: none).
+        kept: u64,
     },
 
     /// A redirect loop, too many redirects, or a redirect without a usable `Location`.
@@ -245,4 +247,13 @@ fn reason_suffix(reason: &str) -> String {
 
 fn list(failures: &[FetchError]) -> String {
     failures.iter().map(|f| format!("\n  - {f}")).collect()
+}
+
+/// What the next run will do with the bytes a failed download kept.
+fn resume_note(kept: u64) -> String {
+    if kept == 0 {
+        String::new()
+    } else {
+        format!(": it resumes where it stopped (byte {kept})")
+    }
 }

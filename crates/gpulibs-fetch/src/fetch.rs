@@ -438,7 +438,12 @@ impl Fetcher {
             let before = state.have;
             let reason = match self.attempt(state, mirror, url, attempt, progress) {
                 Ok(()) => return Ok(()),
-                Err(Failure::Final(error)) => return Err(*error),
+                Err(Failure::Final(mut error)) => {
+                    if let FetchError::Network { kept, .. } = error.as_mut() {
+                        *kept = state.have;
+                    }
+                    return Err(*error);
+                }
                 Err(Failure::Retry {
                     reason,
                     retry_after,
@@ -453,6 +458,7 @@ impl Fetcher {
                             url: url.to_string(),
                             attempts: failed_in_row,
                             last: reason,
+                            kept: state.have,
                         });
                     }
                     (reason, retry_after)
@@ -507,6 +513,7 @@ impl Fetcher {
                             url: url.to_string(),
                             attempts: failed_in_row,
                             last: reason,
+                            kept: 0,
                         });
                     }
                     std::thread::sleep(backoff(&policy, failed_in_row, retry_after));
@@ -1200,6 +1207,7 @@ fn classify(name: &str, url: &str, error: ureq::Error) -> Failure {
                 url: url.to_string(),
                 attempts: 1,
                 last: format!("proxy: {error}"),
+                kept: 0,
             })
         }
         other => Failure::Retry {
