@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use gpulibs_store::*;
+use gpulibs_testkit::build_library as build_so;
 
 /// `site-packages/nvidia/cu13/lib` (CUDA 13 runtime, cuBLAS, cuBLASLt) and
 /// `site-packages/nvidia/cudnn/lib` (cuDNN 9), as pip lays them out: versioned files and

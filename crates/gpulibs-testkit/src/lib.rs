@@ -3,7 +3,9 @@
 //! - Fatbin containers written byte by byte (the layout `gpulibs-inspect`'s `fatbin` module
 //!   documents) and compiled into real ELF shared objects with the system C compiler, so the
 //!   inspect, package and CLI tests read the same kind of file a user has (this module's root:
-//!   [`Entry`], [`container`], [`build_so`]).
+//!   [`Entry`], [`container`], [`build_so`]); plain libraries with a SONAME and `DT_NEEDED`
+//!   entries ([`build_library`]) for the store's, install's and CLI's tests of reused system
+//!   libraries.
 //! - [`http`]: a real HTTP/1.1 server on 127.0.0.1 with files per path, a default reply per
 //!   path, scripted per-request faults and a request log, and a `CONNECT` proxy; the fetch,
 //!   install and CLI tests download from it.
@@ -212,4 +214,34 @@ pub fn build_so(dir: &Path, name: &str, blobs: &[(Place, Vec<u8>)]) -> PathBuf {
         .expect("run the C compiler (cc)");
     assert!(status.success(), "cc failed for {}", c.display());
     out
+}
+
+/// Compiles a real shared object at `out` with `DT_SONAME` `soname` and a `DT_NEEDED` entry for
+/// each file of `needs` (linked against) with the system C compiler: a library that the
+/// loader, `gpulibs-inspect` and the system scan of `gpulibs-sources` all accept.
+pub fn build_library(out: &Path, soname: &str, needs: &[&Path]) {
+    let dir = out.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join(format!(".{soname}.c"));
+    let symbol: String = soname
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    std::fs::write(&src, format!("int {symbol}(void) {{ return 1; }}\n")).unwrap();
+    let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    cmd.args(["-shared", "-fPIC", "-o"])
+        .arg(out)
+        .arg(&src)
+        .arg(format!("-Wl,-soname,{soname}"));
+    for n in needs {
+        cmd.arg(n);
+    }
+    let output = cmd.output().expect("running the C compiler (cc)");
+    std::fs::remove_file(&src).unwrap();
+    assert!(
+        output.status.success(),
+        "cc failed for {}:\n{}",
+        out.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

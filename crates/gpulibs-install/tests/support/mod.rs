@@ -161,34 +161,7 @@ pub fn lib_archive(name: &str, payload: &[u8]) -> Vec<u8> {
     tar_zst(&[(&format!("lib/{name}"), Entry::File(payload))])
 }
 
-/// Compiles a real shared object at `out` with DT_SONAME `soname` (and a `DT_NEEDED` entry for
-/// each file of `needs`) with the system C compiler: a library the system scan trusts.
-pub fn build_so(out: &std::path::Path, soname: &str, needs: &[&std::path::Path]) {
-    let dir = out.parent().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join(format!(".{soname}.c"));
-    let symbol: String = soname
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    std::fs::write(&src, format!("int {symbol}(void) {{ return 1; }}\n")).unwrap();
-    let mut cmd = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cmd.args(["-shared", "-fPIC", "-o"])
-        .arg(out)
-        .arg(&src)
-        .arg(format!("-Wl,-soname,{soname}"));
-    for n in needs {
-        cmd.arg(n);
-    }
-    let output = cmd.output().expect("running the C compiler (cc)");
-    std::fs::remove_file(&src).unwrap();
-    assert!(
-        output.status.success(),
-        "cc failed for {}:\n{}",
-        out.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+pub use gpulibs_testkit::build_library as build_so;
 
 /// cuBLAS 13 as pip lays it out in a PyTorch environment (`site-packages/nvidia/cu13/lib`):
 /// `libcublasLt.so.13` and `libcublas.so.13` (which needs it). Returns the directory.

@@ -299,32 +299,3 @@ pub fn assert_whole(root: &Path, allowed: &[Option<&str>], context: &str) -> Opt
     }
     Some(id)
 }
-
-/// Compiles a real shared object at `out` with DT_SONAME `soname` (and `DT_NEEDED` entries for
-/// `needs`, given as files to link against) with the system C compiler.
-pub fn build_so(out: &Path, soname: &str, needs: &[&Path]) {
-    let dir = out.parent().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join(format!(".{soname}.c"));
-    let symbol: String = soname
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    std::fs::write(&src, format!("int {symbol}(void) {{ return 1; }}\n")).unwrap();
-    let mut cmd = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cmd.args(["-shared", "-fPIC", "-o"])
-        .arg(out)
-        .arg(&src)
-        .arg(format!("-Wl,-soname,{soname}"));
-    for n in needs {
-        cmd.arg(n);
-    }
-    let output = cmd.output().expect("running the C compiler (cc)");
-    std::fs::remove_file(&src).unwrap();
-    assert!(
-        output.status.success(),
-        "cc failed for {}:\n{}",
-        out.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
