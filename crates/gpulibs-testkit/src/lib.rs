@@ -63,7 +63,7 @@ impl Entry {
     }
 
     /// A PTX entry for `compute_<arch>` with ISA `major.minor`. PTX entries carry an options
-    /// pair after the 64 header bytes, hence 72 [E1].
+    /// pair after the 64 header bytes, hence 72 \[E1\].
     pub fn ptx(arch: u32, isa: (u16, u16)) -> Self {
         let text = format!(
             ".version {}.{}\n.target sm_{arch}\n.address_size 64\n{}",
