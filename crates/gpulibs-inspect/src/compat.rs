@@ -1,7 +1,7 @@
 //! Which kernel entry a GPU can load, and what that means for a whole library.
 //!
 //! Pure rules over plain data: nothing here reads files. The rules are those of
-//! `cuda-facts.md` §2 (sources [ADA], [BF], [J3124], [EESSI], [FB], and the experiment [E2] on an
+//! `cuda-facts.md` §2 (sources \[ADA\], \[BF\], \[J3124\], \[EESSI\], \[FB\], and the experiment \[E2\] on an
 //! H100 with driver 13.0); where the facts mark a rule UNCONFIRMED, so does the comment here.
 
 use std::cmp::Ordering;
@@ -45,7 +45,7 @@ impl Variant {
     }
 
     /// Preference among entries for the same compute capability: `a` beat the plain entry on
-    /// CC 9.0 for both SASS and PTX ([E2]). Where `f` sits between them is UNCONFIRMED; it is
+    /// CC 9.0 for both SASS and PTX (\[E2\]). Where `f` sits between them is UNCONFIRMED; it is
     /// narrower than generic code, so it is put between the two.
     fn preference(self) -> u8 {
         match self {
@@ -109,11 +109,11 @@ impl fmt::Display for KernelTarget {
 ///
 /// This is the architecture rule only; a PTX entry must also pass [`driver_accepts_ptx`].
 /// Rules (facts §2):
-/// - SASS `sm_XY`: same major, device minor ≥ Y ([ADA]; sm_86 fails on 9.0 [E2]).
-/// - `a` (SASS or PTX): exactly CC X.Y ([BF][J3124]; sm_90a and compute_90a load on 9.0 [E2]).
-/// - `f` (SASS or PTX): same major, minor ≥ Y ([BF][EESSI]: 100f → 10.0/10.3, 120f → 12.0/12.1).
+/// - SASS `sm_XY`: same major, device minor ≥ Y (\[ADA\]; sm_86 fails on 9.0 \[E2\]).
+/// - `a` (SASS or PTX): exactly CC X.Y (\[BF\]\[J3124\]; sm_90a and compute_90a load on 9.0 \[E2\]).
+/// - `f` (SASS or PTX): same major, minor ≥ Y (\[BF\]\[EESSI\]: 100f → 10.0/10.3, 120f → 12.0/12.1).
 ///   Whether Thor's old CC 10.1 is in the 100f family is UNCONFIRMED; CUDA 13 renamed it 11.0.
-/// - PTX `compute_XY`: any device CC ≥ X.Y, across majors ([FB]; compute_100 fails on 9.0 [E2]).
+/// - PTX `compute_XY`: any device CC ≥ X.Y, across majors (\[FB\]; compute_100 fails on 9.0 \[E2\]).
 pub fn runs_on(target: KernelTarget, device: ComputeCapability) -> bool {
     let t = target.cc;
     match (target.kind, target.variant) {
@@ -179,7 +179,7 @@ impl<'de> Deserialize<'de> for PtxIsa {
 /// Source: the "PTX ISA release history" table of NVIDIA's PTX ISA document, as NVIDIA copies it
 /// into cuda-python (`cuda/bindings/utils/_ptx_utils.py`, `_ptx_to_cuda`), which lists up to
 /// 9.1 ↔ 13.1. Cross-checked with facts §2: ptxas 11.8→7.8, 12.0→8.0, 12.8→8.7, 12.9→8.8,
-/// 13.0→9.0 [E1], 13.1→9.1 [RN]; driver 13.0 accepts 9.0 and rejects 9.1/9.2 [E2].
+/// 13.0→9.0 \[E1\], 13.1→9.1 \[RN\]; driver 13.0 accepts 9.0 and rejects 9.1/9.2 \[E2\].
 /// CUDA 12.6 kept PTX 8.5 and 12.7 (8.6) was never a public toolkit, hence the gap.
 /// `((CUDA major, minor), (PTX ISA major, minor))`.
 type CudaToIsa = ((u32, u32), (u32, u32));
@@ -264,7 +264,7 @@ pub enum Selection {
     },
     /// Nothing loads (`cudaErrorNoKernelImageForDevice`). `ptx_too_new` lists PTX entries that
     /// would run on the architecture but whose ISA the driver does not understand
-    /// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`, [E2]).
+    /// (`CUDA_ERROR_UNSUPPORTED_PTX_VERSION`, \[E2\]).
     None { ptx_too_new: Vec<KernelEntry> },
 }
 
@@ -275,10 +275,10 @@ fn candidate_order(a: &KernelTarget, b: &KernelTarget) -> Ordering {
 }
 
 /// The entry the driver would load from one container (facts §2 "Entry choice observed on CC
-/// 9.0" [E2]): a compatible cubin beats any PTX; an `a` entry beats the plain one for the same CC;
-/// the highest compatible PTX is used [FB]. Among compatible cubins of different minors
+/// 9.0" \[E2\]): a compatible cubin beats any PTX; an `a` entry beats the plain one for the same CC;
+/// the highest compatible PTX is used \[FB\]. Among compatible cubins of different minors
 /// (sm_80 and sm_86 on 8.9) the highest minor ≤ the device is assumed: UNCONFIRMED.
-/// Entry order in the container does not matter [E2], and the result does not depend on it.
+/// Entry order in the container does not matter \[E2\], and the result does not depend on it.
 pub fn select_entry(
     entries: &[KernelEntry],
     device: ComputeCapability,
@@ -328,10 +328,10 @@ pub fn select_entry(
 /// Why a container with nothing for a device is not held against the library on that device.
 ///
 /// A library is many containers (one per compiled source file: ORT 1.31.1's CUDA provider has
-/// 609 [E3]), and not all of them are built for every target: 292 of that provider's containers
+/// 609 \[E3\]), and not all of them are built for every target: 292 of that provider's containers
 /// hold only `sm_90a`, 9 only `sm_120a`, and 91 start at `sm_80` where the rest start at `sm_75`.
 /// The driver only fails when a kernel of such a container is launched
-/// (`cudaErrorNoKernelImageForDevice` at launch, [ORT26181]), so a library that picks its kernels
+/// (`cudaErrorNoKernelImageForDevice` at launch, \[ORT26181\]), so a library that picks its kernels
 /// by GPU at run time works everywhere its other containers load. When at least one container
 /// of the library loads on the device, a container that loads nothing there was built, by the
 /// library's own build rules, for other GPUs only, and is skipped; the shapes below say how.
@@ -809,7 +809,7 @@ mod tests {
         }
     }
 
-    /// facts §2 "Entry choice observed on CC 9.0" [E2], in both entry orders, plus cases beyond it.
+    /// facts §2 "Entry choice observed on CC 9.0" \[E2\], in both entry orders, plus cases beyond it.
     #[test]
     fn entry_selection_table() {
         let d = Some("13.0");

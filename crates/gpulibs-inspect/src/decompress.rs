@@ -1,7 +1,7 @@
 //! Decompressing entry payloads, only when asked.
 //!
 //! Inspection never needs this (targets come from entry headers); it is for checks that want the
-//! cubin or PTX text itself. Formats (facts §1 "Compression" [ZL][E1]): flag 0x2000 is an LZ4 raw
+//! cubin or PTX text itself. Formats (facts §1 "Compression" \[ZL\]\[E1\]): flag 0x2000 is an LZ4 raw
 //! block with no frame, flag 0x8000 a Zstandard frame. The output size is the header's
 //! uncompressed size, and the caller's `max_size` is a hard cap on it, so hostile input cannot
 //! make this allocate more than the caller allowed.

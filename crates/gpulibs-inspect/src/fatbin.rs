@@ -1,6 +1,6 @@
 //! Parsing fatbin containers out of raw bytes.
 //!
-//! Layouts are those of `cuda-facts.md` §1 ([ZL][JG][CR][E1]):
+//! Layouts are those of `cuda-facts.md` §1 (\[ZL\]\[JG\]\[CR\]\[E1\]):
 //!
 //! - container header, 16 bytes LE: `u32 magic 0xBA55ED50 | u16 version 1 | u16 header_size 16 |
 //!   u64 fat_size` (bytes of entries following the header);
@@ -17,14 +17,14 @@ use serde::{Deserialize, Serialize};
 use crate::compat::{KernelEntry, KernelTarget, PtxIsa, TargetKind, Variant};
 use gpulibs_detect::ComputeCapability;
 
-/// Container magic ([ZL][JG]).
+/// Container magic (\[ZL\]\[JG\]).
 pub const FATBIN_MAGIC: u32 = 0xBA55_ED50;
 /// Size of the container header every known producer writes.
 pub const CONTAINER_HEADER_SIZE: usize = 16;
 /// Bytes of an entry header that hold the fields read here (through the uncompressed size at
-/// 0x38). Producers write 64 to 112 ([E1]).
+/// 0x38). Producers write 64 to 112 (\[E1\]).
 pub const MIN_ENTRY_HEADER_SIZE: usize = 64;
-/// Largest entry header accepted. Real ones are ≤ 112 bytes [E1]; 4 KiB leaves room for growth
+/// Largest entry header accepted. Real ones are ≤ 112 bytes \[E1\]; 4 KiB leaves room for growth
 /// while making a random magic hit unlikely to pass.
 pub const MAX_ENTRY_HEADER_SIZE: u32 = 4096;
 /// Sanity bound on entries per container. Real containers hold one entry per target and PTX
@@ -33,7 +33,7 @@ pub const MAX_ENTRIES_PER_CONTAINER: usize = 4096;
 /// Sanity bound on warnings kept per scan, so hostile input cannot grow them without limit.
 pub const MAX_WARNINGS: usize = 64;
 
-/// Entry kinds ([ZL][JG]): 1 = PTX, 2 = ELF cubin.
+/// Entry kinds (\[ZL\]\[JG\]): 1 = PTX, 2 = ELF cubin.
 pub const KIND_PTX: u16 = 1;
 pub const KIND_ELF: u16 = 2;
 
@@ -87,7 +87,7 @@ impl Compression {
 pub enum EntryKind {
     Ptx,
     Elf,
-    /// Any other kind, kept with its number (4 old cubin, 8 IR, … per [NO], UNCONFIRMED).
+    /// Any other kind, kept with its number (4 old cubin, 8 IR, … per \[NO\], UNCONFIRMED).
     Other(u16),
 }
 
@@ -441,7 +441,7 @@ pub struct Scan {
 }
 
 /// Scans `buf[range]` for containers at 8-byte aligned offsets (containers are 8-aligned,
-/// facts §1: `.nv_fatbin` has align 8, containers follow each other with no gaps [E3]).
+/// facts §1: `.nv_fatbin` has align 8, containers follow each other with no gaps \[E3\]).
 /// Alignment is taken relative to the buffer start (the file start for files: ELF places a
 /// section's file offset congruent to its address modulo its alignment).
 ///

@@ -22,7 +22,7 @@ use crate::decompress::decompress_entry;
 use crate::fatbin::{self, Compression, EntryKind, Scan};
 
 /// Cap on the output of one payload when [`InspectOptions::check_payloads`] is set. The largest
-/// real cubins seen are a few MB uncompressed ([E3]); 256 MiB is far above that.
+/// real cubins seen are a few MB uncompressed (\[E3\]); 256 MiB is far above that.
 pub const PAYLOAD_CHECK_CAP: usize = 256 << 20;
 /// Cap on warnings kept in one report.
 const MAX_REPORT_WARNINGS: usize = 64;

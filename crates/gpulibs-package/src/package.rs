@@ -93,7 +93,7 @@ pub struct PackageRequest {
     /// Targets for per-architecture components of the vendor's CUDA libraries; empty: one
     /// universal component.
     pub per_arch: Vec<ComputeCapability>,
-    /// Driver bound for the PTX chosen when thinning (see [`crate::thin`]); `None`: any ISA.
+    /// Driver bound for the PTX chosen when thinning (see [`crate::thin()`]); `None`: any ISA.
     pub driver: Option<CudaVersion>,
     /// Id prefix of the vendor's components: `onnxruntime`.
     pub name: String,

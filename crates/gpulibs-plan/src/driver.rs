@@ -2,7 +2,7 @@
 //! minor-version compatibility, and driver version strings compared as numbers.
 //!
 //! These rules are new in gpulibs (inspect owns the kernel rules, not the driver's); they are a
-//! table plus pure functions, from `cuda-facts.md` §3 ([RN] release notes, [MVC] minor-version
+//! table plus pure functions, from `cuda-facts.md` §3 (\[RN\] release notes, \[MVC\] minor-version
 //! compatibility).
 
 use std::cmp::Ordering;
@@ -115,7 +115,7 @@ fn dv(s: &str) -> DriverVersion {
     s.parse().expect("driver table entries are well-formed")
 }
 
-/// Minimum Linux driver of each CUDA toolkit release (facts §3, [RN]), oldest first. 12.7 was
+/// Minimum Linux driver of each CUDA toolkit release (facts §3, \[RN\]), oldest first. 12.7 was
 /// never released; a runtime of a version missing here takes the entry of the closest older
 /// release of the same major (12.7 → 12.6's 560.28.03) for "full support", which is a lower
 /// bound, and minor-version compatibility decides anyway.
@@ -135,7 +135,7 @@ pub const MIN_DRIVER_BY_CUDA: &[((u32, u32), &str)] = &[
 ];
 
 /// The oldest driver of each CUDA major that runs every minor release of that major through
-/// minor-version compatibility ([MVC]): 11.x ≥ 450.80.02, 12.x ≥ 525.60.13 (the 12.0 driver),
+/// minor-version compatibility (\[MVC\]): 11.x ≥ 450.80.02, 12.x ≥ 525.60.13 (the 12.0 driver),
 /// 13.x ≥ 580 (whose first release is 580.65.06).
 pub const MINOR_VERSION_FLOOR: &[(u32, &str)] =
     &[(11, "450.80.02"), (12, "525.60.13"), (13, "580.65.06")];

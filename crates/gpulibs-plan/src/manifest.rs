@@ -477,7 +477,7 @@ pub enum ManifestError {
     Syntax { line: usize, message: String },
 }
 
-/// Reads a manifest from TOML text. Structure only: call [`crate::validate`] for the rules
+/// Reads a manifest from TOML text. Structure only: call [`crate::validate()`] for the rules
 /// across fields (hashes, ids, paths, needs).
 pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
     let declared = declared_schema(text)?;

@@ -29,7 +29,7 @@
 //! - A request for the GPU yields [`Outcome::VerifiedGpu`] only when the CUDA session was
 //!   created with CPU fallback disabled, ONNX Runtime's profiler shows every node on the CUDA
 //!   provider, and every output matches the CPU provider's within [`compare::threshold_for`].
-//! - ONNX Runtime is loaded once per process ([`runtime`](crate::runtime) explains): call
+//! - ONNX Runtime is loaded once per process ([`runtime`] explains): call
 //!   [`verify`] once per process, or again with the same library.
 //! - [`synth`]: inputs from model metadata, `--shape`/`--value` (parse them with
 //!   [`parse_shape_option`], [`parse_value_option`]).

@@ -105,7 +105,7 @@ fn mib(b: u64) -> String {
     format!("{} MiB", b.div_ceil(1 << 20))
 }
 
-/// [`recommend_with`] with the default [`Headroom`].
+/// `recommend_with` with the default [`Headroom`].
 pub fn recommend(
     catalog: &Catalog,
     free_vram: Option<u64>,

@@ -1,7 +1,7 @@
 //! ONNX Runtime and the CUDA libraries, loaded into this process.
 //!
 //! A process holds one ONNX Runtime: the `ort` crate keeps the first library it loads for the
-//! life of the process. [`load_ort`] therefore loads once and afterwards only accepts the same
+//! life of the process. `load_ort` therefore loads once and afterwards only accepts the same
 //! file again; a request for another one is an error, not a silent reuse.
 
 use std::ffi::CStr;
