@@ -105,7 +105,9 @@ fn mib(b: u64) -> String {
     format!("{} MiB", b.div_ceil(1 << 20))
 }
 
-/// `recommend_with` with the default [`Headroom`].
+/// Tries the models best-first (`quality_rank`, then name): files present, VRAM and RAM with
+/// the default [`Headroom`], then a real `verify` (`verify_fn`); the first that passes wins.
+/// Apply [`Catalog::with_measurements`] first so measured figures count.
 pub fn recommend(
     catalog: &Catalog,
     free_vram: Option<u64>,
