@@ -530,38 +530,11 @@ impl Fetcher {
         max_bytes: u64,
     ) -> Result<Option<Vec<u8>>, Failure> {
         let (response, current) = self.get_following(name, url, 0)?;
-        let status = response.status().as_u16();
-        let header = |key: &str| {
-            response
-                .headers()
-                .get(key)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        match status {
+        let header = |key: &str| header(&response, key);
+        match response.status().as_u16() {
             200 => {}
             404 | 410 => return Ok(None),
-            408 | 429 | 500..=599 => {
-                return Err(Failure::Retry {
-                    reason: format!("{current} answered HTTP {status}"),
-                    retry_after: header("retry-after")
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs),
-                })
-            }
-            _ => {
-                return Err(Failure::final_error(FetchError::HttpStatus {
-                    artifact: name.to_string(),
-                    url: current,
-                    status,
-                    reason: response
-                        .status()
-                        .canonical_reason()
-                        .unwrap_or_default()
-                        .to_string(),
-                    hint: status_hint(status),
-                }))
-            }
+            _ => return Err(status_failure(name, current, &response)),
         }
         let too_large = |received: u64| {
             Failure::final_error(FetchError::TooLarge {
@@ -688,16 +661,9 @@ impl Fetcher {
         progress(&state.event(url, mirror, attempt, Stage::Starting));
         state.requests += 1;
         let (response, current) = self.get_following(&artifact.name, url, state.have)?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |key: &str| header(&response, key);
         let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
-        let expected_end = match status {
+        let expected_end = match response.status().as_u16() {
             200 => {
                 if state.have > 0 {
                     // Range ignored: the body starts at byte 0.
@@ -738,28 +704,7 @@ impl Fetcher {
                     retry_after: None,
                 });
             }
-            408 | 429 | 500..=599 => {
-                return Err(Failure::Retry {
-                    reason: format!("{current} answered HTTP {status}"),
-                    retry_after: header("retry-after")
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs),
-                });
-            }
-            _ => {
-                let hint = status_hint(status);
-                return Err(Failure::final_error(FetchError::HttpStatus {
-                    artifact: artifact.name.clone(),
-                    url: current,
-                    status,
-                    reason: response
-                        .status()
-                        .canonical_reason()
-                        .unwrap_or_default()
-                        .to_string(),
-                    hint,
-                }));
-            }
+            _ => return Err(status_failure(&artifact.name, current, &response)),
         };
         if state.total.is_none() {
             state.total = expected_end;
@@ -970,6 +915,44 @@ fn sink_error(artifact: &Artifact, source: io::Error) -> FetchError {
 }
 
 /// What to do about a status that retrying will not change.
+/// A response header as text.
+fn header(response: &ureq::http::Response<ureq::Body>, key: &str) -> Option<String> {
+    response
+        .headers()
+        .get(key)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// An answer that is not the body: 408, 429 and 5xx are retried (after `Retry-After` seconds
+/// when the server says so), any other status fails for good with a hint.
+fn status_failure(
+    name: &str,
+    current: String,
+    response: &ureq::http::Response<ureq::Body>,
+) -> Failure {
+    let status = response.status().as_u16();
+    match status {
+        408 | 429 | 500..=599 => Failure::Retry {
+            reason: format!("{current} answered HTTP {status}"),
+            retry_after: header(response, "retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs),
+        },
+        _ => Failure::final_error(FetchError::HttpStatus {
+            artifact: name.to_string(),
+            url: current,
+            status,
+            reason: response
+                .status()
+                .canonical_reason()
+                .unwrap_or_default()
+                .to_string(),
+            hint: status_hint(status),
+        }),
+    }
+}
+
 fn status_hint(status: u16) -> &'static str {
     match status {
         404 | 410 => "the file is not on this server; the mirror may be out of date",
