@@ -37,6 +37,7 @@ pub use compat::{
 pub use decompress::{decompress_entry, DecompressError};
 pub use fatbin::{scan, Compression, Container, EntryKind, FatbinEntry, Scan};
 pub use report::{
-    elf_files_below, inspect_bytes, inspect_file, inspect_paths, FileFormat, FileReport,
-    GpuVerdict, InspectError, InspectOptions, KernelSummary, LoadedTarget, SectionSummary,
+    elf_files_below, inspect_bytes, inspect_file, inspect_paths, scan_file_bytes, FileFormat,
+    FileReport, GpuVerdict, InspectError, InspectOptions, KernelSummary, LoadedTarget,
+    SectionSummary,
 };

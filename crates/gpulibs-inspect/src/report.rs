@@ -376,8 +376,11 @@ struct SectionRange {
     name: String,
 }
 
-/// Finds every container in a file's bytes, attributing each to its section.
-fn scan_file_bytes(data: &[u8], warnings: &mut Vec<String>) -> (FileFormat, Scan, Vec<String>) {
+/// Finds every container in a file's bytes and names the section holding each: for an ELF
+/// file, the file data of every section is scanned (the union once, in offset order); for
+/// anything else, or an ELF file whose section table cannot be read (a warning says so), the
+/// whole buffer. What `inspect` reports and what `gpulibs-package` thins are found this way.
+pub fn scan_file_bytes(data: &[u8], warnings: &mut Vec<String>) -> (FileFormat, Scan, Vec<String>) {
     let is_elf = data.starts_with(b"\x7fELF");
     if is_elf {
         match object::File::parse(data) {

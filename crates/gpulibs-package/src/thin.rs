@@ -38,9 +38,8 @@
 use std::path::{Path, PathBuf};
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_inspect::fatbin::{self, Container, FatbinEntry, Scan, CONTAINER_HEADER_SIZE};
+use gpulibs_inspect::fatbin::{Container, FatbinEntry, Scan, CONTAINER_HEADER_SIZE};
 use gpulibs_inspect::{inspect_bytes, select_entry, InspectOptions, Selection, Verdict};
-use object::{Object, ObjectSection};
 use serde::{Deserialize, Serialize};
 
 /// One entry of a container, as the thinning report lists it.
@@ -209,54 +208,11 @@ pub enum ThinError {
     },
 }
 
-/// Every container of a file's bytes and the section holding it, found the way
-/// `gpulibs-inspect`'s report finds them: for an ELF file, the file data of every section is
-/// scanned (the union once, in offset order); for anything else, the whole buffer.
+/// Every container of a file's bytes and the section holding it, as `gpulibs-inspect`'s report
+/// finds them ([`gpulibs_inspect::scan_file_bytes`]).
 pub fn containers_with_sections(data: &[u8]) -> (Scan, Vec<String>) {
-    if data.starts_with(b"\x7fELF") {
-        if let Ok(obj) = object::File::parse(data) {
-            let mut ranges: Vec<(usize, usize, String)> = obj
-                .sections()
-                .filter_map(|s| {
-                    let (off, size) = s.file_range()?;
-                    let start = usize::try_from(off).ok()?.min(data.len());
-                    let end = usize::try_from(off.checked_add(size)?)
-                        .ok()?
-                        .min(data.len());
-                    (end > start).then(|| (start, end, s.name().unwrap_or("(unnamed)").into()))
-                })
-                .collect();
-            if !ranges.is_empty() {
-                ranges.sort_by_key(|r| (r.0, r.1));
-                let mut scan = Scan::default();
-                let mut covered = 0usize;
-                for (start, end, _) in &ranges {
-                    let s = (*start).max(covered);
-                    if s < *end {
-                        fatbin::scan_range(data, s..*end, &mut scan);
-                        covered = *end;
-                    }
-                }
-                let names = scan
-                    .containers
-                    .iter()
-                    .map(|c| {
-                        ranges
-                            .iter()
-                            .find(|r| (r.0 as u64) <= c.offset && c.offset < r.1 as u64)
-                            .map_or_else(|| "(no section)".to_string(), |r| r.2.clone())
-                    })
-                    .collect();
-                return (scan, names);
-            }
-            let scan = fatbin::scan(data);
-            let names = vec!["(no section)".to_string(); scan.containers.len()];
-            return (scan, names);
-        }
-    }
-    let scan = fatbin::scan(data);
-    let names = vec!["(file)".to_string(); scan.containers.len()];
-    (scan, names)
+    let (_, scan, sections) = gpulibs_inspect::scan_file_bytes(data, &mut Vec::new());
+    (scan, sections)
 }
 
 fn entry_bytes(e: &FatbinEntry) -> u64 {
