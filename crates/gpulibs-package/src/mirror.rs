@@ -325,76 +325,13 @@ mod tests {
     //! Mirroring from a manifest URL, against a real HTTP server on 127.0.0.1.
 
     use super::*;
-    use std::collections::HashMap;
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
+    use gpulibs_testkit::http::Server;
 
-    type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
-
-    /// Serves `files` (404 otherwise) and logs the paths asked for.
-    struct Server {
-        base: String,
-        files: Files,
-        log: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl Server {
-        fn start() -> Server {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let base = format!("http://{}", listener.local_addr().unwrap());
-            let files: Files = Arc::default();
-            let log: Arc<Mutex<Vec<String>>> = Arc::default();
-            let (f, l) = (Arc::clone(&files), Arc::clone(&log));
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    let Ok(stream) = stream else { continue };
-                    let (f, l) = (Arc::clone(&f), Arc::clone(&l));
-                    std::thread::spawn(move || -> std::io::Result<()> {
-                        let mut reader = BufReader::new(stream.try_clone()?);
-                        let mut line = String::new();
-                        reader.read_line(&mut line)?;
-                        let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                        loop {
-                            let mut header = String::new();
-                            if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-                                break;
-                            }
-                        }
-                        l.lock().unwrap().push(path.clone());
-                        let body = f.lock().unwrap().get(&path).cloned();
-                        let mut out = stream;
-                        match body {
-                            Some(body) => {
-                                write!(
-                                    out,
-                                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                    body.len()
-                                )?;
-                                out.write_all(&body)?;
-                            }
-                            None => out.write_all(
-                                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                            )?,
-                        }
-                        out.flush()
-                    });
-                }
-            });
-            Server { base, files, log }
-        }
-        fn put(&self, path: &str, bytes: &[u8]) {
-            self.files
-                .lock()
-                .unwrap()
-                .insert(path.to_string(), bytes.to_vec());
-        }
-        fn url(&self, path: &str) -> String {
-            format!("{}{path}", self.base)
-        }
-        fn take_log(&self) -> Vec<String> {
-            std::mem::take(&mut *self.log.lock().unwrap())
-        }
+    /// The paths asked for since the last call.
+    fn take_log(server: &Server) -> Vec<String> {
+        let paths = server.log().into_iter().map(|seen| seen.path).collect();
+        server.clear_log();
+        paths
     }
 
     fn key() -> gpulibs_plan::SecretKey {
@@ -427,8 +364,8 @@ mod tests {
     fn signed_url_release_with_bare_names_is_copied_as_is() {
         let server = Server::start();
         let (a, b) = (vec![1u8; 3000], vec![2u8; 5000]);
-        server.put("/rel/a.tar.zst", &a);
-        server.put("/rel/b.tar.zst", &b);
+        server.put("/rel/a.tar.zst", a.as_slice());
+        server.put("/rel/b.tar.zst", b.as_slice());
         let text = manifest(&[("a", "a.tar.zst", &[], &a), ("b", "b.tar.zst", &[], &b)]);
         let sig = gpulibs_plan::sign_manifest(text.as_bytes(), &key());
         server.put("/rel/manifest.toml", text.as_bytes());
@@ -444,7 +381,7 @@ mod tests {
         let copied_sig = std::fs::read_to_string(report.signature.unwrap()).unwrap();
         gpulibs_plan::verify_manifest(text.as_bytes(), &copied_sig, &key().public_key()).unwrap();
         assert_eq!(report.upstream_manifest, None);
-        let mut log = server.take_log();
+        let mut log = take_log(&server);
         log.sort();
         assert_eq!(
             log,
@@ -460,7 +397,7 @@ mod tests {
         let report = mirror(&server.url("/rel/manifest.toml"), &dest).unwrap();
         assert!(report.artifacts.iter().all(|x| !x.2), "nothing copied");
         assert_eq!(
-            server.take_log(),
+            take_log(&server),
             ["/rel/manifest.toml", "/rel/manifest.toml.minisig"]
         );
         assert!(!dest.join(".partial").read_dir().unwrap().any(|_| true));
@@ -470,9 +407,9 @@ mod tests {
     fn url_release_is_rewritten_to_bare_names_and_keeps_the_upstream_signature() {
         let server = Server::start();
         let (a, b) = (vec![3u8; 2000], vec![4u8; 7000]);
-        server.put("/rel/sub/a.tar.zst", &a);
+        server.put("/rel/sub/a.tar.zst", a.as_slice());
         // b's primary is missing: its relative mirror serves it.
-        server.put("/other/b.tar.zst", &b);
+        server.put("/other/b.tar.zst", b.as_slice());
         let text = manifest(&[
             ("a", "sub/a.tar.zst", &[], &a),
             ("b", "/gone/b.tar.zst", &["../other/b.tar.zst"], &b),
