@@ -451,7 +451,7 @@ mod tests {
     fn wrong_bytes_and_missing_manifests_are_refused() {
         let server = Server::start();
         let a = vec![5u8; 4000];
-        server.put("/rel/a.tar.zst", &[6u8; 4000]);
+        server.put("/rel/a.tar.zst", [6u8; 4000]);
         let text = manifest(&[("a", "a.tar.zst", &[], &a)]);
         server.put("/rel/manifest.toml", text.as_bytes());
         let dir = tempfile::tempdir().unwrap();
