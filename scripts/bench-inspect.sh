@@ -62,25 +62,13 @@ done
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || { echo "error: --runs takes a positive number" >&2; exit 2; }
 [[ -x /usr/bin/time ]] || { echo "error: /usr/bin/time is needed (apt-get install -y time)" >&2; exit 2; }
 
+source "$REPO_ROOT/scripts/lib/wheels.sh"
+
 # Prints the path of one member of a pinned wheel, fetching and unzipping it into the cache
 # (the same layout as scripts/parity-cuobjdump.sh) when missing.
 member_of() {
-    local req=$1 member=$2 name ver stem wheel out
-    name=${req%%==*}
-    ver=${req##*==}
-    stem="${name//-/_}-${ver}-"
-    mkdir -p "$CACHE/wheels"
-    wheel=$(find "$CACHE/wheels" -maxdepth 1 -name "${stem}*.whl" | sort | head -n 1)
-    if [[ -z "$wheel" ]]; then
-        echo "downloading $req into $CACHE/wheels" >&2
-        python3 -m pip download --quiet --no-deps --only-binary=:all: \
-            --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-            --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 \
-            --platform manylinux1_x86_64 \
-            --python-version 3.11 "$req" -d "$CACHE/wheels" >&2
-        wheel=$(find "$CACHE/wheels" -maxdepth 1 -name "${stem}*.whl" | sort | head -n 1)
-        [[ -n "$wheel" ]] || { echo "error: pip downloaded no wheel for $req" >&2; exit 2; }
-    fi
+    local req=$1 member=$2 wheel out
+    wheel=$(wheel_for "$req")
     out="$CACHE/lib/$(basename "$wheel" .whl)/$member"
     python3 - "$wheel" "$member" "$out" <<'PY'
 import os, sys, zipfile
