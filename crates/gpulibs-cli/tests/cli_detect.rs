@@ -1,51 +1,17 @@
 //! `gpulibs detect` and the command-line conventions, run as a user runs them: the real binary,
 //! the real dlopen path, and the fake NVML library at the hardware boundary.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use assert_cmd::prelude::*;
+use gpulibs_testkit::fake_nvml;
 use predicates::prelude::*;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The fake NVML library, built once per test binary with a nested cargo into its own target
-/// directory (the outer cargo may hold the lock on the usual one).
-fn fake_nvml() -> &'static Path {
-    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let root = workspace_root();
-        let target = root.join("target/fake-nvml");
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "gpulibs-fake-nvml",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .current_dir(&root)
-            .status()
-            .expect("run cargo to build the fake NVML");
-        assert!(status.success(), "building gpulibs-fake-nvml failed");
-        target.join("debug/libgpulibs_fake_nvml.so")
-    })
-}
 
 /// `gpulibs` with the fake NVML answering from `scenario`, and a clean CUDA environment.
 fn gpulibs_on(scenario: &str) -> Command {
     let mut cmd = Command::cargo_bin("gpulibs").expect("binary");
-    cmd.env("GPULIBS_NVML_LIBRARY", fake_nvml())
-        .env(
-            "GPULIBS_FAKE_NVML",
-            workspace_root().join(format!(
-                "crates/gpulibs-fake-nvml/scenarios/{scenario}.json"
-            )),
-        )
+    cmd.env("GPULIBS_NVML_LIBRARY", fake_nvml::library())
+        .env("GPULIBS_FAKE_NVML", fake_nvml::scenario(scenario))
         .env_remove("CUDA_VISIBLE_DEVICES")
         .env_remove("CUDA_DEVICE_ORDER")
         .env_remove("NO_COLOR");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use gpulibs_fetch::{
     fetch, Artifact, FetchError, Fetcher, Origin, Progress, Sink, Stage, StallRule,
 };
-use support::{artifact, quick_options, test_bytes, Reply, Server};
+use support::{artifact, partial_path, quick_options, test_bytes, Reply, Server};
 
 /// A sink that records what the fetcher told it.
 #[derive(Default)]
@@ -49,6 +49,22 @@ fn partial_files(dir: &std::path::Path) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A server with `test_bytes(len)` at `/f`, answering its first requests with `faults`; a
+/// temporary directory for [`quick_options`]; and the artifact `name` of `/f`:
+/// `(server, data, dir, art)`.
+fn one_file(
+    name: &str,
+    len: usize,
+    faults: Vec<Reply>,
+) -> (Server, Vec<u8>, tempfile::TempDir, Artifact) {
+    let server = Server::start();
+    let data = test_bytes(len);
+    server.file("/f", &data, faults);
+    let dir = tempfile::tempdir().unwrap();
+    let art = artifact(name, vec![server.url("/f")], &data);
+    (server, data, dir, art)
 }
 
 #[test]
@@ -91,16 +107,12 @@ fn plain_download_verifies_and_leaves_nothing_behind() {
 
 #[test]
 fn connection_drop_resumes_with_range() {
-    let server = Server::start();
-    let data = test_bytes(200_000);
-    server.file(
-        "/f",
-        &data,
+    let (server, data, dir, art) = one_file(
+        "ort",
+        200_000,
         vec![Reply::DropAfter(70_000), Reply::DropAfter(50_000)],
     );
-    let dir = tempfile::tempdir().unwrap();
     let mut sink = Recorder::default();
-    let art = artifact("ort", vec![server.url("/f")], &data);
     let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
     assert_eq!(sink.bytes, data, "every byte reached the sink exactly once");
     assert_eq!(sink.restarts, 0);
@@ -111,13 +123,9 @@ fn connection_drop_resumes_with_range() {
 
 #[test]
 fn interrupted_run_resumes_in_the_next_run() {
-    let server = Server::start();
-    let data = test_bytes(150_000);
-    server.file("/f", &data, vec![Reply::DropAfter(40_000)]);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, data, dir, art) = one_file("cublas-12", 150_000, vec![Reply::DropAfter(40_000)]);
     let mut opts = quick_options(dir.path());
     opts.retry.attempts = 1;
-    let art = artifact("cublas-12", vec![server.url("/f")], &data);
 
     let mut first = Recorder::default();
     let err = fetch(&art, &mut first, &opts, &quiet).unwrap_err();
@@ -132,10 +140,7 @@ fn interrupted_run_resumes_in_the_next_run() {
         text.ends_with("it resumes where it stopped (byte 40000)"),
         "{text}"
     );
-    let partial = dir
-        .path()
-        .join("partial")
-        .join(format!("{}.partial", art.sha256));
+    let partial = partial_path(dir.path(), &art);
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), 40_000);
 
     // A new process: a new sink, the same partial directory.
@@ -155,11 +160,7 @@ fn complete_partial_from_an_earlier_run_needs_no_network() {
     let data = test_bytes(10_000);
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("x", vec!["http://127.0.0.1:9/never".into()], &data);
-    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
-    let partial = dir
-        .path()
-        .join("partial")
-        .join(format!("{}.partial", art.sha256));
+    let partial = partial_path(dir.path(), &art);
     std::fs::write(&partial, &data).unwrap();
     let mut sink = Recorder::default();
     let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
@@ -171,16 +172,8 @@ fn complete_partial_from_an_earlier_run_needs_no_network() {
 
 #[test]
 fn corrupt_partial_of_full_size_is_discarded_and_downloaded_again() {
-    let server = Server::start();
-    let data = test_bytes(10_000);
-    server.file("/f", &data, vec![]);
-    let dir = tempfile::tempdir().unwrap();
-    let art = artifact("x", vec![server.url("/f")], &data);
-    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
-    let partial = dir
-        .path()
-        .join("partial")
-        .join(format!("{}.partial", art.sha256));
+    let (server, data, dir, art) = one_file("x", 10_000, vec![]);
+    let partial = partial_path(dir.path(), &art);
     std::fs::write(&partial, vec![0u8; 10_000]).unwrap();
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
@@ -191,16 +184,12 @@ fn corrupt_partial_of_full_size_is_discarded_and_downloaded_again() {
 
 #[test]
 fn ignored_range_restarts_the_sink() {
-    let server = Server::start();
-    let data = test_bytes(100_000);
-    server.file(
-        "/f",
-        &data,
+    let (server, data, dir, art) = one_file(
+        "x",
+        100_000,
         vec![Reply::DropAfter(30_000), Reply::IgnoreRange],
     );
-    let dir = tempfile::tempdir().unwrap();
     let mut sink = Recorder::default();
-    let art = artifact("x", vec![server.url("/f")], &data);
     let stages = std::sync::Mutex::new(Vec::new());
     fetch(&art, &mut sink, &quick_options(dir.path()), &|p| {
         if matches!(p.stage, Stage::Restarting) {
@@ -216,11 +205,8 @@ fn ignored_range_restarts_the_sink() {
 
 #[test]
 fn digest_mismatch_names_everything_and_deletes_the_bytes() {
-    let server = Server::start();
-    let data = test_bytes(50_000);
-    server.file("/f", &data, vec![Reply::WrongBytes]);
-    let dir = tempfile::tempdir().unwrap();
-    let art = artifact("onnxruntime-gpu-1.31.1", vec![server.url("/f")], &data);
+    let (server, data, dir, art) =
+        one_file("onnxruntime-gpu-1.31.1", 50_000, vec![Reply::WrongBytes]);
     let mut sink = Recorder::default();
     let err = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap_err();
     let FetchError::DigestMismatch {
@@ -265,20 +251,16 @@ fn corrupt_first_mirror_falls_back_to_the_next() {
 
 #[test]
 fn server_errors_are_retried() {
-    let server = Server::start();
-    let data = test_bytes(5_000);
-    server.file(
-        "/f",
-        &data,
+    let (_server, data, dir, art) = one_file(
+        "x",
+        5_000,
         vec![
             Reply::Status(500),
             Reply::Status(503),
             Reply::StatusRetryAfter(429, 0),
         ],
     );
-    let dir = tempfile::tempdir().unwrap();
     let mut sink = Recorder::default();
-    let art = artifact("x", vec![server.url("/f")], &data);
     let retries = std::sync::Mutex::new(Vec::new());
     let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &|p| {
         if let Stage::Retrying { reason, .. } = p.stage {
@@ -296,13 +278,9 @@ fn server_errors_are_retried() {
 
 #[test]
 fn retries_give_up_with_the_last_failure() {
-    let server = Server::start();
-    let data = test_bytes(5_000);
-    server.file("/f", &data, vec![Reply::Status(502); 10]);
-    let dir = tempfile::tempdir().unwrap();
+    let (server, _data, dir, art) = one_file("tensorrt-10", 5_000, vec![Reply::Status(502); 10]);
     let mut opts = quick_options(dir.path());
     opts.retry.attempts = 3;
-    let art = artifact("tensorrt-10", vec![server.url("/f")], &data);
     let err = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap_err();
     assert_eq!(server.log().len(), 3);
     assert_eq!(
@@ -461,11 +439,8 @@ fn too_many_redirects_fail_clearly() {
 
 #[test]
 fn content_length_longer_than_the_body_still_completes() {
-    let server = Server::start();
-    let data = test_bytes(30_000);
-    server.file("/f", &data, vec![Reply::LongContentLength { extra: 1000 }]);
-    let dir = tempfile::tempdir().unwrap();
-    let art = artifact("x", vec![server.url("/f")], &data);
+    let (_server, data, dir, art) =
+        one_file("x", 30_000, vec![Reply::LongContentLength { extra: 1000 }]);
     let mut sink = Recorder::default();
     let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
     assert_eq!(sink.bytes, data);
@@ -477,11 +452,8 @@ fn content_length_longer_than_the_body_still_completes() {
 
 #[test]
 fn content_length_shorter_than_the_file_resumes_for_the_rest() {
-    let server = Server::start();
-    let data = test_bytes(30_000);
-    server.file("/f", &data, vec![Reply::ShortContentLength { short: 1000 }]);
-    let dir = tempfile::tempdir().unwrap();
-    let art = artifact("x", vec![server.url("/f")], &data);
+    let (server, data, dir, art) =
+        one_file("x", 30_000, vec![Reply::ShortContentLength { short: 1000 }]);
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
     assert_eq!(sink.bytes, data);
@@ -490,11 +462,7 @@ fn content_length_shorter_than_the_file_resumes_for_the_rest() {
 
 #[test]
 fn drop_without_manifest_size_resumes_from_content_length() {
-    let server = Server::start();
-    let data = test_bytes(30_000);
-    server.file("/f", &data, vec![Reply::DropAfter(10_000)]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut art = artifact("x", vec![server.url("/f")], &data);
+    let (server, data, dir, mut art) = one_file("x", 30_000, vec![Reply::DropAfter(10_000)]);
     art.size = None;
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();
@@ -504,11 +472,7 @@ fn drop_without_manifest_size_resumes_from_content_length() {
 
 #[test]
 fn more_bytes_than_the_manifest_says_are_refused() {
-    let server = Server::start();
-    let data = test_bytes(100_000);
-    server.file("/f", &data, vec![]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut art = artifact("x", vec![server.url("/f")], &data);
+    let (_server, _data, dir, mut art) = one_file("x", 100_000, vec![]);
     art.size = Some(1_000);
     let mut sink = Recorder::default();
     let err = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap_err();
@@ -531,24 +495,20 @@ fn more_bytes_than_the_manifest_says_are_refused() {
 
 #[test]
 fn slow_trickle_counts_as_a_stall_and_resumes() {
-    let server = Server::start();
-    let data = test_bytes(20_000);
-    server.file(
-        "/f",
-        &data,
+    let (server, data, dir, art) = one_file(
+        "x",
+        20_000,
         vec![Reply::Trickle {
             chunk: 1,
             delay: Duration::from_millis(20),
             max: 200,
         }],
     );
-    let dir = tempfile::tempdir().unwrap();
     let mut opts = quick_options(dir.path());
     opts.stall = StallRule {
         min_bytes_per_sec: 10_000,
         window: Duration::from_millis(300),
     };
-    let art = artifact("x", vec![server.url("/f")], &data);
     let reasons = std::sync::Mutex::new(Vec::new());
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &opts, &|p| {
@@ -567,20 +527,16 @@ fn slow_trickle_counts_as_a_stall_and_resumes() {
 
 #[test]
 fn silent_server_times_out_and_resumes() {
-    let server = Server::start();
-    let data = test_bytes(20_000);
-    server.file(
-        "/f",
-        &data,
+    let (server, data, dir, art) = one_file(
+        "x",
+        20_000,
         vec![Reply::Silence {
             after: 5_000,
             wait: Duration::from_secs(5),
         }],
     );
-    let dir = tempfile::tempdir().unwrap();
     let mut opts = quick_options(dir.path());
     opts.idle_timeout = Duration::from_millis(500);
-    let art = artifact("x", vec![server.url("/f")], &data);
     let mut sink = Recorder::default();
     fetch(&art, &mut sink, &opts, &quiet).unwrap();
     assert_eq!(sink.bytes, data);
@@ -629,13 +585,9 @@ fn unsupported_url_is_refused_before_any_request() {
 
 #[test]
 fn keep_verified_leaves_the_file_named_by_digest() {
-    let server = Server::start();
-    let data = test_bytes(5_000);
-    server.file("/f", &data, vec![]);
-    let dir = tempfile::tempdir().unwrap();
+    let (_server, data, dir, art) = one_file("x", 5_000, vec![]);
     let mut opts = quick_options(dir.path());
     opts.keep_verified = true;
-    let art = artifact("x", vec![server.url("/f")], &data);
     let fetched = fetch(&art, &mut Recorder::default(), &opts, &quiet).unwrap();
     let kept = dir.path().join("partial").join(art.sha256.to_hex());
     assert_eq!(fetched.kept.as_deref(), Some(kept.as_path()));
@@ -713,16 +665,8 @@ fn failing_sink_stops_the_download() {
 
 #[test]
 fn wrong_bytes_left_by_an_earlier_run_get_one_fresh_download() {
-    let server = Server::start();
-    let data = test_bytes(40_000);
-    server.file("/f", &data, vec![]);
-    let dir = tempfile::tempdir().unwrap();
-    let art = artifact("x", vec![server.url("/f")], &data);
-    std::fs::create_dir_all(dir.path().join("partial")).unwrap();
-    let partial = dir
-        .path()
-        .join("partial")
-        .join(format!("{}.partial", art.sha256));
+    let (server, data, dir, art) = one_file("x", 40_000, vec![]);
+    let partial = partial_path(dir.path(), &art);
     std::fs::write(&partial, vec![7u8; 10_000]).unwrap();
     let mut sink = Recorder::default();
     let fetched = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap();

@@ -29,19 +29,28 @@ fn isolated() -> SearchContext {
 fn build_a_needs_b(dir: &Path, new_dtags: bool) -> PathBuf {
     let b = dir.join("sub/libB.so.1");
     build_leaf(&b, "libB.so.1", "b");
+    build_a_calling_b(dir, &b, &[dtags(new_dtags), "-Wl,-rpath,$ORIGIN/sub"])
+}
+
+/// dir/libA.so, whose `a()` calls `b()` of `b`: linked against `b`, with `flags` for the linker.
+fn build_a_calling_b(dir: &Path, b: &Path, flags: &[&str]) -> PathBuf {
     let a = dir.join("libA.so");
-    let dtags = if new_dtags {
-        "-Wl,--enable-new-dtags"
-    } else {
-        "-Wl,--disable-new-dtags"
-    };
     build_so(
         &a,
         "libA.so",
         "int b(void); int a(void) { return b(); }\n",
-        &[b.to_str().unwrap(), dtags, "-Wl,-rpath,$ORIGIN/sub"],
+        &[&[b.to_str().unwrap()], flags].concat(),
     );
     a
+}
+
+/// The linker flag for DT_RUNPATH (`new_dtags`) or DT_RPATH.
+fn dtags(new_dtags: bool) -> &'static str {
+    if new_dtags {
+        "-Wl,--enable-new-dtags"
+    } else {
+        "-Wl,--disable-new-dtags"
+    }
 }
 
 #[test]
@@ -199,13 +208,7 @@ fn wrong_class_and_machine_candidates_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok/libB.so.1");
     build_leaf(&ok, "libB.so.1", "b");
-    let a = dir.path().join("libA.so");
-    build_so(
-        &a,
-        "libA.so",
-        "int b(void); int a(void) { return b(); }\n",
-        &[ok.to_str().unwrap()],
-    );
+    let a = build_a_calling_b(dir.path(), &ok, &[]);
 
     // Same name, another e_machine (AArch64 = 183): crafted from the real file.
     let mut other_machine = std::fs::read(&ok).unwrap();
@@ -262,13 +265,7 @@ fn a_non_elf_candidate_stops_the_search_as_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok/libB.so.1");
     build_leaf(&ok, "libB.so.1", "b");
-    let a = dir.path().join("libA.so");
-    build_so(
-        &a,
-        "libA.so",
-        "int b(void); int a(void) { return b(); }\n",
-        &[ok.to_str().unwrap()],
-    );
+    let a = build_a_calling_b(dir.path(), &ok, &[]);
     let text = dir.path().join("text/libB.so.1");
     std::fs::create_dir_all(text.parent().unwrap()).unwrap();
     std::fs::write(&text, "INPUT(-lB)\n").unwrap();
@@ -303,25 +300,16 @@ fn build_chain(dir: &Path, new_dtags: bool) -> PathBuf {
         "int c(void); int b(void) { return c(); }\n",
         &[c.to_str().unwrap()],
     );
-    let a = dir.join("libA.so");
-    let dtags = if new_dtags {
-        "-Wl,--enable-new-dtags"
-    } else {
-        "-Wl,--disable-new-dtags"
-    };
     let rpath_link = format!("-Wl,-rpath-link,{}", dir.join("sub2").display());
-    build_so(
-        &a,
-        "libA.so",
-        "int b(void); int a(void) { return b(); }\n",
+    build_a_calling_b(
+        dir,
+        &b,
         &[
-            b.to_str().unwrap(),
-            dtags,
+            dtags(new_dtags),
             "-Wl,-rpath,$ORIGIN/sub:$ORIGIN/sub2",
             &rpath_link,
         ],
-    );
-    a
+    )
 }
 
 #[test]

@@ -9,11 +9,14 @@
 //! - [`http`]: a real HTTP/1.1 server on 127.0.0.1 with files per path, a default reply per
 //!   path, scripted per-request faults and a request log, and a `CONNECT` proxy; the fetch,
 //!   install and CLI tests download from it.
+//! - [`fake_nvml`]: the fake NVML library (`crates/gpulibs-fake-nvml`), built once per test
+//!   binary with a nested `cargo build`, and its scenario files; the detect and CLI tests load it.
 //!
 //! Owns: test fixtures. Must not be a dependency of anything shipped (dev-dependencies only).
 //! Dependencies stay small (std, plus the two fatbin compressors); TLS for the HTTP server is
 //! put in front by the tests that need it (see [`http`]).
 
+pub mod fake_nvml;
 pub mod http;
 
 use std::path::{Path, PathBuf};

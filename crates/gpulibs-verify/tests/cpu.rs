@@ -103,10 +103,8 @@ fn bad_shape_options_fail_as_requests_naming_the_inputs() {
     let mut req = request(fixture("dynamic.onnx"));
     req.shapes.insert("audio".into(), vec![1, 16000]);
     let report = verify(&req);
-    let Outcome::Failed { stage, reason, .. } = &report.outcome else {
-        panic!("{}", report.render_text())
-    };
-    assert_eq!(*stage, Stage::Request);
+    let (stage, reason, _) = common::failure(&report);
+    assert_eq!(stage, Stage::Request);
     assert!(reason.contains("--shape audio names no input"), "{reason}");
     assert!(reason.contains("x float32 [batch, time, 8]"), "{reason}");
     assert_eq!(report.outcome.exit_code(), 2);
@@ -124,15 +122,8 @@ fn bad_shape_options_fail_as_requests_naming_the_inputs() {
 #[test]
 fn scalar_input_needs_a_value_and_the_report_says_which() {
     let report = verify(&request(fixture("scalar.onnx")));
-    let Outcome::Failed {
-        stage,
-        reason,
-        hint,
-    } = &report.outcome
-    else {
-        panic!("{}", report.render_text())
-    };
-    assert_eq!(*stage, Stage::Input);
+    let (stage, reason, hint) = common::failure(&report);
+    assert_eq!(stage, Stage::Input);
     assert!(
         reason.contains("rejected the synthesised inputs on the CPU (so not a GPU problem)"),
         "{reason}"
@@ -141,7 +132,7 @@ fn scalar_input_needs_a_value_and_the_report_says_which() {
         reason.contains("Reshape"),
         "ONNX Runtime's own words: {reason}"
     );
-    let hint = hint.as_deref().unwrap();
+    let hint = hint.unwrap();
     assert!(hint.contains("--value sr=<value>"), "{hint}");
 
     let mut req = request(fixture("scalar.onnx"));
@@ -159,17 +150,10 @@ fn scalar_input_needs_a_value_and_the_report_says_which() {
 #[test]
 fn a_model_rejecting_one_sample_is_an_input_problem_with_the_shape_fix() {
     let report = verify(&request(fixture("rejects.onnx")));
-    let Outcome::Failed {
-        stage,
-        reason,
-        hint,
-    } = &report.outcome
-    else {
-        panic!("{}", report.render_text())
-    };
-    assert_eq!(*stage, Stage::Input, "never the GPU's fault");
+    let (stage, reason, hint) = common::failure(&report);
+    assert_eq!(stage, Stage::Input, "never the GPU's fault");
     assert!(reason.contains("Conv"), "{reason}");
-    let hint = hint.as_deref().unwrap();
+    let hint = hint.unwrap();
     assert!(
         hint.contains("--shape audio=<batch>x<samples>"),
         "the hint names the option and the input: {hint}"
@@ -265,17 +249,10 @@ fn the_cpu_build_has_no_cuda_provider_so_a_gpu_request_fails_before_loading() {
     let mut req = request(ModelSource::Probe);
     req.device = Device::Cuda(0);
     let report = verify(&req);
-    let Outcome::Failed {
-        stage,
-        reason,
-        hint,
-    } = &report.outcome
-    else {
-        panic!("{}", report.render_text())
-    };
-    assert_eq!(*stage, Stage::Preflight);
+    let (stage, reason, hint) = common::failure(&report);
+    assert_eq!(stage, Stage::Preflight);
     assert!(reason.contains("CPU-only ONNX Runtime"), "{reason}");
-    assert!(hint.as_deref().unwrap().contains("--device cpu"));
+    assert!(hint.unwrap().contains("--device cpu"));
     assert!(report.models.is_empty());
 }
 

@@ -36,15 +36,8 @@ fn missing_cuda_libraries_fail_with_the_loader_error_explained() {
     let report = verify(&req);
     println!("{}", report.render_text());
     assert_ne!(report.outcome, Outcome::VerifiedGpu);
-    let Outcome::Failed {
-        stage,
-        reason,
-        hint,
-    } = &report.outcome
-    else {
-        panic!("expected a failure: {}", report.render_text())
-    };
-    assert_eq!(*stage, Stage::Preload);
+    let (stage, reason, hint) = common::failure(&report);
+    assert_eq!(stage, Stage::Preload);
     // The loader's own words ...
     assert!(
         reason.contains(
@@ -53,7 +46,7 @@ fn missing_cuda_libraries_fail_with_the_loader_error_explained() {
         "{reason}"
     );
     // ... explained.
-    let hint = hint.as_deref().unwrap();
+    let hint = hint.unwrap();
     assert!(
         hint.contains("libcublasLt.so.13 not found: this library needs the CUDA 13 cuBLAS"),
         "{hint}"

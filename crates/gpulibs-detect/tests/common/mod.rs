@@ -4,53 +4,11 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
 use gpulibs_detect::{DetectOptions, FsRoots};
 
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Builds `crates/gpulibs-fake-nvml` once per test binary and returns its `.so`.
-///
-/// `cargo test` does not build a cdylib that nothing depends on, so the test runs a nested
-/// `cargo build`. It uses a target directory of its own: the outer cargo may still hold the lock
-/// on the usual one, and waiting for it would deadlock.
-pub fn fake_nvml() -> &'static Path {
-    static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let root = workspace_root();
-        let target = root.join("target/fake-nvml");
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "gpulibs-fake-nvml",
-                "--target-dir",
-            ])
-            .arg(&target)
-            .current_dir(&root)
-            .output()
-            .expect("run cargo to build the fake NVML");
-        assert!(
-            output.status.success(),
-            "building gpulibs-fake-nvml failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let library = target.join("debug/libgpulibs_fake_nvml.so");
-        assert!(library.is_file(), "{} was not built", library.display());
-        library
-    })
-}
-
-pub fn scenario(name: &str) -> PathBuf {
-    workspace_root()
-        .join("crates/gpulibs-fake-nvml/scenarios")
-        .join(format!("{name}.json"))
-}
+pub use gpulibs_testkit::fake_nvml::{library as fake_nvml, scenario};
 
 /// Serialises the tests of one binary: the fake reads `GPULIBS_FAKE_NVML` from the process
 /// environment, and a child process forked while another test writes a script could hold that

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::net::Shutdown;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,4 +88,12 @@ pub fn quick_options(dir: &Path) -> FetchOptions {
         window: Duration::from_secs(60),
     };
     opts
+}
+
+/// Where a fetch with [`quick_options`]`(dir)` keeps the bytes of `art` between runs; the
+/// directory is created, so a test can leave bytes there as an earlier run would.
+pub fn partial_path(dir: &Path, art: &Artifact) -> PathBuf {
+    let partial = dir.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    partial.join(format!("{}.partial", art.sha256))
 }

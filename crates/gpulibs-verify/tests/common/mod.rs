@@ -3,10 +3,14 @@
 //! Each is located by an environment variable, or fetched once with `pip download` (which uses
 //! the user's pip configuration: index, mirrors, proxies) and unpacked into `target/ort-wheels/`.
 //! `GPULIBS_TEST_WHEEL_DIR` may name a directory of already downloaded wheels.
+//!
+//! Also [`failure`], to read a failed report.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use gpulibs_verify::{Outcome, Stage, VerifyReport};
 
 /// The CPU `onnxruntime` wheel the tests use by default.
 pub const CPU_VERSION: &str = "1.23.2";
@@ -157,4 +161,18 @@ fn download(package: &str, version: &str) -> PathBuf {
                 .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
         })
         .expect("pip downloaded the wheel")
+}
+
+/// The stage, reason and hint of a failed verification; any other outcome panics with the
+/// report.
+pub fn failure(report: &VerifyReport) -> (Stage, &str, Option<&str>) {
+    let Outcome::Failed {
+        stage,
+        reason,
+        hint,
+    } = &report.outcome
+    else {
+        panic!("expected a failure: {}", report.render_text())
+    };
+    (*stage, reason, hint.as_deref())
 }
