@@ -47,6 +47,40 @@ fn a_model_that_rejects_its_inputs_exits_2_and_names_the_option() {
 }
 
 #[test]
+fn verify_leaves_nothing_in_the_temporary_directory_passing_or_failing() {
+    // ONNX Runtime writes a profile per session; a rejected input ends the session early.
+    let tmp = tempfile::tempdir().unwrap();
+    let rejects = verify_fixtures().join("rejects.onnx");
+    let runs: [(&[&str], i32); 2] = [(&[], 4), (&["--model", rejects.to_str().unwrap()], 2)];
+    for (extra, code) in runs {
+        gpulibs()
+            .env("TMPDIR", tmp.path())
+            .args(["verify", "--device", "cpu", "--runs", "2", "--ort"])
+            .arg(ort_wheels::cpu_ort())
+            .args(extra)
+            .assert()
+            .code(code);
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "verify {extra:?} left {left:?} in TMPDIR");
+    }
+}
+
+#[test]
+fn an_unwritable_temporary_directory_is_named_with_the_fix() {
+    gpulibs()
+        .env("TMPDIR", "/nonexistent/tmp")
+        .args(["verify", "--device", "cpu", "--ort"])
+        .arg(ort_wheels::cpu_ort())
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("/nonexistent/tmp"))
+        .stdout(predicate::str::contains("TMPDIR"));
+}
+
+#[test]
 fn cuda_without_its_libraries_fails_with_the_loader_s_words_never_passes() {
     let output = gpulibs()
         .args(["verify", "--json", "--device", "cuda:0", "--ort"])

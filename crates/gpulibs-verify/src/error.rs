@@ -19,6 +19,12 @@ pub enum VerifyError {
     },
     #[error("no *.onnx file in {}", dir.display())]
     NoModelsInDir { dir: PathBuf },
+    #[error("cannot make a directory for ONNX Runtime's profiler output in {}: {source}", parent.display())]
+    ScratchDir {
+        parent: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Options(#[from] InputError),
 
@@ -109,7 +115,9 @@ impl VerifyError {
     pub fn stage(&self) -> Stage {
         use VerifyError::*;
         match self {
-            ModelUnreadable { .. } | NoModelsInDir { .. } | Options(_) => Stage::Request,
+            ModelUnreadable { .. } | NoModelsInDir { .. } | ScratchDir { .. } | Options(_) => {
+                Stage::Request
+            }
             OrtLibraryUnusable { .. }
             | OrtLoad { .. }
             | OrtTooOld { .. }
@@ -131,6 +139,7 @@ impl VerifyError {
         Some(match self {
             ModelUnreadable { .. } => "check the --model path".into(),
             NoModelsInDir { .. } => "point --model at an .onnx file or a directory holding some".into(),
+            ScratchDir { .. } => "set TMPDIR to a directory you can write to".into(),
             Options(_) => "--shape and --value take an input name (or, for --shape, a dimension name) from the list above".into(),
             OrtLibraryUnusable { .. } | OrtLoad { .. } => {
                 "run `gpulibs status` to check the active install, or reinstall it".into()

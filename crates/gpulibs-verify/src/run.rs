@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use gpulibs_detect::{detect, DetectOptions, Detection, Gpu};
@@ -187,6 +186,9 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
         preflight(req, index, report)?;
     }
 
+    // Declared before any session, so dropped after all of them: ONNX Runtime writes a session's
+    // profile when the session ends, also on the error paths that never call `end_profiling`.
+    let profiles = Profiles::new()?;
     let (version, env) = runtime::load_ort(&req.ort_library)?;
     report.ort_version = Some(version);
 
@@ -198,7 +200,7 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
     for model in &models {
         let profile = cuda.is_none();
         let started = Instant::now();
-        let session = cpu_session(&env, model, profile)?;
+        let session = cpu_session(&env, model, profile.then(|| profiles.prefix()))?;
         let create_ms = ms(started);
         let metas = input_metas(&session);
         let planned = plan_inputs(&metas, &req.shapes, &req.values)?;
@@ -252,7 +254,13 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
             Some(index) => {
                 m.cpu_run_ms = Some(cpu_first_ms);
                 // Whatever the GPU run measured stays in the report, failure or not.
-                let result = gpu_model(&env, model, index, &inputs, &reference, runs, &mut m);
+                let case = Case {
+                    inputs: &inputs,
+                    reference: &reference,
+                    runs,
+                };
+                let prefix = profiles.prefix();
+                let result = gpu_model(&env, model, index, &prefix, case, &mut m);
                 *report.models.last_mut().expect("pushed above") = m.clone();
                 result?;
             }
@@ -345,14 +353,31 @@ fn preflight(
     Ok(())
 }
 
-static PROFILE_COUNTER: AtomicUsize = AtomicUsize::new(0);
+/// A private directory for ONNX Runtime's profiler output, removed with everything in it when
+/// dropped: nothing is left in the temporary directory, whichever way verify ends.
+struct Profiles {
+    dir: tempfile::TempDir,
+    next: std::cell::Cell<usize>,
+}
 
-fn profile_prefix() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "gpulibs-verify-{}-{}",
-        std::process::id(),
-        PROFILE_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+impl Profiles {
+    fn new() -> Result<Self, VerifyError> {
+        let parent = std::env::temp_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("gpulibs-verify-")
+            .tempdir_in(&parent)
+            .map_err(|source| VerifyError::ScratchDir { parent, source })?;
+        Ok(Profiles {
+            dir,
+            next: std::cell::Cell::new(0),
+        })
+    }
+
+    /// A prefix no other session of this run uses (ONNX Runtime appends a time stamp).
+    fn prefix(&self) -> PathBuf {
+        let n = self.next.replace(self.next.get() + 1);
+        self.dir.path().join(format!("session-{n}"))
+    }
 }
 
 fn commit(
@@ -366,20 +391,27 @@ fn commit(
     }
 }
 
+/// What one model's GPU run is given: its inputs, the CPU's outputs it must match, and how
+/// many times to run.
+struct Case<'a> {
+    inputs: &'a [(String, DynValue)],
+    reference: &'a [Output],
+    runs: usize,
+}
+
+/// A CPU session for `model`, profiled to `profile` when given.
 fn cpu_session(
     env: &Environment,
     model: &ModelInput,
-    profile: bool,
+    profile: Option<PathBuf>,
 ) -> Result<Session, VerifyError> {
     let err = |e: ort::Error| VerifyError::ModelLoad {
         model: model.label(),
         message: e.to_string(),
     };
     let mut builder = Session::builder(env).map_err(err)?;
-    if profile {
-        builder = builder
-            .with_profiling(profile_prefix())
-            .map_err(|e| err(e.into()))?;
+    if let Some(prefix) = profile {
+        builder = builder.with_profiling(prefix).map_err(|e| err(e.into()))?;
     }
     commit(builder, model).map_err(err)
 }
@@ -388,9 +420,8 @@ fn gpu_model(
     env: &Environment,
     model: &ModelInput,
     index: u32,
-    inputs: &[(String, DynValue)],
-    reference: &[Output],
-    runs: usize,
+    profile: &Path,
+    case: Case<'_>,
     m: &mut ModelReport,
 ) -> Result<(), VerifyError> {
     let label = model.label();
@@ -402,7 +433,7 @@ fn gpu_model(
     let started = Instant::now();
     let builder = Session::builder(env)
         .and_then(|b| Ok(b.with_disable_cpu_fallback()?))
-        .and_then(|b| Ok(b.with_profiling(profile_prefix())?))
+        .and_then(|b| Ok(b.with_profiling(profile)?))
         .map_err(|e| session_err(e.to_string()))?;
     let builder = builder
         .with_execution_providers([ep::CUDA::default()
@@ -424,6 +455,11 @@ fn gpu_model(
         message,
     };
     let started = Instant::now();
+    let Case {
+        inputs,
+        reference,
+        runs,
+    } = case;
     let outputs = run_once(&mut session, inputs).map_err(gpu_err)?;
     m.first_run_ms = Some(ms(started));
     m.median_run_ms = steady_runs(&mut session, inputs, runs, &label)?;
