@@ -112,6 +112,9 @@ fn init_logging(verbose: u8, style: Style) {
 }
 
 fn main() -> ExitCode {
+    // First, while this process has one thread: verify and install load ONNX Runtime, which
+    // otherwise leaves telemetry files in the user's home and temporary directory.
+    gpulibs_verify::disable_ort_telemetry();
     let cli = Cli::parse();
     let style = if cli.json {
         Style::plain()

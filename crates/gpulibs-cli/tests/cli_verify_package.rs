@@ -46,26 +46,64 @@ fn a_model_that_rejects_its_inputs_exits_2_and_names_the_option() {
         .stdout(predicate::str::contains("--shape"));
 }
 
-#[test]
-fn verify_leaves_nothing_in_the_temporary_directory_passing_or_failing() {
-    // ONNX Runtime writes a profile per session; a rejected input ends the session early.
+/// What `gpulibs verify` left in a fresh home and temporary directory, run with `extra`
+/// arguments and ONNX Runtime's telemetry variable as given (`None`: unset).
+fn left_behind(extra: &[&str], telemetry: Option<&str>, code: i32) -> Vec<String> {
+    let home = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let rejects = verify_fixtures().join("rejects.onnx");
-    let runs: [(&[&str], i32); 2] = [(&[], 4), (&["--model", rejects.to_str().unwrap()], 2)];
-    for (extra, code) in runs {
-        gpulibs()
-            .env("TMPDIR", tmp.path())
-            .args(["verify", "--device", "cpu", "--runs", "2", "--ort"])
-            .arg(ort_wheels::cpu_ort())
-            .args(extra)
-            .assert()
-            .code(code);
-        let left: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert!(left.is_empty(), "verify {extra:?} left {left:?} in TMPDIR");
+    let mut cmd = gpulibs();
+    cmd.env("HOME", home.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("XDG_CACHE_HOME")
+        .env_remove("ORT_DISABLE_TELEMETRY");
+    if let Some(value) = telemetry {
+        cmd.env("ORT_DISABLE_TELEMETRY", value);
     }
+    // The GPU wheel's 1.31.1 on the CPU: the first release that keeps telemetry files.
+    cmd.args(["verify", "--device", "cpu", "--runs", "2", "--ort"])
+        .arg(ort_wheels::gpu_ort())
+        .args(extra)
+        .assert()
+        .code(code);
+    let mut left = Vec::new();
+    for dir in [home.path(), tmp.path()] {
+        for entry in walkdir(dir) {
+            left.push(entry.strip_prefix(dir).unwrap().display().to_string());
+        }
+    }
+    left
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
+fn verify_leaves_nothing_in_home_or_tmpdir_passing_or_failing() {
+    // ONNX Runtime writes a profile per session, also when a rejected input ends it early.
+    let rejects = verify_fixtures().join("rejects.onnx");
+    for (extra, code) in [(vec![], 4), (vec!["--model", rejects.to_str().unwrap()], 2)] {
+        let left = left_behind(&extra, None, code);
+        assert!(left.is_empty(), "verify {extra:?} left {left:?}");
+    }
+}
+
+#[test]
+fn a_user_who_allows_ort_telemetry_keeps_that_choice() {
+    // The check above can see ONNX Runtime's files: with telemetry allowed, they appear.
+    let left = left_behind(&[], Some("0"), 4);
+    assert!(
+        left.iter().any(|p| p.contains("DeveloperTools")),
+        "expected ONNX Runtime's telemetry store, found {left:?}"
+    );
 }
 
 #[test]

@@ -64,3 +64,4 @@ pub use request::{
     DEFAULT_RUNS,
 };
 pub use run::{verify, CUDA_PROVIDER_LIBRARY, PROBE_MODEL};
+pub use runtime::{disable_ort_telemetry, ORT_TELEMETRY_OPT_OUT};

@@ -27,6 +27,24 @@ static ORT: Mutex<Option<Loaded>> = Mutex::new(None);
 /// Preloaded libraries stay loaded for the life of the process, as the CUDA provider needs.
 static PRELOADED: Mutex<Vec<Library>> = Mutex::new(Vec::new());
 
+/// The variable ONNX Runtime reads when its environment is created to turn its telemetry off.
+pub const ORT_TELEMETRY_OPT_OUT: &str = "ORT_DISABLE_TELEMETRY";
+
+/// Turns ONNX Runtime's telemetry off for this process, unless the user already chose by setting
+/// [`ORT_TELEMETRY_OPT_OUT`] themselves.
+///
+/// From 1.31 the Linux builds keep telemetry state on disk as soon as an environment is created:
+/// a device id and an SQLite event store in `~/.cache/Microsoft/DeveloperTools/.onnxruntime/`
+/// and a `.ses` file in the temporary directory. Verify only needs to run a model, so gpulibs opts
+/// out; `DisableTelemetryEvents` (the `ort` crate's `with_telemetry(false)`) comes too late, after
+/// the store is made. Call this at start-up, before other threads exist: it sets a process
+/// environment variable.
+pub fn disable_ort_telemetry() {
+    if std::env::var_os(ORT_TELEMETRY_OPT_OUT).is_none() {
+        std::env::set_var(ORT_TELEMETRY_OPT_OUT, "1");
+    }
+}
+
 /// Loads ONNX Runtime from `path` (once per process) and returns its version and environment.
 pub(crate) fn load_ort(path: &Path) -> Result<(String, Environment), VerifyError> {
     let canonical = path
@@ -53,7 +71,8 @@ pub(crate) fn load_ort(path: &Path) -> Result<(String, Environment), VerifyError
         return Err(VerifyError::OrtTooOld { version });
     }
     let built = catch_unwind(AssertUnwindSafe(|| {
-        ort::init_from(&canonical).map(|b| b.with_name("gpulibs-verify").build())
+        ort::init_from(&canonical)
+            .map(|b| b.with_name("gpulibs-verify").with_telemetry(false).build())
     }));
     let env = match built {
         Ok(Ok(Ok(env))) => env,
