@@ -17,7 +17,14 @@ fi
 # What `source .venv/bin/activate` does for gpulibs' purposes: name the environment.
 export VIRTUAL_ENV=$(python3 -c 'import sys; print(sys.prefix)')
 export GPULIBS_HOME=$(mktemp -d)
-step() { printf '\n== %s\n' "$*"; }
+# A private HOME and TMPDIR, to show at the end that nothing was left in them (verify's profiler
+# output, ONNX Runtime's telemetry files).
+export HOME=$(mktemp -d) TMPDIR=$(mktemp -d)
+step() {
+  printf '\n== %s\n' "$*"
+  left=$(find "$TMPDIR" "$HOME" -mindepth 1 -maxdepth 1 | tr '\n' ' ')
+  if [ -n "$left" ]; then echo "(now there: $left)"; fi
+}
 step "gpulibs detect"; "$bin" detect --color never
 step "gpulibs plan"; "$bin" plan --color never --manifest "$rel/manifest.toml" --allow-unsigned; echo "exit $?"
 "$bin" plan --json --manifest "$rel/manifest.toml" --allow-unsigned > "$out/plan.json"
@@ -44,3 +51,5 @@ for name in ("verify-probe.json", "verify-large.json"):
         print(f"   session {m['session_create_ms']:.1f} ms, first {m['first_run_ms']:.1f} ms, median {m['median_run_ms']:.3f} ms over {m['runs']}, "
               f"peak VRAM {m['peak_vram_bytes']}, max rel err {m['max_rel_error']:.2e} (threshold {m['threshold']}), nodes {m['nodes_by_provider']}")
 PY
+step "left in TMPDIR and HOME: $(find "$TMPDIR" "$HOME" -mindepth 1 | wc -l) entries"
+find "$TMPDIR" "$HOME" -mindepth 1
