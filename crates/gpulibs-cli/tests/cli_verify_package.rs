@@ -51,11 +51,15 @@ fn a_model_that_rejects_its_inputs_exits_2_and_names_the_option() {
 fn left_behind(extra: &[&str], telemetry: Option<&str>, code: i32) -> Vec<String> {
     let home = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let mut cmd = gpulibs();
-    cmd.env("HOME", home.path())
-        .env("TMPDIR", tmp.path())
-        .env_remove("XDG_CACHE_HOME")
-        .env_remove("ORT_DISABLE_TELEMETRY");
+    // A cleared environment: ONNX Runtime also skips telemetry when it sees a CI variable (`CI`,
+    // `GITHUB_ACTIONS`, ...), which would make the first test pass without gpulibs' opt-out
+    // and the second fail under CI.
+    let mut cmd = Command::cargo_bin("gpulibs").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GPULIBS_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1")
+        .env("HOME", home.path())
+        .env("TMPDIR", tmp.path());
     if let Some(value) = telemetry {
         cmd.env("ORT_DISABLE_TELEMETRY", value);
     }
