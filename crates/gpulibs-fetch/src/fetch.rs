@@ -914,7 +914,6 @@ fn sink_error(artifact: &Artifact, source: io::Error) -> FetchError {
     }
 }
 
-/// What to do about a status that retrying will not change.
 /// A response header as text.
 fn header(response: &ureq::http::Response<ureq::Body>, key: &str) -> Option<String> {
     response
@@ -953,6 +952,7 @@ fn status_failure(
     }
 }
 
+/// What to do about a status that retrying will not change.
 fn status_hint(status: u16) -> &'static str {
     match status {
         404 | 410 => "the file is not on this server; the mirror may be out of date",
