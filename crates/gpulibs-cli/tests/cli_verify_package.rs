@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::prelude::*;
-use gpulibs_testkit::{build_so, container, Entry, Place};
+use gpulibs_testkit::{build_so, container, tree, Entry, Place};
 use predicates::prelude::*;
 
 fn verify_fixtures() -> PathBuf {
@@ -69,25 +69,11 @@ fn left_behind(extra: &[&str], telemetry: Option<&str>, code: i32) -> Vec<String
         .args(extra)
         .assert()
         .code(code);
-    let mut left = Vec::new();
-    for dir in [home.path(), tmp.path()] {
-        for entry in walkdir(dir) {
-            left.push(entry.strip_prefix(dir).unwrap().display().to_string());
-        }
-    }
-    left
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            found.extend(walkdir(&path));
-        }
-        found.push(path);
-    }
-    found
+    [home.path(), tmp.path()]
+        .into_iter()
+        .flat_map(|dir| tree(dir).into_keys())
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 #[test]

@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use gpulibs_install::{install, Action, InstallError, InstallReport, InstallReque
 use gpulibs_plan::{parse_manifest, plan, Host, Manifest, Policy, SystemInventory};
 use gpulibs_sources::{PipError, PipResolver, ResolvedWheel, WheelTarget};
 use gpulibs_store::{activate_at, Activation, Store};
+use gpulibs_testkit::tree;
 use support::*;
 
 /// The changed archive of the update.
@@ -480,28 +480,6 @@ impl World {
             .has_component(&self.sha256()));
         assert_eq!(leftovers(&self.root()), Vec::<String>::new(), "{row}");
     }
-}
-
-/// Every file, link and directory under `dir`, with file contents and link targets.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Result<Vec<u8>, PathBuf>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
-            let meta = std::fs::symlink_metadata(&p).unwrap();
-            if meta.is_symlink() {
-                out.insert(rel, Err(std::fs::read_link(&p).unwrap()));
-            } else if meta.is_dir() {
-                out.insert(rel, Err(PathBuf::from("<dir>")));
-                stack.push(p);
-            } else {
-                out.insert(rel, Ok(std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out
 }
 
 /// What an install must not leave: anything in `downloads/`, and any `.tmp` entry.

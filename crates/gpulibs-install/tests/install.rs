@@ -14,6 +14,7 @@ use gpulibs_install::{
 use gpulibs_plan::{parse_manifest, plan, Host, Manifest, Plan, Policy, SystemInventory};
 use gpulibs_sources::{PipError, PipResolver, ResolvedWheel, WheelTarget};
 use gpulibs_store::{activate_at, Env, FaultPoint, InstallRecord, Store, StoreError};
+use gpulibs_testkit::{tree, Node};
 use support::*;
 
 struct NoPip;
@@ -114,20 +115,15 @@ fn v2(w: &World) -> Manifest {
 
 /// Every file in the tree whose name looks like an archive or a partial download.
 fn leftovers(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            let name = e.file_name().to_string_lossy().into_owned();
-            if p.is_dir() && !p.is_symlink() {
-                stack.push(p);
-            } else if name.ends_with(".partial") || name.ends_with(".zst") || name.len() == 64 {
-                out.push(p);
-            }
-        }
-    }
-    out
+    tree(dir)
+        .into_iter()
+        .filter(|(path, node)| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            *node != Node::Dir
+                && (name.ends_with(".partial") || name.ends_with(".zst") || name.len() == 64)
+        })
+        .map(|(path, _)| dir.join(path))
+        .collect()
 }
 
 #[test]

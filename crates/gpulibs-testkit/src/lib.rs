@@ -9,6 +9,7 @@
 //! - [`http`]: a real HTTP/1.1 server on 127.0.0.1 with files per path, a default reply per
 //!   path, scripted per-request faults and a request log, and a `CONNECT` proxy; the fetch,
 //!   install and CLI tests download from it.
+//! - [`tree`]: everything under a directory, for tests that check what a run left behind.
 //! - [`fake_nvml`]: the fake NVML library (`crates/gpulibs-fake-nvml`), built once per test
 //!   binary with a nested `cargo build`, and its scenario files; the detect and CLI tests load it.
 //!
@@ -19,6 +20,7 @@
 pub mod fake_nvml;
 pub mod http;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -247,4 +249,40 @@ pub fn build_library(out: &Path, soname: &str, needs: &[&Path]) {
         out.display(),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// One entry of a [`tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    File(Vec<u8>),
+    /// A symbolic link and its target (never followed).
+    Link(PathBuf),
+    Dir,
+}
+
+/// Every file, link and directory under `dir`, by path relative to `dir`, with file contents
+/// and link targets; a missing `dir` is an empty tree.
+pub fn tree(dir: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let node = if meta.is_symlink() {
+                Node::Link(std::fs::read_link(&p).unwrap())
+            } else if meta.is_dir() {
+                stack.push(p);
+                Node::Dir
+            } else {
+                Node::File(std::fs::read(&p).unwrap())
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
 }
