@@ -12,7 +12,10 @@
 //!   `trusted comment: …`, base64(ed25519(signature ‖ trusted comment));
 //! - secret key (unencrypted, `minisign -G -W`): base64(`Ed` ‖ kdf `\0\0` ‖ `B2` ‖ salt (32) ‖
 //!   opslimit (8) ‖ memlimit (8) ‖ key id (8) ‖ ed25519 secret+public (64) ‖
-//!   BLAKE2b-256(`Ed` ‖ key id ‖ secret+public) (32)).
+//!   BLAKE2b-256(`Ed` ‖ key id ‖ secret+public) (32)). minisign computes that checksum only when
+//!   it encrypts a key: the unencrypted keys `minisign -G -W` writes carry 32 zero bytes there.
+//!   Such keys are accepted; every key, whatever its checksum, must hold a public half that its
+//!   secret half derives, which is what catches a damaged unencrypted key.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -172,12 +175,18 @@ impl SecretKey {
         }
         let key_id: [u8; 8] = bin[54..62].try_into().expect("8 bytes");
         let keypair: [u8; 64] = bin[62..126].try_into().expect("64 bytes");
-        let checksum = &bin[126..158];
-        if checksum != checksum_of(&key_id, &keypair).as_slice() {
-            return Err(bad("its checksum does not match (damaged file?)"));
+        let checksum: [u8; 32] = bin[126..158].try_into().expect("32 bytes");
+        match checksum_rule(&checksum, &checksum_of(&key_id, &keypair)) {
+            ChecksumRule::Matches | ChecksumRule::NotWritten => {}
+            ChecksumRule::Differs => {
+                return Err(bad("its checksum does not match its key (damaged file?)"))
+            }
         }
+        // The check that holds for every writer: the ed25519 public half stored in the key must
+        // be the one its secret half derives. It is all minisign's own unencrypted keys (zero
+        // checksum) can be checked by.
         let key = ed25519_dalek::SigningKey::from_keypair_bytes(&keypair)
-            .map_err(|_| bad("its public half does not match its secret half"))?;
+            .map_err(|_| bad("its public half does not match its secret half (damaged file?)"))?;
         Ok(Self { key_id, key })
     }
 
@@ -217,6 +226,28 @@ impl SecretKey {
     /// The key id as minisign prints it.
     pub fn key_id(&self) -> String {
         key_id_text(&self.key_id)
+    }
+}
+
+/// What an unencrypted secret key's checksum field says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChecksumRule {
+    /// BLAKE2b-256(`Ed` ‖ key id ‖ keypair), as rsign2 and gpulibs write it.
+    Matches,
+    /// All zeros: minisign (C, 0.11 at least) computes the checksum only when it encrypts a key,
+    /// so `minisign -G -W` leaves the field zero and never reads it.
+    NotWritten,
+    /// Anything else: the file was altered.
+    Differs,
+}
+
+fn checksum_rule(stored: &[u8; 32], computed: &[u8; 32]) -> ChecksumRule {
+    if stored == computed {
+        ChecksumRule::Matches
+    } else if stored.iter().all(|&b| b == 0) {
+        ChecksumRule::NotWritten
+    } else {
+        ChecksumRule::Differs
     }
 }
 
@@ -335,7 +366,7 @@ mod tests {
         let text = key.to_minisign();
         let again = SecretKey::from_minisign(&text).unwrap();
         assert_eq!(again.public_key(), key.public_key());
-        // One flipped bit in the key body fails the checksum.
+        // One flipped bit in the key body fails the checksum (and the halves' agreement).
         let line = payload_line(&text).unwrap();
         let mut bin = BASE64.decode(line).unwrap();
         bin[70] ^= 1;
@@ -345,11 +376,42 @@ mod tests {
             Err(SignatureError::BadSecretKey(_))
         ));
         bin[70] ^= 1;
+        // minisign's own unencrypted keys carry a zero checksum: accepted, and a flipped bit in
+        // the secret half is still caught, by the public half it no longer derives.
+        let mut zero = bin.clone();
+        zero[126..].fill(0);
+        let minisign_style = format!("untrusted comment: x\n{}\n", BASE64.encode(&zero));
+        assert_eq!(
+            SecretKey::from_minisign(&minisign_style)
+                .unwrap()
+                .public_key(),
+            key.public_key()
+        );
+        zero[70] ^= 1;
+        let damaged = format!("untrusted comment: x\n{}\n", BASE64.encode(&zero));
+        assert!(matches!(
+            SecretKey::from_minisign(&damaged),
+            Err(SignatureError::BadSecretKey(_))
+        ));
         bin[2..4].copy_from_slice(b"Sc");
         let encrypted = format!("untrusted comment: x\n{}\n", BASE64.encode(&bin));
         assert_eq!(
             SecretKey::from_minisign(&encrypted).unwrap_err(),
             SignatureError::EncryptedSecretKey
         );
+    }
+
+    #[test]
+    fn checksum_rules() {
+        let computed = [7u8; 32];
+        let mut other = computed;
+        other[31] = 8;
+        for (stored, want) in [
+            (computed, ChecksumRule::Matches),
+            ([0u8; 32], ChecksumRule::NotWritten),
+            (other, ChecksumRule::Differs),
+        ] {
+            assert_eq!(checksum_rule(&stored, &computed), want, "{stored:?}");
+        }
     }
 }
