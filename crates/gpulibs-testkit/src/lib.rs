@@ -10,6 +10,8 @@
 //!   path, scripted per-request faults and a request log, and a `CONNECT` proxy; the fetch,
 //!   install and CLI tests download from it.
 //! - [`tree`]: everything under a directory, for tests that check what a run left behind.
+//! - [`faults`]: fault tables that run every row, record each row's outcome (for
+//!   `docs/fault-table.md`) and fail naming every failed row.
 //! - [`fake_nvml`]: the fake NVML library (`crates/gpulibs-fake-nvml`), built once per test
 //!   binary with a nested `cargo build`, and its scenario files; the detect and CLI tests load it.
 //!
@@ -18,6 +20,7 @@
 //! put in front by the tests that need it (see [`http`]).
 
 pub mod fake_nvml;
+pub mod faults;
 pub mod http;
 
 use std::collections::BTreeMap;
