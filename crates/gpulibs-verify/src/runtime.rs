@@ -4,9 +4,10 @@
 //! life of the process. `load_ort` therefore loads once and afterwards only accepts the same
 //! file again; a request for another one is an error, not a silent reuse.
 //!
-//! ONNX Runtime's log goes through [`on_ort_log`]: lines at or above `ORT_LOG`'s level (the `ort`
-//! crate's variable; `error` when unset) are printed to stderr as ONNX Runtime would, and while
-//! [`start_capture`] is in force the lines about node placement are kept for the report.
+//! ONNX Runtime's log goes through a logging function of verify's: lines at or above `ORT_LOG`'s
+//! level (the `ort` crate's variable; `error` when unset) are printed to stderr as ONNX Runtime
+//! would, and while a capture is in force (during the creation of the verified session) the
+//! lines about node placement are kept for the report.
 
 use std::ffi::CStr;
 use std::io::Read;
