@@ -5,12 +5,12 @@
 //! target/release/examples/verify --ort DIR/libonnxruntime.so.1.31.1 \
 //!     --preload SITE/nvidia/cu13/lib --preload SITE/nvidia/cudnn/lib \
 //!     [--model FILE|DIR]... [--device cuda:0|cpu|auto] [--shape NAME=1x512]... \
-//!     [--value NAME=16000]... [--runs 20] [--json]
+//!     [--value NAME=16000]... [--runs 20] [--strict] [--json]
 //! ```
 //!
 //! Prints the report (text, or JSON with `--json`) and exits with
-//! [`gpulibs_verify::Outcome::exit_code`]: 0 verified on the GPU, 4 CPU only, 2 bad options or
-//! inputs, 1 failed.
+//! [`gpulibs_verify::Outcome::exit_code`]: 0 verified on the GPU (`verified_gpu_partial` too), 4
+//! CPU only, 2 bad options or inputs, 1 failed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,8 +20,8 @@ use gpulibs_verify::*;
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1).collect()) {
-        Ok((req, json)) => {
-            let report = verify(&req);
+        Ok((req, json, rule)) => {
+            let report = verify_with(&req, rule);
             if json {
                 println!("{}", report.to_json_pretty());
             } else {
@@ -30,13 +30,13 @@ fn main() -> ExitCode {
             ExitCode::from(report.outcome.exit_code())
         }
         Err(e) => {
-            eprintln!("error: {e}\nusage: verify --ort LIB [--preload DIR]... [--model FILE|DIR]... [--device cuda:N|cpu|auto] [--shape NAME=DIMS]... [--value NAME=X]... [--runs N] [--json]");
+            eprintln!("error: {e}\nusage: verify --ort LIB [--preload DIR]... [--model FILE|DIR]... [--device cuda:N|cpu|auto] [--shape NAME=DIMS]... [--value NAME=X]... [--runs N] [--strict] [--json]");
             ExitCode::from(2)
         }
     }
 }
 
-fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool), String> {
+fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool, PlacementRule), String> {
     let mut ort = None;
     let mut preload = Vec::new();
     let mut models: Vec<PathBuf> = Vec::new();
@@ -45,6 +45,7 @@ fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool), String> {
     let mut values = HashMap::new();
     let mut runs = DEFAULT_RUNS;
     let mut json = false;
+    let mut rule = PlacementRule::AllowCpuNodes;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -63,6 +64,7 @@ fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool), String> {
             }
             "--runs" => runs = value()?.parse().map_err(|_| "--runs takes a number")?,
             "--json" => json = true,
+            "--strict" => rule = PlacementRule::Strict,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -82,5 +84,6 @@ fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool), String> {
             runs,
         },
         json,
+        rule,
     ))
 }

@@ -250,10 +250,7 @@ impl Measurements {
         model: &CatalogModel,
         report: &VerifyReport,
     ) -> bool {
-        let (true, Some(peak)) = (
-            report.outcome == crate::Outcome::VerifiedGpu,
-            report.peak_vram_bytes(),
-        ) else {
+        let (true, Some(peak)) = (report.outcome.is_gpu_pass(), report.peak_vram_bytes()) else {
             return false;
         };
         let key = model.measurement_key(&catalog.root);

@@ -83,14 +83,37 @@ pub enum VerifyError {
     #[error("{model} failed on the GPU: {message}")]
     GpuRun { model: String, message: String },
     #[error(
-        "{model}: {cpu_nodes} node(s) ran on the CPU and {cuda_nodes} on CUDA although the GPU \
-         was asked for"
+        "{model}: {cpu_nodes} node(s) ran on the CPU and {cuda_nodes} on CUDA, and --strict \
+         allows none on the CPU: {nodes}"
     )]
     RanOnCpu {
         model: String,
         cpu_nodes: usize,
         cuda_nodes: usize,
+        /// The CPU nodes, each with its operator and reason.
+        nodes: String,
     },
+    #[error(
+        "{model}: compute-heavy node(s) ran on the CPU, so the GPU did not do the model's work: \
+         {nodes}"
+    )]
+    HeavyOnCpu {
+        model: String,
+        /// The heavy CPU nodes, each with its operator and reason.
+        nodes: String,
+        /// Operators ONNX Runtime said the CUDA provider has no kernel for.
+        no_kernel_ops: Vec<String>,
+    },
+    #[error(
+        "{model}: no node of the model ran on the CUDA execution provider ({cpu_nodes} on the \
+         CPU): the CUDA provider did not do the work"
+    )]
+    NoGpuWork { model: String, cpu_nodes: usize },
+    #[error(
+        "{model}: ONNX Runtime's profiler recorded no node, so where the model ran cannot be \
+         shown"
+    )]
+    NoPlacementRecord { model: String },
     #[error(
         "{model}: output `{output}` differs between GPU and CPU: max relative error {error:.3e} \
          > {threshold:.0e}"
@@ -128,7 +151,9 @@ impl VerifyError {
             InputRejected { .. } => Stage::Input,
             CudaProvider { .. } | GpuSession { .. } => Stage::Session,
             GpuRun { .. } => Stage::Run,
-            RanOnCpu { .. } => Stage::Fallback,
+            RanOnCpu { .. } | HeavyOnCpu { .. } | NoGpuWork { .. } | NoPlacementRecord { .. } => {
+                Stage::Fallback
+            }
             Mismatch { .. } => Stage::Compare,
         }
     }
@@ -166,7 +191,16 @@ impl VerifyError {
             CudaProvider { message } | GpuSession { message, .. } | GpuRun { message, .. } => {
                 return run_time_hint(message)
             }
-            RanOnCpu { .. } => "the model needs operators the CUDA provider does not run; verify cannot call that a GPU pass".into(),
+            RanOnCpu { .. } => "without --strict, nodes that are not compute-heavy may run on the CPU and verify passes with a warning naming them".into(),
+            HeavyOnCpu { no_kernel_ops, .. } if !no_kernel_ops.is_empty() => format!(
+                "this ONNX Runtime's CUDA provider has no kernel for {} with these input types: \
+                 export the model with operators and types the CUDA provider runs (float32/float16), \
+                 or use a newer ONNX Runtime",
+                no_kernel_ops.join(", ")
+            ),
+            HeavyOnCpu { .. } => "ONNX Runtime put the model's compute on the CPU: the placement log lines are in `gpulibs verify --json` (models[].ort_log)".into(),
+            NoGpuWork { .. } => "the CUDA provider was registered but ran nothing: check `gpulibs verify --json` (models[].ort_log, models[].nodes) and `gpulibs inspect` on the provider library".into(),
+            NoPlacementRecord { .. } => "this is unexpected: report it with the --json output".into(),
             Mismatch { .. } => "the GPU computes different results: report it with `gpulibs verify --json`; a driver or library update may fix it".into(),
         })
     }

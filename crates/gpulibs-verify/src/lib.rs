@@ -2,9 +2,9 @@
 //!
 //! Owns: loading ONNX Runtime at run time from an install (the `ort` crate, `load-dynamic`),
 //! preloading the CUDA and cuDNN libraries its CUDA provider needs, creating a session on the
-//! CUDA execution provider with CPU fallback forbidden, running a model on it and on the CPU
-//! execution provider with synthesised inputs, and comparing outputs, timings and VRAM
-//! ([`verify`] → [`VerifyReport`]); the built-in probe model ([`PROBE_MODEL`]); and choosing the
+//! CUDA execution provider, running a model on it and on the CPU execution provider with
+//! synthesised inputs, recording where every node ran and why ([`placement`]), and comparing
+//! outputs, timings and VRAM ([`verify`] → [`VerifyReport`]); the built-in probe model ([`PROBE_MODEL`]); and choosing the
 //! best model that really fits ([`recommend()`] over a [`Catalog`]).
 //!
 //! Must not touch: fatbinaries or ELF parsing (it asks `gpulibs-inspect` for the kernel verdict
@@ -26,9 +26,12 @@
 //!
 //! - [`verify`] never fails or panics: a failure is [`Outcome::Failed`] with the [`Stage`], the
 //!   reason (ONNX Runtime's or the loader's own words) and a hint.
-//! - A request for the GPU yields [`Outcome::VerifiedGpu`] only when the CUDA session was
-//!   created with CPU fallback disabled, ONNX Runtime's profiler shows every node on the CUDA
-//!   provider, and every output matches the CPU provider's within [`compare::threshold_for`].
+//! - A request for the GPU yields [`Outcome::VerifiedGpu`] only when ONNX Runtime's profiler
+//!   shows every node on the CUDA provider and every output matches the CPU provider's within
+//!   [`compare::threshold_for`]; [`Outcome::VerifiedGpuPartial`] when the same holds except for
+//!   nodes that are not compute-heavy ([`placement::HEAVY_OPS`]) placed on the CPU, each named
+//!   with ONNX Runtime's reason; otherwise a failure ([`placement::classify`] has the rules;
+//!   [`verify_with`] with [`PlacementRule::Strict`] fails on any CPU node).
 //! - ONNX Runtime is loaded once per process ([`runtime`] explains): call
 //!   [`verify`] once per process, or again with the same library.
 //! - [`synth`]: inputs from model metadata, `--shape`/`--value` (parse them with
@@ -41,6 +44,7 @@
 pub mod catalog;
 pub mod compare;
 mod error;
+pub mod placement;
 pub mod profile;
 mod recommend;
 mod report;
@@ -63,5 +67,5 @@ pub use request::{
     parse_shape_option, parse_value_option, Device, ModelSource, OptionError, VerifyRequest,
     DEFAULT_RUNS,
 };
-pub use run::{verify, CUDA_PROVIDER_LIBRARY, PROBE_MODEL};
+pub use run::{verify, verify_with, PlacementRule, CUDA_PROVIDER_LIBRARY, PROBE_MODEL};
 pub use runtime::{disable_ort_telemetry, ORT_TELEMETRY_OPT_OUT};

@@ -220,11 +220,13 @@ pub fn recommend_with(
         let report = verify_fn(m);
         let passed = matches!(
             (m.device, &report.outcome),
-            (ModelDevice::Gpu, Outcome::VerifiedGpu)
-                | (
-                    ModelDevice::Cpu,
-                    Outcome::CpuOnly { .. } | Outcome::VerifiedGpu
-                )
+            (
+                ModelDevice::Gpu,
+                Outcome::VerifiedGpu | Outcome::VerifiedGpuPartial { .. }
+            ) | (
+                ModelDevice::Cpu,
+                Outcome::CpuOnly { .. } | Outcome::VerifiedGpu | Outcome::VerifiedGpuPartial { .. }
+            )
         );
         if passed {
             winner = Some(Winner {
@@ -239,7 +241,9 @@ pub fn recommend_with(
             let (stage, detail) = match &report.outcome {
                 Outcome::Failed { stage, reason, .. } => (Some(*stage), reason.clone()),
                 Outcome::CpuOnly { reason } => (None, format!("ran on the CPU only: {reason}")),
-                Outcome::VerifiedGpu => (None, "verified on the GPU, but it is a CPU model".into()),
+                Outcome::VerifiedGpu | Outcome::VerifiedGpuPartial { .. } => {
+                    (None, "verified on the GPU, but it is a CPU model".into())
+                }
             };
             let message = format!("verify failed: {detail}");
             losses.push(lose(LossReason::VerifyFailed { stage, detail }, message));
@@ -267,6 +271,7 @@ mod tests {
             outcome,
             ort_version: None,
             ort_library: "/x/libonnxruntime.so".into(),
+            ort_library_source: None,
             provider_library: None,
             device: DeviceReport {
                 requested: String::new(),

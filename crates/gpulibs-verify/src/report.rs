@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use gpulibs_inspect::GpuVerdict;
 use serde::{Deserialize, Serialize};
 
+use crate::placement::Placement;
+use crate::profile::NodePlacement;
+
 /// Version of the JSON below; bumped when a field changes meaning or disappears.
-pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// 2: `verified_gpu_partial`, and each model's `placement`, `nodes` and `ort_log`.
+pub const REPORT_SCHEMA_VERSION: u32 = 2;
 
 /// The step of verification that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,7 +35,8 @@ pub enum Stage {
     Session,
     /// Running on the CUDA execution provider.
     Run,
-    /// Some of the model ran on the CPU although the GPU was asked for.
+    /// Where the model ran does not make a GPU pass: no compute on CUDA, a compute-heavy node
+    /// on the CPU, any node on the CPU under `--strict`, or no record of placement.
     Fallback,
     /// GPU and CPU outputs differ beyond the threshold.
     Compare,
@@ -61,6 +66,10 @@ impl Stage {
 pub enum Outcome {
     /// Every model ran on the CUDA execution provider, every node there, and matched the CPU.
     VerifiedGpu,
+    /// Every model's compute ran on the CUDA execution provider and matched the CPU, and
+    /// `cpu_nodes` nodes ran on the CPU (each named in its model's `placement`, with the
+    /// reason): a pass with a warning. `--strict` makes it a failure.
+    VerifiedGpuPartial { cpu_nodes: usize, warning: String },
     /// Every model ran, on the CPU execution provider only: `--device cpu` was asked, or
     /// `--device auto` found no usable GPU (`reason` says which).
     CpuOnly { reason: String },
@@ -78,6 +87,7 @@ impl Outcome {
     /// | outcome | code |
     /// |---|---|
     /// | `verified_gpu` | 0 |
+    /// | `verified_gpu_partial` (a pass; the warning names the CPU nodes) | 0 |
     /// | `failed` at stage `request` or `input` (the options must change) | 2 |
     /// | `failed`, any other stage | 1 |
     /// | `cpu_only` | 4 |
@@ -86,7 +96,7 @@ impl Outcome {
     /// "fall back to the CPU variant" from "broken".
     pub fn exit_code(&self) -> u8 {
         match self {
-            Outcome::VerifiedGpu => 0,
+            Outcome::VerifiedGpu | Outcome::VerifiedGpuPartial { .. } => 0,
             Outcome::CpuOnly { .. } => 4,
             Outcome::Failed {
                 stage: Stage::Request | Stage::Input,
@@ -100,6 +110,9 @@ impl Outcome {
     pub fn label(&self) -> String {
         match self {
             Outcome::VerifiedGpu => "verified on GPU".into(),
+            Outcome::VerifiedGpuPartial { cpu_nodes, .. } => {
+                format!("verified on GPU, {cpu_nodes} node(s) on the CPU")
+            }
             Outcome::CpuOnly { .. } => "CPU only".into(),
             Outcome::Failed { stage, .. } => format!("failed ({})", stage.as_str()),
         }
@@ -107,6 +120,14 @@ impl Outcome {
 
     pub fn is_failed(&self) -> bool {
         matches!(self, Outcome::Failed { .. })
+    }
+
+    /// `verified_gpu` or `verified_gpu_partial`: the GPU did the model's work.
+    pub fn is_gpu_pass(&self) -> bool {
+        matches!(
+            self,
+            Outcome::VerifiedGpu | Outcome::VerifiedGpuPartial { .. }
+        )
     }
 }
 
@@ -225,8 +246,21 @@ pub struct ModelReport {
     /// free memory seen after creation and after the runs (NVML; other processes on the GPU
     /// distort it).
     pub peak_vram_bytes: Option<u64>,
-    /// Nodes executed per execution provider, from ONNX Runtime's profiler (first run).
+    /// Nodes executed per execution provider, from ONNX Runtime's profiler.
     pub nodes_by_provider: BTreeMap<String, usize>,
+    /// GPU runs: where the nodes ran, why the CPU ones did, and the verdict
+    /// ([`crate::placement::classify`]).
+    #[serde(default)]
+    pub placement: Option<Placement>,
+    /// Every node the profiler saw run, with its operator and provider: the raw evidence behind
+    /// `placement`.
+    #[serde(default)]
+    pub nodes: Vec<NodePlacement>,
+    /// ONNX Runtime's own log lines about placement while the session was created
+    /// (`CUDA kernel not found in registries for Op type: …`, `Force fallback to CPU execution
+    /// for node: …`, `Node(s) placed on […]`), as `<severity> <code location>: <message>`.
+    #[serde(default)]
+    pub ort_log: Vec<String>,
     /// The largest relative error over all compared outputs.
     pub max_rel_error: Option<f64>,
     /// The threshold of the output with the largest error relative to its threshold.
@@ -244,6 +278,10 @@ pub struct VerifyReport {
     /// ONNX Runtime's own version string (`1.23.2`), once loaded.
     pub ort_version: Option<String>,
     pub ort_library: PathBuf,
+    /// Where `ort_library` came from, when the caller says (the CLI: `--ort`, `ORT_DYLIB_PATH`,
+    /// or the active install), and any setting that was passed over.
+    #[serde(default)]
+    pub ort_library_source: Option<String>,
     /// `libonnxruntime_providers_cuda.so` next to `ort_library`, when verifying on the GPU.
     pub provider_library: Option<PathBuf>,
     pub device: DeviceReport,
@@ -283,12 +321,18 @@ impl VerifyReport {
         if let Outcome::CpuOnly { reason } = &self.outcome {
             let _ = writeln!(s, "reason:    {reason}");
         }
+        if let Outcome::VerifiedGpuPartial { warning, .. } = &self.outcome {
+            let _ = writeln!(s, "warning:   {warning}");
+        }
         let _ = writeln!(
             s,
             "ort:       {} ({})",
             self.ort_version.as_deref().unwrap_or("not loaded"),
             self.ort_library.display()
         );
+        if let Some(from) = &self.ort_library_source {
+            let _ = writeln!(s, "ort from:  {from}");
+        }
         if let Some(p) = &self.provider_library {
             let _ = writeln!(s, "provider:  {}", p.display());
         }
@@ -351,6 +395,18 @@ impl VerifyReport {
             if !m.nodes_by_provider.is_empty() {
                 let _ = writeln!(s, "  nodes   {:?}", m.nodes_by_provider);
             }
+            if let Some(p) = &m.placement {
+                for n in &p.cpu_nodes {
+                    let _ = writeln!(
+                        s,
+                        "  on CPU  {} `{}`: {}{}",
+                        n.op_type,
+                        n.name,
+                        n.reason.describe(&n.op_type),
+                        if n.heavy { " (compute-heavy)" } else { "" }
+                    );
+                }
+            }
             if let Some(e) = m.max_rel_error {
                 let _ = writeln!(
                     s,
@@ -378,6 +434,14 @@ mod tests {
             hint: None,
         };
         assert_eq!(Outcome::VerifiedGpu.exit_code(), 0);
+        assert_eq!(
+            Outcome::VerifiedGpuPartial {
+                cpu_nodes: 1,
+                warning: String::new()
+            }
+            .exit_code(),
+            0
+        );
         assert_eq!(
             Outcome::CpuOnly {
                 reason: String::new()

@@ -15,7 +15,8 @@ use ort::value::{DynValue, Tensor, TensorElementType, ValueType};
 
 use crate::compare::{max_rel_error, threshold_for};
 use crate::error::VerifyError;
-use crate::profile::{nodes_by_provider, CUDA_PROVIDER};
+use crate::placement::{classify, CpuReason, Placement, PlacementVerdict};
+use crate::profile::{count_by_provider, node_placements};
 use crate::report::*;
 use crate::request::{Device, ModelSource, VerifyRequest};
 use crate::runtime;
@@ -30,19 +31,37 @@ pub const CUDA_PROVIDER_LIBRARY: &str = "libonnxruntime_providers_cuda.so";
 /// (cuBLAS), LSTM, Relu/Add/Mul/Sigmoid; input `x` float32 [1, 3, 16, 16].
 pub static PROBE_MODEL: &[u8] = include_bytes!("../models/probe.onnx");
 
+/// Which nodes may run on the CPU in a GPU verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlacementRule {
+    /// Nodes that are not compute-heavy ([`crate::placement::HEAVY_OPS`]) may run on the CPU:
+    /// the outcome is then [`Outcome::VerifiedGpuPartial`], naming them.
+    #[default]
+    AllowCpuNodes,
+    /// `--strict`: any node on the CPU fails (stage `fallback`).
+    Strict,
+}
+
+/// Runs the verification `req` describes under [`PlacementRule::AllowCpuNodes`]; see
+/// [`verify_with`].
+pub fn verify(req: &VerifyRequest) -> VerifyReport {
+    verify_with(req, PlacementRule::default())
+}
+
 /// Runs the verification `req` describes. Never panics and never returns an error: every
 /// failure is [`Outcome::Failed`] with its stage, reason and hint, next to everything learned
 /// before it.
 ///
 /// ONNX Runtime is loaded once per process (see [`crate::runtime`]): call this once per process
 /// for one library; calling it again with the same library is fine, with another one fails.
-pub fn verify(req: &VerifyRequest) -> VerifyReport {
+pub fn verify_with(req: &VerifyRequest, rule: PlacementRule) -> VerifyReport {
     let start = Instant::now();
     let mut report = VerifyReport {
         schema_version: REPORT_SCHEMA_VERSION,
         outcome: Outcome::VerifiedGpu, // replaced below
         ort_version: None,
         ort_library: req.ort_library.clone(),
+        ort_library_source: None,
         provider_library: None,
         device: DeviceReport {
             requested: req.device.to_string(),
@@ -56,7 +75,7 @@ pub fn verify(req: &VerifyRequest) -> VerifyReport {
         models: Vec::new(),
         total_ms: 0.0,
     };
-    let result = catch_unwind(AssertUnwindSafe(|| run(req, &mut report)));
+    let result = catch_unwind(AssertUnwindSafe(|| run(req, rule, &mut report)));
     report.outcome = match result {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => e.into_outcome(),
@@ -156,7 +175,11 @@ fn free_vram(index: u32) -> Option<u64> {
         .and_then(|g| g.memory_free_bytes)
 }
 
-fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, VerifyError> {
+fn run(
+    req: &VerifyRequest,
+    rule: PlacementRule,
+    report: &mut VerifyReport,
+) -> Result<Outcome, VerifyError> {
     let models = models_of(&req.models)?;
 
     // Where to run.
@@ -200,13 +223,23 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
     for model in &models {
         let profile = cuda.is_none();
         let started = Instant::now();
-        let session = cpu_session(&env, model, profile.then(|| profiles.prefix()))?;
+        // On the CPU-only path this session is the verified one: its placement lines are kept.
+        if profile {
+            runtime::start_capture();
+        }
+        let session = cpu_session(&env, model, profile.then(|| profiles.prefix()));
+        let cpu_log = if profile {
+            runtime::take_capture()
+        } else {
+            Vec::new()
+        };
+        let session = session?;
         let create_ms = ms(started);
         let metas = input_metas(&session);
         let planned = plan_inputs(&metas, &req.shapes, &req.values)?;
         used.extend(planned.used_options);
         all_metas.extend(metas);
-        loaded.push((model, session, create_ms, planned.inputs));
+        loaded.push((model, session, create_ms, planned.inputs, cpu_log));
     }
     if let Some(e) = unused_options(&req.shapes, &req.values, &used, &all_metas) {
         return Err(e.into());
@@ -214,11 +247,14 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
 
     // Phase 2: run.
     let runs = req.runs.max(1);
-    for (model, mut cpu, cpu_create_ms, plans) in loaded {
+    let strict = rule == PlacementRule::Strict;
+    let mut partial: Vec<(String, Placement)> = Vec::new();
+    for (model, mut cpu, cpu_create_ms, plans, cpu_log) in loaded {
         let label = model.label();
         let mut m = ModelReport {
             path: label.clone(),
             inputs: plans.iter().map(input_report).collect(),
+            ort_log: cpu_log,
             ..ModelReport::default()
         };
         report.models.push(m.clone());
@@ -244,8 +280,11 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
                 m.median_run_ms = steady_runs(&mut cpu, &inputs, runs, &label)?;
                 m.runs = runs;
                 if let Some(path) = end_profiling(&mut cpu) {
-                    match std::fs::read_to_string(&path).map(|t| nodes_by_provider(&t)) {
-                        Ok(Ok(n)) => m.nodes_by_provider = n,
+                    match std::fs::read_to_string(&path).map(|t| node_placements(&t)) {
+                        Ok(Ok(n)) => {
+                            m.nodes_by_provider = count_by_provider(&n);
+                            m.nodes = n;
+                        }
                         _ => m.notes.push("the profiler output could not be read".into()),
                     }
                     let _ = std::fs::remove_file(&path);
@@ -260,9 +299,12 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
                     runs,
                 };
                 let prefix = profiles.prefix();
-                let result = gpu_model(&env, model, index, &prefix, case, &mut m);
+                let result = gpu_model(&env, model, index, &prefix, case, strict, &mut m);
                 *report.models.last_mut().expect("pushed above") = m.clone();
-                result?;
+                let placement = result?;
+                if placement.verdict == PlacementVerdict::Partial {
+                    partial.push((label.clone(), placement));
+                }
             }
         }
         *report.models.last_mut().expect("pushed above") = m;
@@ -270,8 +312,34 @@ fn run(req: &VerifyRequest, report: &mut VerifyReport) -> Result<Outcome, Verify
 
     Ok(match cpu_reason {
         Some(reason) => Outcome::CpuOnly { reason },
-        None => Outcome::VerifiedGpu,
+        None if partial.is_empty() => Outcome::VerifiedGpu,
+        None => Outcome::VerifiedGpuPartial {
+            cpu_nodes: partial.iter().map(|(_, p)| p.cpu_nodes.len()).sum(),
+            warning: partial_warning(&partial),
+        },
     })
+}
+
+/// "model.onnx: 1 of 16 nodes ran on the CPU (1 without a CUDA kernel): STFT `/STFT` (…); its
+/// 3 compute-heavy nodes ran on CUDA", one clause per model.
+fn partial_warning(partial: &[(String, Placement)]) -> String {
+    partial
+        .iter()
+        .map(|(model, p)| {
+            let total = p.cuda_nodes + p.cpu_nodes.len();
+            format!(
+                "{model}: {} of {total} nodes ran on the CPU ({}): {}; {}",
+                p.cpu_nodes.len(),
+                p.reason_summary(),
+                p.describe_cpu_nodes(8),
+                match p.heavy_cuda_nodes {
+                    0 => "it has no compute-heavy node".to_string(),
+                    n => format!("its {n} compute-heavy node(s) ran on CUDA"),
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// Everything before loading: the CUDA provider is there, has kernels for this GPU, and the
@@ -422,8 +490,9 @@ fn gpu_model(
     index: u32,
     profile: &Path,
     case: Case<'_>,
+    strict: bool,
     m: &mut ModelReport,
-) -> Result<(), VerifyError> {
+) -> Result<Placement, VerifyError> {
     let label = model.label();
     let session_err = |message: String| VerifyError::GpuSession {
         model: label.clone(),
@@ -431,22 +500,28 @@ fn gpu_model(
     };
     let free_before = free_vram(index);
     let started = Instant::now();
-    let builder = Session::builder(env)
-        .and_then(|b| Ok(b.with_disable_cpu_fallback()?))
+    // CPU fallback stays allowed: ONNX Runtime places on the CPU what it cannot or will not run
+    // on CUDA, and the profiler and its log lines (kept by the capture) say which and why.
+    runtime::start_capture();
+    let created = Session::builder(env)
         .and_then(|b| Ok(b.with_profiling(profile)?))
-        .map_err(|e| session_err(e.to_string()))?;
-    let builder = builder
-        .with_execution_providers([ep::CUDA::default()
-            .with_device_id(index as i32)
-            // Full FP32 on the GPU, as on the CPU: TF32 noise would hide nothing and prove
-            // nothing (see `compare`).
-            .with_tf32(false)
-            .build()
-            .error_on_failure()])
-        .map_err(|e| VerifyError::CudaProvider {
-            message: e.to_string(),
-        })?;
-    let mut session = commit(builder, model).map_err(|e| session_err(e.to_string()))?;
+        .map_err(|e| session_err(e.to_string()))
+        .and_then(|builder| {
+            builder
+                .with_execution_providers([ep::CUDA::default()
+                    .with_device_id(index as i32)
+                    // Full FP32 on the GPU, as on the CPU: TF32 noise would hide nothing and
+                    // prove nothing (see `compare`).
+                    .with_tf32(false)
+                    .build()
+                    .error_on_failure()])
+                .map_err(|e| VerifyError::CudaProvider {
+                    message: e.to_string(),
+                })
+        })
+        .and_then(|builder| commit(builder, model).map_err(|e| session_err(e.to_string())));
+    m.ort_log = runtime::take_capture();
+    let mut session = created?;
     m.session_create_ms = Some(ms(started));
     let mut free_samples: Vec<u64> = free_vram(index).into_iter().collect();
 
@@ -472,38 +547,23 @@ fn gpu_model(
             .push("VRAM not measured: NVML gave no free-memory figure for this GPU".into());
     }
 
-    // Proof of where it ran: the profiler's record of every node.
+    // Proof of where it ran: the profiler's record of every node, and ONNX Runtime's reasons.
     match end_profiling(&mut session) {
         Some(path) => {
             let parsed = std::fs::read_to_string(&path)
                 .ok()
-                .and_then(|t| nodes_by_provider(&t).ok());
+                .and_then(|t| node_placements(&t).ok());
             let _ = std::fs::remove_file(&path);
             if let Some(n) = parsed {
-                m.nodes_by_provider = n;
+                m.nodes_by_provider = count_by_provider(&n);
+                m.nodes = n;
             }
         }
         None => m.notes.push("the profiler output could not be read".into()),
     }
-    let cuda_nodes = m.nodes_by_provider.get(CUDA_PROVIDER).copied().unwrap_or(0);
-    let other_nodes: usize = m
-        .nodes_by_provider
-        .iter()
-        .filter(|(k, _)| k.as_str() != CUDA_PROVIDER)
-        .map(|(_, v)| v)
-        .sum();
-    if other_nodes > 0 || (cuda_nodes == 0 && !m.nodes_by_provider.is_empty()) {
-        return Err(VerifyError::RanOnCpu {
-            model: label,
-            cpu_nodes: other_nodes,
-            cuda_nodes,
-        });
-    }
-    if m.nodes_by_provider.is_empty() {
-        m.notes.push(
-            "the profiler recorded no node; placement rests on CPU fallback being disabled".into(),
-        );
-    }
+    let placement = classify(&m.nodes, &m.ort_log, strict);
+    m.placement = Some(placement.clone());
+    placement_error(&label, &placement).map_or(Ok(()), Err)?;
 
     // GPU against CPU.
     let mut worst: Option<(f64, f64, String)> = None; // (error/threshold, error, output)
@@ -551,7 +611,41 @@ fn gpu_model(
             threshold: failed.threshold.unwrap_or(0.0),
         });
     }
-    Ok(())
+    Ok(placement)
+}
+
+/// The failure a placement verdict means, if any.
+fn placement_error(model: &str, p: &Placement) -> Option<VerifyError> {
+    let model = model.to_string();
+    Some(match p.verdict {
+        PlacementVerdict::AllOnGpu | PlacementVerdict::Partial => return None,
+        PlacementVerdict::NoRecord => VerifyError::NoPlacementRecord { model },
+        PlacementVerdict::NoGpuWork => VerifyError::NoGpuWork {
+            model,
+            cpu_nodes: p.cpu_nodes.len(),
+        },
+        PlacementVerdict::HeavyOnCpu => {
+            let mut no_kernel_ops: Vec<String> = p
+                .cpu_nodes
+                .iter()
+                .filter(|n| n.heavy && n.reason == CpuReason::NoCudaKernel)
+                .map(|n| n.op_type.clone())
+                .collect();
+            no_kernel_ops.sort();
+            no_kernel_ops.dedup();
+            VerifyError::HeavyOnCpu {
+                model,
+                nodes: p.describe_heavy_cpu_nodes(8),
+                no_kernel_ops,
+            }
+        }
+        PlacementVerdict::StrictCpuNodes => VerifyError::RanOnCpu {
+            model,
+            cpu_nodes: p.cpu_nodes.len(),
+            cuda_nodes: p.cuda_nodes,
+            nodes: p.describe_cpu_nodes(8),
+        },
+    })
 }
 
 fn end_profiling(session: &mut Session) -> Option<PathBuf> {

@@ -3,16 +3,22 @@
 //! A process holds one ONNX Runtime: the `ort` crate keeps the first library it loads for the
 //! life of the process. `load_ort` therefore loads once and afterwards only accepts the same
 //! file again; a request for another one is an error, not a silent reuse.
+//!
+//! ONNX Runtime's log goes through a logging function of verify's: lines at or above `ORT_LOG`'s
+//! level (the `ort` crate's variable; `error` when unset) are printed to stderr as ONNX Runtime
+//! would, and while a capture is in force (during the creation of the verified session) the
+//! lines about node placement are kept for the report.
 
 use std::ffi::CStr;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gpulibs_inspect::deps::{Dependency, DependencyKind, DependencyReport, DependencyStatus};
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
 use ort::environment::Environment;
+use ort::logging::LogLevel;
 
 use crate::error::{VerifyError, MIN_ORT};
 use crate::report::{MissingLibrary, PreloadStatus, PreloadedLibrary};
@@ -45,6 +51,69 @@ pub fn disable_ort_telemetry() {
     }
 }
 
+/// Placement lines kept while a capture is in force; `None` when none is.
+static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
+/// A capture keeps at most this many lines (a large model with thousands of CPU nodes is
+/// described well enough by the first ones, and by the profile).
+const CAPTURE_LIMIT: usize = 4000;
+
+/// Starts keeping ONNX Runtime's placement lines ([`crate::placement::is_placement_line`]),
+/// dropping any kept before.
+pub(crate) fn start_capture() {
+    *CAPTURE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+}
+
+/// Stops keeping lines and returns those kept since [`start_capture`].
+pub(crate) fn take_capture() -> Vec<String> {
+    CAPTURE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default()
+}
+
+fn level_word(level: LogLevel) -> &'static str {
+    match level {
+        LogLevel::Verbose => "verbose",
+        LogLevel::Info => "info",
+        LogLevel::Warning => "warning",
+        LogLevel::Error => "error",
+        LogLevel::Fatal => "fatal",
+    }
+}
+
+/// The least severity printed to stderr: `ORT_LOG` as the `ort` crate reads it, `error` when
+/// unset or not a level.
+pub(crate) fn print_level(ort_log: Option<&str>) -> LogLevel {
+    match ort_log {
+        Some("fatal") => LogLevel::Fatal,
+        Some("warning") => LogLevel::Warning,
+        Some("info") => LogLevel::Info,
+        Some("verbose") => LogLevel::Verbose,
+        _ => LogLevel::Error,
+    }
+}
+
+/// ONNX Runtime's logging function for the environment (which receives every message, verbose
+/// included: the placement lines are `info` and `verbose`).
+fn on_ort_log(level: LogLevel, _category: &str, id: &str, location: &str, message: &str) {
+    static PRINT: OnceLock<LogLevel> = OnceLock::new();
+    let print = *PRINT.get_or_init(|| print_level(std::env::var("ORT_LOG").ok().as_deref()));
+    if level >= print {
+        eprintln!(
+            "[{}:onnxruntime:{id}, {location}] {message}",
+            level_word(level).to_ascii_uppercase()
+        );
+    }
+    if !crate::placement::is_placement_line(message) {
+        return;
+    }
+    let mut capture = CAPTURE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(lines) = capture.as_mut().filter(|l| l.len() < CAPTURE_LIMIT) {
+        lines.push(format!("{} {location}: {message}", level_word(level)));
+    }
+}
+
 /// Loads ONNX Runtime from `path` (once per process) and returns its version and environment.
 pub(crate) fn load_ort(path: &Path) -> Result<(String, Environment), VerifyError> {
     let canonical = path
@@ -71,8 +140,12 @@ pub(crate) fn load_ort(path: &Path) -> Result<(String, Environment), VerifyError
         return Err(VerifyError::OrtTooOld { version });
     }
     let built = catch_unwind(AssertUnwindSafe(|| {
-        ort::init_from(&canonical)
-            .map(|b| b.with_name("gpulibs-verify").with_telemetry(false).build())
+        ort::init_from(&canonical).map(|b| {
+            b.with_name("gpulibs-verify")
+                .with_telemetry(false)
+                .with_logger(Arc::new(on_ort_log))
+                .build()
+        })
     }));
     let env = match built {
         Ok(Ok(Ok(env))) => env,
@@ -389,6 +462,16 @@ pub(crate) fn missing_libraries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ort_log_levels() {
+        assert_eq!(print_level(None), LogLevel::Error);
+        assert_eq!(print_level(Some("nonsense")), LogLevel::Error);
+        assert_eq!(print_level(Some("warning")), LogLevel::Warning);
+        assert_eq!(print_level(Some("verbose")), LogLevel::Verbose);
+        assert!(LogLevel::Info >= print_level(Some("info")));
+        assert!(LogLevel::Info < print_level(None));
+    }
 
     #[test]
     fn versions() {

@@ -65,6 +65,38 @@ fn probe_runs_on_the_cpu_and_reports_everything() {
     assert!(json["models"][0]["median_run_ms"].is_number());
 }
 
+/// The placement evidence a GPU run records (issue 11) comes from the same two sources on the
+/// CPU: every node with its operator from the profiler, and ONNX Runtime's own placement line
+/// from its log, which verify receives through the environment's logging function.
+#[test]
+fn the_report_carries_each_node_and_ort_s_own_placement_line() {
+    let report = verify(&request(ModelSource::Probe));
+    let m = &report.models[0];
+    assert_eq!(m.nodes.len(), m.nodes_by_provider["CPUExecutionProvider"]);
+    let ops: Vec<&str> = m.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert!(ops.contains(&"LSTM") && ops.contains(&"Conv"), "{ops:?}");
+    assert!(m.nodes.iter().all(|n| n.provider == "CPUExecutionProvider"));
+    let line = format!(
+        "All nodes placed on [CPUExecutionProvider]. Number of nodes: {}",
+        m.nodes.len()
+    );
+    assert!(
+        m.ort_log.iter().any(|l| l.contains(&line)),
+        "{line} not in {:#?}",
+        m.ort_log
+    );
+    // Only placement lines are kept, not the whole verbose log.
+    assert!(m.ort_log.len() < 10, "{:#?}", m.ort_log);
+    // The CPU run is not classified: that is for GPU runs.
+    assert_eq!(m.placement, None);
+    let json: serde_json::Value = serde_json::from_str(&report.to_json_pretty()).unwrap();
+    assert_eq!(json["schema_version"], 2);
+    assert_eq!(
+        json["models"][0]["nodes"][0]["provider"],
+        "CPUExecutionProvider"
+    );
+}
+
 #[test]
 fn dynamic_dimensions_default_to_one_and_take_shape_options() {
     let report = verify(&request(fixture("dynamic.onnx")));

@@ -1,11 +1,13 @@
-//! `gpulibs verify`: load ONNX Runtime on the GPU with CPU fallback forbidden, run a model, and
-//! compare it with the CPU.
+//! `gpulibs verify`: load ONNX Runtime on the GPU, run a model, show where every node ran and
+//! why, and compare it with the CPU.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use gpulibs_verify::{
-    parse_shape_option, parse_value_option, verify, Device, ModelSource, VerifyRequest,
+    parse_shape_option, parse_value_option, verify_with, Device, ModelSource, PlacementRule, Stage,
+    VerifyRequest,
 };
 
 use crate::error::CliError;
@@ -14,15 +16,20 @@ use crate::{Context, Outcome};
 /// Prove that a model runs on the GPU — really on the GPU — and gives the CPU's answer.
 ///
 /// Before loading anything, the CUDA provider library is inspected: missing libraries and
-/// `no kernel image` are reported as such. Then ONNX Runtime is loaded from the active install
-/// (or `--ort`), the CUDA and cuDNN libraries are preloaded, a session is created on the CUDA
-/// execution provider with CPU fallback disabled, and the model runs on it and on the CPU
-/// provider; outputs are compared. Timings and VRAM are reported. Without `--model`, a small
-/// built-in probe model exercises convolution (cuDNN), matrix products (cuBLAS), an LSTM and
-/// elementwise kernels.
+/// `no kernel image` are reported as such. Then ONNX Runtime is loaded from `--ort`, else from
+/// `ORT_DYLIB_PATH` when set, else from the active install; the CUDA and cuDNN libraries are
+/// preloaded, a session is created on the CUDA execution provider, and the model runs on it and
+/// on the CPU provider; outputs are compared. ONNX Runtime may place on the CPU the nodes it
+/// cannot or will not run on CUDA: each is named with the reason (no CUDA kernel, a shape
+/// computation it keeps on the CPU). Compute-heavy nodes (convolutions, matrix products,
+/// recurrent layers, attention) on the CPU, or no compute on CUDA at all, fail. Timings and
+/// VRAM are reported. Without `--model`, a small built-in probe model exercises convolution
+/// (cuDNN), matrix products (cuBLAS), an LSTM and elementwise kernels.
 ///
-/// Exits 0 when verified on the GPU, 4 when it ran on the CPU only (no GPU, or `--device cpu`),
-/// 2 when a model's inputs need `--shape`/`--value`, 1 on any other failure.
+/// Exits 0 when verified on the GPU (also when some light nodes ran on the CPU: the outcome is
+/// then `verified_gpu_partial` with a warning; `--strict` makes that exit 1), 4 when it ran on
+/// the CPU only (no GPU, or `--device cpu`), 2 when a model's inputs need `--shape`/`--value`,
+/// 1 on any other failure.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  gpulibs verify\n  gpulibs verify --model encoder.onnx --shape audio=1x16000 --value sr=16000\n  \
@@ -50,9 +57,14 @@ pub struct Args {
     #[arg(long, default_value_t = gpulibs_verify::DEFAULT_RUNS)]
     runs: usize,
 
-    /// Use this `libonnxruntime.so` instead of the active install's.
+    /// Use this `libonnxruntime.so` instead of the active install's (and instead of
+    /// `ORT_DYLIB_PATH`, which is otherwise used when set).
     #[arg(long, value_name = "PATH")]
     ort: Option<PathBuf>,
+
+    /// Fail if any node runs on the CPU, even one ONNX Runtime keeps there on purpose.
+    #[arg(long)]
+    strict: bool,
 
     /// Directories with CUDA/cuDNN libraries to preload (searched before the install's own).
     #[arg(long, value_name = "DIR")]
@@ -63,11 +75,80 @@ pub struct Args {
     app: String,
 }
 
+/// The variable the `ort` crate reads for the ONNX Runtime library to load.
+pub const ORT_DYLIB_PATH: &str = "ORT_DYLIB_PATH";
+
+/// Where the ONNX Runtime library to verify comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrtSource {
+    /// `--ort PATH`; `ignored_env` is a set `ORT_DYLIB_PATH` passed over.
+    Flag {
+        path: PathBuf,
+        ignored_env: Option<OsString>,
+    },
+    /// `ORT_DYLIB_PATH`, as set (`value`) and as resolved (`path`).
+    Env { value: OsString, path: PathBuf },
+    /// The active install of the app.
+    ActiveInstall,
+}
+
+impl OrtSource {
+    /// What the report says about it.
+    pub fn describe(&self, app: &str) -> String {
+        match self {
+            OrtSource::Flag {
+                ignored_env: Some(v),
+                ..
+            } => format!(
+                "--ort (ORT_DYLIB_PATH={} ignored: --ort comes first)",
+                Path::new(v).display()
+            ),
+            OrtSource::Flag { .. } => "--ort".into(),
+            OrtSource::Env { value, .. } => format!(
+                "ORT_DYLIB_PATH={} (the active install is not used; pass --ort or unset \
+                 ORT_DYLIB_PATH to choose otherwise)",
+                Path::new(value).display()
+            ),
+            OrtSource::ActiveInstall => format!("the active install of {app}"),
+        }
+    }
+}
+
+/// `--ort` first, then `ORT_DYLIB_PATH` when set and not empty, then the active install. A
+/// relative `ORT_DYLIB_PATH` is resolved as the `ort` crate does: next to the executable when a
+/// file is there, else as given (from the working directory).
+pub fn choose_ort(flag: Option<&Path>, env: Option<OsString>, exe_dir: Option<&Path>) -> OrtSource {
+    let env = env.filter(|v| !v.is_empty());
+    if let Some(path) = flag {
+        return OrtSource::Flag {
+            path: path.to_path_buf(),
+            ignored_env: env,
+        };
+    }
+    let Some(value) = env else {
+        return OrtSource::ActiveInstall;
+    };
+    let given = PathBuf::from(&value);
+    let path = match exe_dir {
+        Some(dir) if given.is_relative() && dir.join(&given).exists() => dir.join(&given),
+        _ => given,
+    };
+    OrtSource::Env { value, path }
+}
+
 pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
     let mut preload_dirs = args.preload.clone();
-    let ort_library = match &args.ort {
-        Some(path) => path.clone(),
-        None => {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf));
+    let source = choose_ort(
+        args.ort.as_deref(),
+        std::env::var_os(ORT_DYLIB_PATH),
+        exe_dir.as_deref(),
+    );
+    let ort_library = match &source {
+        OrtSource::Flag { path, .. } | OrtSource::Env { path, .. } => path.clone(),
+        OrtSource::ActiveInstall => {
             let active = gpulibs_store::activate(&args.app).map_err(|e| {
                 CliError::new(e).with_hint("install first with `gpulibs install`, or pass --ort PATH to a libonnxruntime.so")
             })?;
@@ -99,7 +180,28 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         values,
         runs: args.runs.max(1),
     };
-    let report = verify(&request);
+    let rule = if args.strict {
+        PlacementRule::Strict
+    } else {
+        PlacementRule::AllowCpuNodes
+    };
+    let mut report = verify_with(&request, rule);
+    report.ort_library_source = Some(source.describe(&args.app));
+    if let (
+        OrtSource::Env { value, .. },
+        gpulibs_verify::Outcome::Failed {
+            stage: Stage::Load,
+            hint,
+            ..
+        },
+    ) = (&source, &mut report.outcome)
+    {
+        *hint = Some(format!(
+            "ONNX Runtime was taken from ORT_DYLIB_PATH={}: point it at a libonnxruntime.so, \
+             or unset it to verify the active install",
+            Path::new(value).display()
+        ));
+    }
     Ok(Outcome {
         json: serde_json::to_value(&report)?,
         human: report.render_text(),
