@@ -243,8 +243,8 @@ fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
     let mut manifest = gpulibs_plan::load_manifest(&bytes).map_err(|e| {
         let hint = match &e {
             gpulibs_plan::ManifestError::Invalid { .. } => format!(
-                "{source} breaks the rules of docs/manifest.md (Validation); nothing was \
-                 installed: report it to the vendor"
+                "{source} breaks the rules of docs/manifest.md (Validation) and was not \
+                 used: report it to the vendor"
             ),
             _ => format!("{source} is not a gpulibs release manifest this version reads"),
         };
