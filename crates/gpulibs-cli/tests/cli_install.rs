@@ -509,3 +509,108 @@ fn sigkill_during_a_trickled_download_then_the_next_run_resumes_with_range() {
         }
     }
 }
+
+/// Hostile manifests through the binary (issue #16, items 3 and 4): with v1 active, `plan` and
+/// `install` refuse each one with its problem and a hint, nothing is made outside the root
+/// (where a link to `<tmp>/escape` would land), and v1 stays current.
+#[test]
+fn hostile_manifests_are_refused_by_plan_and_install() {
+    let w = World::new();
+    stdout_of(&mut w.install(&w.v1()));
+    let first = w.current().unwrap();
+    let v2 = std::fs::read_to_string(w.v2(b"x2")).unwrap();
+    let escape = w.tmp.path().join("escape");
+    let listed = |path: &str, sha256: &str, links: &str| {
+        v2.replacen(
+            "format = \"tar.zst\"\n\n[[variants]]",
+            &format!(
+                "format = \"tar.zst\"\n\n[[components.files]]\npath = \"{path}\"\n\
+                 sha256 = \"{sha256}\"\nsize = 2\nsoname_links = [{links}]\n\n[[variants]]"
+            ),
+            1,
+        )
+    };
+    let right = sha256_hex(b"x2");
+    let wrong = sha256_hex(b"not x2");
+    let rows: Vec<(&str, String, bool, Vec<String>)> = vec![
+        (
+            "link to an absolute path",
+            listed(
+                "lib/libextra.so.1",
+                &right,
+                &format!("\"{}\"", escape.display()),
+            ),
+            true,
+            vec![format!(
+                "declares the SONAME link `{}`, which is not a bare file name",
+                escape.display()
+            )],
+        ),
+        (
+            "link climbing out",
+            listed("lib/libextra.so.1", &right, "\"../../escape\""),
+            true,
+            vec!["the SONAME link `../../escape`, which is not a bare file name".into()],
+        ),
+        (
+            "absolute path",
+            listed("/etc/passwd", &right, ""),
+            true,
+            vec!["path `/etc/passwd` is not a relative path inside the install root".into()],
+        ),
+        (
+            "duplicate ids",
+            v2.replacen("id = \"extra\"", "id = \"ort\"", 1),
+            true,
+            vec!["component id `ort` is used 2 times".into()],
+        ),
+        (
+            "a listed file with another sha256",
+            listed("lib/libextra.so.1", &wrong, ""),
+            false,
+            vec![
+                format!("install {first} stays active"),
+                format!("archive entry `lib/libextra.so.1` has sha256 {right}; the manifest lists {wrong}"),
+            ],
+        ),
+    ];
+    for (name, text, invalid, says) in rows {
+        assert_ne!(text, v2, "{name}");
+        let path = w.tmp.path().join("hostile.toml");
+        std::fs::write(&path, &text).unwrap();
+        let mut sig = path.clone().into_os_string();
+        sig.push(".minisig");
+        std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+
+        let mut runs = vec![("install", w.install(&path))];
+        if invalid {
+            let mut plan = w.gpulibs();
+            plan.args(["plan", "--cpu", "--no-reuse", "--manifest"])
+                .arg(&path)
+                .args(["--public-key", &key().public_key()]);
+            runs.push(("plan", plan));
+        }
+        for (command, mut cmd) in runs {
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{name}, {command}: {stderr}");
+            let mut wants = says.clone();
+            wants.push("hint:".into());
+            if invalid {
+                wants.push("the manifest is invalid".into());
+            }
+            for want in wants {
+                assert!(
+                    stderr.contains(&want),
+                    "{name}, {command}: {want:?} not in: {stderr}"
+                );
+            }
+            assert!(
+                escape.symlink_metadata().is_err(),
+                "{name}: {} made",
+                escape.display()
+            );
+            assert_eq!(w.current().as_ref(), Some(&first), "{name}, {command}");
+        }
+    }
+}

@@ -29,6 +29,11 @@ pub enum InstallError {
     #[error("resolving the chosen wheels through pip failed")]
     Resolve(#[source] Box<EmbeddedError>),
 
+    /// The manifest breaks the rules every manifest is held to (`docs/manifest.md`,
+    /// Validation); checked before anything is written.
+    #[error("the manifest was refused before anything was written; the active install, if any, stays active")]
+    Manifest(#[source] gpulibs_plan::ManifestError),
+
     /// The manifest's sha256 is not one.
     #[error("component `{id}`: `{sha256}` is not a sha256 digest")]
     BadDigest { id: String, sha256: String },
@@ -137,6 +142,20 @@ impl InstallError {
                 "run `gpulibs install --no-reuse` to download every library instead".into()
             }
             InstallError::NoOfflineDir { .. } => "check the path given to --offline".into(),
+            InstallError::Manifest(_) => {
+                "the manifest breaks the rules of docs/manifest.md (Validation): report it to the \
+                 vendor, or fix it and sign it again"
+                    .into()
+            }
+            InstallError::Store { source, .. }
+                if matches!(
+                    **source,
+                    StoreError::ListedFileMismatch { .. } | StoreError::ListedFileMissing { .. }
+                ) =>
+            {
+                "the archive does not hold the files the manifest lists: report it to the vendor"
+                    .into()
+            }
             _ => return None,
         })
     }

@@ -17,9 +17,9 @@ use gpulibs_plan::{
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
-    DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord, InstallSpec, StepHook,
-    Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits, ZipListedMember,
-    ZipListedMembers,
+    DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord,
+    InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits,
+    ZipListedMember, ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -252,6 +252,9 @@ pub fn install(
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<InstallReport, InstallError> {
     let started = Instant::now();
+    // The manifest's rules (digests, paths and links inside the root, sizes) before anything
+    // is opened or written: a caller may hand over a manifest it never validated.
+    gpulibs_plan::check_manifest(req.manifest).map_err(InstallError::Manifest)?;
     let chosen = chosen(req.plan)?;
     if let Some(dir) = &req.offline_dir {
         if !dir.is_dir() {
@@ -401,6 +404,7 @@ pub fn install(
             let refs: Vec<&str> = pip_ids.iter().map(String::as_str).collect();
             resolve_components(&mut manifest, &refs, req.pip, &req.wheel_target)
                 .map_err(|e| InstallError::Resolve(Box::new(e)))?;
+            gpulibs_plan::check_manifest(&manifest).map_err(InstallError::Manifest)?;
         }
     }
 
@@ -408,7 +412,9 @@ pub fn install(
         .iter()
         .map(|id| job(component(&manifest, id)?, req.offline_dir.is_some()))
         .collect::<Result<_, _>>()?;
-    let needed: u64 = jobs.iter().map(|j| j.limits.max_unpacked_bytes).sum();
+    let needed: u64 = jobs
+        .iter()
+        .fold(0u64, |a, j| a.saturating_add(j.limits.max_unpacked_bytes));
     store
         .check_space(needed)
         .map_err(store_err("checking free space"))?;
@@ -475,6 +481,7 @@ pub fn install(
                     .map(|(_, f)| f.origin.to_string())
                     .unwrap_or_else(|| c.archive.url.clone()),
                 links: declared_links(c),
+                files: declared_files(c),
             })
             .collect(),
         coverage: coverage(&components),
@@ -484,9 +491,13 @@ pub fn install(
         ort_library: ort_library(&store, &components)?,
         system_libraries,
     };
-    let record = lock
-        .new_install(&spec)
-        .map_err(store_err("building the new install"))?;
+    let record = lock.new_install(&spec).map_err(store_err(format!(
+        "building the new install failed; nothing was activated{}",
+        previous
+            .as_deref()
+            .map(|id| format!(", install {id} stays active"))
+            .unwrap_or_default()
+    )))?;
     let env = env_for(&store, &record);
 
     let verify = match req.verifier {
@@ -673,7 +684,17 @@ fn job(c: &Component, offline: bool) -> Result<Job<'_>, InstallError> {
         .unwrap_or_else(|| c.archive.size.saturating_mul(20).max(1 << 20));
     let mut limits = UnpackLimits::unpacked(budget);
     limits.max_archive_bytes = Some(c.archive.size);
-    limits.file_sizes = c.files.iter().map(|f| (f.path.clone(), f.size)).collect();
+    // Every listed file must unpack with its size and sha256, or the component is refused.
+    limits.file_sizes = c
+        .files
+        .iter()
+        .map(|f| (gpulibs_plan::normalize_path(&f.path), f.size))
+        .collect();
+    limits.file_sha256 = c
+        .files
+        .iter()
+        .map(|f| (gpulibs_plan::normalize_path(&f.path), f.sha256.clone()))
+        .collect();
     let urls = std::iter::once(url.clone())
         .chain(c.archive.mirrors.iter().cloned())
         .filter(|u| !u.starts_with(PIP_URL_SCHEME))
@@ -757,6 +778,19 @@ fn declared_links(c: &Component) -> Vec<DeclaredLink> {
                     name: name.clone(),
                     target: target.to_string(),
                 })
+        })
+        .collect()
+}
+
+/// The files a component's manifest entry lists, checked again against the stored component
+/// when the install is built (it may have been stored under another manifest).
+fn declared_files(c: &Component) -> Vec<DeclaredFile> {
+    c.files
+        .iter()
+        .map(|f| DeclaredFile {
+            path: gpulibs_plan::normalize_path(&f.path),
+            size: f.size,
+            sha256: f.sha256.clone(),
         })
         .collect()
 }

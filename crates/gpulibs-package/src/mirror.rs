@@ -151,9 +151,10 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
 pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     let (manifest_bytes, signature, base) = read_source(source, dest)?;
-    let text = String::from_utf8_lossy(&manifest_bytes);
+    // Read and validated as every user of a manifest does: a mirror of a release whose paths
+    // or digests are hostile is refused before anything is fetched.
     let mut manifest =
-        gpulibs_plan::parse_manifest(&text).map_err(|e| PackageError::BadManifest {
+        gpulibs_plan::load_manifest(&manifest_bytes).map_err(|e| PackageError::BadManifest {
             source_name: source.to_string(),
             message: e.to_string(),
         })?;
@@ -358,6 +359,35 @@ mod tests {
             ids.join(", ")
         ));
         s
+    }
+
+    /// A hostile manifest (a file path leaving the root, a link with a slash, ids twice) is
+    /// refused with every problem before anything is fetched or written to DEST.
+    #[test]
+    fn an_invalid_manifest_is_refused_before_fetching() {
+        let server = Server::start();
+        let a = vec![1u8; 3000];
+        server.put("/rel/a.tar.zst", a.as_slice());
+        let text = manifest(&[("a", "a.tar.zst", &[], &a), ("a", "a.tar.zst", &[], &a)])
+            .replacen(
+                "format = \"tar.zst\"\n",
+                "format = \"tar.zst\"\n\n[[components.files]]\npath = \"../../x\"\nsha256 = \"XYZ\"\nsize = 1\nsoname_links = [\"/tmp/y\"]\n",
+                1,
+            );
+        server.put("/rel/manifest.toml", text.as_bytes());
+        let dest = tempfile::tempdir().unwrap();
+        let err = mirror(&server.url("/rel/manifest.toml"), dest.path()).unwrap_err();
+        let message = err.to_string();
+        for want in [
+            "the manifest is invalid (3 problems)",
+            "component id `a` is used 2 times",
+            "files[\"../../x\"].sha256 `XYZ` is not a sha256 digest",
+            "path `../../x` is not a relative path inside the install root",
+        ] {
+            assert!(message.contains(want), "{want:?} not in: {message}");
+        }
+        assert!(!take_log(&server).iter().any(|p| p.ends_with(".tar.zst")));
+        assert_eq!(std::fs::read_dir(dest.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //! Layout:
 //! - [`manifest`]: the TOML schema as serde types ([`Manifest`], [`Component`], [`Variant`], …),
 //!   strict reading ([`parse_manifest`]: unknown fields are errors naming the field, the
-//!   declared schema version and the fix), and [`SystemInventory`], the libraries already on the
+//!   declared schema version and the fix; [`load_manifest`], what every user of a manifest
+//!   calls, validates it too), and [`SystemInventory`], the libraries already on the
 //!   machine (filled in by `gpulibs-sources`). Documented in `docs/manifest.md`.
-//! - [`validate`](mod@validate): the rules across fields, every problem at once.
+//! - [`validate`](mod@validate): the rules across fields, every problem at once
+//!   ([`validate_structure`] on every machine, [`validate()`] with the needs).
 //! - [`signature`]: minisign-format ed25519 signatures ([`verify_manifest`], [`sign_manifest`],
 //!   [`check_signature`] with `--allow-unsigned`).
 //! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs.
@@ -40,10 +42,10 @@ pub mod validate;
 
 pub use driver::{DriverVersion, DriverVersionError, RuntimeSupport};
 pub use manifest::{
-    parse_kernel_target, parse_manifest, parse_manifest_bytes, to_toml, ArchiveFormat, Artifact,
-    Component, ComponentKind, Coverage, FileEntry, Manifest, ManifestError, Origin, PtxIsaText,
-    PtxTarget, PtxTargetName, SassTarget, SystemInventory, SystemLibrary, TargetParseError,
-    Variant, VariantDevice, SCHEMA_VERSION,
+    check_manifest, load_manifest, parse_kernel_target, parse_manifest, parse_manifest_bytes,
+    to_toml, ArchiveFormat, Artifact, Component, ComponentKind, Coverage, FileEntry, Manifest,
+    ManifestError, Origin, PtxIsaText, PtxTarget, PtxTargetName, SassTarget, SystemInventory,
+    SystemLibrary, TargetParseError, Variant, VariantDevice, SCHEMA_VERSION,
 };
 pub use planner::{
     human_bytes, plan, plan_with_trust, ChosenVariant, CpuFallback, CpuReason, GpuRef, Host,
@@ -55,5 +57,6 @@ pub use signature::{
     SecretKey, SignatureError, Trust, DEFAULT_TRUSTED_COMMENT,
 };
 pub use validate::{
-    default_system_libraries, is_sha256, validate, ValidationError, DEFAULT_SYSTEM_LIBRARIES,
+    default_system_libraries, is_sha256, normalize_path, validate, validate_structure,
+    ValidationError, DEFAULT_SYSTEM_LIBRARIES, MAX_DECLARED_BYTES,
 };

@@ -76,9 +76,14 @@ impl Component {
     /// Bytes on disk once unpacked: the declared `unpacked_size`, else the sum of the file
     /// sizes when files are listed, else unknown.
     pub fn unpacked_bytes(&self) -> Option<u64> {
-        self.archive
-            .unpacked_size
-            .or_else(|| (!self.files.is_empty()).then(|| self.files.iter().map(|f| f.size).sum()))
+        self.archive.unpacked_size.or_else(|| {
+            (!self.files.is_empty()).then(|| {
+                // Saturating: a hostile size must not wrap to a small figure.
+                self.files
+                    .iter()
+                    .fold(0u64, |a, f| a.saturating_add(f.size))
+            })
+        })
     }
 
     /// The kernel entries of its coverage, as inspect's [`KernelEntry`] list (one container's
@@ -475,10 +480,50 @@ pub enum ManifestError {
     },
     #[error("manifest line {line}: {message}")]
     Syntax { line: usize, message: String },
+    /// Read, but breaks the rules of [`crate::validate_structure`] (only [`load_manifest`]
+    /// returns it).
+    #[error("{}", invalid_message(problems))]
+    Invalid {
+        problems: Vec<crate::validate::ValidationError>,
+    },
 }
 
-/// Reads a manifest from TOML text. Structure only: call [`crate::validate()`] for the rules
-/// across fields (hashes, ids, paths, needs).
+fn invalid_message(problems: &[crate::validate::ValidationError]) -> String {
+    let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    match list.as_slice() {
+        [one] => format!("the manifest is invalid: {one}"),
+        _ => format!(
+            "the manifest is invalid ({} problems): {}",
+            list.len(),
+            list.join("; ")
+        ),
+    }
+}
+
+/// Reads and validates a manifest: what every path that uses one calls (`gpulibs plan`,
+/// `install`, `mirror`). Strict TOML as [`parse_manifest`], then the rules that hold on every
+/// machine ([`crate::validate_structure`]: digests, unique ids, paths and links inside the
+/// install root, sizes), every problem in one [`ManifestError::Invalid`].
+pub fn load_manifest(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    let manifest = parse_manifest_bytes(bytes)?;
+    check_manifest(&manifest)?;
+    Ok(manifest)
+}
+
+/// [`crate::validate_structure`] as a `Result`: for a manifest built in memory (the embedded
+/// one, a resolved copy) rather than read.
+pub fn check_manifest(manifest: &Manifest) -> Result<(), ManifestError> {
+    let problems = crate::validate::validate_structure(manifest);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ManifestError::Invalid { problems })
+    }
+}
+
+/// Reads a manifest from TOML text. Syntax and types only: a manifest that is going to be used
+/// is read with [`load_manifest`], which also validates it; [`crate::validate()`] adds the
+/// needs.
 pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {
     let declared = declared_schema(text)?;
     if declared > SCHEMA_VERSION {

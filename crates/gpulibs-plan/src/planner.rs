@@ -931,7 +931,7 @@ fn evaluate<'m>(
         let source = match found {
             Some(paths) => Source::System { paths },
             None => {
-                download += c.archive.size;
+                download = download.saturating_add(c.archive.size);
                 match c.origin {
                     Origin::Vendor => Source::Archive {
                         url: c.archive.url.clone(),
@@ -1383,8 +1383,10 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
                     component: c.id.clone(),
                 });
             }
-            totals.download_bytes += download_bytes;
-            totals.unpacked_bytes += unpacked_bytes.unwrap_or(download_bytes);
+            totals.download_bytes = totals.download_bytes.saturating_add(download_bytes);
+            totals.unpacked_bytes = totals
+                .unpacked_bytes
+                .saturating_add(unpacked_bytes.unwrap_or(download_bytes));
             let per_gpu = host
                 .gpus
                 .iter()
@@ -1447,7 +1449,9 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
             why,
         }
     });
-    totals.disk_bytes = totals.download_bytes + totals.unpacked_bytes;
+    // Saturating: a manifest that was not validated must not wrap the disk check to a small
+    // figure that passes.
+    totals.disk_bytes = totals.download_bytes.saturating_add(totals.unpacked_bytes);
 
     let outcome = match (host.free_disk_bytes, &chosen) {
         (Some(free), Some(_)) if free < totals.disk_bytes => {

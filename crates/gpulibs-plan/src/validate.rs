@@ -1,9 +1,22 @@
-//! The rules across a manifest's fields, checked once at the edge: every problem found, each
-//! naming the component, variant or field it is about.
+//! The rules across a manifest's fields, checked at the edge: every problem found, each naming
+//! the component, variant or field it is about.
+//!
+//! [`validate_structure`] holds the rules that do not depend on the machine (digests, ids,
+//! paths and links confined to the install root, sizes); every path that reads a manifest runs
+//! them ([`crate::load_manifest`], and `gpulibs-install` again on the manifest it is handed).
+//! [`validate()`] adds the `needs` of each variant against a list of system libraries, which
+//! `gpulibs package` checks before publishing (the planner rejects a variant whose needs are
+//! unmet on the machine at hand, with a reason, rather than the whole manifest).
 
 use std::collections::{BTreeMap, HashSet};
 
 use crate::manifest::{Manifest, SystemInventory, VariantDevice};
+
+/// The largest size a manifest may give for an archive, a file or an unpacked component:
+/// 1 TiB, far above any GPU library release (the seed's largest tier is under 4 GB). A size
+/// beyond it is a mistake or an attack (`u64::MAX` once wrapped the plan's disk figure to
+/// "1.05 MB"), and is refused.
+pub const MAX_DECLARED_BYTES: u64 = 1 << 40;
 
 /// SONAMEs every Linux machine with an NVIDIA driver provides, which no manifest ships:
 /// the driver's `libcuda.so.1` (and NVML), and glibc's libraries.
@@ -67,6 +80,51 @@ pub enum ValidationError {
         component: String,
         soname: String,
     },
+    #[error("{what} is empty")]
+    EmptyName {
+        /// `a component id`, `a variant name`, `variant `cpu`: a component id`.
+        what: String,
+    },
+    #[error("{what} `{value}` contains a control character (NUL, newline, …); use printable text")]
+    ControlCharacter { what: String, value: String },
+    #[error("component `{component}`: path `{path}` is listed {count} times; list each file once")]
+    DuplicateFile {
+        component: String,
+        path: String,
+        count: usize,
+    },
+    #[error(
+        "component `{component}`: file `{file}` declares the SONAME link `{link}`, which is not a \
+         bare file name ({why}); links are created next to their file, inside the install root"
+    )]
+    UnsafeLink {
+        component: String,
+        file: String,
+        link: String,
+        why: &'static str,
+    },
+    #[error(
+        "component `{component}`: {field} is {value} bytes, more than the {max} bytes (1 TiB) \
+         any release may declare; fix the manifest"
+    )]
+    AbsurdSize {
+        component: String,
+        /// `archive.size`, `archive.unpacked_size`, `files["lib/libx.so"].size`.
+        field: String,
+        value: u64,
+        max: u64,
+    },
+    #[error("component `{component}`: archive.size is 0; an archive is never empty")]
+    EmptyArchive { component: String },
+    #[error(
+        "component `{component}`: archive.unpacked_size is {unpacked} bytes, less than the \
+         {files} bytes its files add up to"
+    )]
+    UnpackedSmallerThanFiles {
+        component: String,
+        unpacked: u64,
+        files: u64,
+    },
     #[error("component `{component}`: archive.url is empty")]
     EmptyUrl { component: String },
     #[error("component `{component}` has kernel coverage but no `cuda` runtime version")]
@@ -91,11 +149,33 @@ pub fn validate(
     system_libraries: &[String],
     system: &SystemInventory,
 ) -> Vec<ValidationError> {
+    let mut problems = validate_structure(manifest);
+    problems.extend(unmet_needs(manifest, system_libraries, system));
+    problems
+}
+
+/// The rules that hold on every machine: digests are sha256, ids and variant names are
+/// unique, non-empty printable text, variants name components that exist, every file path and
+/// SONAME link stays inside the install root (relative, no `..`, no NUL; links are bare file
+/// names), no path is listed twice, no two components of a variant write one path, sizes are
+/// below [`MAX_DECLARED_BYTES`] and add up. Every problem at once (empty: valid).
+pub fn validate_structure(manifest: &Manifest) -> Vec<ValidationError> {
     let mut problems = Vec::new();
 
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &manifest.components {
         *ids.entry(c.id.as_str()).or_default() += 1;
+        check_name(&mut problems, "a component id", &c.id);
+    }
+    for v in &manifest.variants {
+        check_name(&mut problems, "a variant name", &v.name);
+        for id in &v.components {
+            check_name(
+                &mut problems,
+                &format!("variant `{}`: a component id", v.name),
+                id,
+            );
+        }
     }
     for (id, count) in &ids {
         if *count > 1 {
@@ -138,6 +218,22 @@ pub fn validate(
                 component: c.id.clone(),
             });
         }
+        check_sizes(&mut problems, c);
+        let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+        for f in &c.files {
+            if unsafe_path(&f.path).is_none() {
+                *listed.entry(normalize(&f.path)).or_default() += 1;
+            }
+        }
+        for (path, count) in listed {
+            if count > 1 {
+                problems.push(ValidationError::DuplicateFile {
+                    component: c.id.clone(),
+                    path,
+                    count,
+                });
+            }
+        }
         let mut own: HashSet<String> = HashSet::new();
         for f in &c.files {
             if !is_sha256(&f.sha256) {
@@ -158,11 +254,12 @@ pub fn validate(
             let dir = f.path.rsplit_once('/').map(|(d, _)| d);
             let mut written = vec![normalize(&f.path)];
             for link in &f.soname_links {
-                if link.contains('/') || link == "." || link == ".." || link.is_empty() {
-                    problems.push(ValidationError::UnsafePath {
+                if let Some(why) = unsafe_link(link) {
+                    problems.push(ValidationError::UnsafeLink {
                         component: c.id.clone(),
-                        path: link.clone(),
-                        why: "a SONAME link is a bare file name, created next to its file",
+                        file: f.path.clone(),
+                        link: link.clone(),
+                        why,
                     });
                     continue;
                 }
@@ -207,31 +304,54 @@ pub fn validate(
         }
     }
 
-    // Variants: references and needs.
-    let system_names: HashSet<&str> = system_libraries
-        .iter()
-        .map(String::as_str)
-        .chain(system.libraries.iter().map(|l| l.soname.as_str()))
-        .collect();
+    // Variants: references.
     for v in &manifest.variants {
         if v.components.is_empty() {
             problems.push(ValidationError::EmptyVariant {
                 variant: v.name.clone(),
             });
         }
+        for id in &v.components {
+            if !manifest.components.iter().any(|c| &c.id == id) {
+                problems.push(ValidationError::UnknownComponent {
+                    variant: v.name.clone(),
+                    component: id.clone(),
+                });
+            }
+        }
+        for c in manifest
+            .components
+            .iter()
+            .filter(|c| v.components.contains(&c.id))
+        {
+            if v.device == VariantDevice::Cpu && c.coverage.is_some() {
+                problems.push(ValidationError::GpuComponentInCpuVariant {
+                    variant: v.name.clone(),
+                    component: c.id.clone(),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// Each variant's `needs` against its own components, `system_libraries` and `system`.
+fn unmet_needs(
+    manifest: &Manifest,
+    system_libraries: &[String],
+    system: &SystemInventory,
+) -> Vec<ValidationError> {
+    let mut problems = Vec::new();
+    let system_names: HashSet<&str> = system_libraries
+        .iter()
+        .map(String::as_str)
+        .chain(system.libraries.iter().map(|l| l.soname.as_str()))
+        .collect();
+    for v in &manifest.variants {
         let members: Vec<_> = v
             .components
             .iter()
-            .filter_map(|id| {
-                let found = manifest.components.iter().find(|c| &c.id == id);
-                if found.is_none() {
-                    problems.push(ValidationError::UnknownComponent {
-                        variant: v.name.clone(),
-                        component: id.clone(),
-                    });
-                }
-                found
-            })
+            .filter_map(|id| manifest.components.iter().find(|c| &c.id == id))
             .collect();
         let mut provided: HashSet<&str> = HashSet::new();
         for c in &members {
@@ -242,12 +362,6 @@ pub fn validate(
             }
         }
         for c in &members {
-            if v.device == VariantDevice::Cpu && c.coverage.is_some() {
-                problems.push(ValidationError::GpuComponentInCpuVariant {
-                    variant: v.name.clone(),
-                    component: c.id.clone(),
-                });
-            }
             for need in &c.needs {
                 if !provided.contains(need.as_str()) && !system_names.contains(need.as_str()) {
                     problems.push(ValidationError::UnmetNeed {
@@ -270,12 +384,82 @@ pub fn default_system_libraries() -> Vec<String> {
         .collect()
 }
 
+fn check_name(problems: &mut Vec<ValidationError>, what: &str, value: &str) {
+    if value.trim().is_empty() {
+        problems.push(ValidationError::EmptyName { what: what.into() });
+    } else if value.chars().any(char::is_control) {
+        problems.push(ValidationError::ControlCharacter {
+            what: what.into(),
+            value: value.escape_debug().to_string(),
+        });
+    }
+}
+
+fn check_sizes(problems: &mut Vec<ValidationError>, c: &crate::manifest::Component) {
+    let mut absurd = |field: String, value: u64| {
+        if value > MAX_DECLARED_BYTES {
+            problems.push(ValidationError::AbsurdSize {
+                component: c.id.clone(),
+                field,
+                value,
+                max: MAX_DECLARED_BYTES,
+            });
+            true
+        } else {
+            false
+        }
+    };
+    let mut sane = !absurd("archive.size".into(), c.archive.size);
+    if let Some(u) = c.archive.unpacked_size {
+        sane &= !absurd("archive.unpacked_size".into(), u);
+    }
+    for f in &c.files {
+        sane &= !absurd(format!("files[\"{}\"].size", f.path), f.size);
+    }
+    if c.archive.size == 0 {
+        problems.push(ValidationError::EmptyArchive {
+            component: c.id.clone(),
+        });
+    }
+    // Each size is below 2^40, so a sum of fewer than 2^24 of them cannot wrap; saturate anyway.
+    let files = c.files.iter().fold(0u64, |a, f| a.saturating_add(f.size));
+    if let Some(unpacked) = c.archive.unpacked_size {
+        if sane && unpacked < files {
+            problems.push(ValidationError::UnpackedSmallerThanFiles {
+                component: c.id.clone(),
+                unpacked,
+                files,
+            });
+        }
+    }
+}
+
+/// Why a SONAME link name is not a bare file name, if it is not.
+fn unsafe_link(link: &str) -> Option<&'static str> {
+    if link.is_empty() {
+        Some("empty")
+    } else if link.contains('/') {
+        Some("it contains `/`")
+    } else if link == "." || link == ".." {
+        Some("`.` and `..` name directories")
+    } else if link.contains('\\') {
+        Some("it contains `\\`")
+    } else if link.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    }
+}
+
 fn unsafe_path(path: &str) -> Option<&'static str> {
     if path.is_empty() {
         return Some("empty");
     }
     if path.starts_with('/') {
         return Some("absolute");
+    }
+    if path.chars().any(char::is_control) {
+        return Some("it contains a control character");
     }
     if path.contains('\\') {
         return Some("use `/` as the separator");
@@ -286,10 +470,18 @@ fn unsafe_path(path: &str) -> Option<&'static str> {
     if path.ends_with('/') {
         return Some("names a directory");
     }
+    if normalize(path).is_empty() {
+        return Some("names the install root itself");
+    }
     None
 }
 
-/// `a/./b//c` → `a/b/c`, so two spellings of one path collide.
+/// `a/./b//c` → `a/b/c`, so two spellings of one path collide (and an archive's `./a//b` is
+/// found under the manifest's `a/b`).
+pub fn normalize_path(path: &str) -> String {
+    normalize(path)
+}
+
 fn normalize(path: &str) -> String {
     path.split('/')
         .filter(|p| !p.is_empty() && *p != ".")

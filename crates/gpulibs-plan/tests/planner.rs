@@ -747,3 +747,26 @@ fn unverified_manifests_warn_first() {
     );
     assert!(p.warnings.is_empty());
 }
+
+/// Sizes the planner adds never wrap: two archives of `u64::MAX / 2 + 1` bytes once summed to
+/// a handful of bytes, and the free-space check passed.
+#[test]
+fn size_sums_saturate_and_the_disk_check_refuses() {
+    let mut m = parse_manifest(include_str!("../fixtures/example.toml")).unwrap();
+    let half = u64::MAX / 2 + 1;
+    let ort = m.components.iter_mut().find(|c| c.id == "ort-cpu").unwrap();
+    ort.archive.size = half;
+    ort.archive.unpacked_size = Some(half);
+    let host = Host {
+        free_disk_bytes: Some(100_000_000_000),
+        ..Host::synthetic(&[], None, None)
+    };
+    let p = plan(&host, &m, &SystemInventory::default(), &Policy::default());
+    assert_eq!(p.totals.download_bytes, half);
+    assert_eq!(p.totals.disk_bytes, u64::MAX);
+    assert!(
+        matches!(p.outcome, Outcome::Refused(Refusal::NotEnoughDisk { needs, .. }) if needs == u64::MAX),
+        "{:?}",
+        p.outcome
+    );
+}

@@ -146,3 +146,129 @@ fn needs_met_by_the_system() {
     list.push("libnccl.so.2".into());
     assert_eq!(validate(&m, &list, &SystemInventory::default()), vec![]);
 }
+
+/// Hostile manifests (issue #16, items 3 and 4): each is refused by `load_manifest`, the one
+/// reader every user of a manifest calls, with every problem named.
+#[test]
+fn hostile_manifests_are_refused_where_they_are_read() {
+    use gpulibs_plan::{load_manifest, ManifestError, MAX_DECLARED_BYTES};
+    let file = "[[components.files]]\npath = \"lib/libonnxruntime.so.1.23.2\"";
+    let link = "soname_links = [\"libonnxruntime.so.1\", \"libonnxruntime.so\"]";
+    let shared_sha = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "link to an absolute path",
+            EXAMPLE.replacen(link, "soname_links = [\"/tmp/gpulibs-escape\"]", 1),
+            vec!["component `ort-cuda`: file `lib/libonnxruntime.so.1.23.2` declares the SONAME link `/tmp/gpulibs-escape`, which is not a bare file name (it contains `/`)"],
+        ),
+        (
+            "link climbing out",
+            EXAMPLE.replacen(link, "soname_links = [\"../../x\"]", 1),
+            vec!["SONAME link `../../x`, which is not a bare file name (it contains `/`)"],
+        ),
+        (
+            "link named ..",
+            EXAMPLE.replacen(link, "soname_links = [\"..\"]", 1),
+            vec!["SONAME link `..`, which is not a bare file name (`.` and `..` name directories)"],
+        ),
+        (
+            "empty link name",
+            EXAMPLE.replacen(link, "soname_links = [\"\"]", 1),
+            vec!["SONAME link ``, which is not a bare file name (empty)"],
+        ),
+        (
+            "NUL in a link name",
+            EXAMPLE.replacen(link, "soname_links = [\"libx.so\\u0000\"]", 1),
+            vec!["which is not a bare file name (it contains a control character)"],
+        ),
+        (
+            "path climbing out",
+            EXAMPLE.replacen(file, "[[components.files]]\npath = \"../x\"", 1),
+            vec!["component `ort-cuda`: path `../x` is not a relative path inside the install root (`..` leaves the install root)"],
+        ),
+        (
+            "absolute path",
+            EXAMPLE.replacen(file, "[[components.files]]\npath = \"/etc/passwd\"", 1),
+            vec!["component `ort-cuda`: path `/etc/passwd` is not a relative path inside the install root (absolute)"],
+        ),
+        (
+            "NUL in a path",
+            EXAMPLE.replacen(file, "[[components.files]]\npath = \"lib/libx.so\\u0000.1\"", 1),
+            vec!["is not a relative path inside the install root (it contains a control character)"],
+        ),
+        (
+            "path naming the root",
+            EXAMPLE.replacen(file, "[[components.files]]\npath = \"./.\"", 1),
+            vec!["component `ort-cuda`: path `./.` is not a relative path inside the install root (names the install root itself)"],
+        ),
+        (
+            "file sha256 XYZ",
+            EXAMPLE.replacen(shared_sha, "XYZ", 1),
+            vec!["component `ort-cuda`: files[\"lib/libonnxruntime_providers_shared.so\"].sha256 `XYZ` is not a sha256 digest (64 lowercase hex digits)"],
+        ),
+        (
+            "duplicate component ids",
+            EXAMPLE.replacen("id = \"ort-cpu\"", "id = \"ort-cuda\"", 1),
+            vec!["component id `ort-cuda` is used 2 times; ids must be unique"],
+        ),
+        (
+            "empty component id",
+            EXAMPLE
+                .replacen("id = \"ort-cpu\"", "id = \"\"", 1)
+                .replacen("components = [\"ort-cpu\"]", "components = [\"\"]", 1),
+            vec!["a component id is empty", "variant `cpu`: a component id is empty"],
+        ),
+        (
+            "newline in a variant name",
+            EXAMPLE.replacen("name = \"cpu\"", "name = \"cpu\\nrm -rf\"", 1),
+            vec!["a variant name `cpu\\nrm -rf` contains a control character"],
+        ),
+        (
+            "one file listed twice",
+            EXAMPLE.replacen(
+                "path = \"lib/libonnxruntime_providers_shared.so\"",
+                "path = \"./lib//libonnxruntime_providers_cuda.so\"",
+                1,
+            ),
+            vec!["component `ort-cuda`: path `lib/libonnxruntime_providers_cuda.so` is listed 2 times; list each file once"],
+        ),
+        (
+            "empty archive",
+            EXAMPLE.replacen("size = 7000000", "size = 0", 1),
+            vec!["component `ort-cpu`: archive.size is 0; an archive is never empty"],
+        ),
+        (
+            "archive of 8 EiB",
+            EXAMPLE.replacen("size = 7000000", "size = 9223372036854775807", 1),
+            vec!["component `ort-cpu`: archive.size is 9223372036854775807 bytes, more than the 1099511627776 bytes (1 TiB) any release may declare"],
+        ),
+        (
+            "file of 8 EiB",
+            EXAMPLE.replacen("size = 1000000\n", "size = 9223372036854775807\n", 1),
+            vec!["component `ort-cuda`: files[\"lib/libonnxruntime_providers_shared.so\"].size is 9223372036854775807 bytes"],
+        ),
+        (
+            "unpacked size below its files",
+            EXAMPLE.replacen("unpacked_size = 310000000", "unpacked_size = 3", 1),
+            vec!["component `ort-cuda`: archive.unpacked_size is 3 bytes, less than the 310000000 bytes its files add up to"],
+        ),
+    ];
+    assert_eq!(MAX_DECLARED_BYTES, 1 << 40);
+    load_manifest(EXAMPLE.as_bytes()).expect("the example loads");
+    for (name, text, wants) in cases {
+        assert_ne!(text, EXAMPLE, "{name}: the case changed nothing");
+        let err = load_manifest(text.as_bytes()).expect_err(name);
+        assert!(
+            matches!(err, ManifestError::Invalid { .. }),
+            "{name}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.starts_with("the manifest is invalid"),
+            "{name}: {message}"
+        );
+        for want in wants {
+            assert!(message.contains(want), "{name}: {want:?} not in: {message}");
+        }
+    }
+}

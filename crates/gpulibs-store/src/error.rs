@@ -55,6 +55,20 @@ pub enum UnpackError {
         declared: u64,
         expected: u64,
     },
+    #[error(
+        "archive entry `{entry}` has sha256 {actual}; the manifest lists {expected} for it, so \
+         the component is refused"
+    )]
+    FileDigest {
+        entry: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "the manifest lists the file `{path}`, but the archive has {found} there; the component \
+         is refused"
+    )]
+    ListedFileMissing { path: String, found: &'static str },
     #[error("archive bomb? more than {limit} entries")]
     TooManyEntries { limit: u64 },
     #[error(
@@ -153,6 +167,29 @@ pub enum StoreError {
         component: String,
         name: String,
         target: String,
+    },
+    #[error(
+        "component {component} declares the link `{name}`, which is not a bare file name \
+         ({why}); links are made only inside the install's lib directory"
+    )]
+    UnsafeLink {
+        component: String,
+        name: String,
+        why: &'static str,
+    },
+    #[error(
+        "component {component}: the manifest lists `{path}`, but the stored component has no \
+         such file; fix the manifest's files[] or the archive"
+    )]
+    ListedFileMissing { component: String, path: String },
+    #[error("component {component}: `{path}` has {what} {actual}; the manifest lists {expected}")]
+    ListedFileMismatch {
+        component: String,
+        path: String,
+        /// `sha256` or `size`.
+        what: &'static str,
+        expected: String,
+        actual: String,
     },
     #[error("no component provides the ONNX Runtime library `{name}`")]
     NoOrtLibrary { name: String },

@@ -57,9 +57,9 @@ pub use env::{
 pub use error::{Result, StoreError, UnpackError};
 pub use fsx::available_space;
 pub use record::{
-    architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredLink, DriverRecord,
-    GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord, SystemLibrarySpec,
-    RECORD_SCHEMA_VERSION,
+    architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredFile, DeclaredLink,
+    DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
+    SystemLibrarySpec, RECORD_SCHEMA_VERSION,
 };
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{

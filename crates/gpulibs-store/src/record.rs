@@ -26,9 +26,24 @@ pub struct ComponentSpec {
     /// already has is left as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<DeclaredLink>,
+    /// The files the manifest lists for the component (`files[]`): each must be in the stored
+    /// component, a regular file with this size and sha256, or the install is not built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DeclaredFile>,
 }
 
-/// `lib/<name>` → `<target>`: a link a manifest declares, both bare file names.
+/// A file a manifest lists for a component, by its path inside the archive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredFile {
+    /// `lib/libonnxruntime.so.1.23.2`.
+    pub path: String,
+    pub size: u64,
+    /// 64 lowercase hex digits.
+    pub sha256: String,
+}
+
+/// `lib/<name>` → `<target>`: a link a manifest declares, both bare file names (the store
+/// refuses any other: a name with `/`, `..` or NUL would leave `lib/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeclaredLink {
     /// `libonnxruntime.so.1`.

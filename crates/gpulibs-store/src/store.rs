@@ -596,6 +596,23 @@ impl<'s> InstallLock<'s> {
         let store = self.store;
         check_app_name(&spec.app)?;
         let plan = lib_plan(store, spec)?;
+        // `lib_plan` only makes bare names; a `/` or `..` would write outside `lib/`. Checked
+        // before anything is created.
+        for p in &plan {
+            let target = match &p.how {
+                Placement::Symlink(t) => Some(t),
+                Placement::File(_) => None,
+            };
+            for name in std::iter::once(&p.name).chain(target) {
+                if let Some(why) = link_name_problem(name) {
+                    return Err(StoreError::UnsafeLink {
+                        component: p.sha256.clone(),
+                        name: name.clone(),
+                        why,
+                    });
+                }
+            }
+        }
         if !plan.iter().any(|p| p.name == spec.ort_library) {
             return Err(StoreError::NoOrtLibrary {
                 name: spec.ort_library.clone(),
@@ -908,6 +925,7 @@ fn lib_plan(store: &Store, spec: &InstallSpec) -> Result<Vec<LibEntry>> {
             unpacked_bytes: meta.unpacked_bytes,
         };
         let tree = store.component_dir(&c.sha256).join(COMPONENT_TREE);
+        check_declared_files(&c.id, &tree, &meta, &c.files)?;
         // Files first, so links can name them.
         let mut local: BTreeMap<String, String> = BTreeMap::new(); // resolved path -> lib name
         let mut entries: Vec<&unpack::UnpackedEntry> = meta
@@ -949,6 +967,17 @@ fn lib_plan(store: &Store, spec: &InstallSpec) -> Result<Vec<LibEntry>> {
             });
         }
         for link in &c.links {
+            // Checked again here, where the link is made (the manifest's validation said so
+            // first): a link is a bare name in `lib/` to a bare name in `lib/`.
+            for name in [&link.name, &link.target] {
+                if let Some(why) = link_name_problem(name) {
+                    return Err(StoreError::UnsafeLink {
+                        component: c.id.clone(),
+                        name: name.clone(),
+                        why,
+                    });
+                }
+            }
             if !local.values().any(|file| *file == link.target) {
                 return Err(StoreError::LinkTarget {
                     component: c.id.clone(),
@@ -977,6 +1006,75 @@ fn lib_plan(store: &Store, spec: &InstallSpec) -> Result<Vec<LibEntry>> {
         }
     }
     Ok(plan)
+}
+
+/// Why `name` is not a bare file name for `lib/`, if it is not.
+fn link_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("empty")
+    } else if name.contains('/') {
+        Some("it contains `/`")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` name directories")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    }
+}
+
+/// Every file the manifest lists for a component is in its stored tree: a regular file with
+/// the listed size and sha256 (the digest recorded when it was unpacked, or computed now for a
+/// component stored by an older gpulibs).
+fn check_declared_files(
+    component: &str,
+    tree: &Path,
+    meta: &StoredComponent,
+    files: &[crate::record::DeclaredFile],
+) -> Result<()> {
+    let key = |p: &str| -> String {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    for f in files {
+        let path = key(&f.path);
+        let Some(entry) = meta
+            .entries
+            .iter()
+            .find(|e| e.kind == EntryKind::File && e.path == path)
+        else {
+            return Err(StoreError::ListedFileMissing {
+                component: component.to_string(),
+                path: f.path.clone(),
+            });
+        };
+        let mismatch = |what, expected: String, actual: String| StoreError::ListedFileMismatch {
+            component: component.to_string(),
+            path: f.path.clone(),
+            what,
+            expected,
+            actual,
+        };
+        if entry.size != f.size {
+            return Err(mismatch("size", f.size.to_string(), entry.size.to_string()));
+        }
+        let actual = match &entry.sha256 {
+            Some(sha) => sha.clone(),
+            None => {
+                let file = tree.join(&entry.path);
+                let mut hasher = Sha256::new();
+                let mut reader = File::open(&file).map_err(io_err("opening", &file))?;
+                io::copy(&mut reader, &mut hasher).map_err(io_err("reading", &file))?;
+                hex(&hasher.finalize())
+            }
+        };
+        if actual != f.sha256 {
+            return Err(mismatch("sha256", f.sha256.clone(), actual));
+        }
+    }
+    Ok(())
 }
 
 fn base(path: &str) -> &str {

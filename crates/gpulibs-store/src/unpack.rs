@@ -9,7 +9,10 @@
 //! is known; hard links may only name a regular file extracted earlier. Sizes are checked
 //! before any data is read: against the manifest's per-file size when known, and against what
 //! is left of the component's unpacked size, so an archive bomb stops at the entry that would
-//! burst the budget. Files are made read-only once written: installs hard-link them.
+//! burst the budget. Every file is hashed as it is written (its sha256 is kept in the report);
+//! a file the manifest lists must be in the archive, as a regular file, with the listed size
+//! and sha256, or the component is refused before it reaches the store. Files are made
+//! read-only once written: installs hard-link them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::UnpackError;
 
@@ -31,8 +35,13 @@ pub struct UnpackLimits {
     /// Most entries the archive may hold.
     pub max_entries: u64,
     /// Sizes of individual files when the manifest lists them, by path inside the archive
-    /// (`libs/libcudart.so.12`). Files not listed are only held to the total.
+    /// (`libs/libcudart.so.12`). Files not listed are only held to the total. A listed file
+    /// must be in the archive.
     pub file_sizes: BTreeMap<String, u64>,
+    /// sha256 digests (lowercase hex) of individual files when the manifest lists them, by path
+    /// inside the archive. A listed file must be in the archive, as a regular file with this
+    /// digest.
+    pub file_sha256: BTreeMap<String, String>,
     /// The archive's own (compressed) size, when the manifest gives it.
     pub max_archive_bytes: Option<u64>,
 }
@@ -44,6 +53,7 @@ impl UnpackLimits {
             max_unpacked_bytes,
             max_entries: 100_000,
             file_sizes: BTreeMap::new(),
+            file_sha256: BTreeMap::new(),
             max_archive_bytes: None,
         }
     }
@@ -102,6 +112,9 @@ pub struct UnpackedEntry {
     /// The link text of a symlink, as the archive gave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// sha256 of a file's bytes, as they were written (absent in records of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub executable: bool,
 }
@@ -426,6 +439,20 @@ impl<'a> ZipStreamUnpacker<'a> {
     }
 }
 
+/// sha256 of what passes: each file's digest, computed as it is written.
+struct Sha256Reader<'a> {
+    inner: &'a mut dyn Read,
+    hasher: Sha256,
+}
+
+impl Read for Sha256Reader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// CRC-32 of what passes, independently of the zip reader's own check.
 struct CrcReader<'a> {
     inner: &'a mut dyn Read,
@@ -476,8 +503,35 @@ fn normalize(raw: &[u8]) -> Result<Vec<String>, UnpackError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     Dir,
-    File { size: u64, executable: bool },
+    File {
+        size: u64,
+        executable: bool,
+        /// Empty when not known (a tree rebuilt from an old record).
+        sha256: String,
+    },
     Symlink(String),
+}
+
+/// What the manifest says about one file: its size and sha256, either may be absent.
+type Expected = (Option<u64>, Option<String>);
+
+/// The manifest's per-file sizes and digests, by path split into plain components (so
+/// `./lib//x.so` in the manifest is the archive's `lib/x.so`).
+fn expected_files(limits: &UnpackLimits) -> BTreeMap<Vec<String>, Expected> {
+    let key = |p: &str| -> Vec<String> {
+        p.split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out: BTreeMap<Vec<String>, Expected> = BTreeMap::new();
+    for (p, size) in &limits.file_sizes {
+        out.entry(key(p)).or_default().0 = Some(*size);
+    }
+    for (p, sha) in &limits.file_sha256 {
+        out.entry(key(p)).or_default().1 = Some(sha.clone());
+    }
+    out
 }
 
 /// The component directory being filled, and what the archive put in it so far.
@@ -486,6 +540,8 @@ struct Tree<'a> {
     root_fd: OwnedFd,
     nodes: BTreeMap<Vec<String>, Node>,
     limits: &'a UnpackLimits,
+    /// [`expected_files`] of `limits`.
+    expected: BTreeMap<Vec<String>, Expected>,
     written: u64,
     entries: u64,
     flusher: crate::fsx::Flusher,
@@ -507,6 +563,7 @@ impl<'a> Tree<'a> {
             root_fd,
             nodes: BTreeMap::new(),
             limits,
+            expected: expected_files(limits),
             written: 0,
             entries: 0,
             flusher: crate::fsx::Flusher::new(),
@@ -595,7 +652,7 @@ impl<'a> Tree<'a> {
         data: &mut dyn Read,
     ) -> Result<(), UnpackError> {
         self.claim(path, entry)?;
-        let listed = self.limits.file_sizes.get(&path.join("/")).copied();
+        let (listed, listed_sha256) = self.expected.get(path).cloned().unwrap_or_default();
         if let (Some(declared), Some(expected)) = (declared, listed) {
             if declared != expected {
                 return Err(UnpackError::SizeMismatch {
@@ -633,9 +690,13 @@ impl<'a> Tree<'a> {
         let mut out = File::from(fd);
         let full_path = self.root.join(path.join("/"));
         let flusher = &mut self.flusher;
+        let mut hashing = Sha256Reader {
+            inner: data,
+            hasher: Sha256::new(),
+        };
         // One byte more than declared tells a lying size (zip) from an honest one.
         let copied = copy(
-            &mut data.take(cap.saturating_add(1)),
+            &mut (&mut hashing).take(cap.saturating_add(1)),
             &mut out,
             |file, step| {
                 flusher.wrote(&full_path, file, step);
@@ -664,6 +725,16 @@ impl<'a> Tree<'a> {
             }
             _ => {}
         }
+        let sha256 = crate::store::hex(&hashing.hasher.finalize());
+        if let Some(expected) = listed_sha256 {
+            if expected != sha256 {
+                return Err(UnpackError::FileDigest {
+                    entry: entry.to_string(),
+                    expected,
+                    actual: sha256,
+                });
+            }
+        }
         let mode = if executable { 0o555 } else { 0o444 };
         rustix::fs::fchmod(out.as_fd(), Mode::from_raw_mode(mode))
             .map_err(|e| self.write_err(path, e))?;
@@ -676,6 +747,7 @@ impl<'a> Tree<'a> {
             Node::File {
                 size: copied,
                 executable,
+                sha256,
             },
         );
         Ok(())
@@ -684,7 +756,7 @@ impl<'a> Tree<'a> {
     /// Makes a file this tree wrote executable (`0o555`): a zip says so only in its central
     /// directory, after the data.
     fn set_executable(&mut self, path: &[String], entry: &str) -> Result<(), UnpackError> {
-        let Some(Node::File { size, .. }) = self.nodes.get(path).cloned() else {
+        let Some(Node::File { size, sha256, .. }) = self.nodes.get(path).cloned() else {
             return Err(UnpackError::Duplicate {
                 entry: entry.to_string(),
             });
@@ -703,6 +775,7 @@ impl<'a> Tree<'a> {
             Node::File {
                 size,
                 executable: true,
+                sha256,
             },
         );
         Ok(())
@@ -773,7 +846,12 @@ impl<'a> Tree<'a> {
                 })
             }
         };
-        let Some(Node::File { size, executable }) = self.nodes.get(&target_path).cloned() else {
+        let Some(Node::File {
+            size,
+            executable,
+            sha256,
+        }) = self.nodes.get(&target_path).cloned()
+        else {
             return Err(UnpackError::HardlinkDangling {
                 entry: entry.to_string(),
                 target: target_text,
@@ -794,8 +872,31 @@ impl<'a> Tree<'a> {
             },
             e => self.write_err(path, e),
         })?;
-        self.nodes
-            .insert(path.to_vec(), Node::File { size, executable });
+        // A listed file may be a hard link: its bytes are those of its target.
+        if let Some((listed, listed_sha256)) = self.expected.get(path) {
+            if listed.is_some_and(|l| l != size) {
+                return Err(UnpackError::SizeMismatch {
+                    entry: entry.to_string(),
+                    declared: size,
+                    expected: listed.unwrap_or(0),
+                });
+            }
+            if let Some(expected) = listed_sha256.as_ref().filter(|e| **e != sha256) {
+                return Err(UnpackError::FileDigest {
+                    entry: entry.to_string(),
+                    expected: expected.clone(),
+                    actual: sha256,
+                });
+            }
+        }
+        self.nodes.insert(
+            path.to_vec(),
+            Node::File {
+                size,
+                executable,
+                sha256,
+            },
+        );
         Ok(())
     }
 
@@ -803,6 +904,21 @@ impl<'a> Tree<'a> {
         self.flusher
             .finish()
             .map_err(|(path, source)| UnpackError::Write { path, source })?;
+        // Every file the manifest lists is here, as a regular file (its size and digest were
+        // checked as it was written).
+        for path in self.expected.keys() {
+            if !matches!(self.nodes.get(path), Some(Node::File { .. })) {
+                return Err(UnpackError::ListedFileMissing {
+                    path: path.join("/"),
+                    found: match self.nodes.get(path) {
+                        None => "nothing",
+                        Some(Node::Dir) => "a directory",
+                        Some(Node::Symlink(_)) => "a symbolic link",
+                        Some(Node::File { .. }) => unreachable!(),
+                    },
+                });
+            }
+        }
         let mut entries = Vec::with_capacity(self.nodes.len());
         for (path, node) in &self.nodes {
             let name = path.join("/");
@@ -812,13 +928,19 @@ impl<'a> Tree<'a> {
                     kind: EntryKind::Dir,
                     size: 0,
                     target: None,
+                    sha256: None,
                     executable: false,
                 },
-                Node::File { size, executable } => UnpackedEntry {
+                Node::File {
+                    size,
+                    executable,
+                    sha256,
+                } => UnpackedEntry {
                     path: name,
                     kind: EntryKind::File,
                     size: *size,
                     target: None,
+                    sha256: Some(sha256.clone()),
                     executable: *executable,
                 },
                 Node::Symlink(target) => {
@@ -833,6 +955,7 @@ impl<'a> Tree<'a> {
                         kind: EntryKind::Symlink,
                         size: 0,
                         target: Some(target.clone()),
+                        sha256: None,
                         executable: false,
                     }
                 }
@@ -936,6 +1059,7 @@ pub(crate) fn resolve_in_report(report: &UnpackReport, path: &str) -> Option<(St
                 EntryKind::File => Node::File {
                     size: e.size,
                     executable: e.executable,
+                    sha256: e.sha256.clone().unwrap_or_default(),
                 },
                 EntryKind::Symlink => Node::Symlink(e.target.clone().unwrap_or_default()),
             };

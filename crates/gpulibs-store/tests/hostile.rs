@@ -495,3 +495,243 @@ fn multi_frame_zstd_gzip_and_xz_unpack() {
         assert_eq!(fs::read(f).unwrap(), vec![5u8; 70_000]);
     }
 }
+
+#[test]
+fn files_the_manifest_lists_are_checked_by_digest_and_presence() {
+    let good = b"the real library";
+    let members = [
+        M::File("lib/libx.so.1", &good[..]),
+        M::Symlink("lib/libx.so", "libx.so.1"),
+    ];
+    let tar = tar_of(&members);
+    let with = |path: &str, sha: String| {
+        let mut limits = UnpackLimits::unpacked(1 << 20);
+        limits.file_sha256.insert(path.into(), sha);
+        limits
+    };
+    // The right digest, spelt with `./` and `//` as a manifest may: unpacked, digest recorded.
+    let (_tmp, r) = unpack(&tar, &with("./lib//libx.so.1", sha256(good)));
+    let report = r.unwrap();
+    let file = report
+        .entries
+        .iter()
+        .find(|e| e.path == "lib/libx.so.1")
+        .unwrap();
+    assert_eq!(file.sha256.as_deref(), Some(sha256(good).as_str()));
+
+    // Another digest: refused, naming the entry and both digests.
+    let other = sha256(b"what the manifest was signed for");
+    let (_tmp, r) = unpack(&tar, &with("lib/libx.so.1", other.clone()));
+    let e = r.expect_err("a file with another digest must be refused");
+    assert!(matches!(e, UnpackError::FileDigest { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "archive entry `lib/libx.so.1` has sha256 {}; the manifest lists {other} for it, so \
+             the component is refused",
+            sha256(good)
+        )
+    );
+
+    // A listed file the archive lacks, or has as a link only: refused.
+    for (path, found) in [
+        ("lib/libmissing.so.1", "nothing"),
+        ("lib/libx.so", "a symbolic link"),
+        ("lib", "a directory"),
+    ] {
+        let (_tmp, r) = unpack(&tar, &with(path, sha256(good)));
+        let e = r.expect_err(path);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the manifest lists the file `{path}`, but the archive has {found} there; the \
+                 component is refused"
+            ),
+            "{path}"
+        );
+    }
+    // The same by size alone.
+    let mut limits = UnpackLimits::unpacked(1 << 20);
+    limits.file_sizes.insert("lib/libgone.so".into(), 3);
+    let (_tmp, r) = unpack(&tar, &limits);
+    assert!(matches!(
+        r.expect_err("missing"),
+        UnpackError::ListedFileMissing { .. }
+    ));
+}
+
+#[test]
+fn a_stager_with_a_wrong_file_digest_commits_nothing() {
+    let f = cuda(4096);
+    let mut limits = f.limits();
+    limits.file_sha256.insert(
+        "cuda/libs/libcudart.so.12.9.79".into(),
+        sha256(b"not these bytes"),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("root")).unwrap();
+    let lock = store.try_lock().unwrap();
+    let mut stager = lock.stage_component(&f.spec.sha256, limits).unwrap();
+    let e = stager
+        .unpack_tar(&f.archive[..], f.format)
+        .expect_err("refused");
+    assert!(
+        matches!(
+            &e,
+            StoreError::Unpack {
+                source: UnpackError::FileDigest { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    drop(stager);
+    drop(lock);
+    assert!(!store.has_component(&f.spec.sha256));
+    assert_eq!(temporaries(store.root()), Vec::<std::path::PathBuf>::new());
+}
+
+/// What is under `dir`, recursively (paths relative to it).
+fn listing(dir: &Path) -> Vec<String> {
+    gpulibs_testkit::tree(dir)
+        .into_keys()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// A root with `v1` active, inside `<tmp>/home/root`; `<tmp>/home` holds nothing else.
+fn world_with_v1() -> (tempfile::TempDir, Store, Fixture, InstallRecord) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path().join("home/root")).unwrap();
+    let ort = ort("modern", 2048);
+    let v1 = install(&store, &[&ort], &spec("v1", &[&ort], &[86])).unwrap();
+    (tmp, store, ort, v1)
+}
+
+/// Building the install failed: nothing outside the root, no new generation, v1 still current.
+fn assert_nothing_changed(tmp: &Path, store: &Store, v1: &InstallRecord, before: &[String]) {
+    assert_eq!(
+        listing(tmp),
+        before,
+        "something changed outside or inside the root"
+    );
+    assert_eq!(store.current_id().unwrap().as_deref(), Some(v1.id.as_str()));
+}
+
+#[test]
+fn declared_links_outside_lib_are_refused_before_anything_is_written() {
+    let (tmp, store, ort, v1) = world_with_v1();
+    let escape = tmp.path().join("escape");
+    let abs = escape.to_string_lossy().into_owned();
+    let before = listing(tmp.path());
+    for (name, target, why) in [
+        (abs.as_str(), "libonnxruntime.so.1.23.2", "it contains `/`"),
+        (
+            "../../../../escape",
+            "libonnxruntime.so.1.23.2",
+            "it contains `/`",
+        ),
+        ("sub/libx.so", "libonnxruntime.so.1.23.2", "it contains `/`"),
+        (
+            "..",
+            "libonnxruntime.so.1.23.2",
+            "`.` and `..` name directories",
+        ),
+        ("", "libonnxruntime.so.1.23.2", "empty"),
+        (
+            "libx.so\0",
+            "libonnxruntime.so.1.23.2",
+            "it contains a control character",
+        ),
+        ("libonnxruntime.so.1", "/etc/passwd", "it contains `/`"),
+        ("libonnxruntime.so.1", "../../../escape", "it contains `/`"),
+    ] {
+        let mut part = ort.clone();
+        part.spec.links = vec![DeclaredLink {
+            name: name.into(),
+            target: target.into(),
+        }];
+        let s = spec("v2", &[&part], &[86]);
+        let lock = store.try_lock().unwrap();
+        let e = lock.new_install(&s).expect_err(name);
+        drop(lock);
+        let bad = if target.contains('/') { target } else { name };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "component ort-modern declares the link `{bad}`, which is not a bare file name \
+                 ({why}); links are made only inside the install's lib directory"
+            ),
+            "{name:?} -> {target:?}"
+        );
+        assert!(!escape.exists() && escape.symlink_metadata().is_err());
+        assert_nothing_changed(tmp.path(), &store, &v1, &before);
+    }
+}
+
+#[test]
+fn declared_files_are_checked_against_the_stored_component() {
+    let (tmp, store, ort, v1) = world_with_v1();
+    let before = listing(tmp.path());
+    let path = "ort-modern/libs/libonnxruntime.so.1.23.2";
+    let bytes = lib_bytes("libonnxruntime.so.1.23.2", 2048);
+    let right = DeclaredFile {
+        path: path.into(),
+        size: bytes.len() as u64,
+        sha256: sha256(&bytes),
+    };
+    let wrong_sha = sha256(b"other");
+    let cases = [
+        (
+            DeclaredFile {
+                sha256: wrong_sha.clone(),
+                ..right.clone()
+            },
+            format!(
+                "component ort-modern: `{path}` has sha256 {}; the manifest lists {wrong_sha}",
+                right.sha256
+            ),
+        ),
+        (
+            DeclaredFile {
+                size: 7,
+                ..right.clone()
+            },
+            format!("component ort-modern: `{path}` has size 2048; the manifest lists 7"),
+        ),
+        (
+            DeclaredFile {
+                path: "ort-modern/libs/libgone.so".into(),
+                ..right.clone()
+            },
+            "component ort-modern: the manifest lists `ort-modern/libs/libgone.so`, but the \
+             stored component has no such file; fix the manifest's files[] or the archive"
+                .to_string(),
+        ),
+        (
+            DeclaredFile {
+                path: "ort-modern/libs/libonnxruntime.so".into(),
+                ..right.clone()
+            },
+            "component ort-modern: the manifest lists `ort-modern/libs/libonnxruntime.so`, but \
+             the stored component has no such file; fix the manifest's files[] or the archive"
+                .to_string(),
+        ),
+    ];
+    for (file, want) in cases {
+        let mut part = ort.clone();
+        part.spec.files = vec![file];
+        let lock = store.try_lock().unwrap();
+        let e = lock
+            .new_install(&spec("v2", &[&part], &[86]))
+            .expect_err(&want);
+        drop(lock);
+        assert_eq!(e.to_string(), want);
+        assert_nothing_changed(tmp.path(), &store, &v1, &before);
+    }
+    // The right listing builds.
+    let mut part = ort.clone();
+    part.spec.files = vec![right];
+    let lock = store.try_lock().unwrap();
+    lock.new_install(&spec("v2", &[&part], &[86])).unwrap();
+}

@@ -9,8 +9,8 @@ use gpulibs_fetch::{
     fetch_document, resolve_url, FetchError, FetchOptions, NetworkEnv, DOCUMENT_MAX_BYTES,
 };
 use gpulibs_plan::{
-    check_signature, human_bytes, parse_manifest_bytes, plan_with_trust, DriverVersion, Host,
-    Manifest, Plan, Policy, SystemInventory, Trust,
+    check_manifest, check_signature, human_bytes, plan_with_trust, DriverVersion, Host, Manifest,
+    Plan, Policy, SystemInventory, Trust,
 };
 use gpulibs_sources::{embedded_default, CoverageTable, SystemSearch, PIP_URL_SCHEME};
 
@@ -186,8 +186,12 @@ struct Loaded {
 
 fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
     let Some(spec) = &args.manifest else {
+        let manifest = embedded_default(CoverageTable::embedded());
+        check_manifest(&manifest).map_err(|e| {
+            CliError::new(e).with_hint("the manifest built into gpulibs is broken: report it")
+        })?;
         return Ok(Loaded {
-            manifest: embedded_default(CoverageTable::embedded()),
+            manifest,
             trust: Trust::BuiltLocally,
             source: "embedded (official ONNX Runtime wheels through pip)".into(),
             dir: None,
@@ -235,10 +239,16 @@ fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
              came from"
         ))
     })?;
-    let mut manifest = parse_manifest_bytes(&bytes).map_err(|e| {
-        CliError::new(e).with_hint(format!(
-            "{source} is not a gpulibs release manifest this version reads"
-        ))
+    // Read and validated in one step, as every user of a manifest does.
+    let mut manifest = gpulibs_plan::load_manifest(&bytes).map_err(|e| {
+        let hint = match &e {
+            gpulibs_plan::ManifestError::Invalid { .. } => format!(
+                "{source} breaks the rules of docs/manifest.md (Validation) and was not \
+                 used: report it to the vendor"
+            ),
+            _ => format!("{source} is not a gpulibs release manifest this version reads"),
+        };
+        CliError::new(e).with_hint(hint)
     })?;
     if remote {
         absolutize_urls(&mut manifest, spec);

@@ -142,6 +142,7 @@ pub fn component(id: &str, version: &str, libs: &[(&str, &[&str])], file_len: us
             sha256: sha256(&archive),
             source: format!("file:///fixtures/{id}.tar.zst"),
             links: Vec::new(),
+            files: Vec::new(),
         },
         archive,
         format: ArchiveFormat::TarZstd,
