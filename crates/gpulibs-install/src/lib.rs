@@ -41,13 +41,15 @@
 //!
 //! Flow, costs and exit codes: `docs/install.md`.
 
+mod attempts;
 mod error;
 mod install;
 mod status;
 
+pub use attempts::{sequence, why_cpu, Attempt, AttemptResult, WhyCpu};
 pub use error::{ComponentError, InstallError};
 pub use install::{
     install, Action, ComponentOutcome, Event, InstallReport, InstallRequest, PendingArtifact,
-    Verdict, Verifier, VerifyState, DOWNLOADS_DIR,
+    Verdict, Verifier, VerifyState, DOWNLOADS_DIR, VERIFY_ON_TARGET,
 };
-pub use status::{health, is_cpu_runtime, judge, Health};
+pub use status::{health, is_cpu_runtime, judge, verify_active, Health};
