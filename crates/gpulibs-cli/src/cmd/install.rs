@@ -105,11 +105,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         gpulibs_verify::parse_value_option(v)?;
     }
     let models = verify_models(args, &planned)?;
-    let verifier = ChildVerifier {
-        models: models.clone(),
-        shapes: args.shape.clone(),
-        values: args.value.clone(),
-    };
+    let verifier = ChildVerifier::new(models.clone(), args.shape.clone(), args.value.clone());
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
     // A local manifest whose archive URLs are relative (bare file names: what `gpulibs package`
@@ -267,10 +263,21 @@ fn deferral(args: &Args, plan: &gpulibs_plan::Plan) -> Option<String> {
 /// `gpulibs verify` on the new install's own `lib/`, before it is activated, in a child
 /// process of this binary: a process holds one ONNX Runtime and keeps the CUDA libraries it
 /// preloaded, so each candidate is proven in a fresh one, untouched by the one before.
-struct ChildVerifier {
+pub(crate) struct ChildVerifier {
     models: Vec<PathBuf>,
     shapes: Vec<String>,
     values: Vec<String>,
+}
+
+impl ChildVerifier {
+    /// The probe, then `models` (if any) with `shapes` and `values` (`--shape`, `--value`).
+    pub(crate) fn new(models: Vec<PathBuf>, shapes: Vec<String>, values: Vec<String>) -> Self {
+        Self {
+            models,
+            shapes,
+            values,
+        }
+    }
 }
 
 impl Verifier for ChildVerifier {
