@@ -4,7 +4,11 @@
 //! PyPI wheels that are not in the store yet, fetching every missing artifact in parallel while
 //! it is hashed and unpacked into the store in the same pass, building the new install
 //! generation, running the verifier on it, activating it, and writing the seed-compatible
-//! receipt; and `status`'s verdict for CPU-runtime installs ([`health`]).
+//! receipt; when verification fails, trying the planner's next candidates in turn
+//! ([`InstallRequest::fallbacks`], `attempts.rs`: reused libraries → downloaded → next variant
+//! → CPU runtime) and saying why an install ends on the CPU runtime ([`WhyCpu`]); recording
+//! the verification in `install.json`, deferred for a GPU the machine lacks; and `status`'s
+//! verdict for CPU-runtime and not-yet-verified installs ([`health`], [`verify_active`]).
 //!
 //! Must not touch: planning (`gpulibs-plan` chose the variant), HTTP and digests
 //! (`gpulibs-fetch`), the on-disk layout, unpacking rules, links and renames (`gpulibs-store`:
