@@ -54,7 +54,7 @@ pub fn sequence<'a>(
 ) -> Vec<&'a ChosenVariant> {
     let mut out = vec![first];
     for c in fallbacks {
-        if !out.iter().any(|o| *o == c) {
+        if !out.contains(&c) {
             out.push(c);
         }
     }

@@ -270,7 +270,7 @@ fn a_reused_library_that_fails_verification_gives_way_to_the_same_variant_downlo
         gpulibs_install::Action::Stored
     );
     // The failed install is gone; the active one records its verification.
-    assert_eq!(w.installs(), [report.install_id.clone()]);
+    assert_eq!(w.installs(), [report.install_id.as_str()]);
     let store = Store::open(w.root()).unwrap();
     let record = store.current().unwrap().unwrap();
     assert_eq!(record.id, report.install_id);
@@ -308,7 +308,7 @@ fn a_variant_whose_kernels_fail_at_run_time_gives_way_to_the_next_variant() {
             ("b".to_string(), false)
         ]
     );
-    assert_eq!(w.installs(), [report.install_id.clone()]);
+    assert_eq!(w.installs(), [report.install_id.as_str()]);
     // Both of a's components stay in the store for a later install; nothing else is left.
     let store = Store::open(w.root()).unwrap();
     let m = &w.manifest;
@@ -345,7 +345,7 @@ fn every_gpu_candidate_failing_ends_on_the_cpu_runtime_saying_why() {
     let store = Store::open(w.root()).unwrap();
     let record = store.current().unwrap().unwrap();
     assert!(gpulibs_install::is_cpu_runtime(&record));
-    assert_eq!(w.installs(), [record.id.clone()]);
+    assert_eq!(w.installs(), [record.id.as_str()]);
 }
 
 #[test]
@@ -382,7 +382,7 @@ fn every_candidate_failing_activates_nothing_and_keeps_the_previous_install() {
         Some(first.install_id.as_str())
     );
     // Nothing but the stored components stays of the three failed installs.
-    assert_eq!(w.installs(), [first.install_id.clone()]);
+    assert_eq!(w.installs(), [first.install_id.as_str()]);
 
     // Had the CPU runtime been a candidate, the active one is up to date and stays.
     let again = w.run(&World::gpu_host(), &none, |_| {}).0.unwrap();
