@@ -602,3 +602,40 @@ fn install_for_a_gpu_this_machine_lacks_is_deferred_and_status_shows_it() {
         .contains("not yet verified"));
     assert_eq!(status["install"]["verification"]["state"], "deferred");
 }
+
+#[test]
+fn status_verify_runs_the_probe_on_the_active_install_and_records_the_result() {
+    let w = World::new();
+    let v1 = w.v1();
+    let out = stdout_of(&mut w.install(&v1));
+    assert!(out.contains("verify: skipped (--no-verify)"), "{out}");
+    let record = w.store().current().unwrap().unwrap();
+    assert_eq!(
+        record.verification.unwrap().state,
+        gpulibs_store::VerificationState::Skipped
+    );
+    // The test's ONNX Runtime is not a library: the probe, run by `gpulibs verify` in a child
+    // process, fails; the failure is recorded and status is not ok.
+    let out = w
+        .gpulibs()
+        .args(["--json", "status", "--app", "testapp", "--verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["verified"]["passed"], false, "{status}");
+    assert!(status["verified"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed ("));
+    assert_eq!(status["health"]["verification"], "failed");
+    assert!(status["health"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("last verification failed"));
+    let record = w.store().current().unwrap().unwrap();
+    assert_eq!(
+        record.verification.unwrap().state,
+        gpulibs_store::VerificationState::Failed
+    );
+}
