@@ -256,7 +256,8 @@ fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
     })
 }
 
-/// The host to plan for, and detection's fix for its first error when no GPU is usable.
+/// The host to plan for, and detection's fix for its first error (the one `no_gpu_reason`
+/// names) when no GPU is usable.
 fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<(Host, Option<String>), CliError> {
     let Some(list) = &args.gpu else {
         let detection = detect(&DetectOptions::from_env());
@@ -264,7 +265,7 @@ fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<(Host, Option<S
         let fix = host
             .gpus
             .is_empty()
-            .then(|| detection.errors().find_map(|p| p.hint.clone()))
+            .then(|| detection.errors().next().and_then(|p| p.hint.clone()))
             .flatten();
         return Ok((host, fix));
     };
