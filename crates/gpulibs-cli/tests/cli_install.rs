@@ -614,3 +614,133 @@ fn hostile_manifests_are_refused_by_plan_and_install() {
         }
     }
 }
+
+/// A signed manifest with a GPU variant `gpu` (ONNX Runtime with sm_86 kernels) and `cpu`.
+fn gpu_and_cpu_manifest(w: &World) -> PathBuf {
+    let gpu = w.serve("ort-gpu", "1.0", "ort-gpu.tar.zst", ort_archive(b"ort gpu"));
+    let cpu = w.serve("ort-cpu", "1.0", "ort-cpu.tar.zst", ort_archive(b"ort cpu"));
+    let mut text = String::from("schema_version = 1\napp = \"testapp\"\nversion = \"1.0\"\n\n");
+    for (c, coverage) in [
+        (&gpu, "[components.coverage]\nsass = [\"sm_86\"]\n"),
+        (&cpu, ""),
+    ] {
+        text.push_str(&format!(
+            "[[components]]\nid = \"{}\"\nkind = \"onnxruntime\"\nversion = \"1.0\"\n\
+             [components.archive]\nurl = \"{}\"\nsha256 = \"{}\"\nsize = {}\nunpacked_size = {}\n\
+             format = \"tar.zst\"\n{coverage}\n",
+            c.id, c.url, c.sha256, c.size, c.unpacked
+        ));
+    }
+    text.push_str(
+        "[[variants]]\nname = \"gpu\"\ncomponents = [\"ort-gpu\"]\n\n\
+         [[variants]]\nname = \"cpu\"\ndevice = \"cpu\"\ncomponents = [\"ort-cpu\"]\n",
+    );
+    let path = w.tmp.path().join("gpu.toml");
+    std::fs::write(&path, &text).unwrap();
+    let mut sig = path.clone().into_os_string();
+    sig.push(".minisig");
+    std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+    path
+}
+
+#[test]
+fn an_install_that_ends_on_the_cpu_runtime_says_why_and_the_fix() {
+    let w = World::new();
+    let m = gpu_and_cpu_manifest(&w);
+    // NVML cannot be loaded here (the World points it at a missing file): no usable GPU.
+    let mut cmd = w.gpulibs();
+    cmd.arg("install").arg("--manifest").arg(&m).args([
+        "--public-key",
+        &key().public_key(),
+        "--no-verify",
+    ]);
+    let out = stdout_of(&mut cmd);
+    assert!(out.contains("(variant cpu,"), "{out}");
+    assert!(
+        out.contains("not GPU: CPU runtime: no usable GPU: "),
+        "{out}"
+    );
+    assert!(out.contains("fix: "), "{out}");
+    let json = stdout_of(
+        w.gpulibs()
+            .args(["--json", "install", "--manifest"])
+            .arg(&m)
+            .args(["--public-key", &key().public_key(), "--no-verify"]),
+    );
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(report["why_cpu"]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("no usable GPU"));
+    assert!(report["why_cpu"]["fix"].is_string());
+}
+
+#[test]
+fn install_for_a_gpu_this_machine_lacks_is_deferred_and_status_shows_it() {
+    let w = World::new();
+    let m = gpu_and_cpu_manifest(&w);
+    let mut cmd = w.gpulibs();
+    cmd.arg("install")
+        .arg("--manifest")
+        .arg(&m)
+        .args(["--public-key", &key().public_key()])
+        .args(["--gpu", "8.6", "--driver-cuda", "13.0"]);
+    let out = stdout_of(&mut cmd);
+    assert!(out.contains("(variant gpu,"), "{out}");
+    assert!(
+        out.contains("verify: deferred: installed for sm_86 (--gpu)"),
+        "{out}"
+    );
+    assert!(out.contains("gpulibs status --verify"), "{out}");
+    let record = w.store().current().unwrap().unwrap();
+    assert_eq!(
+        record.verification.unwrap().state,
+        gpulibs_store::VerificationState::Deferred
+    );
+    // This machine has no GPU: status says so, and that the install is not yet verified.
+    let out = w.gpulibs().args(["--json", "status"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["health"]["verification"], "deferred");
+    assert!(status["health"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not yet verified"));
+    assert_eq!(status["install"]["verification"]["state"], "deferred");
+}
+
+#[test]
+fn status_verify_runs_the_probe_on_the_active_install_and_records_the_result() {
+    let w = World::new();
+    let v1 = w.v1();
+    let out = stdout_of(&mut w.install(&v1));
+    assert!(out.contains("verify: skipped (--no-verify)"), "{out}");
+    let record = w.store().current().unwrap().unwrap();
+    assert_eq!(
+        record.verification.unwrap().state,
+        gpulibs_store::VerificationState::Skipped
+    );
+    // The test's ONNX Runtime is not a library: the probe, run by `gpulibs verify` in a child
+    // process, fails; the failure is recorded and status is not ok.
+    let out = w
+        .gpulibs()
+        .args(["--json", "status", "--app", "testapp", "--verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["verified"]["passed"], false, "{status}");
+    assert!(status["verified"]["summary"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed ("));
+    assert_eq!(status["health"]["verification"], "failed");
+    assert!(status["health"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("last verification failed"));
+    let record = w.store().current().unwrap().unwrap();
+    assert_eq!(
+        record.verification.unwrap().state,
+        gpulibs_store::VerificationState::Failed
+    );
+}

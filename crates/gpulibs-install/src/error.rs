@@ -73,6 +73,19 @@ pub enum InstallError {
         previous: Option<String>,
     },
 
+    /// Every candidate was built and failed verification; none was activated (each failed
+    /// install was deleted, its components stay in the store).
+    #[error(
+        "verification failed for each of the {} candidate(s) tried ({}); nothing was activated{}",
+        attempts.len(),
+        attempts.iter().map(|a| format!("{}: {}", a.variant, a.summary)).collect::<Vec<_>>().join("; "),
+        keeps(previous)
+    )]
+    NothingVerified {
+        attempts: Vec<crate::Attempt>,
+        previous: Option<String>,
+    },
+
     /// The offline directory does not exist.
     #[error("the offline directory {} does not exist or is not a directory", path.display())]
     NoOfflineDir { path: PathBuf },
@@ -128,7 +141,7 @@ impl InstallError {
                     "the archive was refused; report it to the vendor".into()
                 }
             },
-            InstallError::VerifyFailed { .. } => {
+            InstallError::VerifyFailed { .. } | InstallError::NothingVerified { .. } => {
                 "run `gpulibs verify -v` for details, or install with --no-verify to keep the \
                  libraries anyway"
                     .into()

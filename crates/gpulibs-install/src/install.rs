@@ -19,10 +19,11 @@ use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
     DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord,
     InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits,
-    ZipListedMember, ZipListedMembers,
+    VerificationRecord, VerificationState, ZipListedMember, ZipListedMembers,
 };
 use serde::Serialize;
 
+use crate::attempts::{self, Attempt, AttemptResult, WhyCpu};
 use crate::error::{ComponentError, InstallError};
 
 /// Directory under the root where downloads in progress (`<sha256>.partial`) live, so an
@@ -80,6 +81,19 @@ pub struct InstallRequest<'a> {
     pub driver: Option<DriverRecord>,
     /// Called at each of the store's named steps (crash tests).
     pub step_hook: Option<StepHook>,
+    /// The candidates to try, in order, when the plan's choice fails verification
+    /// (`gpulibs_plan::candidates`; an entry equal to the plan's choice is skipped). Each
+    /// failed candidate's install is deleted; its components stay in the store.
+    pub fallbacks: Vec<ChosenVariant>,
+    /// Do not run the verifier on a GPU variant, say why (installing with `--gpu` for a GPU
+    /// this machine does not have): the install is activated and recorded as not yet verified.
+    pub defer_verification: Option<String>,
+    /// The app's own models the verifier runs besides the probe, as given: recorded in
+    /// `install.json` with the verdict.
+    pub verify_models: Vec<String>,
+    /// Detection's fix for "no usable GPU" (e.g. the `/dev/nvidia*` permissions), said when
+    /// the install ends on the CPU runtime for that reason.
+    pub no_gpu_fix: Option<String>,
 }
 
 impl<'a> InstallRequest<'a> {
@@ -110,6 +124,10 @@ impl<'a> InstallRequest<'a> {
             gpu: None,
             driver: None,
             step_hook: None,
+            fallbacks: Vec::new(),
+            defer_verification: None,
+            verify_models: Vec::new(),
+            no_gpu_fix: None,
         }
     }
 }
@@ -133,6 +151,12 @@ pub enum Event<'a> {
     Stored { component: &'a str },
     /// The new install is built; verification starts.
     Verifying { install_id: &'a str },
+    /// A candidate failed verification (its install is deleted); the next one is tried.
+    TryingNext {
+        failed: &'a str,
+        why: &'a str,
+        next: &'a str,
+    },
     /// `current` now names the new install.
     Activated { install_id: &'a str },
 }
@@ -188,7 +212,16 @@ pub enum VerifyState {
     Skipped {
         why: String,
     },
+    /// Not run here: the install is for a GPU this machine does not have. `on_target` is what
+    /// to run on a machine with that GPU to record the proof.
+    Deferred {
+        why: String,
+        on_target: String,
+    },
 }
+
+/// What to run on the target machine to verify a deferred install.
+pub const VERIFY_ON_TARGET: &str = "gpulibs status --verify";
 
 /// The result of a successful install.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -217,6 +250,10 @@ pub struct InstallReport {
     /// directories after the install's `lib/` and preloads them, and `status` reports one that
     /// is gone or changed; they are never copied or linked into the root.
     pub system_paths: Vec<PathBuf>,
+    /// Every candidate tried, in order; the last is the one activated (or up to date).
+    pub attempts: Vec<Attempt>,
+    /// Set when the install is the CPU runtime: why not the GPU, and the fix.
+    pub why_cpu: Option<WhyCpu>,
 }
 
 /// One artifact's fetch and unpack.
@@ -246,7 +283,9 @@ fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> InstallError
     }
 }
 
-/// Carries out `req.plan`'s chosen variant; see the crate doc for the steps and invariants.
+/// Carries out `req.plan`'s chosen variant, and when its verification fails each of
+/// `req.fallbacks` in turn, activating the first that verifies; see the crate doc for the steps
+/// and invariants.
 pub fn install(
     req: &InstallRequest,
     progress: &(dyn Fn(&Event) + Sync),
@@ -255,7 +294,7 @@ pub fn install(
     // The manifest's rules (digests, paths and links inside the root, sizes) before anything
     // is opened or written: a caller may hand over a manifest it never validated.
     gpulibs_plan::check_manifest(req.manifest).map_err(InstallError::Manifest)?;
-    let chosen = chosen(req.plan)?;
+    let first = chosen(req.plan)?;
     if let Some(dir) = &req.offline_dir {
         if !dir.is_dir() {
             return Err(InstallError::NoOfflineDir { path: dir.clone() });
@@ -275,6 +314,93 @@ pub fn install(
         .current_id()
         .map_err(store_err("reading the active install"))?;
 
+    let candidates = attempts::sequence(first, &req.fallbacks);
+    let mut tried: Vec<Attempt> = Vec::new();
+    for (i, chosen) in candidates.iter().copied().enumerate() {
+        match install_candidate(req, &store, &lock, chosen, &previous, started, progress) {
+            Ok(mut report) => {
+                tried.push(attempt(
+                    chosen,
+                    &report.install_id,
+                    if report.up_to_date {
+                        AttemptResult::UpToDate
+                    } else {
+                        AttemptResult::Activated
+                    },
+                    match &report.verify {
+                        VerifyState::Passed { summary, .. } => summary.clone(),
+                        VerifyState::Skipped { why } | VerifyState::Deferred { why, .. } => {
+                            why.clone()
+                        }
+                    },
+                ));
+                report.why_cpu =
+                    attempts::why_cpu(req.plan, chosen, &tried, req.no_gpu_fix.as_deref());
+                report.attempts = tried;
+                report.elapsed_ms = started.elapsed().as_millis() as u64;
+                return Ok(report);
+            }
+            Err(InstallError::VerifyFailed {
+                install_id, why, ..
+            }) => {
+                // Nothing but the components (in the store, for the next candidate) stays.
+                lock.discard_install(&install_id)
+                    .map_err(store_err("removing the install that failed verification"))?;
+                tried.push(attempt(
+                    chosen,
+                    &install_id,
+                    AttemptResult::VerificationFailed,
+                    why,
+                ));
+                if let Some(next) = candidates.get(i + 1) {
+                    progress(&Event::TryingNext {
+                        failed: &chosen.label,
+                        why: &tried.last().expect("just pushed").summary,
+                        next: &next.label,
+                    });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match <[Attempt; 1]>::try_from(tried) {
+        // One candidate: the error as it always was.
+        Ok([only]) => Err(InstallError::VerifyFailed {
+            install_id: only.install_id,
+            why: only.summary,
+            previous,
+        }),
+        Err(tried) => Err(InstallError::NothingVerified {
+            attempts: tried,
+            previous,
+        }),
+    }
+}
+
+fn attempt(chosen: &ChosenVariant, id: &str, result: AttemptResult, summary: String) -> Attempt {
+    Attempt {
+        variant: chosen.variant.clone(),
+        label: chosen.label.clone(),
+        device: chosen.device,
+        reuses_system: gpulibs_plan::reuses_system(chosen),
+        install_id: id.to_string(),
+        result,
+        summary,
+    }
+}
+
+/// One candidate: what to fetch, fetch it, build its install, verify it and activate it (or
+/// find it active already). A failed verification is [`InstallError::VerifyFailed`], with the
+/// install built and left for the caller.
+fn install_candidate(
+    req: &InstallRequest,
+    store: &Store,
+    lock: &InstallLock<'_>,
+    chosen: &ChosenVariant,
+    previous: &Option<String>,
+    started: Instant,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<InstallReport, InstallError> {
     // Which components, from where.
     let mut manifest = req.manifest.clone();
     let mut ids = Vec::new();
@@ -347,7 +473,7 @@ pub fn install(
             .unwrap_or(false);
         if current.variant == chosen.variant && want == have && want_system == have_system && intact
         {
-            let seed_receipt = write_receipt(&lock, req)?;
+            let seed_receipt = write_receipt(lock, req)?;
             let outcomes = ids
                 .iter()
                 .map(|id| stored_outcome(component(&manifest, id).expect("checked above")))
@@ -369,8 +495,10 @@ pub fn install(
                     why: "already installed and active".into(),
                 },
                 seed_receipt,
-                env: env_for(&store, &current),
+                env: env_for(store, &current),
                 system_paths,
+                attempts: Vec::new(),
+                why_cpu: None,
             });
         }
     }
@@ -438,7 +566,7 @@ pub fn install(
         system: &system_ids,
     });
 
-    let results = fetch_jobs(&lock, &jobs, req, progress)?;
+    let results = fetch_jobs(lock, &jobs, req, progress)?;
     let mut failed = Vec::new();
     let mut first_error = None;
     let mut fetched: Vec<(String, Fetched)> = Vec::new();
@@ -455,7 +583,7 @@ pub fn install(
         return Err(InstallError::Fetch {
             failed,
             total: jobs.len(),
-            previous,
+            previous: previous.clone(),
             source,
         });
     }
@@ -485,10 +613,14 @@ pub fn install(
             })
             .collect(),
         coverage: coverage(&components),
-        gpu: req.gpu.clone(),
+        // A CPU candidate tried after GPU ones is the CPU runtime, chosen for no GPU.
+        gpu: match chosen.device {
+            gpulibs_plan::VariantDevice::Cuda => req.gpu.clone(),
+            gpulibs_plan::VariantDevice::Cpu => None,
+        },
         driver: req.driver.clone(),
         requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
-        ort_library: ort_library(&store, &components)?,
+        ort_library: ort_library(store, &components)?,
         system_libraries,
     };
     let record = lock.new_install(&spec).map_err(store_err(format!(
@@ -498,13 +630,19 @@ pub fn install(
             .map(|id| format!(", install {id} stays active"))
             .unwrap_or_default()
     )))?;
-    let env = env_for(&store, &record);
+    let env = env_for(store, &record);
 
-    let verify = match req.verifier {
-        None => VerifyState::Skipped {
+    let verify = match (req.verifier, &req.defer_verification) {
+        (Some(_), Some(why)) if chosen.device == gpulibs_plan::VariantDevice::Cuda => {
+            VerifyState::Deferred {
+                why: why.clone(),
+                on_target: VERIFY_ON_TARGET.into(),
+            }
+        }
+        (None, _) => VerifyState::Skipped {
             why: "--no-verify".into(),
         },
-        Some(v) => {
+        (Some(v), _) => {
             progress(&Event::Verifying {
                 install_id: &record.id,
             });
@@ -513,7 +651,7 @@ pub fn install(
                 return Err(InstallError::VerifyFailed {
                     install_id: record.id.clone(),
                     why: verdict.summary,
-                    previous,
+                    previous: previous.clone(),
                 });
             }
             VerifyState::Passed {
@@ -522,13 +660,15 @@ pub fn install(
             }
         }
     };
+    lock.record_verification(&record.id, verification_record(&verify, &req.verify_models))
+        .map_err(store_err("recording the verification"))?;
 
     lock.activate(&record.id)
         .map_err(store_err("activating the new install"))?;
     progress(&Event::Activated {
         install_id: &record.id,
     });
-    let seed_receipt = write_receipt(&lock, req)?;
+    let seed_receipt = write_receipt(lock, req)?;
     clean_downloads(&req.root.join(DOWNLOADS_DIR));
 
     let mut outcomes: Vec<ComponentOutcome> = components
@@ -557,7 +697,7 @@ pub fn install(
         install_id: record.id.clone(),
         variant: record.variant.clone(),
         release: record.release.clone(),
-        previous,
+        previous: previous.clone(),
         up_to_date: false,
         downloaded_bytes: outcomes.iter().map(|o| o.bytes).sum(),
         resumed_bytes: outcomes.iter().map(|o| o.resumed_bytes).sum(),
@@ -571,7 +711,21 @@ pub fn install(
         seed_receipt,
         env,
         system_paths,
+        attempts: Vec::new(),
+        why_cpu: None,
     })
+}
+
+/// What `install.json` keeps of `verify`.
+fn verification_record(verify: &VerifyState, models: &[String]) -> VerificationRecord {
+    let (state, summary, models) = match verify {
+        VerifyState::Passed { summary, .. } => {
+            (VerificationState::Verified, summary, models.to_vec())
+        }
+        VerifyState::Deferred { why, .. } => (VerificationState::Deferred, why, Vec::new()),
+        VerifyState::Skipped { why } => (VerificationState::Skipped, why, Vec::new()),
+    };
+    VerificationRecord::now(state, summary.clone(), models)
 }
 
 fn chosen(plan: &Plan) -> Result<&ChosenVariant, InstallError> {

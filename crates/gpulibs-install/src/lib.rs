@@ -4,7 +4,11 @@
 //! PyPI wheels that are not in the store yet, fetching every missing artifact in parallel while
 //! it is hashed and unpacked into the store in the same pass, building the new install
 //! generation, running the verifier on it, activating it, and writing the seed-compatible
-//! receipt; and `status`'s verdict for CPU-runtime installs ([`health`]).
+//! receipt; when verification fails, trying the planner's next candidates in turn
+//! ([`InstallRequest::fallbacks`], `attempts.rs`: reused libraries → downloaded → next variant
+//! → CPU runtime) and saying why an install ends on the CPU runtime ([`WhyCpu`]); recording
+//! the verification in `install.json`, deferred for a GPU the machine lacks; and `status`'s
+//! verdict for CPU-runtime and not-yet-verified installs ([`health`], [`verify_active`]).
 //!
 //! Must not touch: planning (`gpulibs-plan` chose the variant), HTTP and digests
 //! (`gpulibs-fetch`), the on-disk layout, unpacking rules, links and renames (`gpulibs-store`:
@@ -41,13 +45,15 @@
 //!
 //! Flow, costs and exit codes: `docs/install.md`.
 
+mod attempts;
 mod error;
 mod install;
 mod status;
 
+pub use attempts::{sequence, why_cpu, Attempt, AttemptResult, WhyCpu};
 pub use error::{ComponentError, InstallError};
 pub use install::{
     install, Action, ComponentOutcome, Event, InstallReport, InstallRequest, PendingArtifact,
-    Verdict, Verifier, VerifyState, DOWNLOADS_DIR,
+    Verdict, Verifier, VerifyState, DOWNLOADS_DIR, VERIFY_ON_TARGET,
 };
-pub use status::{health, is_cpu_runtime, judge, Health};
+pub use status::{health, is_cpu_runtime, judge, verify_active, Health};

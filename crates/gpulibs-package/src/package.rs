@@ -536,6 +536,7 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
         description: None,
         components: manifest_components,
         variants,
+        verify: Default::default(),
     };
     let problems = gpulibs_plan::validate(
         &manifest,

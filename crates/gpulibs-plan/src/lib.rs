@@ -45,12 +45,12 @@ pub use manifest::{
     check_manifest, load_manifest, parse_kernel_target, parse_manifest, parse_manifest_bytes,
     to_toml, ArchiveFormat, Artifact, Component, ComponentKind, Coverage, FileEntry, Manifest,
     ManifestError, Origin, PtxIsaText, PtxTarget, PtxTargetName, SassTarget, SystemInventory,
-    SystemLibrary, TargetParseError, Variant, VariantDevice, SCHEMA_VERSION,
+    SystemLibrary, TargetParseError, Variant, VariantDevice, VerifySection, SCHEMA_VERSION,
 };
 pub use planner::{
-    human_bytes, plan, plan_with_trust, ChosenVariant, CpuFallback, CpuReason, GpuRef, Host,
-    HostGpu, KernelFit, NeedSource, Outcome, Plan, PlannedComponent, Policy, Reason, Refusal,
-    Rejection, ResolvedNeed, Source, Totals, Warning,
+    candidates, human_bytes, plan, plan_with_trust, reuses_system, ChosenVariant, CpuFallback,
+    CpuReason, GpuRef, Host, HostGpu, KernelFit, NeedSource, Outcome, Plan, PlannedComponent,
+    Policy, Reason, Refusal, Rejection, ResolvedNeed, Source, Totals, Warning,
 };
 pub use signature::{
     check_signature, public_key_id, sign_manifest, sign_manifest_with_comment, verify_manifest,

@@ -35,6 +35,27 @@ pub struct Manifest {
     pub components: Vec<Component>,
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// What `gpulibs install` proves an install with, besides the probe model (optional).
+    #[serde(default, skip_serializing_if = "VerifySection::is_empty")]
+    pub verify: VerifySection,
+}
+
+/// `[verify]`: the app's own models that `gpulibs install` runs on a new install before it
+/// activates it, when they are present on disk (`--verify-model` overrides them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySection {
+    /// ONNX files or directories of them; a relative path is taken against the directory of a
+    /// local manifest, else the working directory of `gpulibs install`.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+impl VerifySection {
+    /// Whether it names nothing (then it is left out when the manifest is written).
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
 }
 
 /// One archive (or wheel) of libraries, installed as a unit.

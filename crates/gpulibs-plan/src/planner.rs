@@ -1473,6 +1473,61 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
     }
 }
 
+/// Whether `chosen` takes any library from this machine (a component or a need).
+pub fn reuses_system(chosen: &ChosenVariant) -> bool {
+    chosen
+        .components
+        .iter()
+        .any(|c| matches!(c.source, Source::System { .. }))
+        || chosen
+            .needs
+            .iter()
+            .any(|n| matches!(n.by, NeedSource::System { .. }))
+}
+
+/// What an install may try, best first, when the one before fails its verification: the
+/// plan's choice; when it reuses libraries from this machine, the same variant with every
+/// component downloaded; then each other GPU variant that runs here, in the planner's own
+/// ranking (each again with its downloaded form after a reusing one); the CPU variant last.
+/// The first entry is [`plan`]'s `chosen` for the same inputs. Empty when the plan chooses
+/// nothing. Pure: made by planning again without the variants already listed.
+pub fn candidates(
+    host: &Host,
+    manifest: &Manifest,
+    system: &SystemInventory,
+    policy: &Policy,
+) -> Vec<ChosenVariant> {
+    let mut out: Vec<ChosenVariant> = Vec::new();
+    let mut left = manifest.clone();
+    while let Some(chosen) = plan(host, &left, system, policy).chosen {
+        if chosen.device == VariantDevice::Cpu {
+            break;
+        }
+        let name = chosen.variant.clone();
+        let reuses = reuses_system(&chosen);
+        out.push(chosen);
+        if reuses && policy.reuse_system {
+            let mut only = manifest.clone();
+            only.variants.retain(|v| v.name == name);
+            let download = Policy {
+                reuse_system: false,
+                ..policy.clone()
+            };
+            let plain = plan(host, &only, &SystemInventory::default(), &download).chosen;
+            if let Some(c) = plain.filter(|c| c.variant == name && !reuses_system(c)) {
+                out.push(c);
+            }
+        }
+        left.variants.retain(|v| v.name != name);
+    }
+    let cpu = Policy {
+        cpu_only: true,
+        ..policy.clone()
+    };
+    out.extend(plan(host, manifest, system, &cpu).chosen);
+    out
+}
+
 /// [`plan`] for a manifest whose signature was checked by [`crate::check_signature`]: an
 /// unverified manifest accepted under `--allow-unsigned` is the plan's first warning.
 pub fn plan_with_trust(

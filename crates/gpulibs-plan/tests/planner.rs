@@ -770,3 +770,35 @@ fn size_sums_saturate_and_the_disk_check_refuses() {
         p.outcome
     );
 }
+
+/// `candidates`: the plan's choice first, then the other variants that run in rank order; a
+/// variant that does not run here is never a candidate; the CPU runtime only when the manifest
+/// has one (none here), and alone under `cpu_only`.
+#[test]
+fn candidates_follow_the_ranking_and_leave_out_what_does_not_run() {
+    let m = manifest(&[
+        ("jit", "12.2", &[], &[("compute_80", "8.0")], 1),
+        ("exact", "12.2", &["sm_86"], &[], 1),
+        ("same-major", "12.2", &["sm_80"], &[], 1),
+        ("other-major", "12.2", &["sm_75"], &[], 1),
+    ]);
+    let h = host(&["8.6"], Some("580.65.06"), Some("13.0"));
+    let names = |p: &Policy| -> Vec<String> {
+        gpulibs_plan::candidates(&h, &m, &SystemInventory::default(), p)
+            .into_iter()
+            .map(|c| c.variant)
+            .collect()
+    };
+    let all = names(&Policy::default());
+    assert_eq!(all, ["exact", "same-major", "jit"]);
+    assert_eq!(
+        Some(all[0].as_str()),
+        chosen(&run(&h, &m, &Policy::default()))
+    );
+    assert_eq!(names(&no_jit()), ["exact", "same-major"]);
+    let cpu_only = Policy {
+        cpu_only: true,
+        ..Policy::default()
+    };
+    assert!(names(&cpu_only).is_empty());
+}

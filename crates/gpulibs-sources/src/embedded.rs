@@ -192,6 +192,7 @@ pub fn embedded_default(table: &CoverageTable) -> Manifest {
         )),
         components: components.into_values().collect(),
         variants,
+        verify: Default::default(),
     }
 }
 

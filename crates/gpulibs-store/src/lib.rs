@@ -59,7 +59,7 @@ pub use fsx::available_space;
 pub use record::{
     architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredFile, DeclaredLink,
     DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
-    SystemLibrarySpec, RECORD_SCHEMA_VERSION,
+    SystemLibrarySpec, VerificationRecord, VerificationState, RECORD_SCHEMA_VERSION,
 };
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{

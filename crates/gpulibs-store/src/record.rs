@@ -168,6 +168,51 @@ pub struct InstallRecord {
     /// recorded: read as none).
     #[serde(default)]
     pub system_libraries: Vec<SystemLibraryRecord>,
+    /// Whether the install was proven to run, and how (absent in records written before
+    /// installs recorded it, and in a record whose verification had not been written yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationRecord>,
+}
+
+/// What is known about whether an install runs: written by `gpulibs install` before it
+/// activates the install, and again by a later verification (`gpulibs status --verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRecord {
+    pub state: VerificationState,
+    /// One line: what ran and what it found, or why nothing ran.
+    pub summary: String,
+    /// RFC 3339, UTC, when this was recorded.
+    pub at: String,
+    /// The app's own models that were run besides the probe (paths as given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+}
+
+impl VerificationRecord {
+    /// A record of `state` made now.
+    pub fn now(state: VerificationState, summary: impl Into<String>, models: Vec<String>) -> Self {
+        Self {
+            state,
+            summary: summary.into(),
+            at: rfc3339_utc(now_secs()),
+            models,
+        }
+    }
+}
+
+/// Whether an install was proven to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    /// The verifier ran it (on the device it was chosen for) and it passed.
+    Verified,
+    /// Not run yet: installed for a GPU this machine does not have (`install --gpu`); the
+    /// proof is recorded by a verification on a machine with that GPU.
+    Deferred,
+    /// Not run: verification was turned off (`--no-verify`).
+    Skipped,
+    /// A later verification ran it and it failed.
+    Failed,
 }
 
 impl InstallRecord {

@@ -668,6 +668,7 @@ impl<'s> InstallLock<'s> {
             installed_at: rfc3339_utc(now),
             ort_library: format!("lib/{}", spec.ort_library),
             system_libraries,
+            verification: None,
         };
         let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
         fsx::write_atomic(&tmp.join(RECORD), &json)?;
@@ -763,6 +764,37 @@ impl<'s> InstallLock<'s> {
         }
         self.refresh_seed_info(&record)?;
         Ok(record)
+    }
+
+    /// Rewrites install `id`'s `install.json` with `verification` (atomically: a reader sees
+    /// the old record or the new one). Returns the new record.
+    pub fn record_verification(
+        &self,
+        id: &str,
+        verification: crate::record::VerificationRecord,
+    ) -> Result<InstallRecord> {
+        let mut record = self.store.install_record(id)?;
+        record.verification = Some(verification);
+        let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
+        fsx::write_atomic(&self.store.install_dir(id).join(RECORD), &json)?;
+        Ok(record)
+    }
+
+    /// Deletes install `id`, one that was built but not activated (a failed verification), so
+    /// that only its components stay, in the store, for the next install to reuse. `current`
+    /// and `previous` are never deleted: returns `false` for them and for an unknown id.
+    pub fn discard_install(&self, id: &str) -> Result<bool> {
+        let store = self.store;
+        let pinned = [store.current_id()?, store.previous_id()?];
+        if !valid_id(id) || pinned.iter().flatten().any(|p| p == id) {
+            return Ok(false);
+        }
+        let dir = store.install_dir(id);
+        if !dir.is_dir() {
+            return Ok(false);
+        }
+        fsx::remove_tree_aside(&dir, &format!("{TRASH_PREFIX}{id}"))?;
+        Ok(true)
     }
 
     /// Removes installs other than `current`, `previous` and the `keep` newest others, then

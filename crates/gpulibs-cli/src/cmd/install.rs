@@ -10,7 +10,8 @@ use std::time::Instant;
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_fetch::{NetworkEnv, Stage};
 use gpulibs_install::{
-    install, Action, Event, InstallReport, InstallRequest, Verdict, Verifier, VerifyState,
+    install, is_cpu_runtime, Action, AttemptResult, Event, InstallReport, InstallRequest, Verdict,
+    Verifier, VerifyState,
 };
 use gpulibs_plan::{Outcome, VariantDevice};
 use gpulibs_sources::Pip;
@@ -63,6 +64,17 @@ pub struct Args {
     /// Downloads at the same time.
     #[arg(long, default_value_t = 4, value_name = "N")]
     jobs: usize,
+    /// Also run the app's own model (an ONNX file, or a directory of them) on the new install
+    /// before activating it, as `gpulibs verify --model` does; repeatable. Default: the models
+    /// the manifest's `[verify] models` names, those present on disk.
+    #[arg(long, value_name = "FILE|DIR")]
+    verify_model: Vec<PathBuf>,
+    /// With --verify-model: the full shape of an input with dynamic dimensions (`NAME=1x512`).
+    #[arg(long, value_name = "NAME=DIMS")]
+    shape: Vec<String>,
+    /// With --verify-model: the value of every element of a scalar-like input (`sr=16000`).
+    #[arg(long, value_name = "NAME=X")]
+    value: Vec<String>,
 }
 
 pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliError> {
@@ -86,12 +98,14 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
 
     let (gpu, driver) = gpu_and_driver(args, plan, chosen.device);
     let pip = Pip::from_env();
-    let verifier = ProbeVerifier {
-        device: match chosen.device {
-            VariantDevice::Cpu => gpulibs_verify::Device::Cpu,
-            VariantDevice::Cuda => gpulibs_verify::Device::Cuda(0),
-        },
-    };
+    for s in &args.shape {
+        gpulibs_verify::parse_shape_option(s)?;
+    }
+    for v in &args.value {
+        gpulibs_verify::parse_value_option(v)?;
+    }
+    let models = verify_models(args, &planned)?;
+    let verifier = ChildVerifier::new(models.clone(), args.shape.clone(), args.value.clone());
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
     // A local manifest whose archive URLs are relative (bare file names: what `gpulibs package`
@@ -111,6 +125,12 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     req.gpu = gpu;
     req.driver = driver;
     req.verifier = (!args.no_verify).then_some(&verifier as &dyn Verifier);
+    req.fallbacks = planned.candidates.clone();
+    req.verify_models = models.iter().map(|m| m.display().to_string()).collect();
+    req.no_gpu_fix = planned.no_gpu_fix.clone();
+    if chosen.device == VariantDevice::Cuda {
+        req.defer_verification = deferral(args, plan);
+    }
     if args.app.is_some() {
         req.seed_receipt = Some(seed_info_path(app, &env)?);
     }
@@ -171,36 +191,230 @@ fn gpu_and_driver(
     (gpu, driver)
 }
 
-/// `gpulibs-verify` on the new install's own `lib/`, before it is activated.
-struct ProbeVerifier {
-    device: gpulibs_verify::Device,
+/// The app's models to verify with: `--verify-model`, else the manifest's `[verify] models`
+/// that exist (a relative path is taken against a local manifest's directory, else the working
+/// directory). A `--verify-model` that does not exist is an error; a manifest model that does
+/// not is skipped (the app may not have downloaded it yet).
+fn verify_models(
+    args: &Args,
+    planned: &super::planning::Planned,
+) -> Result<Vec<PathBuf>, CliError> {
+    if !args.verify_model.is_empty() {
+        for m in &args.verify_model {
+            if !m.exists() {
+                return Err(CliError::new(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "the model {} given to --verify-model does not exist",
+                        m.display()
+                    ),
+                ))
+                .with_hint("pass an ONNX file or a directory of them"));
+            }
+        }
+        return Ok(args.verify_model.clone());
+    }
+    Ok(planned
+        .manifest
+        .verify
+        .models
+        .iter()
+        .map(|m| match &planned.manifest_dir {
+            Some(dir) if std::path::Path::new(m).is_relative() => dir.join(m),
+            _ => PathBuf::from(m),
+        })
+        .filter(|p| p.exists())
+        .collect())
 }
 
-impl Verifier for ProbeVerifier {
-    fn verify(&self, _record: &InstallRecord, env: &Env) -> Verdict {
-        let mut req = gpulibs_verify::VerifyRequest::probe(&env.ort_dylib_path, self.device);
-        // The install's own `lib/` first, then the directories of the libraries it reuses from
-        // this machine (`env_for` orders them so): a library is found where the app will load
-        // it from.
-        req.preload_dirs = env.lib_dirs.clone();
-        let report = gpulibs_verify::verify(&req);
-        let summary = match &report.outcome {
-            gpulibs_verify::Outcome::Failed { reason, .. } => {
-                format!("{}: {reason}", report.outcome.label())
-            }
-            other => format!(
-                "{} (ONNX Runtime {}, probe model, {:.0} ms)",
-                other.label(),
-                report.ort_version.as_deref().unwrap_or("?"),
-                report.total_ms
-            ),
-        };
-        Verdict {
-            passed: !report.outcome.is_failed(),
-            summary,
-            details: serde_json::to_value(&report).unwrap_or_default(),
+/// Installing with `--gpu` for a GPU this machine does not have (an image built on a CPU
+/// machine for GPU machines): the probe cannot run here, so verification is deferred.
+fn deferral(args: &Args, plan: &gpulibs_plan::Plan) -> Option<String> {
+    args.host.gpu.as_ref()?;
+    let here: Vec<gpulibs_detect::ComputeCapability> = detect(&DetectOptions::from_env())
+        .usable_gpus()
+        .filter_map(|g| g.compute_capability)
+        .collect();
+    let wanted: Vec<gpulibs_detect::ComputeCapability> = plan
+        .target_gpus
+        .iter()
+        .map(|g| g.compute_capability)
+        .collect();
+    if wanted.iter().any(|cc| here.contains(cc)) {
+        return None;
+    }
+    let list = |ccs: &[gpulibs_detect::ComputeCapability]| {
+        ccs.iter()
+            .map(|c| c.sm_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(format!(
+        "installed for {} (--gpu), which this machine does not have ({})",
+        list(&wanted),
+        if here.is_empty() {
+            "it has no usable GPU".to_string()
+        } else {
+            format!("it has {}", list(&here))
+        }
+    ))
+}
+
+/// `gpulibs verify` on the new install's own `lib/`, before it is activated, in a child
+/// process of this binary: a process holds one ONNX Runtime and keeps the CUDA libraries it
+/// preloaded, so each candidate is proven in a fresh one, untouched by the one before.
+pub(crate) struct ChildVerifier {
+    models: Vec<PathBuf>,
+    shapes: Vec<String>,
+    values: Vec<String>,
+}
+
+impl ChildVerifier {
+    /// The probe, then `models` (if any) with `shapes` and `values` (`--shape`, `--value`).
+    pub(crate) fn new(models: Vec<PathBuf>, shapes: Vec<String>, values: Vec<String>) -> Self {
+        Self {
+            models,
+            shapes,
+            values,
         }
     }
+}
+
+impl Verifier for ChildVerifier {
+    fn verify(&self, record: &InstallRecord, env: &Env) -> Verdict {
+        let device = if is_cpu_runtime(record) {
+            "cpu"
+        } else {
+            "cuda:0"
+        };
+        let probe = verify_child(env, device, &[], &[], &[]);
+        if !probe.passed || self.models.is_empty() {
+            return probe;
+        }
+        let models = verify_child(env, device, &self.models, &self.shapes, &self.values);
+        let names: Vec<String> = self
+            .models
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect();
+        Verdict {
+            passed: models.passed,
+            summary: format!(
+                "{}; app model(s) {}: {}",
+                probe.summary,
+                names.join(", "),
+                models.summary
+            ),
+            details: serde_json::json!({ "probe": probe.details, "models": models.details }),
+        }
+    }
+}
+
+/// Runs `gpulibs --json verify --ort … --preload … --device …` and reads its report.
+fn verify_child(
+    env: &Env,
+    device: &str,
+    models: &[PathBuf],
+    shapes: &[String],
+    values: &[String],
+) -> Verdict {
+    let failed = |summary: String| Verdict {
+        passed: false,
+        summary,
+        details: serde_json::Value::Null,
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            return failed(format!(
+                "cannot find the gpulibs binary to verify with: {e}"
+            ))
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--json", "verify", "--device", device])
+        .arg("--ort")
+        .arg(&env.ort_dylib_path);
+    // The install's own `lib/` first, then the directories of the libraries it reuses from this
+    // machine (`env_for` orders them so): a library is found where the app will load it from.
+    for dir in &env.lib_dirs {
+        cmd.arg("--preload").arg(dir);
+    }
+    for m in models {
+        cmd.arg("--model").arg(m);
+    }
+    for s in shapes {
+        cmd.arg("--shape").arg(s);
+    }
+    for v in values {
+        cmd.arg("--value").arg(v);
+    }
+    let out = match cmd.stdin(std::process::Stdio::null()).output() {
+        Ok(out) => out,
+        Err(e) => return failed(format!("cannot run `gpulibs verify`: {e}")),
+    };
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let what = if models.is_empty() {
+        "probe model"
+    } else {
+        "app model"
+    };
+    match verdict_of(&report, what) {
+        Some((passed, summary)) => Verdict {
+            passed,
+            summary,
+            details: report,
+        },
+        None => failed(format!(
+            "`gpulibs verify` gave no report (exit {}): {}",
+            out.status
+                .code()
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "by a signal".into()),
+            report
+                .pointer("/error/message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(&out.stderr).trim().to_string())
+        )),
+    }
+}
+
+/// Passed (anything but `failed`) and the one line, from a `gpulibs verify` JSON report.
+fn verdict_of(report: &serde_json::Value, what: &str) -> Option<(bool, String)> {
+    let outcome = report.get("outcome")?;
+    let status = outcome.get("status")?.as_str()?;
+    let reason = outcome.get("reason").and_then(|r| r.as_str());
+    Some(match status {
+        "failed" => (
+            false,
+            format!(
+                "failed ({}): {}",
+                outcome.get("stage").and_then(|s| s.as_str()).unwrap_or("?"),
+                reason.unwrap_or("no reason given")
+            ),
+        ),
+        other => (
+            true,
+            format!(
+                "{} (ONNX Runtime {}, {what}, {:.0} ms){}",
+                match other {
+                    "verified_gpu" => "verified on GPU".to_string(),
+                    "cpu_only" => "CPU only".to_string(),
+                    o => o.replace('_', " "),
+                },
+                report
+                    .get("ort_version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?"),
+                report
+                    .get("total_ms")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0),
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        ),
+    })
 }
 
 fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
@@ -258,12 +472,49 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
         },
         r.reused_components
     ));
+    if r.attempts.len() > 1 {
+        for (i, a) in r.attempts.iter().enumerate() {
+            let result = match a.result {
+                AttemptResult::Activated => style.good("activated"),
+                AttemptResult::UpToDate => style.good("up to date"),
+                AttemptResult::VerificationFailed => style.bad("failed verification"),
+            };
+            out.push_str(&format!(
+                "{} {}. {}{}: {result}: {}\n",
+                style.dim("attempt:"),
+                i + 1,
+                a.label,
+                if a.reuses_system {
+                    " (reusing libraries of this machine)"
+                } else {
+                    ""
+                },
+                a.summary
+            ));
+        }
+    }
     match &r.verify {
         VerifyState::Passed { summary, .. } => {
             out.push_str(&format!("{} {summary}\n", style.good("verify:")))
         }
         VerifyState::Skipped { why } => {
             out.push_str(&format!("{} skipped ({why})\n", style.dim("verify:")))
+        }
+        VerifyState::Deferred { why, on_target } => out.push_str(&format!(
+            "{} deferred: {why}; the install is recorded as not yet verified. On a machine \
+             with that GPU, after copying the root, run `{on_target}` to prove it and record \
+             the proof (`gpulibs status` shows it until then)\n",
+            style.warn("verify:")
+        )),
+    }
+    if let Some(w) = &r.why_cpu {
+        out.push_str(&format!(
+            "{} CPU runtime: {}\n",
+            style.warn("not GPU:"),
+            w.reason
+        ));
+        if let Some(fix) = &w.fix {
+            out.push_str(&format!("{} {fix}\n", style.dim("fix:    ")));
         }
     }
     if let Some(prev) = &r.previous {
@@ -397,6 +648,11 @@ impl Ui {
             Event::Verifying { install_id } => {
                 self.line(&format!("{} {install_id}", s.dim("verifying")))
             }
+            Event::TryingNext { failed, why, next } => self.line(&format!(
+                "{} {failed}: {why}\n{} {next}",
+                s.warn("verification failed:"),
+                s.dim("trying the next candidate:")
+            )),
             Event::Activated { install_id } => {
                 self.line(&format!("{} {install_id}", s.dim("activated")))
             }

@@ -62,16 +62,54 @@ fn lock<'s>(store: &'s Store, no_wait: bool) -> Result<InstallLock<'s>, CliError
 /// Whether the active install still fits this machine's GPU and driver.
 ///
 /// Exits 0 when it does (or it is the CPU runtime), 3 when nothing is installed, the install no
-/// longer matches the GPU or driver, or files of it are missing.
+/// longer matches the GPU or driver, files of it are missing, or its last verification failed.
+/// With `--verify`, first runs the probe model (and `--verify-model`s) on the active install and
+/// records the result in its `install.json`: how an install made with `install --gpu` on
+/// another machine (verification deferred) gets its proof on the GPU machine.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
     root: RootArgs,
+    /// Verify the active install here (the probe model, on the GPU for a GPU install) and
+    /// record the result before reporting.
+    #[arg(long)]
+    verify: bool,
+    /// With --verify: also run the app's own model (an ONNX file or a directory); repeatable.
+    #[arg(long, value_name = "FILE|DIR", requires = "verify")]
+    verify_model: Vec<PathBuf>,
+    /// With --verify-model: the full shape of an input with dynamic dimensions (`NAME=1x512`).
+    #[arg(long, value_name = "NAME=DIMS", requires = "verify_model")]
+    shape: Vec<String>,
+    /// With --verify-model: the value of every element of a scalar-like input (`sr=16000`).
+    #[arg(long, value_name = "NAME=X", requires = "verify_model")]
+    value: Vec<String>,
 }
 
 pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
     let host = HostSummary::from_detection(&detect(&DetectOptions::from_env()));
+    let mut verified = None;
+    if args.verify {
+        let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+        let verifier = super::install::ChildVerifier::new(
+            args.verify_model.clone(),
+            args.shape.clone(),
+            args.value.clone(),
+        );
+        let models: Vec<String> = args
+            .verify_model
+            .iter()
+            .map(|m| m.display().to_string())
+            .collect();
+        let (_, verdict) =
+            gpulibs_install::verify_active(&store, &verifier, &models).map_err(|e| {
+                match e.hint() {
+                    Some(h) => CliError::new(e).with_hint(h),
+                    None => CliError::new(e),
+                }
+            })?;
+        verified = Some(verdict);
+    }
     let (health, record) = match existing_store(&root)? {
         Some(store) => (health(&store, &host)?, store.current()?),
         None => (gpulibs_install::judge(None, &host, Vec::new()), None),
@@ -86,6 +124,17 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         },
         health.message
     );
+    if let Some(v) = &verified {
+        human.push_str(&format!(
+            "{} {}\n",
+            if v.passed {
+                s.good("verified:")
+            } else {
+                s.bad("verification failed:")
+            },
+            v.summary
+        ));
+    }
     if let Some(r) = &record {
         human.push_str(&format!(
             "{} {} (release {}, installed {})\n{} {}\n",
@@ -101,7 +150,7 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         }
     }
     Ok(CmdOutcome {
-        json: json!({ "root": root, "health": health, "install": record }),
+        json: json!({ "root": root, "health": health, "install": record, "verified": verified }),
         human,
         code: if health.ok { exit::OK } else { exit::NEGATIVE },
     })

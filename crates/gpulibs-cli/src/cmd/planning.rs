@@ -9,8 +9,8 @@ use gpulibs_fetch::{
     fetch_document, resolve_url, FetchError, FetchOptions, NetworkEnv, DOCUMENT_MAX_BYTES,
 };
 use gpulibs_plan::{
-    check_manifest, check_signature, human_bytes, plan_with_trust, DriverVersion, Host, Manifest,
-    Plan, Policy, SystemInventory, Trust,
+    candidates, check_manifest, check_signature, human_bytes, plan_with_trust, ChosenVariant,
+    DriverVersion, Host, Manifest, Plan, Policy, SystemInventory, Trust,
 };
 use gpulibs_sources::{embedded_default, CoverageTable, SystemSearch, PIP_URL_SCHEME};
 
@@ -85,6 +85,11 @@ pub struct Planned {
     /// against its URL when it was read).
     pub manifest_dir: Option<PathBuf>,
     pub plan: Plan,
+    /// What `install` tries, best first, when verification fails (`gpulibs_plan::candidates`;
+    /// the first is the plan's choice).
+    pub candidates: Vec<ChosenVariant>,
+    /// Detection's fix when it found no usable GPU here (`None` with `--gpu`).
+    pub no_gpu_fix: Option<String>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
@@ -261,12 +266,18 @@ fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
     })
 }
 
-fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<Host, CliError> {
+/// The host to plan for, and detection's fix for its first error (the one `no_gpu_reason`
+/// names) when no GPU is usable.
+fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<(Host, Option<String>), CliError> {
     let Some(list) = &args.gpu else {
-        return Ok(Host::from_detection(
-            &detect(&DetectOptions::from_env()),
-            free_disk_bytes,
-        ));
+        let detection = detect(&DetectOptions::from_env());
+        let host = Host::from_detection(&detection, free_disk_bytes);
+        let fix = host
+            .gpus
+            .is_empty()
+            .then(|| detection.errors().next().and_then(|p| p.hint.clone()))
+            .flatten();
+        return Ok((host, fix));
     };
     let mut ccs = Vec::new();
     for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -277,7 +288,7 @@ fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<Host, CliError>
     }
     let mut host = Host::synthetic(&ccs, args.driver.clone(), args.driver_cuda);
     host.free_disk_bytes = free_disk_bytes;
-    Ok(host)
+    Ok((host, None))
 }
 
 pub fn make_plan(
@@ -291,7 +302,7 @@ pub fn make_plan(
         source: manifest_source,
         dir: manifest_dir,
     } = load_manifest(m)?;
-    let host = host(h, free_disk_bytes)?;
+    let (host, no_gpu_fix) = host(h, free_disk_bytes)?;
     let system = if h.no_reuse {
         SystemInventory::default()
     } else {
@@ -305,11 +316,14 @@ pub fn make_plan(
         ..Policy::default()
     };
     let plan = plan_with_trust(&host, &manifest, &trust, &system, &policy);
+    let candidates = candidates(&host, &manifest, &system, &policy);
     Ok(Planned {
         manifest,
         trust,
         manifest_source,
         manifest_dir,
         plan,
+        candidates,
+        no_gpu_fix,
     })
 }
