@@ -169,10 +169,57 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     #[error(
-        "`{path}` does not look like a gpulibs install root (no `store` or `installs`); refusing \
-         to remove it"
+        "`{path}` is not a gpulibs install root: it has no `gpulibs-root.json` and holds what \
+         gpulibs did not put there ({strangers}); nothing was changed. {fix}"
     )]
-    NotARoot { path: PathBuf },
+    NotARoot {
+        path: PathBuf,
+        /// The first few entries gpulibs does not recognise, quoted.
+        strangers: String,
+        /// What to do, in a sentence.
+        fix: String,
+    },
+    #[error(
+        "`{path}` is not a root marker this gpulibs reads; if the directory holds only gpulibs' \
+         files, delete the marker and run again (gpulibs adopts a directory laid out as its own)"
+    )]
+    BadRootMarker {
+        path: PathBuf,
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    #[error(
+        "`{path}` says the root has layout {format}, which a newer gpulibs made; this one reads \
+         layout 1: use the newer gpulibs"
+    )]
+    NewerRoot { path: PathBuf, format: u32 },
+    #[error(
+        "the active install is gone: `{link}` points at `{target}`, which does not exist; {}",
+        if *previous_usable {
+            "run `gpulibs rollback` to return to the previous install, or `gpulibs install`"
+        } else {
+            "run `gpulibs install` to install again"
+        }
+    )]
+    CurrentGone {
+        link: PathBuf,
+        target: PathBuf,
+        /// Whether `previous` names an install that is still there.
+        previous_usable: bool,
+    },
+    #[error(
+        "install `{id}` cannot be used: `{missing}` is missing{}; run `gpulibs install` to \
+         repair it{}",
+        if *more > 0 { format!(" (and {more} more path(s))") } else { String::new() },
+        if *previous_usable { ", or `gpulibs rollback` to return to the previous install" } else { "" }
+    )]
+    Unusable {
+        id: String,
+        /// The first path the install's environment names that does not exist.
+        missing: PathBuf,
+        more: usize,
+        previous_usable: bool,
+    },
     #[error(
         "the library `{soname}` reused from this machine at `{path}` {why}; run `gpulibs \
          install` again to look for it anew, or `gpulibs install --no-reuse` to download it"
