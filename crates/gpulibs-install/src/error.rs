@@ -106,8 +106,11 @@ impl InstallError {
         // and what `statvfs` says of it now.
         if let Some(room) = out_of_room(self) {
             let at = room.path.as_deref().and_then(existing_ancestor);
-            let free = at.and_then(|p| fs_free(p).ok());
-            return Some(room_hint(room.quota, at, free));
+            let (free, when) = match room.free_at_failure {
+                Some(f) => (Some(f), When::AtFailure),
+                None => (at.and_then(|p| fs_free(p).ok()), When::AfterCleanup),
+            };
+            return Some(room_hint(room.quota, at, free, when));
         }
         Some(match self {
             InstallError::NothingToInstall { .. } => {
@@ -167,12 +170,20 @@ pub struct OutOfRoom {
     pub quota: bool,
     /// The file or directory the failing step named, when one did.
     pub path: Option<PathBuf>,
+    /// The file system's free room when the write failed, when the store took it
+    /// ([`UnpackError::NoRoom`]).
+    pub free_at_failure: Option<FsFree>,
 }
 
 /// Looks through `err` and its causes (including errors carried inside `io::Error`s) for
 /// `ENOSPC` or `EDQUOT`, and the path the nearest step named.
 pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
-    fn visit(e: &(dyn Error + 'static), path: &mut Option<PathBuf>, depth: usize) -> Option<bool> {
+    fn visit(
+        e: &(dyn Error + 'static),
+        path: &mut Option<PathBuf>,
+        free: &mut Option<FsFree>,
+        depth: usize,
+    ) -> Option<bool> {
         if depth > 32 {
             return None;
         }
@@ -181,8 +192,15 @@ pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
                 *path = Some(p.clone());
             }
         }
-        if let Some(UnpackError::Write { path: p, .. }) = e.downcast_ref::<UnpackError>() {
-            *path = Some(p.clone());
+        match e.downcast_ref::<UnpackError>() {
+            Some(UnpackError::Write { path: p, .. }) => *path = Some(p.clone()),
+            Some(UnpackError::NoRoom {
+                path: p, free: f, ..
+            }) => {
+                *path = Some(p.clone());
+                *free = *f;
+            }
+            _ => {}
         }
         if let Some(FetchError::File { path: p, .. }) = e.downcast_ref::<FetchError>() {
             *path = Some(p.clone());
@@ -194,16 +212,20 @@ pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
                 _ => {}
             }
             if let Some(inner) = io.get_ref() {
-                if let Some(found) = visit(inner, path, depth + 1) {
+                if let Some(found) = visit(inner, path, free, depth + 1) {
                     return Some(found);
                 }
             }
         }
-        e.source().and_then(|s| visit(s, path, depth + 1))
+        e.source().and_then(|s| visit(s, path, free, depth + 1))
     }
-    let mut path = None;
-    let quota = visit(err, &mut path, 0)?;
-    Some(OutOfRoom { quota, path })
+    let (mut path, mut free_at_failure) = (None, None);
+    let quota = visit(err, &mut path, &mut free_at_failure, 0)?;
+    Some(OutOfRoom {
+        quota,
+        path,
+        free_at_failure,
+    })
 }
 
 /// Whether an unpack failed writing (not because the archive was refused).
@@ -212,7 +234,7 @@ fn writing_failed(e: &StoreError) -> bool {
         e,
         StoreError::Io { .. }
             | StoreError::Unpack {
-                source: UnpackError::Write { .. },
+                source: UnpackError::Write { .. } | UnpackError::NoRoom { .. },
                 ..
             }
     )
@@ -226,11 +248,20 @@ fn human(bytes: u64) -> String {
     gpulibs_plan::human_bytes(bytes)
 }
 
+/// When the free room a hint quotes was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// As the write failed: what ran out shows.
+    AtFailure,
+    /// After gpulibs removed what it had unpacked, which may have freed what ran out.
+    AfterCleanup,
+}
+
 /// What to say about a write that ran out of room on the file system holding `at`, given what
-/// `statvfs` says of it now (`free`; after gpulibs deleted what it had unpacked, so what ran
-/// out may have some room again). Inodes are named when they are (nearly) all used while
-/// blocks are not; blocks when they are; otherwise both, with `df` commands to tell.
-pub fn room_hint(quota: bool, at: Option<&Path>, free: Option<FsFree>) -> String {
+/// `statvfs` said of it (`free`, measured `when`). Inodes are named when they were (nearly)
+/// all used while blocks were not; blocks when they were; otherwise both, with `df` commands
+/// to tell.
+pub fn room_hint(quota: bool, at: Option<&Path>, free: Option<FsFree>, when: When) -> String {
     let place = match at {
         Some(p) => format!("the file system holding `{}`", p.display()),
         None => "the install root's file system".to_string(),
@@ -255,6 +286,10 @@ pub fn room_hint(quota: bool, at: Option<&Path>, free: Option<FsFree>) -> String
     };
     // "Nearly all used": under 1 % left.
     let low = |avail: u64, total: u64| total > 0 && avail.saturating_mul(100) < total;
+    let then = match when {
+        When::AtFailure => "when the write failed",
+        When::AfterCleanup => "now",
+    };
     let inodes_low = low(f.inodes_available, f.inodes_total);
     let bytes_low = low(f.bytes_available, f.bytes_total);
     let inodes = format!("{} of {} inodes free", f.inodes_available, f.inodes_total);
@@ -265,21 +300,22 @@ pub fn room_hint(quota: bool, at: Option<&Path>, free: Option<FsFree>) -> String
     );
     match (inodes_low, bytes_low) {
         (true, false) => format!(
-            "{place} has run out of inodes (files it can hold: {inodes}, {}) while it still has \
-             {bytes}: delete some files there (many small ones free the most inodes), {fix}",
+            "{place} has run out of inodes ({then}: {inodes}, {}) while it has {bytes}: delete \
+             some files there (many small ones free the most inodes), {fix}",
             df("-i")
         ),
         (false, true) => format!(
-            "{place} is full ({bytes}, {}): free some space there, {fix}",
+            "{place} is full ({then}: {bytes}, {}): free some space there, {fix}",
             df("-h")
         ),
         (true, true) => format!(
-            "{place} is out of both space ({bytes}) and inodes ({inodes}): free some, {fix}"
+            "{place} is out of both space and inodes ({then}: {bytes}, {inodes}): free some, \
+             {fix}"
         ),
         (false, false) => format!(
-            "{place} ran out of space or inodes while gpulibs wrote to it; after gpulibs removed \
-             what it had unpacked it has {bytes} and {inodes}; {} and {} show which runs out \
-             (the archive needs its unpacked size and one inode per file): free some, {fix}",
+            "{place} ran out of space or inodes while gpulibs wrote to it ({then}: {bytes}, \
+             {inodes}); {} and {} show which runs out (an archive needs its unpacked size and \
+             one inode per file): free some, {fix}",
             df("-h"),
             df("-i")
         ),
@@ -349,8 +385,15 @@ mod tests {
             ),
             ("quota", true, None, &["quota", "`quota -s`"]),
         ];
+        let later = room_hint(
+            false,
+            at,
+            full((50 << 30, 100 << 30), (900_000, 1_000_000)),
+            When::AfterCleanup,
+        );
+        assert!(later.contains("(now: "), "{later}");
         for (what, quota, free, want) in cases {
-            let hint = room_hint(quota, at, free);
+            let hint = room_hint(quota, at, free, When::AtFailure);
             for w in want {
                 assert!(hint.contains(w), "{what}: {hint:?} lacks {w:?}");
             }

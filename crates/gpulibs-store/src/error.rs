@@ -83,6 +83,40 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    /// A write failed with `ENOSPC` or `EDQUOT`; `free` is what `statvfs` said of the file
+    /// system at that moment, before anything unpacked was removed (which frees room again).
+    #[error("writing `{path}` failed: its file system has no room left{}", free.map(|f| format!(
+        " ({} bytes and {} of {} inodes free when it failed)",
+        f.bytes_available, f.inodes_available, f.inodes_total
+    )).unwrap_or_default())]
+    NoRoom {
+        path: PathBuf,
+        free: Option<crate::FsFree>,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl UnpackError {
+    /// A [`Write`](Self::Write) that failed for lack of room becomes [`NoRoom`](Self::NoRoom),
+    /// with the file system's free blocks and inodes as they are now: the evidence of what ran
+    /// out, taken before the stager's cleanup frees them.
+    pub(crate) fn with_room_evidence(self) -> Self {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match self {
+            UnpackError::Write { path, source }
+                if matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)) =>
+            {
+                let free = path
+                    .ancestors()
+                    .find(|p| p.exists())
+                    .and_then(|p| crate::fs_free(p).ok());
+                UnpackError::NoRoom { path, free, source }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Everything the store can fail with.

@@ -1149,7 +1149,7 @@ impl Stager<'_> {
         StoreError::Unpack {
             sha256: self.sha256.clone(),
             path: self.dir(),
-            source,
+            source: source.with_room_evidence(),
         }
     }
 
@@ -1394,7 +1394,7 @@ impl ZipStream<'_> {
             .map_err(|source| StoreError::Unpack {
                 sha256: self.sha256.to_string(),
                 path: self.dir.to_path_buf(),
-                source,
+                source: source.with_room_evidence(),
             })?;
         self.store.step(FaultPoint::EntryUnpacked)
     }
