@@ -431,7 +431,8 @@ mod tests {
             found,
             OutOfRoom {
                 quota: false,
-                path: Some(file)
+                path: Some(file),
+                free_at_failure: None,
             }
         );
         let hint = enospc.hint().unwrap();
@@ -439,6 +440,22 @@ mod tests {
         // The path's nearest existing directory is the one statvfs looked at.
         assert!(hint.contains(&dir.path().display().to_string()), "{hint}");
         assert!(hint.contains("df -i"), "{hint}");
+
+        // With the room the store saw as the write failed: inodes, not blocks, ran out.
+        let inodes = unpack_failure(StoreError::Unpack {
+            sha256: "x".into(),
+            path: dir.path().join("store/.tmp-x/tree"),
+            source: UnpackError::NoRoom {
+                path: dir.path().join("store/.tmp-x/tree/lib/libf48.so.1"),
+                free: full((64 << 20, 64 << 20), (0, 60)),
+                source: io::Error::from_raw_os_error(ENOSPC),
+            },
+        });
+        let hint = inodes.hint().unwrap();
+        assert!(
+            hint.contains("run out of inodes (when the write failed: 0 of 60"),
+            "{hint}"
+        );
 
         // Carried inside an io::Error (how a download's sink reports the unpacker's failure).
         let carried = InstallError::Fetch {

@@ -283,3 +283,33 @@ pub(crate) fn io_err(
         source,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_keeps_its_evidence() {
+        let dir = std::env::temp_dir();
+        let write = |errno: i32| UnpackError::Write {
+            path: dir.join("gpulibs-no-such-dir/lib/libx.so"),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        for errno in [28, 122] {
+            match write(errno).with_room_evidence() {
+                UnpackError::NoRoom { path, free, source } => {
+                    assert!(path.ends_with("lib/libx.so"));
+                    let free = free.expect("statvfs of the nearest existing directory");
+                    assert!(free.bytes_total > 0, "{free:?}");
+                    assert_eq!(source.raw_os_error(), Some(errno));
+                }
+                other => panic!("errno {errno}: {other:?}"),
+            }
+        }
+        // Any other failure stays as it was.
+        assert!(matches!(
+            write(13).with_room_evidence(),
+            UnpackError::Write { .. }
+        ));
+    }
+}
