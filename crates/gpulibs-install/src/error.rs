@@ -187,10 +187,10 @@ pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
         if depth > 32 {
             return None;
         }
-        if let Some(se) = e.downcast_ref::<StoreError>() {
-            if let StoreError::Io { path: p, .. } | StoreError::Unpack { path: p, .. } = se {
-                *path = Some(p.clone());
-            }
+        if let Some(StoreError::Io { path: p, .. } | StoreError::Unpack { path: p, .. }) =
+            e.downcast_ref::<StoreError>()
+        {
+            *path = Some(p.clone());
         }
         match e.downcast_ref::<UnpackError>() {
             Some(UnpackError::Write { path: p, .. }) => *path = Some(p.clone()),
