@@ -116,6 +116,40 @@ fn preload_paths(
 }
 
 impl Env {
+    /// The paths this environment names that do not exist (`stat` follows links, so a SONAME
+    /// link whose file is gone counts): the library directories, the ONNX Runtime library and
+    /// every library to preload, in that order.
+    pub fn missing_paths(&self) -> Vec<PathBuf> {
+        let dirs = self.lib_dirs.iter().filter(|d| !d.is_dir());
+        let files = std::iter::once(&self.ort_dylib_path)
+            .chain(&self.preload)
+            .filter(|f| !f.is_file());
+        let mut missing: Vec<PathBuf> = Vec::new();
+        for p in dirs.chain(files) {
+            if !missing.contains(p) {
+                missing.push(p.clone());
+            }
+        }
+        missing
+    }
+
+    /// Fails with [`StoreError::Unusable`], naming the first missing path, when a path this
+    /// environment names does not exist: an app given it would fail to load, or load something
+    /// else found on its own search path. `previous_usable` says whether `gpulibs rollback` is
+    /// a fix worth naming.
+    pub fn check(&self, previous_usable: bool) -> Result<()> {
+        let missing = self.missing_paths();
+        match missing.first() {
+            None => Ok(()),
+            Some(first) => Err(StoreError::Unusable {
+                id: self.install_id.clone(),
+                missing: first.clone(),
+                more: missing.len() - 1,
+                previous_usable,
+            }),
+        }
+    }
+
     /// `LD_LIBRARY_PATH`'s value for these directories alone.
     pub fn ld_library_path(&self) -> String {
         self.lib_dirs
@@ -259,7 +293,9 @@ pub struct Activation {
 }
 
 /// Reads the active install of `app` (root from `GPULIBS_HOME` / `XDG_DATA_HOME` / `HOME`).
-/// Takes no lock and changes nothing.
+/// Takes no lock and changes nothing. Fails when nothing is installed, when `current` points at
+/// an install that is gone ([`StoreError::CurrentGone`]), and when a library it would name is
+/// missing ([`StoreError::Unusable`]), each naming the path and the fix.
 ///
 /// ```no_run
 /// let a = gpulibs_store::activate("myapp")?;
@@ -285,8 +321,9 @@ pub fn activate_at(root: &Path) -> Result<Activation> {
     // One read of `current`: everything below is about that install, whatever happens to
     // the link meanwhile.
     let id = store.current_id()?.ok_or_else(nothing)?;
-    let record = store.install_record(&id)?;
+    let record = store.current_record(&id)?;
     let env = env_for(&store, &record);
+    env.check(store.previous_usable())?;
     Ok(Activation {
         install_id: id,
         ort_library: env.ort_dylib_path,

@@ -97,6 +97,40 @@ pub enum UnpackError {
         #[source]
         source: io::Error,
     },
+    /// A write failed with `ENOSPC` or `EDQUOT`; `free` is what `statvfs` said of the file
+    /// system at that moment, before anything unpacked was removed (which frees room again).
+    #[error("writing `{path}` failed: its file system has no room left{}", free.map(|f| format!(
+        " ({} bytes and {} of {} inodes free when it failed)",
+        f.bytes_available, f.inodes_available, f.inodes_total
+    )).unwrap_or_default())]
+    NoRoom {
+        path: PathBuf,
+        free: Option<crate::FsFree>,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl UnpackError {
+    /// A [`Write`](Self::Write) that failed for lack of room becomes [`NoRoom`](Self::NoRoom),
+    /// with the file system's free blocks and inodes as they are now: the evidence of what ran
+    /// out, taken before the stager's cleanup frees them.
+    pub(crate) fn with_room_evidence(self) -> Self {
+        const ENOSPC: i32 = 28;
+        const EDQUOT: i32 = 122;
+        match self {
+            UnpackError::Write { path, source }
+                if matches!(source.raw_os_error(), Some(ENOSPC | EDQUOT)) =>
+            {
+                let free = path
+                    .ancestors()
+                    .find(|p| p.exists())
+                    .and_then(|p| crate::fs_free(p).ok());
+                UnpackError::NoRoom { path, free, source }
+            }
+            other => other,
+        }
+    }
 }
 
 /// Everything the store can fail with.
@@ -206,10 +240,57 @@ pub enum StoreError {
         source: serde_json::Error,
     },
     #[error(
-        "`{path}` does not look like a gpulibs install root (no `store` or `installs`); refusing \
-         to remove it"
+        "`{path}` is not a gpulibs install root: it has no `gpulibs-root.json` and holds what \
+         gpulibs did not put there ({strangers}); nothing was changed. {fix}"
     )]
-    NotARoot { path: PathBuf },
+    NotARoot {
+        path: PathBuf,
+        /// The first few entries gpulibs does not recognise, quoted.
+        strangers: String,
+        /// What to do, in a sentence.
+        fix: String,
+    },
+    #[error(
+        "`{path}` is not a root marker this gpulibs reads; if the directory holds only gpulibs' \
+         files, delete the marker and run again (gpulibs adopts a directory laid out as its own)"
+    )]
+    BadRootMarker {
+        path: PathBuf,
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+    #[error(
+        "`{path}` says the root has layout {format}, which a newer gpulibs made; this one reads \
+         layout 1: use the newer gpulibs"
+    )]
+    NewerRoot { path: PathBuf, format: u32 },
+    #[error(
+        "the active install is gone: `{link}` points at `{target}`, which does not exist; {}",
+        if *previous_usable {
+            "run `gpulibs rollback` to return to the previous install, or `gpulibs install`"
+        } else {
+            "run `gpulibs install` to install again"
+        }
+    )]
+    CurrentGone {
+        link: PathBuf,
+        target: PathBuf,
+        /// Whether `previous` names an install that is still there.
+        previous_usable: bool,
+    },
+    #[error(
+        "install `{id}` cannot be used: `{missing}` is missing{}; run `gpulibs install` to \
+         repair it{}",
+        if *more > 0 { format!(" (and {more} more path(s))") } else { String::new() },
+        if *previous_usable { ", or `gpulibs rollback` to return to the previous install" } else { "" }
+    )]
+    Unusable {
+        id: String,
+        /// The first path the install's environment names that does not exist.
+        missing: PathBuf,
+        more: usize,
+        previous_usable: bool,
+    },
     #[error(
         "the library `{soname}` reused from this machine at `{path}` {why}; run `gpulibs \
          install` again to look for it anew, or `gpulibs install --no-reuse` to download it"
@@ -237,5 +318,35 @@ pub(crate) fn io_err(
         action,
         path,
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_keeps_its_evidence() {
+        let dir = std::env::temp_dir();
+        let write = |errno: i32| UnpackError::Write {
+            path: dir.join("gpulibs-no-such-dir/lib/libx.so"),
+            source: io::Error::from_raw_os_error(errno),
+        };
+        for errno in [28, 122] {
+            match write(errno).with_room_evidence() {
+                UnpackError::NoRoom { path, free, source } => {
+                    assert!(path.ends_with("lib/libx.so"));
+                    let free = free.expect("statvfs of the nearest existing directory");
+                    assert!(free.bytes_total > 0, "{free:?}");
+                    assert_eq!(source.raw_os_error(), Some(errno));
+                }
+                other => panic!("errno {errno}: {other:?}"),
+            }
+        }
+        // Any other failure stays as it was.
+        assert!(matches!(
+            write(13).with_room_evidence(),
+            UnpackError::Write { .. }
+        ));
     }
 }

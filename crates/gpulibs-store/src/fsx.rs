@@ -173,6 +173,28 @@ pub fn available_space(path: &Path) -> io::Result<u64> {
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
+/// Free and total room on a file system: blocks as bytes an unprivileged process may use,
+/// and inodes (files it may still create). `inodes_total` is 0 where the file system does
+/// not count inodes (btrfs, some network file systems).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsFree {
+    pub bytes_available: u64,
+    pub bytes_total: u64,
+    pub inodes_available: u64,
+    pub inodes_total: u64,
+}
+
+/// [`FsFree`] of the file system holding `path`.
+pub fn fs_free(path: &Path) -> io::Result<FsFree> {
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(FsFree {
+        bytes_available: st.f_bavail.saturating_mul(st.f_frsize),
+        bytes_total: st.f_blocks.saturating_mul(st.f_frsize),
+        inodes_available: st.f_favail,
+        inodes_total: st.f_files,
+    })
+}
+
 /// The target of a symlink, or `None` when `path` does not exist.
 pub(crate) fn read_link_opt(path: &Path) -> Result<Option<PathBuf>> {
     match fs::read_link(path) {

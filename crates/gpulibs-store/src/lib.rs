@@ -44,6 +44,7 @@
 mod env;
 mod error;
 mod fsx;
+mod owner;
 mod record;
 mod reuse;
 mod status;
@@ -55,7 +56,8 @@ pub use env::{
     EnvFormat,
 };
 pub use error::{Result, StoreError, UnpackError};
-pub use fsx::available_space;
+pub use fsx::{available_space, fs_free, FsFree};
+pub use owner::{RootMarker, ROOT_FORMAT, ROOT_MARKER};
 pub use record::{
     architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredFile, DeclaredLink,
     DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,

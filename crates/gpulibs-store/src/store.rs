@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{io_err, Result, StoreError, UnpackError};
 use crate::fsx;
+use crate::owner::{self, RootEntry, ROOT_MARKER};
 use crate::record::{
     compact_utc, now_secs, rfc3339_utc, ComponentRecord, InstallRecord, InstallSpec,
     SeedPackageInfo, RECORD_SCHEMA_VERSION,
@@ -192,6 +193,11 @@ pub struct GcReport {
 pub struct RemoveReport {
     pub root: PathBuf,
     pub freed_bytes: u64,
+    /// Whether the root directory itself is gone (it stays when something gpulibs did not put
+    /// there is left in it).
+    pub root_removed: bool,
+    /// What was left because gpulibs did not put it there.
+    pub kept: Vec<PathBuf>,
     /// The seed-compatible receipt, deleted because gpulibs wrote it and it is unchanged.
     pub seed_info_removed: Option<PathBuf>,
     /// The receipt, kept because it changed since gpulibs wrote it.
@@ -204,7 +210,8 @@ struct SeedMarker {
     sha256: String,
 }
 
-/// An install root. Opening creates the directories; reading needs no lock (every change a
+/// An install root. Opening creates it (or adopts an earlier gpulibs' root, or refuses a
+/// directory holding anything else; see [`Store::open`]); reading needs no lock (every change a
 /// reader can see is one `rename`); changing needs an [`InstallLock`].
 #[derive(Clone)]
 pub struct Store {
@@ -219,13 +226,29 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the root at `root`.
+    /// Opens the root at `root` to change it, making it gpulibs' own first: a directory that
+    /// does not exist or is empty is created with the marker `gpulibs-root.json`; a directory
+    /// with the marker is taken as it is; one laid out exactly as an earlier gpulibs laid out
+    /// its roots (only `store/`, `installs/`, `downloads/`, `current`, `previous`, `lock`, ...
+    /// with their usual contents) is adopted and gets the marker; any other directory is
+    /// refused with [`StoreError::NotARoot`], nothing written.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
+        fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
+        owner::claim(&root)?;
         for dir in [root.join(STORE_DIR), root.join(INSTALLS_DIR)] {
             fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
         }
         Ok(Self { root, hook: None })
+    }
+
+    /// Opens the root at `root` to read it, writing nothing: `None` when it does not exist or
+    /// is empty (nothing is installed), the store when it has the marker or is an earlier
+    /// gpulibs' root (adopted by the next [`Store::open`]), [`StoreError::NotARoot`] when it
+    /// holds anything gpulibs did not put there.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Option<Self>> {
+        let root = root.into();
+        Ok(owner::inspect(&root)?.map(|_| Self { root, hook: None }))
     }
 
     /// A handle on `root` that creates nothing: for readers such as [`crate::activate`].
@@ -331,11 +354,38 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|source| StoreError::BadRecord { path, source })
     }
 
-    /// The active install's record, if one is active.
+    /// The active install's record, if one is active. [`StoreError::CurrentGone`] when
+    /// `current` names an install directory that no longer exists.
     pub fn current(&self) -> Result<Option<InstallRecord>> {
         match self.current_id()? {
-            Some(id) => self.install_record(&id).map(Some),
+            Some(id) => self.current_record(&id).map(Some),
             None => Ok(None),
+        }
+    }
+
+    /// The record of `id`, read as the active install: a missing directory is a dangling
+    /// `current` link.
+    pub(crate) fn current_record(&self, id: &str) -> Result<InstallRecord> {
+        match self.install_record(id) {
+            Err(StoreError::NoSuchInstall { .. }) if !self.install_dir(id).exists() => {
+                Err(StoreError::CurrentGone {
+                    link: self.current_link(),
+                    target: self.install_dir(id),
+                    previous_usable: self.previous_usable(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Whether `previous` names an install other than the current one whose record is there:
+    /// what `rollback` could return to.
+    pub fn previous_usable(&self) -> bool {
+        match (self.previous_id(), self.current_id()) {
+            (Ok(Some(p)), Ok(c)) => {
+                c.as_deref() != Some(p.as_str()) && self.install_record(&p).is_ok()
+            }
+            _ => false,
         }
     }
 
@@ -480,7 +530,9 @@ impl Store {
         for entry in fs::read_dir(&self.root).map_err(io_err("listing", &self.root))? {
             let entry = entry.map_err(io_err("listing", &self.root))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.contains(".tmp") {
+            // Only the temporary names gpulibs writes through, never a file that merely
+            // contains `.tmp` in its name.
+            if owner::is_root_temp(&name) {
                 let path = entry.path();
                 remove_any(&path)?;
                 cleaned.push(path);
@@ -490,8 +542,22 @@ impl Store {
     }
 }
 
+/// Removes `dir` if it is empty; whether it is gone.
+fn remove_dir_if_empty(dir: &Path) -> Result<bool> {
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(false),
+        Err(e) => Err(io_err("removing", dir)(e)),
+    }
+}
+
 fn remove_any(path: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(path).map_err(io_err("inspecting", path))?;
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err("inspecting", path)(e)),
+    };
     let r = if meta.is_dir() {
         fs::remove_dir_all(path)
     } else {
@@ -519,7 +585,7 @@ fn check_sha256(sha256: &str) -> Result<()> {
 }
 
 /// Install ids are plain names; temp and trash directories start with `.`.
-fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && !id.starts_with('.')
         && id
@@ -798,9 +864,12 @@ impl<'s> InstallLock<'s> {
     }
 
     /// Removes installs other than `current`, `previous` and the `keep` newest others, then
-    /// components no remaining install uses. Never touches anything outside the root.
+    /// components no remaining install uses. Never touches anything outside the root, nor
+    /// anything in it that is not an install or a component; refuses a root without the marker
+    /// ([`StoreError::NotARoot`]).
     pub fn gc(&self, keep: usize) -> Result<GcReport> {
         let store = self.store;
+        owner::claim(&store.root)?;
         let mut report = GcReport {
             removed_temporaries: std::mem::take(
                 &mut *self.cleaned.lock().unwrap_or_else(|p| p.into_inner()),
@@ -825,7 +894,11 @@ impl<'s> InstallLock<'s> {
         for entry in fs::read_dir(&installs).map_err(io_err("listing", &installs))? {
             let entry = entry.map_err(io_err("listing", &installs))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !valid_id(&name) || kept.contains(&name) {
+            // An install is a directory gpulibs made with its record in it; anything else
+            // under `installs/` is not gpulibs' to delete.
+            let is_install = fs::symlink_metadata(entry.path().join(RECORD))
+                .is_ok_and(|m| m.file_type().is_file());
+            if !valid_id(&name) || kept.contains(&name) || !is_install {
                 continue;
             }
             report.freed_bytes +=
@@ -843,7 +916,8 @@ impl<'s> InstallLock<'s> {
         for entry in fs::read_dir(&components).map_err(io_err("listing", &components))? {
             let entry = entry.map_err(io_err("listing", &components))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if check_sha256(&name).is_err() || used.contains(&name) {
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if check_sha256(&name).is_err() || used.contains(&name) || !is_dir {
                 continue;
             }
             report.freed_bytes +=
@@ -855,13 +929,16 @@ impl<'s> InstallLock<'s> {
         Ok(report)
     }
 
-    /// Deletes the whole root, and the seed-compatible receipt if gpulibs wrote it and it is
-    /// unchanged since. Refuses a directory that does not look like an install root.
+    /// Deletes what gpulibs put in the root, and the seed-compatible receipt if gpulibs wrote it
+    /// and it is unchanged since. Only entries gpulibs makes are deleted (its components,
+    /// installs, downloads, links, lock, records and their temporaries); anything else is left
+    /// where it is and listed in [`RemoveReport::kept`], and the root directory goes only if
+    /// it is empty then. Refuses a directory without the marker unless it is laid out exactly
+    /// as an earlier gpulibs' root ([`StoreError::NotARoot`], nothing deleted).
     pub fn remove(self) -> Result<RemoveReport> {
         let root = self.store.root.clone();
-        if !root.join(STORE_DIR).is_dir() && !root.join(INSTALLS_DIR).is_dir() {
-            return Err(StoreError::NotARoot { path: root });
-        }
+        owner::claim(&root)?;
+        let listing = owner::list_root(&root)?;
         let mut report = RemoveReport {
             root: root.clone(),
             ..RemoveReport::default()
@@ -876,17 +953,40 @@ impl<'s> InstallLock<'s> {
                 Err(_) => {}
             }
         }
-        report.freed_bytes = fsx::tree_size(&root);
-        for entry in fs::read_dir(&root).map_err(io_err("listing", &root))? {
-            let entry = entry.map_err(io_err("listing", &root))?;
-            if entry.file_name() != LOCK {
-                remove_any(&entry.path())?;
+        // Links and files first (a reader then finds nothing active rather than a
+        // half-deleted install), then the directories' own entries; the marker and the lock
+        // last.
+        let mut order: Vec<&owner::Listed> = listing.iter().collect();
+        order.sort_by_key(|e| owner::root_entry(&e.name, e.kind) != Some(RootEntry::Plain));
+        for e in order {
+            let path = root.join(&e.name);
+            match owner::root_entry(&e.name, e.kind) {
+                None => report.kept.push(path),
+                Some(RootEntry::Plain) if e.name == LOCK || e.name == ROOT_MARKER => {}
+                Some(RootEntry::Plain) => {
+                    report.freed_bytes += fsx::tree_size(&path);
+                    remove_any(&path)?;
+                }
+                Some(dir) => {
+                    for child in &e.children {
+                        let path = path.join(&child.name);
+                        if owner::own_child(dir, child) {
+                            report.freed_bytes += fsx::tree_size(&path);
+                            remove_any(&path)?;
+                        } else {
+                            report.kept.push(path);
+                        }
+                    }
+                    remove_dir_if_empty(&path)?;
+                }
             }
         }
+        remove_any(&root.join(ROOT_MARKER))?;
         remove_any(&root.join(LOCK))?;
         drop(self);
+        report.kept.sort();
         // Another process may have queued on the lock and recreated it; then it stays.
-        let _ = fs::remove_dir(&root);
+        report.root_removed = report.kept.is_empty() && remove_dir_if_empty(&root)?;
         Ok(report)
     }
 
@@ -1179,7 +1279,7 @@ impl Stager<'_> {
         StoreError::Unpack {
             sha256: self.sha256.clone(),
             path: self.dir(),
-            source,
+            source: source.with_room_evidence(),
         }
     }
 
@@ -1424,7 +1524,7 @@ impl ZipStream<'_> {
             .map_err(|source| StoreError::Unpack {
                 sha256: self.sha256.to_string(),
                 path: self.dir.to_path_buf(),
-                source,
+                source: source.with_room_evidence(),
             })?;
         self.store.step(FaultPoint::EntryUnpacked)
     }

@@ -13,7 +13,7 @@ use gpulibs_install::{
     install, is_cpu_runtime, Action, AttemptResult, Event, InstallReport, InstallRequest, Verdict,
     Verifier, VerifyState,
 };
-use gpulibs_plan::{Outcome, VariantDevice};
+use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
     install_root, seed_info_path, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv, DEFAULT_APP,
@@ -154,11 +154,32 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
             None => err,
         }
     })?;
+    // Trust is always said: an install from a manifest whose signature was not checked says so
+    // as `plan` does, in the same words, and in the JSON.
+    let warnings: Vec<Warning> = unverified(&planned.trust).into_iter().collect();
+    let mut json = serde_json::to_value(&report).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        object.insert("trust".into(), serde_json::json!(planned.trust));
+        object.insert("warnings".into(), serde_json::json!(warnings));
+    }
+    let mut human = summary(&report, args.app.as_deref(), ctx.style);
+    for w in &warnings {
+        human.push_str(&ctx.style.warn(&format!("warning: {w}")));
+        human.push('\n');
+    }
     Ok(CmdOutcome {
-        json: serde_json::to_value(&report).unwrap_or_default(),
-        human: summary(&report, args.app.as_deref(), ctx.style),
+        json,
+        human,
         code: exit::OK,
     })
+}
+
+/// The plan's warning for a manifest used without a checked signature (`--allow-unsigned`).
+fn unverified(trust: &Trust) -> Option<Warning> {
+    match trust {
+        Trust::UnverifiedAllowed { why } => Some(Warning::UnverifiedManifest { why: why.clone() }),
+        Trust::Signed { .. } | Trust::BuiltLocally => None,
+    }
 }
 
 /// The GPU the install is for (the best target GPU of a GPU variant) and the driver.

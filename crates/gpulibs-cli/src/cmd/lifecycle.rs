@@ -28,12 +28,18 @@ impl RootArgs {
     }
 }
 
-/// A root that exists, opened; `None` when nothing was ever installed there.
+/// A root that exists, opened to read it (nothing written); `None` when it does not exist or
+/// is empty. A directory holding anything gpulibs did not put there is an error.
 fn existing_store(root: &Path) -> Result<Option<Store>, CliError> {
-    if root.join("installs").is_dir() || root.join("store").is_dir() {
-        Ok(Some(Store::open(root)?))
-    } else {
-        Ok(None)
+    Ok(Store::open_existing(root)?)
+}
+
+/// [`existing_store`], opened to change it: an earlier gpulibs' root without the marker is
+/// adopted (gets the marker) first.
+fn existing_store_to_change(root: &Path) -> Result<Option<Store>, CliError> {
+    match Store::open_existing(root)? {
+        Some(_) => Ok(Some(Store::open(root)?)),
+        None => Ok(None),
     }
 }
 
@@ -62,7 +68,9 @@ fn lock<'s>(store: &'s Store, no_wait: bool) -> Result<InstallLock<'s>, CliError
 /// Whether the active install still fits this machine's GPU and driver.
 ///
 /// Exits 0 when it does (or it is the CPU runtime), 3 when nothing is installed, the install no
-/// longer matches the GPU or driver, files of it are missing, or its last verification failed.
+/// longer matches the GPU or driver, files of it are missing, or its last verification failed;
+/// 1 when the root cannot be read: `current` points at an install that is gone (the error names
+/// it and says `gpulibs rollback` or `gpulibs install`), or the directory is not a gpulibs root.
 /// With `--verify`, first runs the probe model (and `--verify-model`s) on the active install and
 /// records the result in its `install.json`: how an install made with `install --gpu` on
 /// another machine (verification deferred) gets its proof on the GPU machine.
@@ -168,7 +176,7 @@ pub struct RollbackArgs {
 
 pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
     let lock = lock(&store, args.no_wait)?;
     let record = lock.rollback().map_err(|e| match e {
         e @ StoreError::NoPrevious { .. } => {
@@ -208,7 +216,7 @@ pub struct GcArgs {
 
 pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
     let report = lock(&store, args.no_wait)?.gc(args.keep)?;
     let s = ctx.style;
     let mut human = format!(
@@ -233,7 +241,9 @@ pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
 }
 
 /// Delete the install root, and the seed-compatible receipt if gpulibs wrote it and it is
-/// unchanged. Nothing else outside the root is touched.
+/// unchanged. Only what gpulibs put in the root is deleted: anything else is left, listed, and
+/// keeps the directory. A directory gpulibs did not make (no `gpulibs-root.json`) is refused.
+/// Nothing else outside the root is touched.
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
     #[command(flatten)]
@@ -248,7 +258,7 @@ pub struct RemoveArgs {
 
 pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let Some(store) = existing_store(&root)? else {
+    let Some(store) = existing_store_to_change(&root)? else {
         return Ok(CmdOutcome {
             json: json!({ "root": root, "removed": false }),
             human: format!("nothing is installed under {}\n", root.display()),
@@ -257,19 +267,34 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
     };
     if !args.yes {
         return Err(CliError::new(std::io::Error::other(format!(
-            "`gpulibs remove` deletes {} and every install in it",
+            "`gpulibs remove` deletes every install in {} and what else gpulibs put there",
             root.display()
         )))
         .with_hint("run `gpulibs remove --yes` to delete it"));
     }
     let report = lock(&store, args.no_wait)?.remove()?;
     let s = ctx.style;
-    let mut human = format!(
-        "{} {} ({})\n",
-        s.good("removed"),
-        report.root.display(),
-        bytes(report.freed_bytes)
-    );
+    let mut human = if report.root_removed {
+        format!(
+            "{} {} ({})\n",
+            s.good("removed"),
+            report.root.display(),
+            bytes(report.freed_bytes)
+        )
+    } else {
+        format!(
+            "{} gpulibs' files from {} ({}); the directory stays, holding {} entr{} gpulibs did \
+             not put there:\n",
+            s.good("removed"),
+            report.root.display(),
+            bytes(report.freed_bytes),
+            report.kept.len(),
+            if report.kept.len() == 1 { "y" } else { "ies" }
+        )
+    };
+    for p in &report.kept {
+        human.push_str(&format!("  {} {}\n", s.warn("kept"), p.display()));
+    }
     if let Some(p) = &report.seed_info_removed {
         human.push_str(&format!("{} {}\n", s.good("removed"), p.display()));
     }
@@ -291,6 +316,11 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
 ///
 /// `eval "$(gpulibs env)"` in a shell; `gpulibs env --format systemd > app.env` for a unit's
 /// `EnvironmentFile=`.
+///
+/// Exits 0 with the environment; 1, printing nothing on stdout, when nothing is installed or
+/// the active install cannot be used: `current` points at an install that is gone, or a
+/// library or directory it would name is missing (the error names the path and says `gpulibs
+/// install`, or `gpulibs rollback` when the previous install is there).
 #[derive(Debug, clap::Args)]
 pub struct EnvArgs {
     #[command(flatten)]
@@ -308,6 +338,7 @@ pub fn env(args: &EnvArgs, _ctx: &Context) -> Result<CmdOutcome, CliError> {
         .current()?
         .ok_or_else(|| hint(nothing_installed(&root)))?;
     let env = env_for(&store, &record);
+    env.check(store.previous_usable())?;
     let format: EnvFormat = args.format.parse().map_err(|e: String| {
         CliError::new(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })?;
