@@ -480,5 +480,15 @@ mod tests {
             serde_json::to_string(&Outcome::VerifiedGpu).unwrap(),
             r#"{"status":"verified_gpu"}"#
         );
+        let partial = Outcome::VerifiedGpuPartial {
+            cpu_nodes: 1,
+            warning: "w".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&partial).unwrap(),
+            r#"{"status":"verified_gpu_partial","cpu_nodes":1,"warning":"w"}"#
+        );
+        assert!(partial.is_gpu_pass() && Outcome::VerifiedGpu.is_gpu_pass());
+        assert_eq!(partial.label(), "verified on GPU, 1 node(s) on the CPU");
     }
 }

@@ -51,25 +51,25 @@ pub fn disable_ort_telemetry() {
     }
 }
 
-/// Placement lines kept while a capture is in force; `None` when none is.
-static CAPTURE: Mutex<Option<Vec<String>>> = Mutex::new(None);
+thread_local! {
+    /// Placement lines kept while a capture is in force on this thread; `None` when none is.
+    /// Per thread: ONNX Runtime logs a session's placement on the thread that creates it, and
+    /// two verifications on two threads must not see each other's lines.
+    static CAPTURE: std::cell::RefCell<Option<Vec<String>>> = const { std::cell::RefCell::new(None) };
+}
 /// A capture keeps at most this many lines (a large model with thousands of CPU nodes is
 /// described well enough by the first ones, and by the profile).
 const CAPTURE_LIMIT: usize = 4000;
 
-/// Starts keeping ONNX Runtime's placement lines ([`crate::placement::is_placement_line`]),
-/// dropping any kept before.
+/// Starts keeping ONNX Runtime's placement lines ([`crate::placement::is_placement_line`])
+/// logged on this thread, dropping any kept before.
 pub(crate) fn start_capture() {
-    *CAPTURE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
 }
 
-/// Stops keeping lines and returns those kept since [`start_capture`].
+/// Stops keeping lines and returns those kept on this thread since [`start_capture`].
 pub(crate) fn take_capture() -> Vec<String> {
-    CAPTURE
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        .unwrap_or_default()
+    CAPTURE.with(|c| c.borrow_mut().take().unwrap_or_default())
 }
 
 fn level_word(level: LogLevel) -> &'static str {
@@ -108,10 +108,13 @@ fn on_ort_log(level: LogLevel, _category: &str, id: &str, location: &str, messag
     if !crate::placement::is_placement_line(message) {
         return;
     }
-    let mut capture = CAPTURE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(lines) = capture.as_mut().filter(|l| l.len() < CAPTURE_LIMIT) {
-        lines.push(format!("{} {location}: {message}", level_word(level)));
-    }
+    let _ = CAPTURE.try_with(|c| {
+        if let Ok(mut capture) = c.try_borrow_mut() {
+            if let Some(lines) = capture.as_mut().filter(|l| l.len() < CAPTURE_LIMIT) {
+                lines.push(format!("{} {location}: {message}", level_word(level)));
+            }
+        }
+    });
 }
 
 /// Loads ONNX Runtime from `path` (once per process) and returns its version and environment.
