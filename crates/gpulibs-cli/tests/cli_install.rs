@@ -620,12 +620,16 @@ fn gpu_and_cpu_manifest(w: &World) -> PathBuf {
     let gpu = w.serve("ort-gpu", "1.0", "ort-gpu.tar.zst", ort_archive(b"ort gpu"));
     let cpu = w.serve("ort-cpu", "1.0", "ort-cpu.tar.zst", ort_archive(b"ort cpu"));
     let mut text = String::from("schema_version = 1\napp = \"testapp\"\nversion = \"1.0\"\n\n");
-    for (c, coverage) in [
-        (&gpu, "[components.coverage]\nsass = [\"sm_86\"]\n"),
-        (&cpu, ""),
+    for (c, cuda, coverage) in [
+        (
+            &gpu,
+            "cuda = \"12.8\"\n",
+            "[components.coverage]\nsass = [\"sm_86\"]\n",
+        ),
+        (&cpu, "", ""),
     ] {
         text.push_str(&format!(
-            "[[components]]\nid = \"{}\"\nkind = \"onnxruntime\"\nversion = \"1.0\"\n\
+            "[[components]]\nid = \"{}\"\nkind = \"onnxruntime\"\nversion = \"1.0\"\n{cuda}\
              [components.archive]\nurl = \"{}\"\nsha256 = \"{}\"\nsize = {}\nunpacked_size = {}\n\
              format = \"tar.zst\"\n{coverage}\n",
             c.id, c.url, c.sha256, c.size, c.unpacked

@@ -90,8 +90,14 @@ fn component_toml(c: &TestComponent, kind: &str, extra: &str) -> String {
         let list: Vec<String> = c.provides.iter().map(|p| format!("\"{p}\"")).collect();
         format!("provides = [{}]\n", list.join(", "))
     };
+    // A component with kernel coverage names its CUDA runtime (docs/manifest.md, Validation).
+    let cuda = if extra.contains("[components.coverage]") {
+        "cuda = \"13.0\"\n"
+    } else {
+        ""
+    };
     format!(
-        "[[components]]\nid = \"{}\"\nkind = \"{kind}\"\nversion = \"{}\"\n{provides}\
+        "[[components]]\nid = \"{}\"\nkind = \"{kind}\"\nversion = \"{}\"\n{cuda}{provides}\
          [components.archive]\nurl = \"{}\"\nsha256 = \"{}\"\nsize = {}\nunpacked_size = {}\n\
          format = \"tar.zst\"\n{extra}\n",
         c.id, c.version, c.url, c.sha256, c.size, c.unpacked
