@@ -56,8 +56,8 @@ pub mod net;
 mod sink;
 
 pub use artifact::{
-    Artifact, DigestParseError, FetchOptions, Fetched, Origin, Progress, RetryPolicy, Sha256Digest,
-    Stage, StallRule,
+    Artifact, DigestParseError, FetchOptions, Fetched, Origin, Progress, Provenance, RetryPolicy,
+    Sha256Digest, Stage, StallRule,
 };
 pub use decode::{
     decompressor, read_zip_stream, read_zip_stream_listed, Compression, ZipEntry, ZipListing,
