@@ -155,7 +155,9 @@ fn consumer_error_fails_the_fetch() {
         "{err}"
     );
     assert_eq!(
-        std::fs::read_dir(dir.path().join("partial")).unwrap().count(),
+        std::fs::read_dir(dir.path().join("partial"))
+            .unwrap()
+            .count(),
         0,
         "the refused bytes were deleted"
     );

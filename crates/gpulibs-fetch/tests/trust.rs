@@ -43,8 +43,7 @@ impl Checker {
 
 impl Sink for Checker {
     fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if let Some(i) = (0..chunk.len()).find(|&i| self.good.get(self.at + i) != Some(&chunk[i]))
-        {
+        if let Some(i) = (0..chunk.len()).find(|&i| self.good.get(self.at + i) != Some(&chunk[i])) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("byte {} does not decode", self.at + i),
@@ -154,7 +153,10 @@ fn bytes_refused_at_the_head_are_deleted_and_name_both_digests() {
         "byte 0 does not decode"
     );
     assert!(!sink.finished);
-    assert!(partial_files(dir.path()).is_empty(), "refused bytes deleted");
+    assert!(
+        partial_files(dir.path()).is_empty(),
+        "refused bytes deleted"
+    );
     assert_eq!(starts(&server), [None], "a fresh download is not retried");
 
     // The next run, against a healthy server, starts clean.
@@ -171,7 +173,11 @@ fn bytes_refused_at_the_head_are_deleted_and_name_both_digests() {
 fn a_resumed_range_the_sink_refuses_gets_one_fresh_download() {
     let server = Server::start();
     let data = test_bytes(200_000);
-    server.file("/f", &data, vec![Reply::DropAfter(30_000), Reply::WrongRange]);
+    server.file(
+        "/f",
+        &data,
+        vec![Reply::DropAfter(30_000), Reply::WrongRange],
+    );
     let dir = tempfile::tempdir().unwrap();
     let art = artifact("x", vec![server.url("/f")], &data);
     let (result, sink) = bounded_fetch(&art, &data, &quick_options(dir.path()));
@@ -215,7 +221,10 @@ fn a_resumed_range_refused_twice_fails_and_the_next_run_starts_clean() {
         assert!(text.contains(&want), "{want:?} not in: {text}");
     }
     assert_eq!(starts(&server), [None, Some(30_000), None, Some(30_000)]);
-    assert!(partial_files(dir.path()).is_empty(), "refused bytes deleted");
+    assert!(
+        partial_files(dir.path()).is_empty(),
+        "refused bytes deleted"
+    );
 
     server.clear_log();
     let (result, _) = bounded_fetch(&art, &data, &opts);
@@ -365,8 +374,14 @@ fn a_url_that_keeps_failing_while_making_progress_stops_at_the_total_bound() {
     let (result, _) = bounded_fetch(&art, &data, &opts);
     let err = result.unwrap_err();
     assert!(
-        matches!(err, FetchError::GaveUp { attempts: 1, kept: 7_000, .. })
-            && err.to_string().contains("(no new attempt after 0 s)"),
+        matches!(
+            err,
+            FetchError::GaveUp {
+                attempts: 1,
+                kept: 7_000,
+                ..
+            }
+        ) && err.to_string().contains("(no new attempt after 0 s)"),
         "{err}"
     );
     assert_eq!(starts(&server), [Some(6_000)]);

@@ -100,12 +100,8 @@ pub enum ComponentError {
 /// What to do about a failed download, from what the failure shows (not from a default).
 fn fetch_hint(error: &FetchError) -> &'static str {
     match error {
-        FetchError::DigestMismatch {
-            deleted: false, ..
-        }
-        | FetchError::Refused {
-            deleted: false, ..
-        } => {
+        FetchError::DigestMismatch { deleted: false, .. }
+        | FetchError::Refused { deleted: false, .. } => {
             "the file in the offline directory is not the one the manifest names: replace it \
              with the right one"
         }

@@ -547,7 +547,16 @@ mod tests {
         let starts: Vec<_> = server.requests("f").iter().map(|s| s.range_start).collect();
         assert_eq!(
             starts,
-            [None, Some(2), Some(4), Some(10), None, Some(3), Some(6), None]
+            [
+                None,
+                Some(2),
+                Some(4),
+                Some(10),
+                None,
+                Some(3),
+                Some(6),
+                None
+            ]
         );
         assert_eq!(server.log().len(), 9);
         assert!(server.log().iter().all(|s| s.method == "GET"));
