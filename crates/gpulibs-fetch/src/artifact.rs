@@ -75,11 +75,23 @@ pub struct Artifact {
 }
 
 /// Retries of one URL before the next mirror is tried.
+///
+/// Three bounds, whichever comes first: `attempts` failures in a row, `max_attempts` requests
+/// in all, and no new attempt once `max_elapsed` has passed since the first. A URL therefore
+/// never loops, whatever its server does; the bytes received so far stay in the `.partial`
+/// file for the next run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Failed attempts in a row allowed per URL. An attempt that received new bytes resets
-    /// the count, so a long download over a flaky link keeps going while it makes progress.
+    /// Failed attempts in a row allowed per URL. An attempt that received new bytes (bytes
+    /// past the furthest this URL had delivered; bytes received again after a restart do not
+    /// count) resets the count, so a long download over a flaky link keeps going while it
+    /// makes progress.
     pub attempts: u32,
+    /// Attempts (requests) per URL in all, progress or not.
+    pub max_attempts: u32,
+    /// No new attempt on a URL starts after this much time since its first attempt. An attempt
+    /// that is receiving bytes is not cut (the stall rule watches it).
+    pub max_elapsed: Duration,
     /// Delay before the first retry; doubled for each further one, with jitter.
     pub base_delay: Duration,
     /// Upper bound of one delay (also caps a server's `Retry-After`).
@@ -90,8 +102,69 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             attempts: 5,
+            max_attempts: 50,
+            max_elapsed: Duration::from_secs(30 * 60),
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the bytes a verdict is about were made of: the evidence for what to suspect when they
+/// turn out wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provenance {
+    /// One response (or one read of a file) from byte 0, in this run.
+    Fresh,
+    /// A download resumed with `Range` in this run, at byte `at`: the bytes after it came from
+    /// another response than those before.
+    Resumed {
+        /// The first byte of the resumed part.
+        at: u64,
+    },
+    /// The first `bytes` came from an earlier run's `.partial` file.
+    Replayed {
+        /// Bytes replayed from the file.
+        bytes: u64,
+    },
+    /// Every byte matched the manifest's sha256: the bytes are the file the manifest names.
+    Verified,
+}
+
+impl Provenance {
+    /// What the evidence points at, as a phrase for a message: who sent or kept bad bytes.
+    pub fn suspect(&self) -> &'static str {
+        match self {
+            Provenance::Fresh => {
+                "the server sends other bytes than the manifest names (a corrupt or outdated \
+                 mirror, something in between that rewrites downloads, or a manifest naming \
+                 another file)"
+            }
+            Provenance::Resumed { .. } => {
+                "a download resumed with Range got bytes that do not continue the file (the \
+                 server, a proxy or cache in between, or the network)"
+            }
+            Provenance::Replayed { .. } => {
+                "the bytes kept on disk from an earlier run were damaged (the disk, or an \
+                 earlier bad transfer)"
+            }
+            Provenance::Verified => {
+                "the archive is the one the manifest names, and it is broken (the vendor's \
+                 archive)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::Fresh => f.write_str("downloaded from byte 0 in this run"),
+            Provenance::Resumed { at } => write!(f, "resumed with Range at byte {at}"),
+            Provenance::Replayed { bytes } => {
+                write!(f, "the first {bytes} bytes kept from an earlier run")
+            }
+            Provenance::Verified => f.write_str("matching the manifest's sha256"),
         }
     }
 }

@@ -6,7 +6,9 @@
 //! pure-Rust `ruzstd`, docs/fetch.md); gzip and xz are pure Rust (`flate2` on `miniz_oxide`,
 //! `lzma-rust2`). Nothing for a user or CI to install beyond a C compiler.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
+use std::rc::Rc;
 
 /// The compression of an archive stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +41,64 @@ impl Compression {
 }
 
 /// A reader of the decompressed bytes of `reader`.
+///
+/// Input the decoder cannot decode is an error of kind [`io::ErrorKind::InvalidData`] (what a
+/// [`Sink`](crate::Sink) reports for bytes it refuses); an error of `reader` itself passes
+/// through unchanged.
 pub fn decompressor<'a>(compression: Compression, reader: impl Read + 'a) -> Box<dyn Read + 'a> {
-    match compression {
-        Compression::None => Box::new(reader),
+    let source_failed = Rc::new(Cell::new(false));
+    let reader = Tracked {
+        inner: reader,
+        failed: Rc::clone(&source_failed),
+    };
+    let decoder: Box<dyn Read + 'a> = match compression {
+        Compression::None => return Box::new(reader),
         Compression::Zstd => zstd_reader(reader),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
         Compression::Xz => Box::new(lzma_rust2::XzReader::new(reader, true)),
+    };
+    Box::new(Decoded {
+        inner: decoder,
+        source_failed,
+    })
+}
+
+/// A reader that notes whether it failed, so the decoder over it can tell its own errors apart.
+struct Tracked<R> {
+    inner: R,
+    failed: Rc<Cell<bool>>,
+}
+
+impl<R: Read> Read for Tracked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })
+    }
+}
+
+/// A decoder's output: its own errors become `InvalidData`.
+struct Decoded<'a> {
+    inner: Box<dyn Read + 'a>,
+    source_failed: Rc<Cell<bool>>,
+}
+
+impl Read for Decoded<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let own = !self.source_failed.get()
+                && !matches!(
+                    e.kind(),
+                    io::ErrorKind::InvalidData | io::ErrorKind::Interrupted
+                );
+            if own {
+                io::Error::new(io::ErrorKind::InvalidData, e)
+            } else {
+                e
+            }
+        })
     }
 }
 

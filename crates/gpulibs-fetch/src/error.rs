@@ -2,8 +2,9 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::artifact::{Origin, Sha256Digest};
+use crate::artifact::{Origin, Provenance, Sha256Digest};
 
 /// A failed fetch. Every variant names the artifact and the URL or file involved. When a fetch
 /// fails, nothing was verified: the sink was told to [`abort`](crate::Sink::abort), so the
@@ -12,11 +13,12 @@ use crate::artifact::{Origin, Sha256Digest};
 pub enum FetchError {
     /// The bytes did not match the manifest's digest.
     #[error(
-        "sha256 mismatch for {artifact} (from {origin}): expected {expected}, got {actual}; {}",
+        "sha256 mismatch for {artifact} (from {origin}): expected {expected}, got {actual}{}; {}",
+        provenance_note(provenance),
         if *deleted {
-            "the downloaded bytes were deleted; the mirror may be corrupt or the manifest outdated"
+            format!("the downloaded bytes were deleted; {}", provenance.suspect())
         } else {
-            "the file was left as it is; it is not the file the manifest names"
+            "the file was left as it is; it is not the file the manifest names".to_string()
         }
     )]
     DigestMismatch {
@@ -28,14 +30,68 @@ pub enum FetchError {
         expected: Sha256Digest,
         /// The digest of the bytes received.
         actual: Sha256Digest,
+        /// What the bytes were made of (a fresh download, a resumed one, bytes of an earlier
+        /// run): what to suspect.
+        provenance: Provenance,
         /// Whether the bytes were deleted (downloads) or left alone (offline files).
         deleted: bool,
     },
 
+    /// The sink refused the bytes themselves (they do not decompress, or break the archive's
+    /// rules; the sink's error said `InvalidData`). Before the digest is known that means they
+    /// are not the manifest's file; with [`Provenance::Verified`] they are, and the archive is
+    /// broken. Either way a download's bytes were deleted, so the next run starts from byte 0
+    /// (an offline file is left alone).
+    #[error(
+        "{artifact}: {}; {}",
+        refused_summary(origin, expected, received, *bytes, provenance, *deleted),
+        refused_suspect(provenance)
+    )]
+    Refused {
+        /// The artifact's name.
+        artifact: String,
+        /// Where the bytes came from.
+        origin: Origin,
+        /// The manifest's digest.
+        expected: Sha256Digest,
+        /// The sha256 of the bytes received when they were refused.
+        received: Sha256Digest,
+        /// How many bytes that was.
+        bytes: u64,
+        /// What they were made of: what to suspect.
+        provenance: Provenance,
+        /// Whether the bytes were deleted (downloads) or left alone (offline files).
+        deleted: bool,
+        /// The sink's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The server says the file has another size than the manifest (`Content-Range`'s total,
+    /// or the end of the file where a `416` says nothing follows).
+    #[error(
+        "{artifact}: {url} has {declared} bytes ({how}), the manifest says {expected}; the URL \
+         serves another file or the manifest is outdated, so it is not downloaded from there; \
+         the bytes received were deleted"
+    )]
+    SizeMismatch {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL (after redirects).
+        url: String,
+        /// The manifest's size.
+        expected: u64,
+        /// The size the server gave.
+        declared: u64,
+        /// Where the server said it.
+        how: &'static str,
+    },
+
     /// More bytes arrived than the manifest's size.
     #[error(
-        "{artifact} from {origin} is larger than the manifest says ({expected} bytes): refused \
-         after {received} bytes and deleted; the URL serves another file or the manifest is outdated"
+        "{artifact} from {origin} is larger than the manifest says ({expected} bytes{}): refused \
+         after {received} bytes and deleted; the URL serves another file or the manifest is outdated",
+        declared_note(*declared)
     )]
     TooLarge {
         /// The artifact's name.
@@ -46,6 +102,8 @@ pub enum FetchError {
         expected: u64,
         /// Bytes received when the download was stopped.
         received: u64,
+        /// The size the server announced (`Content-Length` or `Content-Range`), if it did.
+        declared: Option<u64>,
     },
 
     /// Fewer bytes than the manifest's size, from a file (a download would resume instead).
@@ -96,6 +154,31 @@ pub enum FetchError {
         url: String,
         /// Failed attempts in a row.
         attempts: u32,
+        /// The last failure.
+        last: String,
+        /// Verified-so-far bytes kept in the `.partial` file for the next run (0: none).
+        kept: u64,
+    },
+
+    /// A URL used up its attempts in all or its time, while it kept failing (it may have been
+    /// making progress between failures).
+    #[error(
+        "{artifact}: gave up on {url} after {attempts} attempts in {} s ({limit}), last: {last}; \
+         run the command again{}",
+        elapsed.as_secs(),
+        resume_note(*kept)
+    )]
+    GaveUp {
+        /// The artifact's name.
+        artifact: String,
+        /// The URL.
+        url: String,
+        /// Attempts made on it.
+        attempts: u32,
+        /// Time since its first attempt.
+        elapsed: Duration,
+        /// The bound that was reached, in words.
+        limit: String,
         /// The last failure.
         last: String,
         /// Verified-so-far bytes kept in the `.partial` file for the next run (0: none).
@@ -183,7 +266,8 @@ pub enum FetchError {
         source: io::Error,
     },
 
-    /// The sink (the unpacker) refused the bytes.
+    /// The sink (the unpacker) failed for a local reason (its error was not `InvalidData`: a
+    /// full disk, permissions): the bytes received are kept for the next run.
     #[error("{artifact}: unpacking failed: {source}")]
     Sink {
         /// The artifact's name.
@@ -220,6 +304,9 @@ impl FetchError {
     pub fn artifact(&self) -> Option<&str> {
         match self {
             FetchError::DigestMismatch { artifact, .. }
+            | FetchError::Refused { artifact, .. }
+            | FetchError::SizeMismatch { artifact, .. }
+            | FetchError::GaveUp { artifact, .. }
             | FetchError::TooLarge { artifact, .. }
             | FetchError::TooSmall { artifact, .. }
             | FetchError::HttpStatus { artifact, .. }
@@ -255,5 +342,59 @@ fn resume_note(kept: u64) -> String {
         String::new()
     } else {
         format!(": it resumes where it stopped (byte {kept})")
+    }
+}
+
+/// `" (resumed with Range at byte N)"`; nothing for a fresh download.
+fn provenance_note(provenance: &Provenance) -> String {
+    match provenance {
+        Provenance::Fresh => String::new(),
+        other => format!(" ({other})"),
+    }
+}
+
+fn declared_note(declared: Option<u64>) -> String {
+    match declared {
+        Some(d) => format!("; the server announced {d}"),
+        None => String::new(),
+    }
+}
+
+/// What refused bytes point at. Unlike a digest mismatch, bytes refused before the digest was
+/// known may still have been the manifest's (a broken archive), unless they came in pieces.
+fn refused_suspect(provenance: &Provenance) -> &'static str {
+    match provenance {
+        Provenance::Fresh => {
+            "the server sends bytes that are not the archive the manifest names (a corrupt or \
+             outdated mirror, something in between that rewrites downloads), or the vendor's \
+             archive is broken"
+        }
+        other => other.suspect(),
+    }
+}
+
+fn refused_summary(
+    origin: &Origin,
+    expected: &Sha256Digest,
+    received: &Sha256Digest,
+    bytes: u64,
+    provenance: &Provenance,
+    deleted: bool,
+) -> String {
+    let fate = if deleted {
+        "deleted"
+    } else {
+        "the file was left as it is"
+    };
+    match provenance {
+        Provenance::Verified => format!(
+            "the {bytes} bytes from {origin} match the manifest's sha256 {expected} but the \
+             unpacker refused them ({fate})"
+        ),
+        other => format!(
+            "the bytes from {origin} were refused by the unpacker before their sha256 could be \
+             checked ({fate}): expected sha256 {expected}, received {bytes} bytes with sha256 \
+             {received} ({other})"
+        ),
     }
 }

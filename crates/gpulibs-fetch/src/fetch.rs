@@ -12,7 +12,9 @@ use sha2::{Digest, Sha256};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::Agent;
 
-use crate::artifact::{Artifact, FetchOptions, Fetched, Origin, Progress, Sha256Digest, Stage};
+use crate::artifact::{
+    Artifact, FetchOptions, Fetched, Origin, Progress, Provenance, Sha256Digest, Stage,
+};
 use crate::error::FetchError;
 use crate::net::{extra_roots, proxy_for, split_url};
 use crate::sink::Sink;
@@ -232,19 +234,29 @@ impl Fetcher {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(file_error("reading", e)),
             };
-            if let Some(size) = artifact.size {
-                if have + n as u64 > size {
-                    return Err(FetchError::TooLarge {
-                        artifact: artifact.name.clone(),
-                        origin: Origin::File(path.clone()),
-                        expected: size,
-                        received: have + n as u64,
-                    });
-                }
+            let after = have.saturating_add(n as u64);
+            if let Some(size) = artifact.size.filter(|&size| after > size) {
+                return Err(FetchError::TooLarge {
+                    artifact: artifact.name.clone(),
+                    origin: Origin::File(path.clone()),
+                    expected: size,
+                    received: after,
+                    declared: None,
+                });
             }
             hasher.update(&buf[..n]);
-            sink.write(&buf[..n]).map_err(|e| sink_error(artifact, e))?;
-            have += n as u64;
+            have = after;
+            if let Err(e) = sink.write(&buf[..n]) {
+                return Err(refused_or_local(
+                    artifact,
+                    Origin::File(path.clone()),
+                    Sha256Digest(hasher.clone().finalize().into()),
+                    have,
+                    Provenance::Fresh,
+                    false,
+                    e,
+                ));
+            }
             progress(&event(Stage::Receiving, have));
         }
         if let Some(size) = artifact.size.filter(|&s| s != have) {
@@ -262,10 +274,21 @@ impl Fetcher {
                 origin: Origin::File(path),
                 expected: artifact.sha256,
                 actual,
+                provenance: Provenance::Fresh,
                 deleted: false,
             });
         }
-        sink.finish().map_err(|e| sink_error(artifact, e))?;
+        if let Err(e) = sink.finish() {
+            return Err(refused_or_local(
+                artifact,
+                Origin::File(path),
+                actual,
+                have,
+                Provenance::Verified,
+                false,
+                e,
+            ));
+        }
         progress(&event(Stage::Verified, have));
         Ok(Fetched {
             artifact: artifact.name.clone(),
@@ -317,6 +340,8 @@ impl Fetcher {
             hasher: Sha256::new(),
             have: 0,
             resumed_from: 0,
+            resumed_at: None,
+            declared_total: None,
             total: artifact.size,
             sink,
             requests: 0,
@@ -335,11 +360,11 @@ impl Fetcher {
         }
         if done_from.is_none() {
             let mut mirror = 0;
-            // Bytes replayed from an earlier run may be the wrong ones (a bad proxy then, a
-            // damaged disk): a mismatch that included them earns the same URL one fresh try.
+            // Bytes that were not one fresh response (a part replayed from an earlier run, or
+            // resumed with Range) may be the wrong ones for that reason alone: a mismatch or a
+            // refusal of such bytes earns the same URL one fresh download from byte 0.
             let mut fresh_retry_used = false;
             while let Some(url) = artifact.urls.get(mirror) {
-                let included_old_bytes = state.resumed_from > 0;
                 let outcome = self.download_from(&mut state, mirror, url, progress);
                 let error = match outcome {
                     Ok(()) => {
@@ -353,19 +378,30 @@ impl Fetcher {
                             origin: Origin::Url(url.clone()),
                             expected: artifact.sha256,
                             actual,
+                            provenance: state.provenance(),
                             deleted: true,
                         }
                     }
                     Err(e) => e,
                 };
                 match &error {
-                    // The bytes on disk are wrong; the next try starts from zero.
-                    FetchError::DigestMismatch { .. } | FetchError::TooLarge { .. } => {
+                    // The bytes on disk are wrong (or not this manifest's file): they are
+                    // deleted, and the next try starts from zero.
+                    FetchError::DigestMismatch { provenance, .. }
+                    | FetchError::Refused { provenance, .. } => {
+                        let provenance = *provenance;
                         state.restart(url, mirror, progress)?;
-                        if included_old_bytes && !fresh_retry_used {
+                        if provenance == Provenance::Verified {
+                            // The manifest's own bytes: every mirror serves the same.
+                            return Err(error);
+                        }
+                        if provenance != Provenance::Fresh && !fresh_retry_used {
                             fresh_retry_used = true;
                             continue;
                         }
+                    }
+                    FetchError::TooLarge { .. } | FetchError::SizeMismatch { .. } => {
+                        state.restart(url, mirror, progress)?;
                     }
                     // Local problems: another mirror will not help.
                     FetchError::File { .. } | FetchError::Sink { .. } => return Err(error),
@@ -390,7 +426,26 @@ impl Fetcher {
             });
         };
         let bytes = state.have;
-        state.sink.finish().map_err(|e| sink_error(artifact, e))?;
+        if let Err(e) = state.sink.finish() {
+            if e.kind() != io::ErrorKind::InvalidData {
+                // A local failure: the verified bytes stay for the next run.
+                return Err(sink_error(artifact, e));
+            }
+            // The bytes are the manifest's and the archive is refused: replaying them would
+            // only fail again.
+            drop(state.file);
+            let _ = std::fs::remove_file(&partial_path);
+            return Err(FetchError::Refused {
+                artifact: artifact.name.clone(),
+                origin,
+                expected: artifact.sha256,
+                received: artifact.sha256,
+                bytes,
+                provenance: Provenance::Verified,
+                deleted: true,
+                source: e,
+            });
+        }
         drop(state.file);
         let kept = if self.opts.keep_verified {
             let kept = dir.join(artifact.sha256.to_hex());
@@ -422,7 +477,9 @@ impl Fetcher {
         })
     }
 
-    /// Attempts on one URL until it delivers the whole body or fails for good.
+    /// Attempts on one URL until it delivers the whole body or fails for good: at most
+    /// `retry.attempts` failures in a row without new bytes, `retry.max_attempts` attempts in
+    /// all, and no new attempt after `retry.max_elapsed`.
     fn download_from(
         &self,
         state: &mut State<'_>,
@@ -431,11 +488,14 @@ impl Fetcher {
         progress: &dyn Fn(&Progress),
     ) -> Result<(), FetchError> {
         let policy = self.opts.retry;
+        let started = Instant::now();
         let mut failed_in_row = 0u32;
         let mut attempt = 0u32;
+        // The furthest this URL has got: bytes received again after a restart are no progress.
+        let mut furthest = state.have;
+        state.declared_total = None;
         loop {
             attempt += 1;
-            let before = state.have;
             let reason = match self.attempt(state, mirror, url, attempt, progress) {
                 Ok(()) => return Ok(()),
                 Err(Failure::Final(mut error)) => {
@@ -448,7 +508,8 @@ impl Fetcher {
                     reason,
                     retry_after,
                 }) => {
-                    if state.have > before {
+                    if state.have > furthest {
+                        furthest = state.have;
                         failed_in_row = 0;
                     }
                     failed_in_row += 1;
@@ -457,6 +518,27 @@ impl Fetcher {
                             artifact: state.artifact.name.clone(),
                             url: url.to_string(),
                             attempts: failed_in_row,
+                            last: reason,
+                            kept: state.have,
+                        });
+                    }
+                    let limit = if attempt >= policy.max_attempts.max(1) {
+                        Some(format!("at most {} attempts per URL", policy.max_attempts))
+                    } else if started.elapsed() >= policy.max_elapsed {
+                        Some(format!(
+                            "no new attempt after {} s",
+                            policy.max_elapsed.as_secs_f64()
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(limit) = limit {
+                        return Err(FetchError::GaveUp {
+                            artifact: state.artifact.name.clone(),
+                            url: url.to_string(),
+                            attempts: attempt,
+                            elapsed: started.elapsed(),
+                            limit,
                             last: reason,
                             kept: state.have,
                         });
@@ -497,6 +579,7 @@ impl Fetcher {
             return read_document_file(&name, dir, url, max_bytes);
         }
         let policy = self.opts.retry;
+        let started = Instant::now();
         let mut failed_in_row = 0u32;
         loop {
             match self.document_attempt(&name, url, max_bytes) {
@@ -506,12 +589,28 @@ impl Fetcher {
                     reason,
                     retry_after,
                 }) => {
+                    // Every failure counts (a document has no progress to keep), so the
+                    // attempts in a row are the attempts in all.
                     failed_in_row += 1;
-                    if failed_in_row >= policy.attempts.max(1) {
+                    if failed_in_row >= policy.attempts.max(1).min(policy.max_attempts.max(1)) {
                         return Err(FetchError::Network {
                             artifact: name,
                             url: url.to_string(),
                             attempts: failed_in_row,
+                            last: reason,
+                            kept: 0,
+                        });
+                    }
+                    if started.elapsed() >= policy.max_elapsed {
+                        return Err(FetchError::GaveUp {
+                            artifact: name,
+                            url: url.to_string(),
+                            attempts: failed_in_row,
+                            elapsed: started.elapsed(),
+                            limit: format!(
+                                "no new attempt after {} s",
+                                policy.max_elapsed.as_secs_f64()
+                            ),
                             last: reason,
                             kept: 0,
                         });
@@ -536,17 +635,18 @@ impl Fetcher {
             404 | 410 => return Ok(None),
             _ => return Err(status_failure(name, current, &response)),
         }
-        let too_large = |received: u64| {
+        let too_large = |received: u64, declared: Option<u64>| {
             Failure::final_error(FetchError::TooLarge {
                 artifact: name.to_string(),
                 origin: Origin::Url(current.clone()),
                 expected: max_bytes,
                 received,
+                declared,
             })
         };
         let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
         if content_length.is_some_and(|length| length > max_bytes) {
-            return Err(too_large(0));
+            return Err(too_large(0, content_length));
         }
         let mut body = response.into_body().into_reader();
         let mut bytes = Vec::with_capacity(content_length.unwrap_or(0) as usize);
@@ -567,7 +667,7 @@ impl Fetcher {
                 }
             };
             if (bytes.len() + n) as u64 > max_bytes {
-                return Err(too_large((bytes.len() + n) as u64));
+                return Err(too_large((bytes.len() + n) as u64, content_length));
             }
             bytes.extend_from_slice(&buf[..n]);
         }
@@ -663,6 +763,15 @@ impl Fetcher {
         let (response, current) = self.get_following(&artifact.name, url, state.have)?;
         let header = |key: &str| header(&response, key);
         let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+        let size_mismatch = |declared: u64, how: &'static str| {
+            Failure::final_error(FetchError::SizeMismatch {
+                artifact: artifact.name.clone(),
+                url: current.clone(),
+                expected: artifact.size.unwrap_or_default(),
+                declared,
+                how,
+            })
+        };
         let expected_end = match response.status().as_u16() {
             200 => {
                 if state.have > 0 {
@@ -671,13 +780,27 @@ impl Fetcher {
                         .restart(url, mirror, progress)
                         .map_err(Failure::final_error)?;
                 }
+                // A Content-Length other than the manifest's size is not refused here: the
+                // body is cut at the manifest's size, a short one is resumed with Range, and
+                // the answer to that (a 416 at the end of the file) settles it.
+                state.declared_total = content_length;
                 content_length
             }
             206 => {
                 let range = header("content-range").and_then(|v| parse_content_range(&v));
                 match range {
                     Some((start, total)) if start == state.have => {
-                        total.or(content_length.map(|l| start + l))
+                        if let (Some(total), Some(size)) = (total, artifact.size) {
+                            if total != size {
+                                return Err(size_mismatch(total, "its Content-Range total"));
+                            }
+                        }
+                        let end = total.or(content_length.and_then(|l| start.checked_add(l)));
+                        state.declared_total = end;
+                        if start > state.resumed_from {
+                            state.resumed_at.get_or_insert(start);
+                        }
+                        end
                     }
                     _ => {
                         // Not the bytes we asked for: start over with a plain request.
@@ -696,6 +819,20 @@ impl Fetcher {
                 }
             }
             416 if state.have > 0 => {
+                // `Content-Range: bytes */TOTAL`, else the total the last answer gave.
+                let total = header("content-range")
+                    .and_then(|v| parse_unsatisfied_range(&v))
+                    .or(state.declared_total);
+                if let (Some(total), Some(size)) = (total, artifact.size) {
+                    if total != size && total <= state.have {
+                        // Nothing follows the bytes we have: the server's file ends short of
+                        // the manifest's size (a retry would fetch the same bytes again).
+                        return Err(size_mismatch(
+                            total,
+                            "a 416 answer says the file ends there",
+                        ));
+                    }
+                }
                 state
                     .restart(url, mirror, progress)
                     .map_err(Failure::final_error)?;
@@ -786,7 +923,13 @@ struct State<'a> {
     file: File,
     hasher: Sha256,
     have: u64,
+    /// Bytes replayed from an earlier run's `.partial` file (0 after a restart).
     resumed_from: u64,
+    /// Where this run first resumed with Range since the last restart.
+    resumed_at: Option<u64>,
+    /// The file's size as the server last gave it (`Content-Length` of a `200`, the total of a
+    /// `206`), for judging a `416`.
+    declared_total: Option<u64>,
     total: Option<u64>,
     sink: &'a mut dyn Sink,
     requests: u32,
@@ -825,6 +968,15 @@ impl State<'_> {
         Sha256Digest(self.hasher.clone().finalize().into())
     }
 
+    /// What the bytes received so far are made of.
+    fn provenance(&self) -> Provenance {
+        match (self.resumed_from, self.resumed_at) {
+            (0, None) => Provenance::Fresh,
+            (0, Some(at)) => Provenance::Resumed { at },
+            (bytes, _) => Provenance::Replayed { bytes },
+        }
+    }
+
     /// Feeds the bytes of an earlier run's `.partial` into the hasher and the sink (recovery
     /// only: the normal path reads every byte once, from the network).
     fn replay_partial(&mut self, progress: &dyn Fn(&Progress)) -> Result<(), FetchError> {
@@ -851,9 +1003,13 @@ impl State<'_> {
                 .read_exact(&mut buf[..want])
                 .map_err(|e| self.file_error("reading", e))?;
             self.hasher.update(&buf[..want]);
-            self.sink
-                .write(&buf[..want])
-                .map_err(|e| sink_error(self.artifact, e))?;
+            if let Err(e) = self.sink.write(&buf[..want]) {
+                if e.kind() != io::ErrorKind::InvalidData {
+                    return Err(sink_error(self.artifact, e));
+                }
+                // The kept bytes do not unpack: they are worthless, start from byte 0.
+                return self.restart(&source, 0, progress);
+            }
             left -= want as u64;
             self.have += want as u64;
         }
@@ -876,6 +1032,7 @@ impl State<'_> {
         self.hasher = Sha256::new();
         self.have = 0;
         self.resumed_from = 0;
+        self.resumed_at = None;
         self.total = self.artifact.size;
         self.sink
             .restart()
@@ -886,23 +1043,32 @@ impl State<'_> {
 
     /// Bytes from the network: size guard, then disk, hasher and sink.
     fn accept(&mut self, chunk: &[u8], url: &str) -> Result<(), Failure> {
-        let after = self.have + chunk.len() as u64;
+        let after = self.have.saturating_add(chunk.len() as u64);
         if let Some(size) = self.artifact.size.filter(|&size| after > size) {
             return Err(Failure::final_error(FetchError::TooLarge {
                 artifact: self.artifact.name.clone(),
                 origin: Origin::Url(url.to_string()),
                 expected: size,
                 received: after,
+                declared: self.declared_total,
             }));
         }
         self.file
             .write_all(chunk)
             .map_err(|e| Failure::final_error(self.file_error("writing", e)))?;
         self.hasher.update(chunk);
-        self.sink
-            .write(chunk)
-            .map_err(|e| Failure::final_error(sink_error(self.artifact, e)))?;
         self.have = after;
+        if let Err(e) = self.sink.write(chunk) {
+            return Err(Failure::final_error(refused_or_local(
+                self.artifact,
+                Origin::Url(url.to_string()),
+                self.digest(),
+                self.have,
+                self.provenance(),
+                true,
+                e,
+            )));
+        }
         Ok(())
     }
 }
@@ -910,6 +1076,32 @@ impl State<'_> {
 fn sink_error(artifact: &Artifact, source: io::Error) -> FetchError {
     FetchError::Sink {
         artifact: artifact.name.clone(),
+        source,
+    }
+}
+
+/// A sink's error: [`FetchError::Refused`] when it refused the bytes (`InvalidData`), else a
+/// local [`FetchError::Sink`] failure.
+fn refused_or_local(
+    artifact: &Artifact,
+    origin: Origin,
+    received: Sha256Digest,
+    bytes: u64,
+    provenance: Provenance,
+    deleted: bool,
+    source: io::Error,
+) -> FetchError {
+    if source.kind() != io::ErrorKind::InvalidData {
+        return sink_error(artifact, source);
+    }
+    FetchError::Refused {
+        artifact: artifact.name.clone(),
+        origin,
+        expected: artifact.sha256,
+        received,
+        bytes,
+        provenance,
+        deleted,
         source,
     }
 }
@@ -985,7 +1177,7 @@ fn read_document_file(
         }
     };
     let mut bytes = Vec::new();
-    file.take(max_bytes + 1)
+    file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| FetchError::File {
             artifact: name.to_string(),
@@ -999,6 +1191,7 @@ fn read_document_file(
             origin: Origin::File(path),
             expected: max_bytes,
             received: bytes.len() as u64,
+            declared: None,
         });
     }
     Ok(Some(bytes))
@@ -1248,6 +1441,12 @@ pub(crate) fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start, total))
 }
 
+/// `bytes */TOTAL` (a `416`'s `Content-Range`) → TOTAL.
+pub(crate) fn parse_unsatisfied_range(value: &str) -> Option<u64> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    rest.strip_prefix("*/")?.trim().parse().ok()
+}
+
 /// The absolute URL a `Location` header points to, relative to `base`.
 pub(crate) fn resolve_location(base: &str, location: &str) -> Option<String> {
     let location = location.trim();
@@ -1316,6 +1515,9 @@ mod tests {
         assert_eq!(parse_content_range("bytes */200"), None);
         assert_eq!(parse_content_range("bytes 5-1/200"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
+        assert_eq!(parse_unsatisfied_range("bytes */200"), Some(200));
+        assert_eq!(parse_unsatisfied_range("bytes 0-1/200"), None);
+        assert_eq!(parse_unsatisfied_range("bytes */*"), None);
     }
 
     #[test]
@@ -1419,6 +1621,8 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         let policy = crate::RetryPolicy {
             attempts: 10,
+            max_attempts: 50,
+            max_elapsed: Duration::from_secs(60),
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
         };

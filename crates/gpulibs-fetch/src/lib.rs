@@ -48,6 +48,11 @@
 //!
 //! Behaviour, retries and messages are described in `docs/fetch.md`.
 
+// `FetchError` carries both digests, the origin and the evidence by value, so every variant
+// can be matched and printed without indirection; one is made per failed artifact, so its
+// size (about 160 bytes) costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
 mod artifact;
 mod decode;
 mod error;
@@ -56,8 +61,8 @@ pub mod net;
 mod sink;
 
 pub use artifact::{
-    Artifact, DigestParseError, FetchOptions, Fetched, Origin, Progress, RetryPolicy, Sha256Digest,
-    Stage, StallRule,
+    Artifact, DigestParseError, FetchOptions, Fetched, Origin, Progress, Provenance, RetryPolicy,
+    Sha256Digest, Stage, StallRule,
 };
 pub use decode::{
     decompressor, read_zip_stream, read_zip_stream_listed, Compression, ZipEntry, ZipListing,

@@ -14,6 +14,20 @@ use std::sync::Arc;
 use std::thread::{JoinHandle, Scope, ScopedJoinHandle};
 
 /// The consumer of an artifact's bytes.
+///
+/// An error from [`write`](Sink::write) or [`finish`](Sink::finish) says one of two things,
+/// told apart by its kind:
+///
+/// - [`io::ErrorKind::InvalidData`]: the **bytes** are refused (they do not decompress, or the
+///   archive breaks a rule). The fetcher treats them as wrong bytes, like a digest mismatch:
+///   they are deleted (so no later run replays them), the error names the expected digest and
+///   the sha256 and count of the bytes received, and the next URL is tried.
+/// - any other kind: a **local** failure (a full disk, permissions). The fetch stops at once
+///   (another mirror would not help) and the bytes received stay in the `.partial` file, so
+///   the next run resumes.
+///
+/// The decoders of this crate ([`decompressor`](crate::decompressor),
+/// [`read_zip_stream`](crate::read_zip_stream)) report corrupt input as `InvalidData`.
 pub trait Sink {
     /// The next bytes of the artifact, in order.
     fn write(&mut self, chunk: &[u8]) -> io::Result<()>;

@@ -223,7 +223,9 @@ fn digest_mismatch_names_everything_and_deletes_the_bytes() {
         err.to_string(),
         format!(
             "sha256 mismatch for onnxruntime-gpu-1.31.1 (from {}): expected {}, got {}; the \
-             downloaded bytes were deleted; the mirror may be corrupt or the manifest outdated",
+             downloaded bytes were deleted; the server sends other bytes than the manifest names \
+             (a corrupt or outdated mirror, something in between that rewrites downloads, or a \
+             manifest naming another file)",
             server.url("/f"),
             art.sha256,
             actual
@@ -478,11 +480,20 @@ fn more_bytes_than_the_manifest_says_are_refused() {
     let err = fetch(&art, &mut sink, &quick_options(dir.path()), &quiet).unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(err, FetchError::TooLarge { expected: 1000, .. }),
+        matches!(
+            err,
+            FetchError::TooLarge {
+                expected: 1000,
+                declared: Some(100_000),
+                ..
+            }
+        ),
         "{text}"
     );
     assert!(
-        text.contains("larger than the manifest says (1000 bytes)"),
+        text.contains(
+            "larger than the manifest says (1000 bytes; the server announced 100000): refused"
+        ),
         "{text}"
     );
     assert!(

@@ -4,7 +4,7 @@ use std::error::Error;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use gpulibs_fetch::FetchError;
+use gpulibs_fetch::{FetchError, Provenance};
 use gpulibs_sources::EmbeddedError;
 use gpulibs_store::{fs_free, FsFree, StoreError, UnpackError};
 
@@ -117,6 +117,84 @@ pub enum ComponentError {
     },
 }
 
+/// What to do about a failed download, from what the failure shows (not from a default).
+fn fetch_hint(error: &FetchError) -> &'static str {
+    match error {
+        FetchError::DigestMismatch { deleted: false, .. }
+        | FetchError::Refused { deleted: false, .. } => {
+            "the file in the offline directory is not the one the manifest names: replace it \
+             with the right one"
+        }
+        FetchError::Refused {
+            provenance: Provenance::Fresh,
+            ..
+        } => {
+            "a fresh download was refused by the unpacker: the server sent bytes that are not \
+             the archive (run the command again later: the bytes were deleted, it starts from \
+             byte 0), or the vendor's archive is broken; if it persists, tell the vendor"
+        }
+        FetchError::DigestMismatch { provenance, .. } | FetchError::Refused { provenance, .. } => {
+            match provenance {
+                Provenance::Fresh => {
+                    "the server sent other bytes than the manifest names: run the command \
+                     again later (the bytes were deleted, it starts from byte 0); if it \
+                     persists, the mirror or the manifest is out of date: tell the vendor"
+                }
+                Provenance::Resumed { .. } => {
+                    "a download resumed with Range got bytes that do not continue the file (the \
+                     server, a proxy or cache in between, or the network); the bytes were \
+                     deleted: run the command again, it starts from byte 0"
+                }
+                Provenance::Replayed { .. } => {
+                    "the bytes kept on disk from an earlier run were damaged (check the disk); \
+                     they were deleted: run the command again, it starts from byte 0"
+                }
+                Provenance::Verified => {
+                    "the archive is exactly the one the manifest names and cannot be unpacked: \
+                     report it to the vendor"
+                }
+            }
+        }
+        FetchError::SizeMismatch { .. } | FetchError::TooLarge { .. } => {
+            "the server's file is not the one the manifest names (an out-of-date mirror, or a \
+             wrong size in the manifest): tell the vendor"
+        }
+        FetchError::Sink { .. } => {
+            "unpacking failed on this machine: check the free space and permissions of the \
+             install root, then run the command again: the download resumes"
+        }
+        _ => "run the command again: downloads resume where they stopped",
+    }
+}
+
+/// What to do about a component the store could not stage.
+fn unpack_hint(error: &StoreError) -> &'static str {
+    if disk_full(error) {
+        "the disk holding the install root is full: free some space (or set GPULIBS_HOME to a \
+         larger file system), then run the command again: the download resumes"
+    } else {
+        "writing into the install root failed: check its free space and permissions, then run \
+         the command again: the download resumes"
+    }
+}
+
+/// Whether an I/O error in the chain says the disk (or the user's quota) is full.
+fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
+}
+
 impl InstallError {
     /// A sentence on what to do, for the CLI's `hint:` line.
     pub fn hint(&self) -> Option<String> {
@@ -140,23 +218,8 @@ impl InstallError {
                     .into()
             }
             InstallError::Fetch { source, .. } => match &**source {
-                ComponentError::Fetch {
-                    source: FetchError::DigestMismatch { .. },
-                    ..
-                } => "the server or mirror serves other bytes than the manifest names; try \
-                      again later or report it to the vendor"
-                    .into(),
-                ComponentError::Fetch { .. } => {
-                    "run the command again: downloads resume where they stopped".into()
-                }
-                ComponentError::Unpack { source, .. } if writing_failed(source) => {
-                    "writing the unpacked files failed (see the cause): check that the install \
-                     root is writable and its disk healthy, then run the command again"
-                        .into()
-                }
-                ComponentError::Unpack { .. } => {
-                    "the archive was refused; report it to the vendor".into()
-                }
+                ComponentError::Fetch { source, .. } => fetch_hint(source).into(),
+                ComponentError::Unpack { source, .. } => unpack_hint(source).into(),
             },
             InstallError::VerifyFailed { .. } | InstallError::NothingVerified { .. } => {
                 "run `gpulibs verify -v` for details, or install with --no-verify to keep the \
@@ -258,18 +321,6 @@ pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
         path,
         free_at_failure,
     })
-}
-
-/// Whether an unpack failed writing (not because the archive was refused).
-fn writing_failed(e: &StoreError) -> bool {
-    matches!(
-        e,
-        StoreError::Io { .. }
-            | StoreError::Unpack {
-                source: UnpackError::Write { .. } | UnpackError::NoRoom { .. },
-                ..
-            }
-    )
 }
 
 fn existing_ancestor(path: &Path) -> Option<&Path> {

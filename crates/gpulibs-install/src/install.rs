@@ -18,8 +18,8 @@ use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHE
 use gpulibs_store::{
     env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
     DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord,
-    InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackLimits,
-    VerificationRecord, VerificationState, ZipListedMember, ZipListedMembers,
+    InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackError,
+    UnpackLimits, VerificationRecord, VerificationState, ZipListedMember, ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -969,8 +969,14 @@ fn fetch_tar<'scope, 'env>(
     })
 }
 
-/// Streams `job`'s artifact into `stage`, run on a scoped thread behind a pipe, and keeps the
-/// store's own error so the report names it rather than the pipe's `io::Error`.
+/// Streams `job`'s artifact into `stage`, run on a scoped thread behind a pipe.
+///
+/// The store's error reaches the fetcher as the pipe's `io::Error`, in one of two kinds (the
+/// [`gpulibs_fetch::Sink`] contract): when the store refused the bytes themselves
+/// ([`refuses_bytes`]) it is `InvalidData` and carries the store's error, so the fetcher deletes
+/// the bytes (no later run replays them) and names both digests, with the store's error as the
+/// cause; a local failure (disk, permissions) is kept here, so the report names the store's
+/// own error, and the bytes stay for the next run to resume.
 fn fetch_into_store<'scope, 'env>(
     s: &'scope std::thread::Scope<'scope, 'env>,
     job: &Job,
@@ -983,6 +989,9 @@ fn fetch_into_store<'scope, 'env>(
     let slot = Arc::clone(&store_error);
     let mut sink = PipeSink::scoped(s, move |reader: &mut PipeReader| {
         stage(reader).map_err(|e| {
+            if refuses_bytes(&e) {
+                return io::Error::new(io::ErrorKind::InvalidData, e);
+            }
             let message = e.to_string();
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             io::Error::other(message)
@@ -998,6 +1007,21 @@ fn fetch_into_store<'scope, 'env>(
             }
         }
         Err(source) => Err(Box::new(ComponentError::Fetch { id, source })),
+    }
+}
+
+/// Whether the store refused an archive's bytes themselves (they do not decompress, or break an
+/// unpacking rule), rather than failing for a local reason (writing a file, the disk, an
+/// injected fault). Before the digest is known, refused bytes are most likely not the
+/// manifest's archive at all; either way they are worth nothing to a later run.
+fn refuses_bytes(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unpack {
+            source: UnpackError::Write { .. },
+            ..
+        } => false,
+        StoreError::Unpack { .. } | StoreError::HashMismatch { .. } => true,
+        _ => false,
     }
 }
 
@@ -1038,7 +1062,7 @@ fn fetch_zip<'scope, 'env>(
                     return Err(StoreError::Unpack {
                         sha256: sha.clone(),
                         path: PathBuf::new(),
-                        source: gpulibs_store::UnpackError::Read(e),
+                        source: UnpackError::Read(e),
                     })
                 }
             };

@@ -1,7 +1,8 @@
 //! The install transaction under network faults, as a table: with v1 installed and active, an
-//! update to v2 whose one changed archive (`extra-2.tar.zst`, about 200 kB that does not
-//! compress) is served with the row's fault by the shared test server
-//! (`gpulibs_testkit::http`). Every row either
+//! update to v2 whose one changed archive (`extra-2.tar.zst`, about 2 MB that does not
+//! compress: more than the pipe between download and unpacker holds, so an unpacker that
+//! refuses the bytes does so while they stream) is served with the row's fault by the shared
+//! test server (`gpulibs_testkit::http`). Every row either
 //!
 //! - **completes**: v2 is active with the right bytes, only the changed archive was requested,
 //!   and its requests carried exactly the `Range` starts the row names; or
@@ -10,7 +11,8 @@
 //!   no temporary is left, except where the row says a resumable `downloads/<sha256>.partial`
 //!   stays (the bytes received before the connection kept failing). For those rows the next
 //!   run is part of the row: it resumes from the `.partial` (or starts over when the server
-//!   ignores `Range`) and completes.
+//!   ignores `Range`) and completes. Rows whose bytes were refused say how the next run, against
+//!   a healthy server, goes too: from byte 0, and it completes.
 //!
 //! Retries are 3 per URL with millisecond delays; only the rows about silence and trickles
 //! shorten the idle timeout or tighten the stall rule, so the whole table runs in seconds.
@@ -34,6 +36,8 @@ const CHANGED: &str = "/extra-2.tar.zst";
 const DROP_AT: usize = 50_000;
 /// Attempts per URL (`req.fetch.retry.attempts`).
 const ATTEMPTS: usize = 3;
+/// Bytes of the changed archive's library (noise: the archive is a little larger).
+const PAYLOAD: usize = 2_000_000;
 
 struct NoPip;
 impl PipResolver for NoPip {
@@ -73,6 +77,8 @@ struct Ctx {
     /// URL of the redirect loop's second hop.
     hop: String,
     sha256: String,
+    /// Size of the changed archive.
+    size: u64,
 }
 
 /// The run after a failure that left a resumable `.partial`.
@@ -95,7 +101,7 @@ enum Expect {
         starts: Vec<Start>,
         /// Bytes left in `downloads/<sha256>.partial` (the archive's first N); `None`: nothing.
         partial: Option<usize>,
-        /// Required when `partial` is set.
+        /// Required when `partial` is set; where set without it, the next run starts from 0.
         then: Option<Then>,
     },
 }
@@ -109,10 +115,29 @@ struct Row {
     /// Defaults of other paths (the redirect loop's hop).
     others: Vec<(&'static str, Reply)>,
     tune: fn(&mut FetchOptions),
+    /// What the row changes in the v2 manifest (its changed archive is `components[1]`).
+    manifest: fn(&mut Manifest),
     expect: Expect,
 }
 
 fn keep(_: &mut FetchOptions) {}
+
+fn as_published(_: &mut Manifest) {}
+
+/// The manifest says the changed archive is 100 bytes larger than it is.
+fn size_plus_100(m: &mut Manifest) {
+    m.components[1].archive.size += 100;
+}
+
+/// The manifest says the changed archive is u64::MAX bytes.
+fn size_max(m: &mut Manifest) {
+    m.components[1].archive.size = u64::MAX;
+}
+
+/// At most 5 attempts per URL in all.
+fn five_attempts(opts: &mut FetchOptions) {
+    opts.retry.max_attempts = 5;
+}
 
 /// A trickle below 2 kB/s over 300 ms is a stall (the row's trickle sends 50 bytes/s).
 fn strict_stall(opts: &mut FetchOptions) {
@@ -137,6 +162,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, At(drop)],
             },
@@ -147,6 +173,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::DropAfter(0)),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![
@@ -170,6 +197,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::DropAfter(0)),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| vec![format!("extra: downloading {} failed 3 times", c.url)],
                 starts: vec![Whole, At(drop), At(drop)],
@@ -187,6 +215,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::WrongBytes),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![
@@ -208,6 +237,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, Whole, Whole],
             },
@@ -218,6 +248,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::Status(500)),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![format!(
@@ -241,6 +272,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: strict_stall,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, Within(1, 200)],
             },
@@ -254,6 +286,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: short_idle,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, At(drop)],
             },
@@ -267,6 +300,7 @@ fn table() -> Vec<Row> {
             }),
             others: vec![],
             tune: short_idle,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![
@@ -285,6 +319,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::LongContentLength { extra: 1000 }),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole],
             },
@@ -295,6 +330,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, BeforeEnd(1000)],
             },
@@ -305,6 +341,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::Redirect("/hop".into())),
             others: vec![("/hop", Reply::Redirect(CHANGED.into()))],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![format!(
@@ -323,6 +360,7 @@ fn table() -> Vec<Row> {
             default: None,
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Completes {
                 starts: vec![Whole, At(drop)],
             },
@@ -333,6 +371,7 @@ fn table() -> Vec<Row> {
             default: Some(Reply::Status(404)),
             others: vec![],
             tune: keep,
+            manifest: as_published,
             expect: Expect::Fails {
                 says: |c| {
                     vec![format!(
@@ -343,6 +382,150 @@ fn table() -> Vec<Row> {
                 starts: vec![Whole],
                 partial: None,
                 then: None,
+            },
+        },
+        Row {
+            name: "first byte flipped on every attempt: refused while streaming, deleted, not \
+                   retried; the next run starts from 0",
+            script: vec![],
+            default: Some(Reply::FlipAt(0)),
+            others: vec![],
+            tune: keep,
+            manifest: as_published,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!(
+                            "extra: the bytes from {} were refused by the unpacker before their \
+                             sha256 could be checked (deleted): expected sha256 {}, received ",
+                            c.url, c.sha256
+                        ),
+                        "(downloaded from byte 0 in this run)".into(),
+                        "caused by: unpacking component".into(),
+                    ]
+                },
+                starts: vec![Whole],
+                partial: None,
+                then: Some(Then {
+                    reply: Reply::Serve,
+                    starts: vec![Whole],
+                    resumed: 0,
+                }),
+            },
+        },
+        Row {
+            name: "a resumed range answered with the file's first bytes, once: one fresh download",
+            script: vec![Reply::DropAfter(DROP_AT), Reply::WrongRange],
+            default: None,
+            others: vec![],
+            tune: keep,
+            manifest: as_published,
+            expect: Expect::Completes {
+                starts: vec![Whole, At(drop), Whole],
+            },
+        },
+        Row {
+            name: "a resumed range answered with wrong bytes, twice: refused, deleted; the next \
+                   run starts from 0",
+            script: vec![
+                Reply::DropAfter(DROP_AT),
+                Reply::WrongRange,
+                Reply::DropAfter(DROP_AT),
+                Reply::WrongRange,
+            ],
+            default: None,
+            others: vec![],
+            tune: keep,
+            manifest: as_published,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!(
+                            "were refused by the unpacker before their sha256 could be checked \
+                             (deleted): expected sha256 {}, received ",
+                            c.sha256
+                        ),
+                        format!("(resumed with Range at byte {DROP_AT})"),
+                        "a download resumed with Range got bytes that do not continue the file"
+                            .into(),
+                    ]
+                },
+                starts: vec![Whole, At(drop), Whole, At(drop)],
+                partial: None,
+                then: Some(Then {
+                    reply: Reply::Serve,
+                    starts: vec![Whole],
+                    resumed: 0,
+                }),
+            },
+        },
+        Row {
+            name: "manifest size 100 bytes larger than the file: fails at once naming both sizes",
+            script: vec![],
+            default: None,
+            others: vec![],
+            tune: keep,
+            manifest: size_plus_100,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![format!(
+                        "extra: {} has {} bytes (a 416 answer says the file ends there), the \
+                         manifest says {}",
+                        c.url,
+                        c.size,
+                        c.size + 100
+                    )]
+                },
+                starts: vec![Whole, BeforeEnd(0)],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "manifest size u64::MAX: fails at once naming both sizes",
+            script: vec![],
+            default: None,
+            others: vec![],
+            tune: keep,
+            manifest: size_max,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![format!(
+                        "extra: {} has {} bytes (a 416 answer says the file ends there), the \
+                         manifest says {}",
+                        c.url,
+                        c.size,
+                        u64::MAX
+                    )]
+                },
+                starts: vec![Whole, BeforeEnd(0)],
+                partial: None,
+                then: None,
+            },
+        },
+        Row {
+            name: "dropped after 1000 bytes on every attempt: progress, but stops at the total \
+                   bound; the next run resumes",
+            script: vec![],
+            default: Some(Reply::DropAfter(1_000)),
+            others: vec![],
+            tune: five_attempts,
+            manifest: as_published,
+            expect: Expect::Fails {
+                says: |c| {
+                    vec![
+                        format!("extra: gave up on {} after 5 attempts in ", c.url),
+                        "(at most 5 attempts per URL)".into(),
+                        "it resumes where it stopped (byte 5000)".into(),
+                    ]
+                },
+                starts: vec![Whole, At(1_000), At(2_000), At(3_000), At(4_000)],
+                partial: Some(5_000),
+                then: Some(Then {
+                    reply: Reply::Serve,
+                    starts: vec![At(5_000)],
+                    resumed: 5_000,
+                }),
             },
         },
     ]
@@ -373,9 +556,10 @@ impl World {
             "extra-1.tar.zst",
             lib_archive("libextra.so.1", b"x1"),
         );
-        let payload = noise(200_000, 7);
+        let payload = noise(PAYLOAD, 7);
         let archive = lib_archive("libextra.so.1", &payload);
-        let extra2 = serve("extra", "2.0", CHANGED, archive.clone());
+        let extra2 = TestComponent::tar("extra", "2.0", server.url(CHANGED), &archive, 4 << 20);
+        server.put(CHANGED, archive.clone());
         let v1 = parse_manifest(&manifest_toml("1.0", &[ort.clone(), extra1])).unwrap();
         let v2 = parse_manifest(&manifest_toml("2.0", &[ort, extra2])).unwrap();
         World {
@@ -397,9 +581,20 @@ impl World {
         manifest: &Manifest,
         tune: fn(&mut FetchOptions),
     ) -> Result<InstallReport, InstallError> {
+        self.run_planned(manifest, manifest, tune)
+    }
+
+    /// Installs `manifest` with the plan made from `planned` (the rows that change sizes plan
+    /// from the published manifest: the planner's own size arithmetic is not what they test).
+    fn run_planned(
+        &self,
+        manifest: &Manifest,
+        planned: &Manifest,
+        tune: fn(&mut FetchOptions),
+    ) -> Result<InstallReport, InstallError> {
         let plan = plan(
             &Host::synthetic(&[], None, None),
-            manifest,
+            planned,
             &SystemInventory::default(),
             &Policy::default(),
         );
@@ -527,7 +722,9 @@ fn check_row(row: Row) {
         w.server.set_default(path, reply);
     }
     w.server.clear_log();
-    let result = w.run(&w.v2, row.tune);
+    let mut v2 = w.v2.clone();
+    (row.manifest)(&mut v2);
+    let result = w.run_planned(&v2, &w.v2, row.tune);
 
     match row.expect {
         Expect::Completes { starts } => {
@@ -554,6 +751,7 @@ fn check_row(row: Row) {
                 url: w.server.url(CHANGED),
                 hop: w.server.url("/hop"),
                 sha256: w.sha256(),
+                size: w.archive.len() as u64,
             };
             let mut wanted = vec![
                 format!(
@@ -595,17 +793,19 @@ fn check_row(row: Row) {
 
             match (partial, then) {
                 (None, None) => {}
-                (Some(_), Some(then)) => {
+                (_, Some(then)) => {
                     w.server.script(CHANGED, vec![]);
                     w.server.set_default(CHANGED, then.reply);
                     w.server.clear_log();
                     let report = w
-                        .run(&w.v2, row.tune)
+                        .run_planned(&v2, &w.v2, row.tune)
                         .unwrap_or_else(|e| panic!("{name}, next run: failed: {}", chain(&e)));
                     w.check_starts(&format!("{name}, next run"), &then.starts);
                     w.check_completed(&format!("{name}, next run"), &report, &v1, then.resumed);
                 }
-                _ => panic!("{name}: a row that leaves a .partial says how the next run goes"),
+                (Some(_), None) => {
+                    panic!("{name}: a row that leaves a .partial says how the next run goes")
+                }
             }
         }
     }
@@ -638,4 +838,68 @@ fn every_fault_completes_the_update_or_fails_keeping_v1() {
         "{} of {count} rows failed (their panics are above): {failed:#?}",
         failed.len()
     );
+}
+
+/// A wheel (zip) whose first byte is flipped: the zip reader refuses it while it streams, the
+/// bytes are deleted with both digests named, nothing is stored, and the next run against a
+/// healthy server installs it from byte 0.
+#[test]
+fn a_wheel_with_its_first_byte_flipped_is_refused_and_the_next_run_starts_clean() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let lib = noise(PAYLOAD, 11);
+    let whl = wheel(&[("onnxruntime/capi/libonnxruntime.so.1.9.0", &lib)]);
+    assert!(whl.len() > PAYLOAD, "the wheel does not compress");
+    server.put_with("/ort.whl", whl.clone(), Reply::FlipAt(0));
+    let mut c = TestComponent::tar("ort", "1.0", server.url("/ort.whl"), &whl, 4 << 20);
+    c.format = "wheel";
+    let manifest = parse_manifest(&manifest_toml("1.0", &[c])).unwrap();
+    let run = || {
+        let plan = plan(
+            &Host::synthetic(&[], None, None),
+            &manifest,
+            &SystemInventory::default(),
+            &Policy::default(),
+        );
+        let pip = NoPip;
+        let mut req = InstallRequest::new(&manifest, &plan, &root, "testapp", &pip);
+        req.fetch.retry.attempts = ATTEMPTS as u32;
+        req.fetch.retry.base_delay = Duration::from_millis(1);
+        install(&req, &|_| {})
+    };
+
+    let err = run().unwrap_err();
+    let text = chain(&err);
+    for want in [
+        format!(
+            "ort: the bytes from {} were refused by the unpacker before their sha256 could be \
+             checked (deleted): expected sha256 {}, received ",
+            server.url("/ort.whl"),
+            sha256_hex(&whl)
+        ),
+        "bytes with sha256 ".into(),
+        "not a zip member header".into(),
+    ] {
+        assert!(text.contains(&want), "{want:?} not in: {text}");
+    }
+    assert!(
+        err.hint().unwrap().contains("vendor's archive is broken"),
+        "{text}"
+    );
+    assert_eq!(leftovers(&root), Vec::<String>::new());
+    let store = Store::open(&root).unwrap();
+    assert!(!store.has_component(&sha256_hex(&whl)));
+    assert!(store.current_id().unwrap().is_none());
+    assert_eq!(server.requests("/ort.whl").len(), 1);
+
+    server.set_default("/ort.whl", Reply::Serve);
+    server.clear_log();
+    let report = run().unwrap_or_else(|e| panic!("next run: {}", chain(&e)));
+    assert_eq!(report.components[0].resumed_bytes, 0);
+    let starts: Vec<_> = server.log().iter().map(|s| s.range_start).collect();
+    assert_eq!(starts, [None]);
+    let active = activate_at(&root).unwrap();
+    assert!(std::fs::read(&active.ort_library).unwrap() == lib);
+    assert_eq!(leftovers(&root), Vec::<String>::new());
 }

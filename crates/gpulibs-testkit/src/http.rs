@@ -2,9 +2,11 @@
 //! test server of the fetch, install and CLI tests.
 //!
 //! - **Files per path** ([`Server::put`], [`Server::file`]), served with `Range` honoured
-//!   (`206`, `416` past the end) and `Connection: close` (one request per connection).
+//!   (`206`, `416` with the file's size past the end) and `Connection: close` (one request per
+//!   connection).
 //! - **A default reply per path** ([`Server::put_with`], [`Server::set_default`]): any
-//!   [`Reply`], typically [`Reply::Serve`], [`Reply::trickle`] or [`Reply::WrongBytes`]; it
+//!   [`Reply`], typically [`Reply::Serve`], [`Reply::trickle`], [`Reply::WrongBytes`],
+//!   [`Reply::FlipAt`] or [`Reply::WrongRange`]; it
 //!   answers every request that no script answers.
 //! - **Scripted replies per request** ([`Server::script`], [`Server::file`]): a queue per path,
 //!   taken one reply per request, before the default.
@@ -35,7 +37,8 @@ use std::time::Duration;
 /// What the server does with one request for a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// Serve the file, honouring `Range` (`206`; `416` for a start past the end).
+    /// Serve the file, honouring `Range` (`206`; `416` with `Content-Range: bytes */LEN` for a
+    /// start at or past the end).
     Serve,
     /// Serve the whole file with `200` even when a range was asked for.
     IgnoreRange,
@@ -60,6 +63,12 @@ pub enum Reply {
     ShortContentLength { short: u64 },
     /// The file with one byte flipped in the middle, honouring `Range`.
     WrongBytes,
+    /// The file with the byte at this offset flipped (`FlipAt(0)`: the first byte, where a
+    /// decoder looks first), honouring `Range`.
+    FlipAt(usize),
+    /// A `Range` request answered `206` with the `Content-Range` asked for but the bytes from
+    /// the start of the file (a cache that ignores the offset); without `Range`, the file.
+    WrongRange,
     /// `302` to this location (absolute or relative; no file needed).
     Redirect(String),
 }
@@ -291,7 +300,8 @@ fn serve_request(stream: &mut (impl Read + Write), world: &Mutex<World>) -> io::
     match reply {
         Reply::Serve => {
             if range_start.is_some_and(|s| s >= file.len() as u64) {
-                return respond(stream, 416, &[], b"");
+                let total = ("Content-Range".into(), format!("bytes */{}", file.len()));
+                return respond(stream, 416, &[total], b"");
             }
             let (status, headers, body) = ranged(&file);
             respond(stream, status, &headers, &body)
@@ -304,6 +314,18 @@ fn serve_request(stream: &mut (impl Read + Write), world: &Mutex<World>) -> io::
             }
             let (status, headers, body) = ranged(&bad);
             respond(stream, status, &headers, &body)
+        }
+        Reply::FlipAt(offset) => {
+            let mut bad = file.clone();
+            if let Some(byte) = bad.get_mut(offset) {
+                *byte ^= 0xff;
+            }
+            let (status, headers, body) = ranged(&bad);
+            respond(stream, status, &headers, &body)
+        }
+        Reply::WrongRange => {
+            let (status, headers, body) = ranged(&file);
+            respond(stream, status, &headers, &file[..body.len()])
         }
         Reply::DropAfter(n) => {
             let (status, headers, body) = ranged(&file);
@@ -508,14 +530,35 @@ mod tests {
         assert!(headers.contains("Content-Range: bytes 4-9/10"), "{headers}");
         assert_eq!(body, [b'4', b'5' ^ 0xff, b'6', b'7', b'8', b'9']);
         server.set_default("f", Reply::Serve);
-        assert_eq!(
-            get(&server, "/f", Some(10)).0,
-            "HTTP/1.1 416 Range Not Satisfiable"
-        );
+        let (status, headers, _) = get(&server, "/f", Some(10));
+        assert_eq!(status, "HTTP/1.1 416 Range Not Satisfiable");
+        assert!(headers.contains("Content-Range: bytes */10"), "{headers}");
         assert_eq!(get(&server, "/g", None).0, "HTTP/1.1 404 Not Found");
+        // A flipped first byte; a range answered with the file's first bytes.
+        server.set_default("f", Reply::FlipAt(0));
+        assert_eq!(get(&server, "/f", None).2, b"\xcf123456789");
+        assert_eq!(get(&server, "/f", Some(3)).2, b"3456789");
+        server.set_default("f", Reply::WrongRange);
+        let (status, headers, body) = get(&server, "/f", Some(6));
+        assert_eq!(status, "HTTP/1.1 206 Partial Content");
+        assert!(headers.contains("Content-Range: bytes 6-9/10"), "{headers}");
+        assert_eq!(body, b"0123");
+        assert_eq!(get(&server, "/f", None).2, b"0123456789");
         let starts: Vec<_> = server.requests("f").iter().map(|s| s.range_start).collect();
-        assert_eq!(starts, [None, Some(2), Some(4), Some(10)]);
-        assert_eq!(server.log().len(), 5);
+        assert_eq!(
+            starts,
+            [
+                None,
+                Some(2),
+                Some(4),
+                Some(10),
+                None,
+                Some(3),
+                Some(6),
+                None
+            ]
+        );
+        assert_eq!(server.log().len(), 9);
         assert!(server.log().iter().all(|s| s.method == "GET"));
         server.clear_log();
         assert!(server.log().is_empty());

@@ -78,6 +78,8 @@ pub fn quick_options(dir: &Path) -> FetchOptions {
     let mut opts = FetchOptions::new(dir.join("partial"));
     opts.retry = RetryPolicy {
         attempts: 4,
+        max_attempts: 50,
+        max_elapsed: Duration::from_secs(60),
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
     };
