@@ -80,6 +80,7 @@ fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool), String> {
             shapes,
             values,
             runs,
+            max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
         },
         json,
     ))
