@@ -10,6 +10,7 @@
 
 mod cmd;
 mod error;
+mod interrupt;
 mod style;
 
 use std::io::Write;
@@ -28,6 +29,9 @@ Exit codes:
      cannot run on the GPU asked about (inspect), nothing installable (plan,
      install), the active install no longer fits this machine (status)
   4  verify ran the model on the CPU only (no GPU, or --device cpu)
+  130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM; temporary files are
+     removed, the active install is unchanged, a partial download resumes
+     on the next run
 
 Environment:
   CUDA_VISIBLE_DEVICES   which GPUs count, as CUDA applications see them
@@ -116,6 +120,9 @@ fn main() -> ExitCode {
     // otherwise leaves telemetry files in the user's home and temporary directory.
     gpulibs_verify::disable_ort_telemetry();
     let cli = Cli::parse();
+    // Still one thread: a private temporary directory, and SIGINT/SIGTERM handled by cleaning
+    // up and exiting 130/143 (see `interrupt`). Dropped (the directory removed) at the end.
+    let _scope = interrupt::install();
     let style = if cli.json {
         Style::plain()
     } else {

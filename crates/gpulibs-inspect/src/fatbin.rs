@@ -448,16 +448,33 @@ pub struct Scan {
 /// After an accepted container the scan resumes at its end, so payload bytes are never scanned
 /// for magic. Results are appended to `out`.
 pub fn scan_range(buf: &[u8], range: std::ops::Range<usize>, out: &mut Scan) {
-    let end = range.end.min(buf.len());
+    scan_part(buf, range.end, range.start..range.end, out);
+}
+
+/// Scans for containers whose header starts at an 8-aligned offset in `starts`, each parsed
+/// within `buf[..limit]` (its section), and returns the offset where the scan of the same
+/// section goes on: `starts.end` or past the last container found, whichever is later.
+///
+/// Scanning a section in consecutive windows this way finds exactly what [`scan_range`] over
+/// the whole section finds, and so does skipping bytes known to be zero (holes of a sparse
+/// file): a zero word is never the magic.
+pub fn scan_part(
+    buf: &[u8],
+    limit: usize,
+    starts: std::ops::Range<usize>,
+    out: &mut Scan,
+) -> usize {
+    let end = limit.min(buf.len());
     // A container belongs to its section: nothing past the range is read, so a corrupt
     // `fat_size` in one section cannot pull the next section's bytes in as entries.
     let buf = &buf[..end];
-    // First 8-aligned offset ≥ range.start.
-    let mut pos = match range.start.checked_add(7) {
+    let stop = starts.end.min(end);
+    // First 8-aligned offset ≥ starts.start.
+    let mut pos = match starts.start.checked_add(7) {
         Some(p) => p & !7,
-        None => return,
+        None => return usize::MAX,
     };
-    while pos < end {
+    while pos < stop {
         let Some(word) = buf.get(pos..pos + 4) else {
             break;
         };
@@ -473,7 +490,7 @@ pub fn scan_range(buf: &[u8], range: std::ops::Range<usize>, out: &mut Scan) {
                 let next = usize::try_from(next).unwrap_or(usize::MAX);
                 pos = match next.checked_add(7) {
                     Some(p) => (p & !7).max(pos + 8),
-                    None => break,
+                    None => return usize::MAX,
                 };
             }
             Err(why) => {
@@ -485,6 +502,7 @@ pub fn scan_range(buf: &[u8], range: std::ops::Range<usize>, out: &mut Scan) {
             }
         }
     }
+    pos.max(starts.end)
 }
 
 /// Scans a whole buffer (a raw fatbin file, or any non-ELF file).

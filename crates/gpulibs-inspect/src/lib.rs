@@ -20,6 +20,8 @@
 //!   [`select_entry`] per container and [`library_verdict`] per library.
 //! - [`report`]: files and directories: memory-map, walk ELF sections, summarise per target,
 //!   and give a [`GpuVerdict`] per GPU; serde-serialisable for `--json`.
+//! - [`read`]: regular files only (FIFOs, sockets and devices refused before a read, never
+//!   blocking), the data extents of sparse files, and the bounded windows a file is scanned in.
 //! - [`decompress`]: LZ4 / zstd payload decompression with a hard size cap, only when asked.
 //! - `deps`: the dynamic-dependency resolver (owned by another engineer).
 
@@ -27,6 +29,7 @@ pub mod compat;
 pub mod decompress;
 pub mod deps;
 pub mod fatbin;
+pub mod read;
 pub mod report;
 
 pub use compat::{

@@ -6,7 +6,6 @@
 //! in `.data`). Payloads are never decompressed unless [`InspectOptions::check_payloads`] asks.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +19,7 @@ use crate::compat::{
 };
 use crate::decompress::decompress_entry;
 use crate::fatbin::{self, Compression, EntryKind, Scan};
+use crate::read;
 
 /// Cap on the output of one payload when [`InspectOptions::check_payloads`] is set. The largest
 /// real cubins seen are a few MB uncompressed (\[E3\]); 256 MiB is far above that.
@@ -376,42 +376,106 @@ struct SectionRange {
     name: String,
 }
 
+/// Section table problems reported per file at most; the rest are counted.
+const MAX_SECTION_WARNINGS: usize = 8;
+
 /// Finds every container in a file's bytes and names the section holding each: for an ELF
 /// file, the file data of every section is scanned (the union once, in offset order); for
 /// anything else, or an ELF file whose section table cannot be read (a warning says so), the
-/// whole buffer. What `inspect` reports and what `gpulibs-package` thins are found this way.
+/// whole buffer. A section whose file range runs past the end of the buffer is scanned as far
+/// as the buffer goes, with a warning naming it. What `inspect` reports and what
+/// `gpulibs-package` thins are found this way.
 pub fn scan_file_bytes(data: &[u8], warnings: &mut Vec<String>) -> (FileFormat, Scan, Vec<String>) {
+    scan_file_data(data, None, &mut |_| {}, warnings)
+}
+
+/// The whole buffer, window by window (see [`scan_file_data`]).
+fn scan_whole(
+    data: &[u8],
+    extents: Option<&[std::ops::Range<usize>]>,
+    done: &mut dyn FnMut(std::ops::Range<usize>),
+) -> Scan {
+    let mut scan = Scan::default();
+    let mut next = 0usize;
+    for (_, w) in read::scan_windows(
+        std::slice::from_ref(&(0..data.len())),
+        extents,
+        read::SCAN_WINDOW,
+    ) {
+        if next < w.end {
+            next = fatbin::scan_part(data, data.len(), next.max(w.start)..w.end, &mut scan);
+        }
+        done(w);
+    }
+    scan
+}
+
+/// [`scan_file_bytes`] reading only `extents` of `data` (the rest is known to be zeros: holes
+/// of a sparse file), in windows of at most [`read::SCAN_WINDOW`] bytes; `done` is called with
+/// each window once it is scanned, so that the caller can let its pages go.
+fn scan_file_data(
+    data: &[u8],
+    extents: Option<&[std::ops::Range<usize>]>,
+    done: &mut dyn FnMut(std::ops::Range<usize>),
+    warnings: &mut Vec<String>,
+) -> (FileFormat, Scan, Vec<String>) {
     let is_elf = data.starts_with(b"\x7fELF");
     if is_elf {
         match object::File::parse(data) {
             Ok(obj) => {
+                let mut past_end = 0usize;
                 let mut ranges: Vec<SectionRange> = obj
                     .sections()
                     .filter_map(|s| {
                         let (off, size) = s.file_range()?;
+                        let name = s.name().unwrap_or("(unnamed)");
+                        let claimed_end = off.checked_add(size);
+                        if claimed_end.is_none_or(|e| e > data.len() as u64) {
+                            past_end += 1;
+                            if past_end <= MAX_SECTION_WARNINGS {
+                                warnings.push(format!(
+                                    "section {name} claims {size} bytes at offset {off:#x}, past \
+                                     the end of the file ({} bytes); only the bytes in the file \
+                                     were scanned",
+                                    data.len()
+                                ));
+                            }
+                        }
                         let start = usize::try_from(off).ok()?.min(data.len());
-                        let end = usize::try_from(off.checked_add(size)?)
-                            .ok()?
-                            .min(data.len());
+                        let end = usize::try_from(claimed_end?).ok()?.min(data.len());
                         (end > start).then(|| SectionRange {
                             start,
                             end,
-                            name: s.name().unwrap_or("(unnamed)").to_string(),
+                            name: name.to_string(),
                         })
                     })
                     .collect();
+                if past_end > MAX_SECTION_WARNINGS {
+                    warnings.push(format!(
+                        "{} more section(s) run past the end of the file",
+                        past_end - MAX_SECTION_WARNINGS
+                    ));
+                }
                 if !ranges.is_empty() {
                     ranges.sort_by_key(|r| (r.start, r.end));
                     let mut scan = Scan::default();
-                    // Scan the union of the sections once, even if a hostile file makes them
-                    // overlap, so time stays proportional to the file size.
-                    let mut covered = 0usize;
-                    for r in &ranges {
-                        let start = r.start.max(covered);
-                        if start < r.end {
-                            fatbin::scan_range(data, start..r.end, &mut scan);
-                            covered = r.end;
+                    // The union of the sections is scanned once, even if a hostile file makes
+                    // them overlap, so time stays proportional to the file's data.
+                    let spans: Vec<_> = ranges.iter().map(|r| r.start..r.end).collect();
+                    let mut next = (usize::MAX, 0usize); // (section, where its scan goes on)
+                    for (i, w) in read::scan_windows(&spans, extents, read::SCAN_WINDOW) {
+                        let from = if next.0 == i {
+                            next.1.max(w.start)
+                        } else {
+                            w.start
+                        };
+                        if from < w.end {
+                            next = (
+                                i,
+                                fatbin::scan_part(data, spans[i].end, from..w.end, &mut scan),
+                            );
                         }
+                        done(w);
                     }
                     let names = scan
                         .containers
@@ -426,7 +490,7 @@ pub fn scan_file_bytes(data: &[u8], warnings: &mut Vec<String>) -> (FileFormat, 
                     return (FileFormat::Elf, scan, names);
                 }
                 // No section has file data (stripped section table): scan everything.
-                let scan = fatbin::scan(data);
+                let scan = scan_whole(data, extents, done);
                 let names = vec!["(no section)".to_string(); scan.containers.len()];
                 return (FileFormat::Elf, scan, names);
             }
@@ -442,7 +506,7 @@ pub fn scan_file_bytes(data: &[u8], warnings: &mut Vec<String>) -> (FileFormat, 
     } else {
         FileFormat::Other
     };
-    let scan = fatbin::scan(data);
+    let scan = scan_whole(data, extents, done);
     let names = vec!["(file)".to_string(); scan.containers.len()];
     (format, scan, names)
 }
@@ -458,8 +522,19 @@ fn push_warning(warnings: &mut Vec<String>, dropped: &mut usize, w: String) {
 /// Inspects bytes already in memory. `path` is only used to label the report. Never panics,
 /// whatever the bytes.
 pub fn inspect_bytes(path: &Path, data: &[u8], opts: &InspectOptions) -> FileReport {
+    inspect_data(path, data, None, &mut |_| {}, opts)
+}
+
+/// [`inspect_bytes`] over the `extents` of `data` that hold data (see [`scan_file_data`]).
+fn inspect_data(
+    path: &Path,
+    data: &[u8],
+    extents: Option<&[std::ops::Range<usize>]>,
+    done: &mut dyn FnMut(std::ops::Range<usize>),
+    opts: &InspectOptions,
+) -> FileReport {
     let mut warnings = Vec::new();
-    let (format, scan, section_names) = scan_file_bytes(data, &mut warnings);
+    let (format, scan, section_names) = scan_file_data(data, extents, done, &mut warnings);
     let mut dropped = 0usize;
 
     let mut sections: Vec<SectionSummary> = Vec::new();
@@ -599,16 +674,13 @@ pub fn inspect_bytes(path: &Path, data: &[u8], opts: &InspectOptions) -> FileRep
     report
 }
 
-/// Inspects one file (memory-mapped, read once).
+/// Inspects one file: a regular file only (a FIFO, socket or device is refused before it is
+/// opened for reading, see [`read::open_regular`]), memory-mapped and read once, holes of a
+/// sparse file skipped, and the pages read let go window by window, so memory stays bounded
+/// whatever the file's size.
 pub fn inspect_file(path: &Path, opts: &InspectOptions) -> Result<FileReport, InspectError> {
-    let file = File::open(path).map_err(|e| InspectError::io(path, e))?;
+    let file = read::open_regular(path).map_err(|e| InspectError::io(path, e))?;
     let meta = file.metadata().map_err(|e| InspectError::io(path, e))?;
-    if meta.is_dir() {
-        return Err(InspectError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-        ));
-    }
     if meta.len() == 0 {
         // mmap of an empty file fails on Linux; there is nothing to scan anyway.
         return Ok(inspect_bytes(path, &[], opts));
@@ -617,19 +689,31 @@ pub fn inspect_file(path: &Path, opts: &InspectOptions) -> Result<FileReport, In
     // file while we read it, the OS may raise SIGBUS; that is the accepted cost of not copying
     // hundreds of MB, the same trade every mmap-based reader (cuobjdump, readelf) makes.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| InspectError::io(path, e))?;
-    Ok(inspect_bytes(path, &map, opts))
+    let extents: Vec<std::ops::Range<usize>> = read::data_extents(&file, meta.len())
+        .into_iter()
+        .filter_map(|e| Some(usize::try_from(e.start).ok()?..usize::try_from(e.end).ok()?))
+        .collect();
+    let mut release = |w: std::ops::Range<usize>| {
+        // SAFETY: MADV_DONTNEED on a read-only, private file mapping only drops this process's
+        // copy of the pages; a later read faults them in again from the file, unchanged.
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, w.start, w.len())
+        };
+    };
+    Ok(inspect_data(path, &map, Some(&extents), &mut release, opts))
 }
 
 fn is_elf_file(path: &Path) -> bool {
     let mut magic = [0u8; 4];
-    File::open(path)
+    read::open_regular(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && magic == *b"\x7fELF"
 }
 
 /// Every ELF file below `dir`, sorted. Symbolic links are not followed (a wheel's `libfoo.so`
-/// → `libfoo.so.1` would otherwise be inspected twice, and links can loop).
+/// → `libfoo.so.1` would otherwise be inspected twice, and links can loop); FIFOs, sockets and
+/// devices are skipped without being opened.
 pub fn elf_files_below(dir: &Path) -> Result<Vec<PathBuf>, InspectError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

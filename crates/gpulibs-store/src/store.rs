@@ -507,6 +507,19 @@ impl Store {
         })
     }
 
+    /// For a signal handler of a process being interrupted: when the lock file names this
+    /// process (it holds the install lock), removes its temp and trash directories and temp
+    /// links, as the next lock holder would; otherwise (waiting for another holder, or not
+    /// installing) touches nothing and returns an empty list. Downloads in progress
+    /// (`downloads/*.partial`) are kept, so the next run resumes them.
+    pub fn clean_after_interrupt(root: &Path) -> Result<Vec<PathBuf>> {
+        let holder = fs::read_to_string(root.join(LOCK)).unwrap_or_default();
+        if holder.trim().parse::<u32>().ok() != Some(std::process::id()) {
+            return Ok(Vec::new());
+        }
+        Self::existing(root).clean_temporaries()
+    }
+
     /// Removes what interrupted runs left: temp and trash directories, temp links. Only the
     /// lock holder creates them, so with the lock held every one of them is stale.
     fn clean_temporaries(&self) -> Result<Vec<PathBuf>> {

@@ -82,6 +82,7 @@ fn parse(args: Vec<String>) -> Result<(VerifyRequest, bool, PlacementRule), Stri
             shapes,
             values,
             runs,
+            max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
         },
         json,
         rule,

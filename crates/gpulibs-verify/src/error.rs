@@ -165,7 +165,7 @@ impl VerifyError {
             ModelUnreadable { .. } => "check the --model path".into(),
             NoModelsInDir { .. } => "point --model at an .onnx file or a directory holding some".into(),
             ScratchDir { .. } => "set TMPDIR to a directory you can write to".into(),
-            Options(_) => "--shape and --value take an input name (or, for --shape, a dimension name) from the list above".into(),
+            Options(e) => e.hint(),
             OrtLibraryUnusable { .. } | OrtLoad { .. } => {
                 "run `gpulibs status` to check the active install, or reinstall it".into()
             }

@@ -64,8 +64,9 @@ pub use report::{
     PreloadStatus, PreloadedLibrary, Stage, VerifyReport, REPORT_SCHEMA_VERSION,
 };
 pub use request::{
-    parse_shape_option, parse_value_option, Device, ModelSource, OptionError, VerifyRequest,
-    DEFAULT_RUNS,
+    parse_byte_size, parse_shape_option, parse_value_option, Device, ModelSource, OptionError,
+    VerifyRequest, DEFAULT_RUNS,
 };
 pub use run::{verify, verify_with, PlacementRule, CUDA_PROVIDER_LIBRARY, PROBE_MODEL};
 pub use runtime::{disable_ort_telemetry, ORT_TELEMETRY_OPT_OUT};
+pub use synth::DEFAULT_MAX_INPUT_BYTES;

@@ -51,6 +51,10 @@ pub enum OptionError {
     Shape(String),
     #[error("`{0}` is not NAME=NUMBER: use e.g. `--value sr=16000`")]
     Value(String),
+    #[error(
+        "`{0}` is not a size in bytes: use e.g. `8G`, `512M` or `1000000` (K, M, G, T: 1024-based)"
+    )]
+    Bytes(String),
 }
 
 impl FromStr for Device {
@@ -101,6 +105,25 @@ pub fn parse_value_option(s: &str) -> Result<(String, f64), OptionError> {
     Ok((name.trim().to_string(), value))
 }
 
+/// Parses a size in bytes: a whole number, optionally followed by `K`, `M`, `G` or `T`
+/// (powers of 1024; `KiB`, `MiB`, ... and a trailing `B` are accepted too). Overflow is an error.
+pub fn parse_byte_size(s: &str) -> Result<u64, OptionError> {
+    let err = || OptionError::Bytes(s.to_string());
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| err())?;
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return Err(err()),
+    };
+    number.checked_mul(1u64 << shift).ok_or_else(err)
+}
+
 /// Everything [`crate::verify`] needs. Plain data: the CLI fills it from the active install and
 /// its options; tests fill it with a wheel's library and fixtures.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +145,10 @@ pub struct VerifyRequest {
     /// Runs on the verified device: the first (timed alone) plus the steady-state ones whose
     /// median is reported. At least 1.
     pub runs: usize,
+    /// The most bytes the synthesised inputs of one model may take together (each input, and
+    /// their sum): larger shapes are refused before anything is allocated.
+    /// [`crate::synth::DEFAULT_MAX_INPUT_BYTES`] unless the user asks (`--max-input-bytes`).
+    pub max_input_bytes: u64,
 }
 
 impl VerifyRequest {
@@ -135,7 +162,22 @@ impl VerifyRequest {
             shapes: HashMap::new(),
             values: HashMap::new(),
             runs: DEFAULT_RUNS,
+            max_input_bytes: crate::synth::DEFAULT_MAX_INPUT_BYTES,
         }
+    }
+}
+
+/// Checks that a model path can be read without blocking: a regular file (following links).
+/// A FIFO, socket or device is refused before ONNX Runtime opens it (opening a FIFO waits for a
+/// writer forever; a device never ends).
+pub(crate) fn check_model_file(path: &std::path::Path) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    match gpulibs_inspect::read::special_kind(meta.file_type()) {
+        None => Ok(()),
+        Some(kind) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            gpulibs_inspect::read::NotARegularFile { kind },
+        )),
     }
 }
 
@@ -175,6 +217,45 @@ mod tests {
         for bad in ["audio", "=1x2", "a=1x-2", "a=1xx2", "a=one"] {
             assert!(parse_shape_option(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        for (text, want) in [
+            ("1000000", Some(1_000_000)),
+            ("8G", Some(8 << 30)),
+            ("512m", Some(512 << 20)),
+            ("1 GiB", Some(1 << 30)),
+            ("2TB", Some(2 << 40)),
+            ("16K", Some(16 << 10)),
+            ("0", Some(0)),
+            ("", None),
+            ("G", None),
+            ("1.5G", None),
+            ("-1", None),
+            ("4X", None),
+            ("99999999999999999999", None),
+            ("17000000T", None), // overflows u64
+        ] {
+            assert_eq!(parse_byte_size(text).ok(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn model_paths_must_be_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("model.onnx");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = check_model_file(&fifo).unwrap_err();
+        assert_eq!(e.to_string(), "is a FIFO (named pipe), not a regular file");
+        let e = check_model_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "is a character device, not a regular file");
+        let e = check_model_file(dir.path()).unwrap_err();
+        assert_eq!(e.to_string(), "is a directory, not a regular file");
+        std::fs::write(dir.path().join("m.onnx"), b"x").unwrap();
+        check_model_file(&dir.path().join("m.onnx")).unwrap();
     }
 
     #[test]

@@ -110,17 +110,10 @@ impl ModelInput {
 
 fn models_of(source: &ModelSource) -> Result<Vec<ModelInput>, VerifyError> {
     let check = |p: &Path| -> Result<(), VerifyError> {
-        let meta = std::fs::metadata(p).map_err(|source| VerifyError::ModelUnreadable {
+        crate::request::check_model_file(p).map_err(|source| VerifyError::ModelUnreadable {
             path: p.to_path_buf(),
             source,
-        })?;
-        if meta.is_dir() {
-            return Err(VerifyError::ModelUnreadable {
-                path: p.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
-            });
-        }
-        Ok(())
+        })
     };
     match source {
         ModelSource::Probe => Ok(vec![ModelInput::Probe]),
@@ -236,7 +229,7 @@ fn run(
         let session = session?;
         let create_ms = ms(started);
         let metas = input_metas(&session);
-        let planned = plan_inputs(&metas, &req.shapes, &req.values)?;
+        let planned = plan_inputs(&metas, &req.shapes, &req.values, req.max_input_bytes)?;
         used.extend(planned.used_options);
         all_metas.extend(metas);
         loaded.push((model, session, create_ms, planned.inputs, cpu_log));
@@ -761,11 +754,10 @@ fn build_inputs(plans: &[InputPlan]) -> Result<Vec<(String, DynValue)>, String> 
     plans
         .iter()
         .map(|p| {
-            let v = p.values_f64();
             let shape = p.shape.clone();
             macro_rules! tensor {
                 ($conv:expr) => {
-                    Tensor::from_array((shape, v.iter().map($conv).collect::<Vec<_>>()))
+                    Tensor::from_array((shape, p.values($conv).map_err(|e| e.to_string())?))
                         .map(|t| t.into_dyn())
                 };
             }

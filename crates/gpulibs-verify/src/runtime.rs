@@ -193,7 +193,8 @@ fn check_elf(path: &Path) -> Result<(), VerifyError> {
         problem,
     };
     let mut magic = [0u8; 4];
-    std::fs::File::open(path)
+    // A FIFO or device is refused before it is opened (opening a FIFO blocks for a writer).
+    gpulibs_inspect::read::open_regular(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .map_err(|e| unusable(e.to_string()))?;
     if magic != *b"\x7fELF" {

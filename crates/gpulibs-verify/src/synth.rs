@@ -6,6 +6,12 @@
 //! (seeded by the input name): floats uniform in [-1, 1), integers in [0, 8), booleans mixed;
 //! `--value NAME=X` sets every element of input NAME to X instead (sample rates, flags,
 //! lengths).
+//!
+//! Nothing is allocated before its size is known to fit: the bytes of every input (element
+//! count × element size, in checked arithmetic) and of all inputs of a model together must stay
+//! within a budget ([`DEFAULT_MAX_INPUT_BYTES`] unless the request says otherwise), or planning
+//! fails naming the input, its shape and its size. A `--shape` typo (`1x160000000`) or a huge
+//! fixed shape is then a clear error, not an abort of the whole process.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -50,6 +56,20 @@ impl ElementType {
             ElementType::Bool => "bool",
             ElementType::Unsupported => "unsupported",
         }
+    }
+
+    /// Bytes per element (`None` for [`ElementType::Unsupported`]).
+    pub fn size_bytes(self) -> Option<u64> {
+        Some(match self {
+            ElementType::Float64 | ElementType::Int64 | ElementType::Uint64 => 8,
+            ElementType::Float32 | ElementType::Int32 | ElementType::Uint32 => 4,
+            ElementType::Float16
+            | ElementType::Bfloat16
+            | ElementType::Int16
+            | ElementType::Uint16 => 2,
+            ElementType::Int8 | ElementType::Uint8 | ElementType::Bool => 1,
+            ElementType::Unsupported => return None,
+        })
     }
 
     pub fn is_float(self) -> bool {
@@ -133,30 +153,82 @@ pub struct InputPlan {
 }
 
 impl InputPlan {
-    pub fn element_count(&self) -> usize {
-        self.shape.iter().map(|&d| d.max(0) as usize).product()
+    /// Elements of the tensor; `None` when the product overflows (such a plan is refused by
+    /// [`plan_inputs`], so planned inputs always have a count).
+    pub fn element_count(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(u64::try_from(d).unwrap_or(0)))
     }
 
-    /// The values as f64 (the caller converts to the element type).
-    pub fn values_f64(&self) -> Vec<f64> {
-        let n = self.element_count();
+    /// Bytes of the tensor; `None` when they overflow.
+    pub fn bytes(&self) -> Option<u64> {
+        self.element_count()?
+            .checked_mul(self.dtype.size_bytes().unwrap_or(0))
+    }
+
+    /// The values, converted by `conv` from f64 (pseudo-random or `--value`), generated into a
+    /// vector allocated once: an allocation the system refuses is an error, not an abort.
+    pub fn values<T>(&self, conv: impl Fn(&f64) -> T) -> Result<Vec<T>, InputError> {
+        let too_large = || InputError::OutOfMemory {
+            input: self.meta.name.clone(),
+            shape: shape_text(&self.shape),
+            bytes: self.bytes(),
+        };
+        let n = self
+            .element_count()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(too_large)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(n).map_err(|_| too_large())?;
         match self.fill {
-            Fill::Value(v) => vec![v; n],
+            Fill::Value(v) => out.extend((0..n).map(|_| conv(&v))),
             Fill::PseudoRandom(seed) => {
                 let mut rng = SplitMix64(seed);
-                (0..n)
-                    .map(|_| {
-                        let r = rng.next();
-                        match self.dtype {
-                            t if t.is_float() => (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0,
-                            ElementType::Bool => (r >> 63) as f64,
-                            _ => (r >> 61) as f64, // 0..8
-                        }
-                    })
-                    .collect()
+                out.extend((0..n).map(|_| {
+                    let r = rng.next();
+                    let x = match self.dtype {
+                        t if t.is_float() => (r >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0,
+                        ElementType::Bool => (r >> 63) as f64,
+                        _ => (r >> 61) as f64, // 0..8
+                    };
+                    conv(&x)
+                }));
             }
         }
+        Ok(out)
     }
+
+    /// The values as f64.
+    pub fn values_f64(&self) -> Result<Vec<f64>, InputError> {
+        self.values(|x| *x)
+    }
+}
+
+/// Bytes all synthesised inputs of one model may take together, unless the request sets
+/// another budget: 4 GiB. Real models take kilobytes to a few hundred megabytes of input; a
+/// shape beyond this is almost always a typo, and ONNX Runtime needs as much again (and more)
+/// for its own copies and outputs.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 4 << 30;
+
+/// `1x3x224x224`.
+fn shape_text(shape: &[i64]) -> String {
+    if shape.is_empty() {
+        return "a scalar".into();
+    }
+    shape
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// `4294967296 bytes (4.0 GiB)`.
+fn bytes_text(bytes: u64) -> String {
+    format!(
+        "{bytes} bytes ({:.1} GiB)",
+        bytes as f64 / (1u64 << 30) as f64
+    )
 }
 
 /// Why inputs could not be planned: always the request's fault, named with the fix.
@@ -186,6 +258,58 @@ pub enum InputError {
     },
     #[error("{option} names no input or dimension of the model(s); inputs: {inputs}")]
     UnknownName { option: String, inputs: String },
+    #[error(
+        "input `{input}` ({dtype} [{shape}]) would take {}, over the input budget of {}",
+        bytes.map_or_else(|| "more bytes than can be counted".to_string(), bytes_text),
+        bytes_text(*budget)
+    )]
+    TooLarge {
+        input: String,
+        dtype: String,
+        shape: String,
+        /// `None`: element count × element size overflows 64 bits.
+        bytes: Option<u64>,
+        budget: u64,
+    },
+    #[error(
+        "the inputs together would take {}, over the input budget of {} ({inputs})",
+        bytes_text(*bytes),
+        bytes_text(*budget)
+    )]
+    TotalTooLarge {
+        bytes: u64,
+        budget: u64,
+        /// `x 1x3x224x224 (602112 bytes); ...`
+        inputs: String,
+    },
+    #[error(
+        "input `{input}` ([{shape}], {}) could not be allocated: not enough memory",
+        bytes.map_or_else(|| "size beyond this machine's address space".to_string(), bytes_text)
+    )]
+    OutOfMemory {
+        input: String,
+        shape: String,
+        bytes: Option<u64>,
+    },
+}
+
+impl InputError {
+    /// What to do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            InputError::TooLarge { .. }
+            | InputError::TotalTooLarge { .. }
+            | InputError::OutOfMemory { .. } => {
+                "check the --shape sizes (a typo adds digits); give the model's dynamic \
+                 dimensions realistic sizes with --shape NAME=DIMS, or raise the budget with \
+                 --max-input-bytes if the machine has the memory"
+                    .into()
+            }
+            _ => "--shape and --value take an input name (or, for --shape, a dimension name) \
+                  from the list above"
+                .into(),
+        }
+    }
 }
 
 /// The plan for one model's inputs, and which option names it used.
@@ -196,11 +320,13 @@ pub struct Planned {
 }
 
 /// Plans every input of one model. Options naming nothing in *this* model are not an error
-/// here (they may belong to another model of a set): see [`unused_options`].
+/// here (they may belong to another model of a set): see [`unused_options`]. An input, or all
+/// inputs together, taking more than `max_bytes` is refused before anything is allocated.
 pub fn plan_inputs(
     metas: &[InputMeta],
     shapes: &HashMap<String, Vec<i64>>,
     values: &HashMap<String, f64>,
+    max_bytes: u64,
 ) -> Result<Planned, InputError> {
     let mut used = BTreeSet::new();
     let mut out = Vec::new();
@@ -281,12 +407,49 @@ pub fn plan_inputs(
             }
             None => Fill::PseudoRandom(seed_for(&meta.name)),
         };
-        out.push(InputPlan {
+        let plan = InputPlan {
             meta: meta.clone(),
             dtype,
             shape,
             fill,
             defaulted_dims: defaulted,
+        };
+        match plan.bytes() {
+            Some(b) if b <= max_bytes => {}
+            bytes => {
+                return Err(InputError::TooLarge {
+                    input: meta.name.clone(),
+                    dtype: dtype.as_str().into(),
+                    shape: shape_text(&plan.shape),
+                    bytes,
+                    budget: max_bytes,
+                })
+            }
+        }
+        out.push(plan);
+    }
+    // Each input fits: the sum of at most a few thousand values ≤ u64::MAX / 2 does not overflow,
+    // but stay checked anyway.
+    let total = out
+        .iter()
+        .try_fold(0u64, |t, p| t.checked_add(p.bytes()?))
+        .unwrap_or(u64::MAX);
+    if total > max_bytes {
+        return Err(InputError::TotalTooLarge {
+            bytes: total,
+            budget: max_bytes,
+            inputs: out
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} ({} bytes)",
+                        p.meta.name,
+                        shape_text(&p.shape),
+                        p.bytes().unwrap_or(u64::MAX)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
         });
     }
     Ok(Planned {
@@ -407,7 +570,13 @@ mod tests {
 
     #[test]
     fn defaults_dynamic_dims_to_one_and_says_so() {
-        let p = plan_inputs(&[x()], &HashMap::new(), &HashMap::new()).unwrap();
+        let p = plan_inputs(
+            &[x()],
+            &HashMap::new(),
+            &HashMap::new(),
+            DEFAULT_MAX_INPUT_BYTES,
+        )
+        .unwrap();
         assert_eq!(p.inputs[0].shape, vec![1, 1, 8]);
         assert_eq!(p.inputs[0].defaulted_dims, vec!["batch", "time"]);
         let hint = rejection_hint(&p.inputs);
@@ -417,12 +586,12 @@ mod tests {
     #[test]
     fn shape_by_input_and_by_dimension_name() {
         let shapes = HashMap::from([("x".to_string(), vec![2, 5, 8])]);
-        let p = plan_inputs(&[x()], &shapes, &HashMap::new()).unwrap();
+        let p = plan_inputs(&[x()], &shapes, &HashMap::new(), DEFAULT_MAX_INPUT_BYTES).unwrap();
         assert_eq!(p.inputs[0].shape, vec![2, 5, 8]);
         assert!(p.inputs[0].defaulted_dims.is_empty());
 
         let shapes = HashMap::from([("time".to_string(), vec![7])]);
-        let p = plan_inputs(&[x()], &shapes, &HashMap::new()).unwrap();
+        let p = plan_inputs(&[x()], &shapes, &HashMap::new(), DEFAULT_MAX_INPUT_BYTES).unwrap();
         assert_eq!(p.inputs[0].shape, vec![1, 7, 8]);
         assert_eq!(p.inputs[0].defaulted_dims, vec!["batch"]);
         assert!(p.used_options.contains("--shape time"));
@@ -431,17 +600,17 @@ mod tests {
     #[test]
     fn shape_errors_name_the_fix() {
         let shapes = HashMap::from([("x".to_string(), vec![2, 5])]);
-        let e = plan_inputs(&[x()], &shapes, &HashMap::new()).unwrap_err();
+        let e = plan_inputs(&[x()], &shapes, &HashMap::new(), DEFAULT_MAX_INPUT_BYTES).unwrap_err();
         assert!(e.to_string().contains("give exactly 3 dimension(s)"), "{e}");
         let shapes = HashMap::from([("x".to_string(), vec![2, 5, 9])]);
-        let e = plan_inputs(&[x()], &shapes, &HashMap::new()).unwrap_err();
+        let e = plan_inputs(&[x()], &shapes, &HashMap::new(), DEFAULT_MAX_INPUT_BYTES).unwrap_err();
         assert!(e.to_string().contains("dimension 2 is fixed to 8"), "{e}");
     }
 
     #[test]
     fn unknown_option_lists_the_inputs() {
         let shapes = HashMap::from([("audio".to_string(), vec![1, 16000])]);
-        let p = plan_inputs(&[x()], &shapes, &HashMap::new()).unwrap();
+        let p = plan_inputs(&[x()], &shapes, &HashMap::new(), DEFAULT_MAX_INPUT_BYTES).unwrap();
         let e = unused_options(&shapes, &HashMap::new(), &p.used_options, &[x()]).unwrap();
         assert_eq!(
             e.to_string(),
@@ -453,12 +622,18 @@ mod tests {
     #[test]
     fn values_and_scalars() {
         let sr = meta("sr", ElementType::Int64, vec![]);
-        let p = plan_inputs(std::slice::from_ref(&sr), &HashMap::new(), &HashMap::new()).unwrap();
-        assert_eq!(p.inputs[0].element_count(), 1);
+        let p = plan_inputs(
+            std::slice::from_ref(&sr),
+            &HashMap::new(),
+            &HashMap::new(),
+            DEFAULT_MAX_INPUT_BYTES,
+        )
+        .unwrap();
+        assert_eq!(p.inputs[0].element_count(), Some(1));
         assert!(rejection_hint(&p.inputs).contains("--value sr=<value>"));
         let values = HashMap::from([("sr".to_string(), 16000.0)]);
-        let p = plan_inputs(&[sr], &HashMap::new(), &values).unwrap();
-        assert_eq!(p.inputs[0].values_f64(), vec![16000.0]);
+        let p = plan_inputs(&[sr], &HashMap::new(), &values, DEFAULT_MAX_INPUT_BYTES).unwrap();
+        assert_eq!(p.inputs[0].values_f64().unwrap(), vec![16000.0]);
     }
 
     #[test]
@@ -467,16 +642,143 @@ mod tests {
             &[x()],
             &HashMap::from([("x".into(), vec![1, 64, 8])]),
             &HashMap::new(),
+            DEFAULT_MAX_INPUT_BYTES,
         )
         .unwrap();
-        let a = p.inputs[0].values_f64();
-        assert_eq!(a, p.inputs[0].values_f64());
+        let a = p.inputs[0].values_f64().unwrap();
+        assert_eq!(a, p.inputs[0].values_f64().unwrap());
         assert!(a.iter().all(|v| (-1.0..1.0).contains(v)));
         assert!(a.iter().any(|v| *v < 0.0) && a.iter().any(|v| *v > 0.0));
         let t = meta("tokens", ElementType::Int64, vec![Dim::Fixed(100)]);
-        let p = plan_inputs(&[t], &HashMap::new(), &HashMap::new()).unwrap();
-        let v = p.inputs[0].values_f64();
+        let p = plan_inputs(
+            &[t],
+            &HashMap::new(),
+            &HashMap::new(),
+            DEFAULT_MAX_INPUT_BYTES,
+        )
+        .unwrap();
+        let v = p.inputs[0].values_f64().unwrap();
         assert!(v.iter().all(|v| (0.0..8.0).contains(v) && v.fract() == 0.0));
+    }
+
+    #[test]
+    fn inputs_over_the_budget_are_refused_before_allocation() {
+        const G: u64 = 1 << 30;
+        let big = meta(
+            "big",
+            ElementType::Float64,
+            vec![Dim::Fixed(10_000_000_000)],
+        );
+        let half = |name: &str| meta(name, ElementType::Uint8, vec![Dim::Fixed(3 * G as i64)]);
+        // (case, inputs, --shape, budget, Ok(total bytes) or Err(the message's end))
+        type Case = (
+            &'static str,
+            Vec<InputMeta>,
+            Vec<(&'static str, Vec<i64>)>,
+            u64,
+            Result<u64, &'static str>,
+        );
+        let cases: Vec<Case> =
+            vec![
+            ("defaults fit", vec![x()], vec![], DEFAULT_MAX_INPUT_BYTES, Ok(32)),
+            (
+                "exactly the budget fits",
+                vec![x()],
+                vec![("x", vec![1, 134_217_728, 8])],
+                DEFAULT_MAX_INPUT_BYTES,
+                Ok(4 * G),
+            ),
+            (
+                "a --shape typo",
+                vec![x()],
+                vec![("x", vec![1, 160_000_000, 8])],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("input `x` (float32 [1x160000000x8]) would take 5120000000 bytes (4.8 GiB), \
+                     over the input budget of 4294967296 bytes (4.0 GiB)"),
+            ),
+            (
+                "a dimension-name typo",
+                vec![x()],
+                vec![("time", vec![1_000_000_000_000])],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("input `x` (float32 [1x1000000000000x8]) would take 32000000000000 bytes \
+                     (29802.3 GiB), over the input budget of 4294967296 bytes (4.0 GiB)"),
+            ),
+            (
+                "the element count overflows",
+                vec![x()],
+                vec![("x", vec![i64::MAX, i64::MAX, 8])],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("would take more bytes than can be counted, over the input budget of \
+                     4294967296 bytes (4.0 GiB)"),
+            ),
+            (
+                "the bytes overflow",
+                vec![x()],
+                vec![("x", vec![1 << 31, 1 << 28, 8])],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("would take more bytes than can be counted, over the input budget of \
+                     4294967296 bytes (4.0 GiB)"),
+            ),
+            (
+                "a huge fixed shape",
+                vec![big.clone()],
+                vec![],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("input `big` (float64 [10000000000]) would take 80000000000 bytes (74.5 GiB), \
+                     over the input budget of 4294967296 bytes (4.0 GiB)"),
+            ),
+            ("a raised budget", vec![big], vec![], 80_000_000_000, Ok(80_000_000_000)),
+            (
+                "each fits, not together",
+                vec![half("a"), half("b")],
+                vec![],
+                DEFAULT_MAX_INPUT_BYTES,
+                Err("the inputs together would take 6442450944 bytes (6.0 GiB), over the input \
+                     budget of 4294967296 bytes (4.0 GiB) (a 3221225472 (3221225472 bytes); \
+                     b 3221225472 (3221225472 bytes))"),
+            ),
+            (
+                "a lowered budget",
+                vec![x()],
+                vec![],
+                31,
+                Err("would take 32 bytes (0.0 GiB), over the input budget of 31 bytes (0.0 GiB)"),
+            ),
+        ];
+        for (name, metas, shapes, budget, want) in cases {
+            let shapes: HashMap<String, Vec<i64>> = shapes
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let got = plan_inputs(&metas, &shapes, &HashMap::new(), budget);
+            match (got, want) {
+                (Ok(p), Ok(total)) => assert_eq!(
+                    p.inputs.iter().map(|i| i.bytes().unwrap()).sum::<u64>(),
+                    total,
+                    "{name}"
+                ),
+                (Err(e), Err(end)) => {
+                    assert!(e.to_string().ends_with(end), "{name}: {e}");
+                    assert!(e.hint().contains("--max-input-bytes"), "{name}");
+                }
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_generated_in_the_element_type() {
+        let t = meta("t", ElementType::Int32, vec![Dim::Fixed(5)]);
+        let p = plan_inputs(
+            &[t],
+            &HashMap::new(),
+            &HashMap::from([("t".into(), 7.0)]),
+            100,
+        )
+        .unwrap();
+        assert_eq!(p.inputs[0].values(|x| *x as i32).unwrap(), vec![7; 5]);
+        assert_eq!(p.inputs[0].bytes(), Some(20));
     }
 
     #[test]
@@ -487,7 +789,12 @@ mod tests {
             dims: vec![],
         };
         assert!(matches!(
-            plan_inputs(&[m], &HashMap::new(), &HashMap::new()),
+            plan_inputs(
+                &[m],
+                &HashMap::new(),
+                &HashMap::new(),
+                DEFAULT_MAX_INPUT_BYTES
+            ),
             Err(InputError::Unsupported { .. })
         ));
     }

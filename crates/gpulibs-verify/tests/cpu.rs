@@ -17,6 +17,7 @@ fn request(models: ModelSource) -> VerifyRequest {
         shapes: HashMap::new(),
         values: HashMap::new(),
         runs: 3,
+        max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
     }
 }
 

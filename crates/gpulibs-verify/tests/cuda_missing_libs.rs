@@ -32,6 +32,7 @@ fn missing_cuda_libraries_fail_with_the_loader_error_explained() {
         shapes: HashMap::new(),
         values: HashMap::new(),
         runs: 3,
+        max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
     };
     let report = verify(&req);
     println!("{}", report.render_text());

@@ -17,6 +17,7 @@ fn ort_1_20_runs_the_probe_and_a_model_set() {
         shapes: HashMap::new(),
         values: HashMap::new(),
         runs: 2,
+        max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
     };
     let report = verify(&req);
     assert!(

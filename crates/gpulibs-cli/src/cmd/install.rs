@@ -81,6 +81,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let app = args.app.as_deref().unwrap_or(DEFAULT_APP);
     let env = RootEnv::from_env();
     let root = install_root(app, &env)?;
+    crate::interrupt::guard_install_root(&root);
     let planned = make_plan(&args.manifest, &args.host, free_space_near(&root))?;
     let plan = &planned.plan;
     let chosen = match (&plan.outcome, &plan.chosen) {

@@ -6,7 +6,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use gpulibs_verify::{
-    parse_shape_option, parse_value_option, verify_with, Device, ModelSource, PlacementRule, Stage,
+    parse_byte_size, parse_shape_option, parse_value_option, verify_with, Device, ModelSource,
+    PlacementRule, Stage,
     VerifyRequest,
 };
 
@@ -26,10 +27,15 @@ use crate::{Context, Outcome};
 /// VRAM are reported. Without `--model`, a small built-in probe model exercises convolution
 /// (cuDNN), matrix products (cuBLAS), an LSTM and elementwise kernels.
 ///
+/// Inputs are synthesised only when they fit `--max-input-bytes` (default 4 GiB per model):
+/// a larger shape (a `--shape` typo, a huge fixed dimension) is refused before anything is
+/// allocated. A model path must be a regular file (a FIFO or device is refused).
+///
 /// Exits 0 when verified on the GPU (also when some light nodes ran on the CPU: the outcome is
 /// then `verified_gpu_partial` with a warning; `--strict` makes that exit 1), 4 when it ran on
-/// the CPU only (no GPU, or `--device cpu`), 2 when a model's inputs need `--shape`/`--value`,
-/// 1 on any other failure.
+/// the CPU only (no GPU, or `--device cpu`), 2 when a model's inputs need `--shape`/`--value`
+/// or exceed the input budget, 1 on any other failure, 130/143 when interrupted (SIGINT/SIGTERM;
+/// its temporary files are removed).
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  gpulibs verify\n  gpulibs verify --model encoder.onnx --shape audio=1x16000 --value sr=16000\n  \
@@ -56,6 +62,11 @@ pub struct Args {
     /// Runs on the device; the median of all but the first is reported.
     #[arg(long, default_value_t = gpulibs_verify::DEFAULT_RUNS)]
     runs: usize,
+
+    /// The most bytes the synthesised inputs of one model may take (each input and all
+    /// together), e.g. `8G`, `512M`; larger shapes are refused before allocation.
+    #[arg(long, default_value = "4G", value_name = "SIZE", value_parser = parse_byte_size)]
+    max_input_bytes: u64,
 
     /// Use this `libonnxruntime.so` instead of the active install's (and instead of
     /// `ORT_DYLIB_PATH`, which is otherwise used when set).
@@ -179,6 +190,7 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         shapes,
         values,
         runs: args.runs.max(1),
+        max_input_bytes: args.max_input_bytes,
     };
     let rule = if args.strict {
         PlacementRule::Strict
@@ -207,4 +219,27 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         human: report.render_text(),
         code: report.outcome.exit_code(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: super::Args,
+    }
+
+    #[test]
+    fn the_input_budget_defaults_to_the_library_default() {
+        let cli = Cli::try_parse_from(["verify"]).unwrap();
+        assert_eq!(
+            cli.args.max_input_bytes,
+            gpulibs_verify::DEFAULT_MAX_INPUT_BYTES
+        );
+        let cli = Cli::try_parse_from(["verify", "--max-input-bytes", "512M"]).unwrap();
+        assert_eq!(cli.args.max_input_bytes, 512 << 20);
+        assert!(Cli::try_parse_from(["verify", "--max-input-bytes", "lots"]).is_err());
+    }
 }

@@ -1,7 +1,6 @@
 //! The library search of glibc's `ld.so`, over plain inputs.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -86,10 +85,8 @@ pub struct RealFileSystem;
 
 impl FileProbe for RealFileSystem {
     fn head(&self, path: &Path) -> Option<Vec<u8>> {
-        let file = File::open(path).ok()?;
-        if !file.metadata().ok()?.is_file() {
-            return None;
-        }
+        // A FIFO or device among the candidates is not opened (opening a FIFO would block).
+        let file = crate::read::open_regular(path).ok()?;
         let mut head = Vec::with_capacity(64);
         file.take(64).read_to_end(&mut head).ok()?;
         Some(head)
@@ -109,7 +106,7 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap, DepsError> {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(io)?;
+    let file = crate::read::open_regular(path).map_err(io)?;
     // SAFETY: the map is only read, through bounds-checked parsers; a file truncated by another
     // process meanwhile can fault the read, which is the accepted risk of mapping.
     unsafe { memmap2::Mmap::map(&file) }.map_err(io)
