@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use gpulibs_verify::{
     parse_byte_size, parse_shape_option, parse_value_option, verify_with, Device, ModelSource,
-    PlacementRule, Stage,
-    VerifyRequest,
+    PlacementRule, Stage, VerifyRequest,
 };
 
 use crate::error::CliError;
