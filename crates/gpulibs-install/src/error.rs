@@ -173,8 +173,8 @@ fn unpack_hint(error: &StoreError) -> &'static str {
         "the disk holding the install root is full: free some space (or set GPULIBS_HOME to a \
          larger file system), then run the command again: the download resumes"
     } else {
-        "writing into the install root failed: check its free space and permissions, then run \
-         the command again: the download resumes"
+        "writing into the install root failed (see the cause): check that it is writable and has \
+         free space, then run the command again: the download resumes"
     }
 }
 
@@ -293,7 +293,7 @@ pub fn out_of_room(err: &(dyn Error + 'static)) -> Option<OutOfRoom> {
                 path: p, free: f, ..
             }) => {
                 *path = Some(p.clone());
-                *free = *f;
+                *free = f.as_deref().copied();
             }
             _ => {}
         }
@@ -530,7 +530,7 @@ mod tests {
             path: dir.path().join("store/.tmp-x/tree"),
             source: UnpackError::NoRoom {
                 path: dir.path().join("store/.tmp-x/tree/lib/libf48.so.1"),
-                free: full((64 << 20, 64 << 20), (0, 60)),
+                free: full((64 << 20, 64 << 20), (0, 60)).map(Box::new),
                 source: io::Error::from_raw_os_error(ENOSPC),
             },
         });

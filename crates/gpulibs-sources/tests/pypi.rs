@@ -6,7 +6,6 @@
 //! index) and pip's `environment` section (the recording machine's) is dropped; nothing else is
 //! changed.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use gpulibs_sources::pypi::{classify_failure, normalize_name};
@@ -53,12 +52,21 @@ fn recorded_report_parses_into_wheels() {
 
 /// A fake `python3`: a shell script that records its arguments and answers like pip.
 fn fake_python(dir: &std::path::Path, body: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("python3");
-    let mut f = std::fs::File::create(&path).unwrap();
-    writeln!(f, "#!/bin/sh\n{body}").unwrap();
-    drop(f);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Written by a child process, not by this one: a file this process holds open for writing
+    // is inherited by whatever another test thread forks meanwhile, and exec'ing it then fails
+    // with ETXTBSY ("Text file busy") until that child has exec'd.
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "printf '%s\\n' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+            "sh",
+        ])
+        .arg(format!("#!/bin/sh\n{body}"))
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
     path
 }
 

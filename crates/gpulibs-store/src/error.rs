@@ -99,13 +99,13 @@ pub enum UnpackError {
     },
     /// A write failed with `ENOSPC` or `EDQUOT`; `free` is what `statvfs` said of the file
     /// system at that moment, before anything unpacked was removed (which frees room again).
-    #[error("writing `{path}` failed: its file system has no room left{}", free.map(|f| format!(
+    #[error("writing `{path}` failed: its file system has no room left{}", free.as_ref().map(|f| format!(
         " ({} bytes and {} of {} inodes free when it failed)",
         f.bytes_available, f.inodes_available, f.inodes_total
     )).unwrap_or_default())]
     NoRoom {
         path: PathBuf,
-        free: Option<crate::FsFree>,
+        free: Option<Box<crate::FsFree>>,
         #[source]
         source: io::Error,
     },
@@ -125,7 +125,8 @@ impl UnpackError {
                 let free = path
                     .ancestors()
                     .find(|p| p.exists())
-                    .and_then(|p| crate::fs_free(p).ok());
+                    .and_then(|p| crate::fs_free(p).ok())
+                    .map(Box::new);
                 UnpackError::NoRoom { path, free, source }
             }
             other => other,

@@ -361,13 +361,61 @@ fn the_heavy_set_is_the_compute() {
 }
 
 /// Reports recorded from real sessions (`tests/fixtures/placement/`), classified as GPU runs.
-const EXPECTED: &[(&str, PlacementVerdict)] = &[(
-    "cpu-ep-probe-ort-1.23.2.json",
-    // ONNX Runtime 1.23.2's CPU provider ran all 10 nodes of the probe (after fusion:
-    // `relu_nchwc` is a Conv, `fused /MatMulAddFusion` a FusedGemm): as a GPU run, the CUDA
-    // provider did no work.
-    PlacementVerdict::NoGpuWork,
-)];
+const EXPECTED: &[(&str, PlacementVerdict)] = &[
+    (
+        "cpu-ep-probe-ort-1.23.2.json",
+        // ONNX Runtime 1.23.2's CPU provider ran all 10 nodes of the probe (after fusion:
+        // `relu_nchwc` is a Conv, `fused /MatMulAddFusion` a FusedGemm): as a GPU run, the CUDA
+        // provider did no work.
+        PlacementVerdict::NoGpuWork,
+    ),
+    // Recorded on the lent H200 (docs/gpu-runs.md, 2026-12-04): ORT 1.31.1, CUDA provider
+    // thinned to sm_90, models exported there by scripts/gpu/export-models.py.
+    ("gpu-h200-probe.json", PlacementVerdict::AllOnGpu),
+    ("gpu-h200-resnet18.json", PlacementVerdict::AllOnGpu),
+    ("gpu-h200-dynamic_reshape.json", PlacementVerdict::AllOnGpu),
+    // 70 of 162 nodes on the CPU, all shape computations ORT keeps there on purpose.
+    ("gpu-h200-transformer.json", PlacementVerdict::Partial),
+    // GRU + LSTM on CUDA; 7 shape nodes on the CPU.
+    ("gpu-h200-recurrent.json", PlacementVerdict::Partial),
+    // If/Loop on CUDA; the Shape -> Gather -> Concat chain on the CPU.
+    ("gpu-h200-control_flow.json", PlacementVerdict::Partial),
+    // STFT has no CUDA kernel in ORT 1.31.1; the mel MatMul ran on CUDA.
+    ("gpu-h200-stft.json", PlacementVerdict::Partial),
+];
+
+/// The recorded STFT run: ORT's own "CUDA kernel not found" line reached the log, so the one CPU
+/// node is named with that reason and is not heavy; `--strict` turns the same evidence into a
+/// failure; and moving the MatMul to the CPU (what a provider that could not run it would give)
+/// is a failure naming it.
+#[test]
+fn the_recorded_stft_run_names_its_cpu_node_and_why() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/placement");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("gpu-h200-stft.json")).unwrap())
+            .unwrap();
+    let m = &report["models"][0];
+    let mut nodes: Vec<NodePlacement> = serde_json::from_value(m["nodes"].clone()).unwrap();
+    let log: Vec<String> = serde_json::from_value(m["ort_log"].clone()).unwrap();
+    let p = classify(&nodes, &log, false);
+    assert_eq!(p.verdict, PlacementVerdict::Partial);
+    assert_eq!(p.cpu_nodes.len(), 1, "{:?}", p.cpu_nodes);
+    assert_eq!(p.cpu_nodes[0].op_type, "STFT");
+    assert_eq!(p.cpu_nodes[0].reason, CpuReason::NoCudaKernel);
+    assert!(!p.cpu_nodes[0].heavy);
+    assert_eq!(
+        classify(&nodes, &log, true).verdict,
+        PlacementVerdict::StrictCpuNodes
+    );
+    let matmul = nodes
+        .iter_mut()
+        .find(|n| n.op_type == "MatMul")
+        .expect("the mel MatMul");
+    matmul.provider = "CPUExecutionProvider".into();
+    let heavy = classify(&nodes, &log, false);
+    assert_eq!(heavy.verdict, PlacementVerdict::HeavyOnCpu);
+    assert!(heavy.describe_heavy_cpu_nodes(5).contains("MatMul"));
+}
 
 #[test]
 fn recorded_reports_classify_as_expected() {
