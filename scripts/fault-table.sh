@@ -14,9 +14,7 @@ doc=docs/fault-table.md
 # The suites that keep fault tables: package and test target.
 suites=(
   "gpulibs-install faults"
-  "gpulibs-store hostile"
-  "gpulibs-fetch download"
-  "gpulibs-cli cli_install"
+  "gpulibs-install hostile_manifests"
 )
 
 log=$(mktemp)

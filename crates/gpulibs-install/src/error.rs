@@ -172,10 +172,24 @@ fn unpack_hint(error: &StoreError) -> &'static str {
     if disk_full(error) {
         "the disk holding the install root is full: free some space (or set GPULIBS_HOME to a \
          larger file system), then run the command again: the download resumes"
-    } else {
+    } else if writing_failed(error) {
         "writing into the install root failed (see the cause): check that it is writable and has \
          free space, then run the command again: the download resumes"
+    } else {
+        "the archive was refused (see the cause); report it to the vendor"
     }
+}
+
+/// Whether an unpack failed writing (not because the archive was refused).
+fn writing_failed(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Io { .. }
+            | StoreError::Unpack {
+                source: UnpackError::Write { .. } | UnpackError::NoRoom { .. },
+                ..
+            }
+    )
 }
 
 /// Whether an I/O error in the chain says the disk (or the user's quota) is full.

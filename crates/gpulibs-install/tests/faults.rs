@@ -106,6 +106,28 @@ enum Expect {
     },
 }
 
+/// What a passing row has shown, in a few words (for docs/fault-table.md).
+fn observed(row: &Row) -> String {
+    match &row.expect {
+        Expect::Completes { .. } => {
+            "completes: v2 active with the right bytes; the Range starts the row names".into()
+        }
+        Expect::Fails { partial, then, .. } => format!(
+            "fails naming the cause; v1 stays active{}{}",
+            if partial.is_some() {
+                "; a resumable .partial kept"
+            } else {
+                "; no .partial left"
+            },
+            if then.is_some() {
+                "; the next run completes"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
 struct Row {
     name: &'static str,
     /// Replies to the first requests for the changed archive, in order.
@@ -789,30 +811,15 @@ fn check_row(row: Row) {
 
 #[test]
 fn every_fault_completes_the_update_or_fails_keeping_v1() {
-    let rows = table();
-    let count = rows.len();
-    // Rows are independent worlds (own server, own root): run them side by side.
-    let failed: Vec<&'static str> = std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .into_iter()
-            .map(|row| {
-                let name = row.name;
-                let handle = std::thread::Builder::new()
-                    .name(name.into())
-                    .spawn_scoped(s, move || check_row(row))
-                    .unwrap();
-                (name, handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|(name, h)| h.join().is_err().then_some(name))
-            .collect()
-    });
-    assert!(
-        failed.is_empty(),
-        "{} of {count} rows failed (their panics are above): {failed:#?}",
-        failed.len()
+    gpulibs_testkit::faults::run_rows(
+        "install: network faults during an update (crates/gpulibs-install/tests/faults.rs)",
+        table(),
+        |row| row.name.to_string(),
+        |row| {
+            let words = observed(&row);
+            check_row(row);
+            words
+        },
     );
 }
 

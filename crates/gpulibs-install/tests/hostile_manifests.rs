@@ -528,29 +528,18 @@ fn check_row(row: Row) {
 
 #[test]
 fn hostile_manifests_fail_keeping_v1_and_write_nothing_outside_the_root() {
-    let rows = table();
-    let count = rows.len();
-    let failed: Vec<&'static str> = std::thread::scope(|s| {
-        let handles: Vec<_> = rows
-            .into_iter()
-            .map(|row| {
-                let name = row.name;
-                let handle = std::thread::Builder::new()
-                    .name(name.into())
-                    .spawn_scoped(s, move || check_row(row))
-                    .unwrap();
-                (name, handle)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|(name, h)| h.join().is_err().then_some(name))
-            .collect()
-    });
-    assert!(
-        failed.is_empty(),
-        "{} of {count} rows failed (their panics are above): {failed:#?}",
-        failed.len()
+    gpulibs_testkit::faults::run_rows(
+        "install: hostile manifests (crates/gpulibs-install/tests/hostile_manifests.rs)",
+        table(),
+        |row| row.name.to_string(),
+        |row| {
+            let words = format!(
+                "refused at {:?}; v1 stays current; nothing written outside the root",
+                row.stage
+            );
+            check_row(row);
+            words
+        },
     );
 }
 

@@ -63,6 +63,43 @@ impl Table {
     }
 }
 
+/// Runs every row of a table side by side, one scoped thread each (rows are independent worlds:
+/// their own server and root), records each row's outcome under `suite` and panics once,
+/// naming every row that failed. `check` returns what the row observed (a few words) or panics.
+pub fn run_rows<R: Send>(
+    suite: &str,
+    rows: Vec<R>,
+    name: impl Fn(&R) -> String,
+    check: impl Fn(R) -> String + Sync,
+) -> usize {
+    let check = &check;
+    let results: Vec<(String, std::thread::Result<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .into_iter()
+            .map(|row| {
+                let case = name(&row);
+                let handle = std::thread::Builder::new()
+                    .name(case.clone())
+                    .spawn_scoped(s, move || check(row))
+                    .expect("spawn a row's thread");
+                (case, handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(case, h)| (case, h.join()))
+            .collect()
+    });
+    let mut table = Table::new(suite);
+    for (case, result) in results {
+        table.row(&case, move || match result {
+            Ok(observed) => observed,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+    }
+    table.finish()
+}
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<String>() {
         s.clone()
