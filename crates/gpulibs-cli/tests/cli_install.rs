@@ -510,6 +510,77 @@ fn sigkill_during_a_trickled_download_then_the_next_run_resumes_with_range() {
     }
 }
 
+/// SIGTERM while an update is downloading and unpacking (issue #16: nothing left behind when
+/// interrupted): exit 143, v1 still active, the store's and the installs' temporaries gone at
+/// once (not only at the next run), the `.partial` kept so the next run resumes; then the next
+/// run completes.
+#[test]
+fn sigterm_during_an_install_exits_143_removing_its_temporaries_and_keeping_the_partial() {
+    let w = World::new();
+    stdout_of(&mut w.install(&w.v1()));
+    let old = w.current().unwrap();
+    let payload = noise(1_500_000, 7);
+    let v2 = w.v2(&payload);
+    w.server.set_default(
+        "extra-2.tar.zst",
+        Reply::trickle(16 * 1024, Duration::from_millis(10)),
+    );
+    let partial = w.root().join("downloads").join(format!(
+        "{}.partial",
+        sha256_hex(&lib_archive("libextra.so.1", &payload))
+    ));
+    let temporaries = |w: &World| -> Vec<String> {
+        ["store", "installs"]
+            .iter()
+            .flat_map(|dir| {
+                std::fs::read_dir(w.root().join(dir))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(move |e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+            })
+            .filter(|p| p.contains("/."))
+            .collect()
+    };
+    let mut child = w
+        .install(&v2)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // Mid-transfer: bytes in the .partial and the unpacker's temporary in the store.
+    while !(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000)
+        && !temporaries(&w).is_empty())
+    {
+        assert!(child.try_wait().unwrap().is_none(), "install ended early");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no download in progress after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    assert_eq!(w.current(), Some(old.clone()), "v1 stays active");
+    assert_eq!(temporaries(&w), Vec::<String>::new(), "{stderr}");
+    assert!(
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0),
+        "the .partial is kept for the next run"
+    );
+    w.server.set_default("extra-2.tar.zst", Reply::Serve);
+    stdout_of(&mut w.install(&v2));
+    assert_ne!(w.current(), Some(old));
+    assert!(w
+        .server
+        .requests("extra-2.tar.zst")
+        .iter()
+        .any(|r| r.range_start.is_some_and(|s| s > 0)));
+}
+
 /// Hostile manifests through the binary (issue #16, items 3 and 4): with v1 active, `plan` and
 /// `install` refuse each one with its problem and a hint, nothing is made outside the root
 /// (where a link to `<tmp>/escape` would land), and v1 stays current.
