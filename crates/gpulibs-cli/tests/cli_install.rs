@@ -550,9 +550,10 @@ fn sigterm_during_an_install_exits_143_removing_its_temporaries_and_keeping_the_
         .unwrap();
     let started = Instant::now();
     // Mid-transfer: bytes in the .partial and the unpacker's temporary in the store.
-    while !(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000)
-        && !temporaries(&w).is_empty())
-    {
+    let in_progress = |w: &World| {
+        std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000) && !temporaries(w).is_empty()
+    };
+    while !in_progress(&w) {
         assert!(child.try_wait().unwrap().is_none(), "install ended early");
         assert!(
             started.elapsed() < Duration::from_secs(30),
