@@ -10,7 +10,9 @@
 //! then exits with 128 + the signal: 130 for SIGINT, 143 for SIGTERM. It exits without running
 //! `atexit` handlers, as other threads may be inside ONNX Runtime.
 //!
-//! On a normal end the private directory goes when the [`Scope`] is dropped.
+//! On a normal end the private directory goes when the [`Scope`] is dropped. A process killed
+//! with SIGKILL cannot remove it; its name carries the pid (`gpulibs-<pid>-XXXXXX`), and the
+//! next gpulibs run removes such directories of this user whose process is gone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -49,9 +51,11 @@ impl Drop for Scope {
 pub fn install() -> Scope {
     // If the temporary directory is unusable, `TMPDIR` stays as it is and the command that
     // needs it reports the directory and the fix itself.
+    let parent = std::env::temp_dir();
+    sweep_stale(&parent);
     let tmp = tempfile::Builder::new()
-        .prefix("gpulibs-")
-        .tempdir()
+        .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        .tempdir_in(&parent)
         .ok()
         .map(tempfile::TempDir::keep);
     if let Some(dir) = &tmp {
@@ -96,6 +100,49 @@ pub fn install() -> Scope {
     Scope { tmp }
 }
 
+/// The private directory's name: `gpulibs-<pid>-XXXXXX`.
+const PREFIX: &str = "gpulibs-";
+
+/// The pid in a private directory's name (`gpulibs-<pid>-XXXXXX`), if the name is one.
+fn owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(PREFIX)?;
+    let (pid, suffix) = rest.split_once('-')?;
+    if suffix.is_empty() || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    pid.parse().ok().filter(|&p| p > 0)
+}
+
+/// Removes the private directories of gpulibs processes that are gone: a process killed with
+/// SIGKILL cannot remove its own. Only directories of this user whose name carries a pid that
+/// no process has any more (`kill(pid, 0)` says ESRCH); a reused pid keeps its directory, which
+/// errs on the side of leaving it.
+fn sweep_stale(parent: &Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(owner_pid) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != uid {
+            continue;
+        }
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid as libc::pid_t, 0) } == -1
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Cleans `root`'s temporaries if the process is interrupted while it holds the install lock.
 pub fn guard_install_root(root: &Path) {
     lock().install_roots.push(root.to_path_buf());
@@ -115,6 +162,29 @@ fn clean_up() {
         }
         if let Some(dir) = &registry.tmp {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owner_pids_come_only_from_private_directory_names() {
+        for (name, want) in [
+            ("gpulibs-1234-AbC123", Some(1234)),
+            ("gpulibs-1-x", Some(1)),
+            ("gpulibs-0-x", None),
+            ("gpulibs-1234-", None),
+            ("gpulibs-AbC123", None),
+            ("gpulibs--x", None),
+            ("gpulibs-12a4-x", None),
+            ("gpulibs-verify-abc", None),
+            ("other-1234-x", None),
+            ("gpulibs-99999999999999999999-x", None),
+        ] {
+            assert_eq!(owner_pid(name), want, "{name}");
         }
     }
 }

@@ -215,3 +215,51 @@ fn sigint_during_verify_exits_130_and_leaves_nothing() {
     assert_eq!(code, Some(130), "{stderr}");
     assert_eq!(left, Vec::<String>::new());
 }
+
+/// SIGKILL leaves the private temporary directory behind (nothing can catch it); the next run
+/// removes it, and leaves alone one whose process is alive and anything not named like it.
+#[test]
+fn a_killed_run_s_private_temporary_directory_goes_with_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    let mut child = gpulibs(dir.path())
+        .args(["verify", "--device", "cpu", "--runs", "100000000", "--ort"])
+        .arg(ort_wheels::cpu_ort())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while left_in(&tmp).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no private directory"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed = format!("gpulibs-{}-", child.id());
+    assert!(
+        left_in(&tmp).iter().any(|p| p.starts_with(&killed)),
+        "SIGKILL left nothing to sweep: {:?}",
+        left_in(&tmp)
+    );
+    // Alive: this test's own pid. Not ours to judge: a name without a pid.
+    let alive = tmp.join(format!("gpulibs-{}-alive", std::process::id()));
+    let other = tmp.join("gpulibs-notapid");
+    std::fs::create_dir_all(&alive).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let out = gpulibs(dir.path())
+        .args(["inspect", "/nonexistent/lib.so"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        left_in(&tmp),
+        vec![
+            format!("gpulibs-{}-alive", std::process::id()),
+            "gpulibs-notapid".to_string()
+        ]
+    );
+}
