@@ -136,11 +136,10 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
         ));
         for w in &report.warnings.must_act {
             human.push_str(&format!(
-                "  {} {} (loaded by {})\n      {}\n",
+                "  {} {} (loaded by {})\n",
                 ctx.style.warn("warning:"),
-                w.library,
-                w.loaded_by.join(", "),
-                w.message
+                w.message,
+                w.loaded_by.join(", ")
             ));
         }
     }
@@ -152,10 +151,9 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
         ));
         for w in &report.warnings.information {
             human.push_str(&format!(
-                "  {} (loaded by {}): {}\n",
-                w.library,
-                w.loaded_by.join(", "),
-                w.message
+                "  {} (loaded by {})\n",
+                w.message,
+                w.loaded_by.join(", ")
             ));
         }
     }
