@@ -887,7 +887,7 @@ fn is_cpu_only(libs: &[Lib]) -> bool {
 
 /// Compute capabilities a manifest's GPU variant is planned against: every one NVIDIA has
 /// shipped from Kepler's 3.5 to Blackwell's 12.1.
-const PLANNABLE_CCS: &[(u32, u32)] = &[
+pub const PLANNABLE_CCS: &[(u32, u32)] = &[
     (3, 5),
     (3, 7),
     (5, 0),
@@ -913,7 +913,7 @@ const PLANNABLE_CCS: &[(u32, u32)] = &[
 
 /// The GPU variants the planner would choose on no GPU: each planned alone, with the system
 /// list and no other library on the machine, for one GPU of every compute capability in
-/// [`PLANNABLE_CCS`] and a driver that runs anything. Returns each such variant with the
+/// [`PLANNABLE_CCS`], the driver unknown. Returns each such variant with the
 /// planner's reasons on the newest GPU.
 pub fn never_installable(
     manifest: &Manifest,
