@@ -42,8 +42,11 @@ fn main() -> ExitCode {
     req.out = out;
     match package(&req) {
         Ok(r) => {
-            for w in &r.warnings {
-                eprintln!("warning: {w}");
+            for w in &r.warnings.must_act {
+                eprintln!("warning (act on it): {}", w.message);
+            }
+            for w in &r.warnings.information {
+                eprintln!("note: {}", w.message);
             }
             if !r.pruned.is_empty() {
                 eprintln!("pruned (nothing loads them): {}", r.pruned.join(" "));

@@ -30,7 +30,8 @@ pub mod thin;
 
 pub use mirror::{mirror, MirrorReport};
 pub use package::{
-    is_nvidia_library, package, ComponentReport, LibraryReport, PackageReport, PackageRequest,
+    classify_runtime_name, is_nvidia_library, never_installable, package, ComponentReport,
+    LibraryReport, PackageReport, PackageRequest, PackageWarnings, RuntimeWarning, WarningAction,
     ZstdSettings, NVIDIA_PREFIXES, SYSTEM_LIBRARIES,
 };
 pub use thin::{
@@ -115,6 +116,15 @@ pub enum PackageError {
     },
     #[error("the manifest written would be invalid: {}", problems.join("; "))]
     InvalidManifest { problems: Vec<String> },
+    #[error(
+        "no machine could ever install {}: the planner runs it on no GPU from compute capability \
+         3.5 to 12.1 ({}). Give the CUDA provider built with kernels (a build whose `gpulibs \
+         inspect` shows SASS or PTX), or leave the CUDA provider out for a CPU-only release; \
+         no manifest was written",
+        variants.iter().map(|(v, _)| format!("variant `{v}`")).collect::<Vec<_>>().join(", "),
+        variants.iter().map(|(v, why)| format!("`{v}`: {why}")).collect::<Vec<_>>().join("; ")
+    )]
+    NeverInstallable { variants: Vec<(String, String)> },
     #[error("{source_name}: {message}")]
     BadManifest {
         source_name: String,

@@ -185,8 +185,55 @@ pub struct PackageReport {
     pub components: Vec<ComponentReport>,
     /// Per target, per thinned library.
     pub thinning: Vec<(String, String, ThinReport)>,
-    /// Names the code may `dlopen` that neither the package nor the system list provides.
-    pub warnings: Vec<String>,
+    /// Names the code may `dlopen` that neither the package nor the system list provides,
+    /// grouped by what the vendor must do about them.
+    pub warnings: PackageWarnings,
+}
+
+/// Libraries the packaged code may load at run time that neither the package nor the system
+/// list provides, in two groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackageWarnings {
+    /// NVIDIA libraries nothing in the package or on the system list provides at any version
+    /// (cuDNN, cuFFT when their wheels were not given): the code fails at run time where it
+    /// loads them. Add their wheel to the inputs or declare them as system libraries.
+    pub must_act: Vec<RuntimeWarning>,
+    /// Optional loads that need nothing: ONNX Runtime's other execution providers (TensorRT,
+    /// OpenVINO, …), which it loads only when the app asks for them, and other CUDA majors'
+    /// names of a library the package carries (the CUDA 12 fallback's `libcudart.so.12`).
+    pub information: Vec<RuntimeWarning>,
+}
+
+impl PackageWarnings {
+    /// No warning in either group.
+    pub fn is_empty(&self) -> bool {
+        self.must_act.is_empty() && self.information.is_empty()
+    }
+
+    /// Every warning, those to act on first.
+    pub fn iter(&self) -> impl Iterator<Item = &RuntimeWarning> {
+        self.must_act.iter().chain(&self.information)
+    }
+}
+
+/// Which group a [`RuntimeWarning`] belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningAction {
+    MustAct,
+    Information,
+}
+
+/// A name the code may load at run time that the package and the system list lack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeWarning {
+    /// The name as found in the code (`libcudnn.so.9`).
+    pub library: String,
+    /// The packaged libraries whose code names it.
+    pub loaded_by: Vec<String>,
+    pub action: WarningAction,
+    /// Why it is in its group and what to do, in words.
+    pub message: String,
 }
 
 struct Lib {
@@ -291,6 +338,7 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
     let vendor_version = req
         .component_version
         .clone()
+        .or_else(|| onnxruntime_version(&libs, &inputs))
         .unwrap_or_else(|| req.version.clone());
     let vendor_kind = if libs
         .iter()
@@ -499,7 +547,15 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
         .map(|c| c.id.clone())
         .collect();
     let mut variants = Vec::new();
-    if req.per_arch.is_empty() {
+    if req.per_arch.is_empty() && is_cpu_only(&libs) {
+        variants.push(Variant {
+            name: "cpu".into(),
+            components: comps.iter().map(|c| c.id.clone()).collect(),
+            description: Some("CPU: the inputs carry no CUDA code and no CUDA provider".into()),
+            device: VariantDevice::Cpu,
+            min_gpu_memory_bytes: None,
+        });
+    } else if req.per_arch.is_empty() {
         variants.push(Variant {
             name: "cuda".into(),
             components: comps.iter().map(|c| c.id.clone()).collect(),
@@ -547,6 +603,10 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
         return Err(PackageError::InvalidManifest {
             problems: problems.iter().map(|p| p.to_string()).collect(),
         });
+    }
+    let never = never_installable(&manifest, &req.system_libraries);
+    if !never.is_empty() {
+        return Err(PackageError::NeverInstallable { variants: never });
     }
     let text = gpulibs_plan::to_toml(&manifest);
     let manifest_path = req.out.join("manifest.toml");
@@ -714,12 +774,13 @@ pub fn runtime_name_matches(wanted: &str, name: &str) -> bool {
 }
 
 /// Every `DT_NEEDED` must be in the package or on the system list; run-time names that are
-/// neither are warnings.
-fn closure(libs: &[Lib], system: &[String]) -> Result<Vec<String>, PackageError> {
+/// neither are warnings, grouped by [`classify_runtime_name`].
+fn closure(libs: &[Lib], system: &[String]) -> Result<PackageWarnings, PackageError> {
     let have: BTreeSet<&str> = libs.iter().flat_map(Lib::names).collect();
     let sys: BTreeSet<&str> = system.iter().map(String::as_str).collect();
+    let available: Vec<&str> = have.iter().chain(&sys).copied().collect();
     let mut missing = Vec::new();
-    let mut warnings = Vec::new();
+    let mut unmet: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for l in libs {
         for n in &l.needed {
             if !have.contains(n.as_str()) && !sys.contains(n.as_str()) {
@@ -728,24 +789,175 @@ fn closure(libs: &[Lib], system: &[String]) -> Result<Vec<String>, PackageError>
         }
         for n in &l.runtime_names {
             let base = n.rsplit('/').next().unwrap_or(n);
-            let found = have
-                .iter()
-                .chain(&sys)
-                .any(|h| runtime_name_matches(base, h));
-            if !found {
-                warnings.push(format!(
-                    "{} may load {n} at run time (named in its code or data); it is neither in \
-                     the package nor on the system list",
-                    l.c.name
-                ));
+            if !available.iter().any(|h| runtime_name_matches(base, h)) {
+                unmet.entry(n.clone()).or_default().insert(l.c.name.clone());
             }
         }
     }
-    if missing.is_empty() {
-        Ok(warnings)
-    } else {
-        Err(PackageError::Closure { missing })
+    if !missing.is_empty() {
+        return Err(PackageError::Closure { missing });
     }
+    let mut warnings = PackageWarnings::default();
+    for (name, by) in unmet {
+        let base = name.rsplit('/').next().unwrap_or(&name);
+        let (action, message) = classify_runtime_name(base, &available);
+        let w = RuntimeWarning {
+            library: name.clone(),
+            loaded_by: by.into_iter().collect(),
+            action,
+            message,
+        };
+        match action {
+            WarningAction::MustAct => warnings.must_act.push(w),
+            WarningAction::Information => warnings.information.push(w),
+        }
+    }
+    Ok(warnings)
+}
+
+/// The library's name without its `.so` suffix and version: `libcudnn.so.9` → `libcudnn`.
+fn library_stem(name: &str) -> &str {
+    name.split_once(".so").map_or(name, |(stem, _)| stem)
+}
+
+/// Which group a name the code may load belongs to, given every name the package and the
+/// system list provide, and the sentence that says why.
+///
+/// An NVIDIA library that nothing provides at any version must be acted on: the code that
+/// loads it (cuDNN's convolutions, cuFFT's FFT ops) fails at run time. One provided at another
+/// version (`libcudart.so.12` when `libcudart.so.13` is packaged) is another CUDA major's
+/// fallback, and anything else (ONNX Runtime's TensorRT, OpenVINO, … providers) is an optional
+/// load the app asks for by name: both are information.
+pub fn classify_runtime_name(name: &str, available: &[&str]) -> (WarningAction, String) {
+    let stem = library_stem(name);
+    if !is_nvidia_library(name) {
+        return (
+            WarningAction::Information,
+            format!(
+                "{name} is loaded only when the app asks for it (an optional execution provider \
+                 or plug-in); nothing to do unless the app uses it, then add it to --from"
+            ),
+        );
+    }
+    match available.iter().find(|a| library_stem(a) == stem) {
+        Some(other) => (
+            WarningAction::Information,
+            format!("{name} is another version's name of {other}, which is provided"),
+        ),
+        None => (
+            WarningAction::MustAct,
+            format!(
+                "{name} is neither packaged nor on the system list at any version; add the wheel \
+                 or archive that carries it to --from, or declare it with --system {name}"
+            ),
+        ),
+    }
+}
+
+/// ONNX Runtime's version, from its versioned library (`libonnxruntime.so.1.31.1`, as build
+/// output and wheels name it) or else from the `onnxruntime*` wheel it came from.
+fn onnxruntime_version(libs: &[Lib], inputs: &[Input]) -> Option<String> {
+    let ort = libs.iter().filter(|l| !l.nvidia);
+    let from_name = ort.clone().find_map(|l| {
+        std::iter::once(l.c.name.as_str())
+            .chain(l.c.links.iter().map(String::as_str))
+            .find_map(|n| n.strip_prefix("libonnxruntime.so."))
+            .filter(|v| v.split('.').count() >= 3 && v.split('.').all(|p| p.parse::<u64>().is_ok()))
+            .map(String::from)
+    });
+    from_name.or_else(|| {
+        ort.filter(|l| l.c.name.starts_with("libonnxruntime"))
+            .find_map(|l| inputs[l.c.input].dist.as_ref())
+            .filter(|(dist, _)| dist.to_lowercase().starts_with("onnxruntime"))
+            .map(|(_, v)| v.clone())
+    })
+}
+
+/// Whether the libraries make a CPU-only runtime: none carries CUDA code, none is ONNX
+/// Runtime's CUDA provider, none is NVIDIA's and none links one of NVIDIA's (a provider built
+/// without kernels is still a GPU build, and is refused later as a variant no GPU can run).
+fn is_cpu_only(libs: &[Lib]) -> bool {
+    libs.iter().all(|l| {
+        !l.nvidia
+            && !l.report.has_cuda_code()
+            && !l.c.name.starts_with("libonnxruntime_providers_cuda")
+            && !l.needed.iter().any(|n| is_nvidia_library(n))
+    })
+}
+
+/// Compute capabilities a manifest's GPU variant is planned against: every one NVIDIA has
+/// shipped from Kepler's 3.5 to Blackwell's 12.1.
+pub const PLANNABLE_CCS: &[(u32, u32)] = &[
+    (3, 5),
+    (3, 7),
+    (5, 0),
+    (5, 2),
+    (5, 3),
+    (6, 0),
+    (6, 1),
+    (6, 2),
+    (7, 0),
+    (7, 2),
+    (7, 5),
+    (8, 0),
+    (8, 6),
+    (8, 7),
+    (8, 9),
+    (9, 0),
+    (10, 0),
+    (10, 3),
+    (11, 0),
+    (12, 0),
+    (12, 1),
+];
+
+/// The GPU variants the planner would choose on no GPU: each planned alone, with the system
+/// list and no other library on the machine, for one GPU of every compute capability in
+/// [`PLANNABLE_CCS`], the driver unknown. Returns each such variant with the
+/// planner's reasons on the newest GPU.
+pub fn never_installable(
+    manifest: &Manifest,
+    system_libraries: &[String],
+) -> Vec<(String, String)> {
+    let policy = gpulibs_plan::Policy {
+        system_libraries: system_libraries.to_vec(),
+        reuse_system: false,
+        allow_unsigned: true,
+        ..Default::default()
+    };
+    let system = gpulibs_plan::SystemInventory::default();
+    let mut never = Vec::new();
+    for v in manifest
+        .variants
+        .iter()
+        .filter(|v| v.device == VariantDevice::Cuda)
+    {
+        let alone = Manifest {
+            variants: vec![v.clone()],
+            ..manifest.clone()
+        };
+        let mut last_reasons = String::new();
+        let runs_somewhere = PLANNABLE_CCS.iter().any(|&(major, minor)| {
+            let host =
+                gpulibs_plan::Host::synthetic(&[ComputeCapability::new(major, minor)], None, None);
+            let plan = gpulibs_plan::plan(&host, &alone, &system, &policy);
+            if plan.chosen.as_ref().is_some_and(|c| c.variant == v.name) {
+                return true;
+            }
+            last_reasons = plan
+                .rejected
+                .iter()
+                .filter(|r| r.variant == v.name)
+                .flat_map(|r| r.reasons.iter().map(ToString::to_string))
+                .collect::<Vec<_>>()
+                .join("; ");
+            false
+        });
+        if !runs_somewhere {
+            never.push((v.name.clone(), last_reasons));
+        }
+    }
+    never
 }
 
 fn cuda_version(

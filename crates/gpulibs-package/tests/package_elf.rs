@@ -576,11 +576,15 @@ fn libraries_declared_as_system_become_needs_of_the_component() {
     );
     let only = w.root.join("only");
     std::fs::create_dir_all(&only).unwrap();
+    let sm86 = container(&[Entry::sass(86)]);
     cc_so(
         &only,
         "libprovider.so",
         None,
-        "const char *cudnn_name = \"libcudnn.so.9\";\nint p(void){return cudnn_name[0];}\n",
+        &format!(
+            "{}const char *cudnn_name = \"libcudnn.so.9\";\nint p(void){{return cudnn_name[0];}}\n",
+            fatbin_source(&sm86)
+        ),
         &[&sys_cublas],
     );
     let mut req = PackageRequest::new(
@@ -595,6 +599,7 @@ fn libraries_declared_as_system_become_needs_of_the_component() {
         long_distance_matching: false,
         workers: 0,
     };
+    req.cuda = Some(gpulibs_detect::CudaVersion::new(13, 0));
     // Undeclared, the DT_NEEDED library breaks the closure.
     assert!(matches!(package(&req), Err(PackageError::Closure { .. })));
     req.out = w.root.join("out-sys2");
@@ -611,8 +616,174 @@ fn libraries_declared_as_system_become_needs_of_the_component() {
     // The run-time name is a need only because it was declared.
     assert!(needs.contains(&"libcudnn.so.9".to_string()), "{needs:?}");
     assert!(
-        !report.warnings.iter().any(|w| w.contains("libcudnn.so.9")),
+        !report.warnings.iter().any(|w| w.library == "libcudnn.so.9"),
         "{:?}",
         report.warnings
     );
+}
+
+fn fast(mut req: PackageRequest) -> PackageRequest {
+    req.zstd = ZstdSettings {
+        level: 3,
+        window_log: 20,
+        long_distance_matching: false,
+        workers: 0,
+    };
+    req
+}
+
+/// An ONNX Runtime build directory as the CPU wheel holds it: `libonnxruntime.so.1.31.1`
+/// (SONAME `libonnxruntime.so.1`), naming providers it may load, and the shared provider.
+fn ort_cpu_build(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    cc_so(
+        dir,
+        "libonnxruntime.so.1.31.1",
+        Some("libonnxruntime.so.1"),
+        "const char *eps[] = {\"libonnxruntime_providers_cuda.so\", \
+         \"libonnxruntime_providers_tensorrt.so\"};\nint ort(void){return eps[0][0];}\n",
+        &[],
+    );
+    cc_so(
+        dir,
+        "libonnxruntime_providers_shared.so",
+        None,
+        "int shared(void){return 0;}\n",
+        &[],
+    );
+}
+
+#[test]
+fn cpu_only_inputs_give_a_cpu_variant_at_the_onnxruntime_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = tmp.path().join("capi");
+    ort_cpu_build(&build);
+    let req = fast(PackageRequest::new(
+        "testapp",
+        "2.0.0",
+        vec![build],
+        tmp.path().join("out"),
+    ));
+    let report = package(&req).unwrap();
+    let manifest =
+        gpulibs_plan::parse_manifest(&std::fs::read_to_string(&report.manifest).unwrap()).unwrap();
+    let variants: Vec<(&str, gpulibs_plan::VariantDevice)> = manifest
+        .variants
+        .iter()
+        .map(|v| (v.name.as_str(), v.device))
+        .collect();
+    assert_eq!(variants, [("cpu", gpulibs_plan::VariantDevice::Cpu)]);
+    let c = &manifest.components[0];
+    assert_eq!(
+        (c.id.as_str(), c.version.as_str()),
+        ("onnxruntime", "1.31.1")
+    );
+    assert_eq!(c.archive.url, "onnxruntime-1.31.1.tar.zst");
+    assert!(c.coverage.is_none() && c.cuda.is_none(), "{c:?}");
+    // The release keeps its own version.
+    assert_eq!(manifest.version, "2.0.0");
+    // The planner installs it on a machine without a GPU.
+    let host = gpulibs_plan::Host::synthetic(&[], None, None);
+    let plan = gpulibs_plan::plan(
+        &host,
+        &manifest,
+        &gpulibs_plan::SystemInventory::default(),
+        &gpulibs_plan::Policy {
+            allow_unsigned: true,
+            ..Default::default()
+        },
+    );
+    assert!(!plan.is_refused(), "{:?}", plan.lines());
+    // An explicit component version still wins.
+    let mut req2 = req.clone();
+    req2.out = tmp.path().join("out2");
+    req2.component_version = Some("1.31.1+vendor1".into());
+    let m2 = package(&req2).unwrap();
+    let text = std::fs::read_to_string(&m2.manifest).unwrap();
+    assert!(text.contains("version = \"1.31.1+vendor1\""), "{text}");
+}
+
+#[test]
+fn a_gpu_variant_no_gpu_can_run_is_refused_and_no_manifest_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let build = tmp.path().join("build");
+    ort_cpu_build(&build);
+    // A CUDA provider built without kernels: a GPU build the planner can place on no GPU.
+    cc_so(
+        &build,
+        "libonnxruntime_providers_cuda.so",
+        None,
+        "int cuda_ep(void){return 1;}\n",
+        &[],
+    );
+    let out = tmp.path().join("out");
+    let req = fast(PackageRequest::new(
+        "testapp",
+        "2.0.0",
+        vec![build],
+        out.clone(),
+    ));
+    let err = package(&req).unwrap_err();
+    match &err {
+        PackageError::NeverInstallable { variants } => {
+            assert_eq!(variants.len(), 1, "{variants:?}");
+            assert_eq!(variants[0].0, "cuda");
+            assert!(variants[0].1.contains("kernel coverage"), "{variants:?}");
+        }
+        other => panic!("expected NeverInstallable, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("variant `cuda`") && msg.contains("CPU-only"),
+        "{msg}"
+    );
+    assert!(!out.join("manifest.toml").exists());
+    assert!(!out.join("package-report.json").exists());
+}
+
+#[test]
+fn runtime_warnings_are_grouped_by_what_the_vendor_must_do() {
+    let w = world();
+    // A library of the vendor that may load cuDNN (packaged nowhere), cuFFT as an absolute
+    // path, the CUDA 12 runtime (13 is packaged) and two optional ONNX Runtime providers.
+    cc_so(
+        &w.build,
+        "libvendor_loader.so",
+        None,
+        "const char *n[] = {\"libcudnn.so.9\", \"/opt/x/libcufft.so.12\", \"libcudart.so.12\", \
+         \"libonnxruntime_providers_tensorrt.so\", \"libonnxruntime_providers_openvino.so\"};\n\
+         int l(void){return n[0][0];}\n",
+        &[],
+    );
+    let r = package(&request(&w, "out")).unwrap();
+    let names = |ws: &[gpulibs_package::RuntimeWarning]| {
+        ws.iter().map(|w| w.library.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&r.warnings.must_act),
+        ["/opt/x/libcufft.so.12", "libcudnn.so.9"]
+    );
+    assert_eq!(
+        names(&r.warnings.information),
+        [
+            "libcudart.so.12",
+            "libonnxruntime_providers_openvino.so",
+            "libonnxruntime_providers_tensorrt.so"
+        ]
+    );
+    let cudnn = &r.warnings.must_act[1];
+    assert_eq!(cudnn.loaded_by, ["libvendor_loader.so"]);
+    assert!(
+        cudnn.message.contains("--system libcudnn.so.9"),
+        "{}",
+        cudnn.message
+    );
+    // The report on disk holds the same groups.
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.root.join("out/package-report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["warnings"]["must_act"][1]["library"], "libcudnn.so.9");
+    assert_eq!(json["warnings"]["must_act"][1]["action"], "must_act");
+    assert_eq!(json["warnings"]["information"].as_array().unwrap().len(), 3);
 }

@@ -128,8 +128,34 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
             ctx.style.dim("pruned:")
         ));
     }
-    for w in &report.warnings {
-        human.push_str(&format!("{} {w}\n", ctx.style.warn("warning:")));
+    if !report.warnings.must_act.is_empty() {
+        human.push_str(&format!(
+            "\n{}\n",
+            ctx.style
+                .warn("must act: the code loads these and fails where they are missing")
+        ));
+        for w in &report.warnings.must_act {
+            human.push_str(&format!(
+                "  {} {} (loaded by {})\n",
+                ctx.style.warn("warning:"),
+                w.message,
+                w.loaded_by.join(", ")
+            ));
+        }
+    }
+    if !report.warnings.information.is_empty() {
+        human.push_str(&format!(
+            "\n{}\n",
+            ctx.style
+                .dim("for information: optional loads, nothing to do unless the app uses them")
+        ));
+        for w in &report.warnings.information {
+            human.push_str(&format!(
+                "  {} (loaded by {})\n",
+                w.message,
+                w.loaded_by.join(", ")
+            ));
+        }
     }
     Ok(Outcome {
         json: serde_json::to_value(&report)?,
