@@ -72,8 +72,8 @@ open(sys.argv[2], "wb").write(d.replace(b"libcublasLt.so.13\0", b"libcublasLx.so
 PY
 "$bin" package --color never --from "$work/bad/lib" --out "$work/relbad" --release 1.31.2-broken --cuda 13.0 --name broken \
   "${systems[@]}" --system libcublasLx.so.13 > "$out/package-bad.txt" 2>&1; echo "package bad exit $?"
-# One manifest, both builds: the broken one says ONNX Runtime 1.31.2, so the planner ranks it
-# first ("a newer ONNX Runtime release"); its variant is renamed so the names stay unique.
+# One manifest, both builds: the broken one's components say ONNX Runtime 1.31.2, so the planner
+# ranks it first ("a newer ONNX Runtime release"); its variant is renamed so the names stay unique.
 mkdir -p "$work/both"; cp "$work"/rel/*.tar.zst "$work"/relbad/*.tar.zst "$work/both/"
 python3 - "$work" <<'PY'
 import re, sys
@@ -86,6 +86,9 @@ variants = "[[variants]]" + re.sub(r'(?m)^name = "([^"]*)"', r'name = "broken-\1
 # The vendor's manifest does not know its build is broken: it lists the real library as needed,
 # so the planner accepts it and only running it can tell.
 head = head.replace('"libcublasLx.so.13"', '"libcublasLt.so.13"')
+# Components take ONNX Runtime's own version (1.31.1) since packaging reads it from the library;
+# say 1.31.2 for the broken build so the planner ranks it first.
+head = re.sub(r'(?m)^version = "[^"]*"', 'version = "1.31.2"', head)
 open(f"{w}/both/manifest.toml", "w").write(good.rstrip() + "\n\n" + head + variants)
 PY
 export GPULIBS_HOME="$work/root3"
