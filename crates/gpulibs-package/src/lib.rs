@@ -28,7 +28,9 @@ pub mod mirror;
 pub mod package;
 pub mod thin;
 
-pub use mirror::{mirror, MirrorReport};
+pub use mirror::{
+    mirror, mirror_components, mirror_with, ComponentsMirrorReport, MirrorReport, PipResolve,
+};
 pub use package::{
     is_nvidia_library, package, ComponentReport, LibraryReport, PackageReport, PackageRequest,
     ZstdSettings, NVIDIA_PREFIXES, SYSTEM_LIBRARIES,
@@ -129,4 +131,10 @@ pub enum PackageError {
     },
     #[error("downloading {url}: {message}")]
     Fetch { url: String, message: String },
+    #[error("{source_name}: pip could not give the wheels of {components}: {message}")]
+    PipResolve {
+        source_name: String,
+        components: String,
+        message: String,
+    },
 }
