@@ -131,10 +131,11 @@ pub enum PackageError {
     },
     #[error("downloading {url}: {message}")]
     Fetch { url: String, message: String },
-    #[error("{source_name}: pip could not give the wheels of {components}: {message}")]
+    #[error("{source_name}: pip could not give the wheels of {components}")]
     PipResolve {
         source_name: String,
         components: String,
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }

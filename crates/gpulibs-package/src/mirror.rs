@@ -149,7 +149,10 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
 
 /// Resolves the `pip:` components named (their ids) to download URLs, writing the URLs into the
 /// manifest, or says why it could not: the CLI passes pip (`gpulibs-sources`), tests a table.
-pub type PipResolve<'a> = &'a dyn Fn(&mut gpulibs_plan::Manifest, &[String]) -> Result<(), String>;
+pub type PipResolve<'a> = &'a dyn Fn(
+    &mut gpulibs_plan::Manifest,
+    &[String],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Copies a release to `dest` (created if needed): see the module doc. A component whose URL
 /// pip resolves at install time (`pip:name==version`) is refused: [`mirror_with`] resolves
@@ -262,10 +265,10 @@ fn resolve_pip(
             ),
         });
     };
-    resolve(manifest, &pip).map_err(|message| PackageError::PipResolve {
+    resolve(manifest, &pip).map_err(|e| PackageError::PipResolve {
         source_name: source.to_string(),
         components: pip.join(", "),
-        message,
+        source: e,
     })?;
     if let Some(c) = manifest
         .components
@@ -275,7 +278,7 @@ fn resolve_pip(
         return Err(PackageError::PipResolve {
             source_name: source.to_string(),
             components: c.id.clone(),
-            message: "pip gave no URL for it".into(),
+            source: "pip gave no URL for it".into(),
         });
     }
     Ok(())
