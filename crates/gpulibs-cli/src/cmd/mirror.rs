@@ -183,7 +183,11 @@ fn embedded(
     // Every component of those variants, not only what the plan here would download: the
     // machine installing from DIR may have none of the CUDA libraries this one has.
     let mut ids: Vec<String> = Vec::new();
-    for v in manifest.variants.iter().filter(|v| variants.contains(&v.name)) {
+    for v in manifest
+        .variants
+        .iter()
+        .filter(|v| variants.contains(&v.name))
+    {
         for id in &v.components {
             if !ids.contains(id) {
                 ids.push(id.clone());
