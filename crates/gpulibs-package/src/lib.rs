@@ -17,7 +17,8 @@
 //!   `DT_NEEDED` closure checked, per-arch components thinned, `tar.zst` archives, manifest
 //!   (`gpulibs-plan` types, validated, signed on request), third-party notices.
 //! - [`mirror`](mod@mirror): [`mirror()`] copies a manifest, its signature and its archives to a
-//!   directory, verifying every digest.
+//!   directory, verifying every digest; [`mirror_with`] and [`mirror_components`] also take
+//!   `pip:` components, resolved by the caller's [`PipResolve`].
 //!
 //! Behaviour and measurements: `docs/package.md`.
 

@@ -17,6 +17,12 @@
 //! manifest and signature are kept beside it as `manifest.upstream.toml[.minisig]`: a signed
 //! manifest that `gpulibs install --offline DEST --manifest DEST/manifest.upstream.toml` still
 //! verifies (offline files are found by file name).
+//!
+//! Components whose URL pip resolves at install time (`pip:name==version`) are refused by
+//! [`mirror`]; [`mirror_with`] and [`mirror_components`] (an in-memory manifest such as the
+//! embedded default, chosen components only, no manifest written) resolve them first through a
+//! [`PipResolve`] the caller gives (this crate never runs pip) and store each wheel under its own
+//! file name.
 
 use std::fs::File;
 use std::io::{Read, Write};
