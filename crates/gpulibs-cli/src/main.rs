@@ -81,7 +81,7 @@ enum Command {
     Verify(cmd::verify::Args),
     Recommend(cmd::recommend::Args),
     Package(cmd::package::PackageArgs),
-    Mirror(cmd::package::MirrorArgs),
+    Mirror(cmd::mirror::MirrorArgs),
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -144,7 +144,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args, &ctx),
         Command::Recommend(args) => cmd::recommend::run(args, &ctx),
         Command::Package(args) => cmd::package::package_cmd(args, &ctx),
-        Command::Mirror(args) => cmd::package::mirror_cmd(args, &ctx),
+        Command::Mirror(args) => cmd::mirror::mirror_cmd(args, &ctx),
     };
 
     let mut stdout = std::io::stdout().lock();

@@ -17,7 +17,8 @@
 //!   `DT_NEEDED` closure checked, per-arch components thinned, `tar.zst` archives, manifest
 //!   (`gpulibs-plan` types, validated, signed on request), third-party notices.
 //! - [`mirror`](mod@mirror): [`mirror()`] copies a manifest, its signature and its archives to a
-//!   directory, verifying every digest.
+//!   directory, verifying every digest; [`mirror_with`] and [`mirror_components`] also take
+//!   `pip:` components, resolved by the caller's [`PipResolve`].
 //!
 //! Behaviour and measurements: `docs/package.md`.
 
@@ -28,7 +29,9 @@ pub mod mirror;
 pub mod package;
 pub mod thin;
 
-pub use mirror::{mirror, MirrorReport};
+pub use mirror::{
+    mirror, mirror_components, mirror_with, ComponentsMirrorReport, MirrorReport, PipResolve,
+};
 pub use package::{
     classify_runtime_name, is_nvidia_library, never_installable, package, ComponentReport,
     LibraryReport, PackageReport, PackageRequest, PackageWarnings, RuntimeWarning, WarningAction,
@@ -139,4 +142,11 @@ pub enum PackageError {
     },
     #[error("downloading {url}: {message}")]
     Fetch { url: String, message: String },
+    #[error("{source_name}: pip could not give the wheels of {components}")]
+    PipResolve {
+        source_name: String,
+        components: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }

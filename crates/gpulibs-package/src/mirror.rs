@@ -17,6 +17,12 @@
 //! manifest and signature are kept beside it as `manifest.upstream.toml[.minisig]`: a signed
 //! manifest that `gpulibs install --offline DEST --manifest DEST/manifest.upstream.toml` still
 //! verifies (offline files are found by file name).
+//!
+//! Components whose URL pip resolves at install time (`pip:name==version`) are refused by
+//! [`mirror`]; [`mirror_with`] and [`mirror_components`] (an in-memory manifest such as the
+//! embedded default, chosen components only, no manifest written) resolve them first through a
+//! [`PipResolve`] the caller gives (this crate never runs pip) and store each wheel under its own
+//! file name.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -147,8 +153,28 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
     Ok((manifest, signature, Base::Dir(base)))
 }
 
-/// Copies a release to `dest` (created if needed): see the module doc.
+/// Resolves the `pip:` components named (their ids) to download URLs, writing the URLs into the
+/// manifest, or says why it could not: the CLI passes pip (`gpulibs-sources`), tests a table.
+pub type PipResolve<'a> = &'a dyn Fn(
+    &mut gpulibs_plan::Manifest,
+    &[String],
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Copies a release to `dest` (created if needed): see the module doc. A component whose URL
+/// pip resolves at install time (`pip:name==version`) is refused: [`mirror_with`] resolves
+/// them.
 pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
+    mirror_with(source, dest, None)
+}
+
+/// [`mirror`], with `pip:` components resolved by `resolve` first and stored under the wheel's
+/// own file name (the URL pip answered), checked against the manifest's sha256 and size like
+/// every archive.
+pub fn mirror_with(
+    source: &str,
+    dest: &Path,
+    resolve: Option<PipResolve<'_>>,
+) -> Result<MirrorReport, PackageError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     let (manifest_bytes, signature, base) = read_source(source, dest)?;
     // Read and validated as every user of a manifest does: a mirror of a release whose paths
@@ -158,64 +184,14 @@ pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
             source_name: source.to_string(),
             message: e.to_string(),
         })?;
+    let ids: Vec<String> = manifest.components.iter().map(|c| c.id.clone()).collect();
+    resolve_pip(&mut manifest, &ids, source, resolve)?;
 
     let mut artifacts = Vec::new();
     let mut rewritten = false;
     for c in &mut manifest.components {
-        let a = &c.archive;
-        let bad = |message: String| PackageError::BadManifest {
-            source_name: source.to_string(),
-            message: format!("component {}: {message}", c.id),
-        };
-        if a.url.starts_with("pip:") {
-            return Err(bad(format!(
-                "archive URL `{}` is resolved by pip at install time; a mirror holds archives \
-                 with a URL",
-                a.url
-            )));
-        }
-        let (segment, file_name) = file_names(&a.url)
-            .ok_or_else(|| bad(format!("archive URL `{}` has no file name", a.url)))?;
-        let dst = dest.join(&file_name);
-        let present = if dst.is_file() {
-            let (sha, size) = sha256_file(&dst).map_err(io(&dst))?;
-            sha == a.sha256 && size == a.size
-        } else {
-            false
-        };
-        if present {
-            artifacts.push((dst, a.size, false));
-        } else {
-            let tmp = dest.join(format!(".{file_name}.partial-{}", std::process::id()));
-            let from = resolve(&base, &a.url);
-            let got = if is_remote(&from) {
-                let urls = std::iter::once(from.clone())
-                    .chain(a.mirrors.iter().map(|m| resolve(&base, m)))
-                    .filter(|u| is_remote(u))
-                    .collect();
-                download(&c.id, urls, a, &tmp, dest)
-            } else {
-                copy_hashed(Path::new(&from), &tmp)
-            };
-            let (sha, size) = match got {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(e);
-                }
-            };
-            if sha != a.sha256 || size != a.size {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(PackageError::MirrorDigest {
-                    component: c.id.clone(),
-                    from,
-                    expected: format!("sha256 {} ({} bytes)", a.sha256, a.size),
-                    found: format!("sha256 {sha} ({size} bytes)"),
-                });
-            }
-            std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
-            artifacts.push((dst, size, true));
-        }
+        let (artifact, segment) = copy_component(c, &base, dest, source)?;
+        artifacts.push(artifact);
         if c.archive.url != segment || !c.archive.mirrors.is_empty() {
             c.archive.url = segment;
             c.archive.mirrors.clear();
@@ -262,6 +238,160 @@ pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
         upstream_manifest,
         artifacts,
     })
+}
+
+/// Resolves the `pip:` components among `ids` with `resolve`; without one they are refused.
+fn resolve_pip(
+    manifest: &mut gpulibs_plan::Manifest,
+    ids: &[String],
+    source: &str,
+    resolve: Option<PipResolve<'_>>,
+) -> Result<(), PackageError> {
+    let pip: Vec<String> = manifest
+        .components
+        .iter()
+        .filter(|c| ids.contains(&c.id) && c.archive.url.starts_with("pip:"))
+        .map(|c| c.id.clone())
+        .collect();
+    if pip.is_empty() {
+        return Ok(());
+    }
+    let Some(resolve) = resolve else {
+        let c = manifest
+            .components
+            .iter()
+            .find(|c| c.id == pip[0])
+            .expect("listed above");
+        return Err(PackageError::BadManifest {
+            source_name: source.to_string(),
+            message: format!(
+                "component {}: archive URL `{}` is resolved by pip at install time; a mirror \
+                 holds archives with a URL",
+                c.id, c.archive.url
+            ),
+        });
+    };
+    resolve(manifest, &pip).map_err(|e| PackageError::PipResolve {
+        source_name: source.to_string(),
+        components: pip.join(", "),
+        source: e,
+    })?;
+    if let Some(c) = manifest
+        .components
+        .iter()
+        .find(|c| pip.contains(&c.id) && c.archive.url.starts_with("pip:"))
+    {
+        return Err(PackageError::PipResolve {
+            source_name: source.to_string(),
+            components: c.id.clone(),
+            source: "pip gave no URL for it".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Copies (or downloads) one component's archive into `dest` under its URL's file name unless
+/// it is there already with the right digest; the archive, its size, whether it was copied now,
+/// and the URL's last segment as written.
+fn copy_component(
+    c: &gpulibs_plan::Component,
+    base: &Base,
+    dest: &Path,
+    source: &str,
+) -> Result<((PathBuf, u64, bool), String), PackageError> {
+    let a = &c.archive;
+    let bad = |message: String| PackageError::BadManifest {
+        source_name: source.to_string(),
+        message: format!("component {}: {message}", c.id),
+    };
+    let (segment, file_name) = file_names(&a.url)
+        .ok_or_else(|| bad(format!("archive URL `{}` has no file name", a.url)))?;
+    let dst = dest.join(&file_name);
+    let present = if dst.is_file() {
+        let (sha, size) = sha256_file(&dst).map_err(io(&dst))?;
+        sha == a.sha256 && size == a.size
+    } else {
+        false
+    };
+    if present {
+        return Ok(((dst, a.size, false), segment));
+    }
+    let tmp = dest.join(format!(".{file_name}.partial-{}", std::process::id()));
+    let from = resolve(base, &a.url);
+    let got = if is_remote(&from) {
+        let urls = std::iter::once(from.clone())
+            .chain(a.mirrors.iter().map(|m| resolve(base, m)))
+            .filter(|u| is_remote(u))
+            .collect();
+        download(&c.id, urls, a, &tmp, dest)
+    } else {
+        copy_hashed(Path::new(&from), &tmp)
+    };
+    let (sha, size) = match got {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    if sha != a.sha256 || size != a.size {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(PackageError::MirrorDigest {
+            component: c.id.clone(),
+            from,
+            expected: format!("sha256 {} ({} bytes)", a.sha256, a.size),
+            found: format!("sha256 {sha} ({size} bytes)"),
+        });
+    }
+    std::fs::rename(&tmp, &dst).map_err(io(&dst))?;
+    Ok(((dst, size, true), segment))
+}
+
+/// What [`mirror_components`] stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentsMirrorReport {
+    /// (component id, file, bytes, copied now: false when it was already there and verified).
+    pub artifacts: Vec<(String, PathBuf, u64, bool)>,
+}
+
+/// Copies the archives of the components `ids` of an in-memory manifest (the embedded default)
+/// into `dest`, each under its URL's file name (a wheel under its own name), `pip:` ones
+/// resolved by `resolve` first; every one checked against the manifest's sha256 and size. No
+/// manifest is written: the one in memory is what `gpulibs install --offline DEST` plans with.
+pub fn mirror_components(
+    manifest: &gpulibs_plan::Manifest,
+    ids: &[String],
+    dest: &Path,
+    source_name: &str,
+    resolve: Option<PipResolve<'_>>,
+) -> Result<ComponentsMirrorReport, PackageError> {
+    let mut manifest = manifest.clone();
+    for id in ids {
+        if !manifest.components.iter().any(|c| &c.id == id) {
+            return Err(PackageError::BadManifest {
+                source_name: source_name.to_string(),
+                message: format!("no component `{id}`"),
+            });
+        }
+    }
+    std::fs::create_dir_all(dest).map_err(io(dest))?;
+    resolve_pip(&mut manifest, ids, source_name, resolve)?;
+    let base = Base::Dir(PathBuf::new());
+    let mut artifacts = Vec::new();
+    for c in manifest.components.iter().filter(|c| ids.contains(&c.id)) {
+        if !is_remote(&c.archive.url) {
+            return Err(PackageError::BadManifest {
+                source_name: source_name.to_string(),
+                message: format!(
+                    "component {}: archive URL `{}` is not an http(s) URL",
+                    c.id, c.archive.url
+                ),
+            });
+        }
+        let ((file, size, copied), _) = copy_component(c, &base, dest, source_name)?;
+        artifacts.push((c.id.clone(), file, size, copied));
+    }
+    Ok(ComponentsMirrorReport { artifacts })
 }
 
 fn copy_hashed(from: &Path, to: &Path) -> Result<(String, u64), PackageError> {

@@ -402,6 +402,53 @@ pub fn resolve_components(
     Ok(out)
 }
 
+/// Whether `filename` is a wheel of `name` at `version` by its file name (PEP 427:
+/// `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`, the name compared as PEP 503
+/// does). Which of several builds is the right one is not decided here: the sha256 is.
+pub fn is_wheel_of(filename: &str, name: &str, version: &str) -> bool {
+    let Some(stem) = filename.strip_suffix(".whl") else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    (5..=6).contains(&parts.len())
+        && normalize_name(parts[0]) == normalize_name(name)
+        && parts[1] == version
+}
+
+/// For an install from an offline directory holding `files` (their names): every PyPI
+/// component whose URL pip has not resolved (`pip:name==version`) gets the file name of its
+/// wheel there as its URL, so the download finds it under its own name (as `gpulibs mirror`
+/// stores it; a file named by its sha256 is still found). Several builds of one release: all of
+/// them, first as URL, the others as mirrors, in name order. Returns (component id, file
+/// name) for each component pinned.
+pub fn pin_offline_wheels(manifest: &mut Manifest, files: &[String]) -> Vec<(String, String)> {
+    let mut sorted: Vec<&String> = files.iter().collect();
+    sorted.sort();
+    let mut pinned = Vec::new();
+    for c in &mut manifest.components {
+        if c.origin != Origin::Pypi {
+            continue;
+        }
+        let Some(requirement) = c.archive.url.strip_prefix(PIP_URL_SCHEME) else {
+            continue;
+        };
+        let Some((name, version)) = requirement.split_once("==") else {
+            continue;
+        };
+        let found: Vec<String> = sorted
+            .iter()
+            .filter(|f| is_wheel_of(f, name, version))
+            .map(|f| (*f).clone())
+            .collect();
+        if let Some((first, rest)) = found.split_first() {
+            pinned.push((c.id.clone(), first.clone()));
+            c.archive.url = first.clone();
+            c.archive.mirrors = rest.to_vec();
+        }
+    }
+    pinned
+}
+
 /// Whether a SONAME belongs to the CUDA libraries the system search knows, or is the driver.
 pub fn is_cuda_soname(name: &str) -> bool {
     name == "libcuda.so.1" || library_family(name).is_some()

@@ -51,7 +51,8 @@ pub use coverage::{
     CoverageError, CoverageTable, ExtraRequirement, OrtRelease, WheelFile, WheelLibrary,
 };
 pub use embedded::{
-    component_id, embedded_default, resolve_components, variant_name, EmbeddedError, PIP_URL_SCHEME,
+    component_id, embedded_default, is_wheel_of, pin_offline_wheels, resolve_components,
+    variant_name, EmbeddedError, PIP_URL_SCHEME,
 };
 pub use pypi::{
     parse_report, pip_arguments, Pip, PipError, PipResolver, ResolvedWheel, WheelTarget,

@@ -296,3 +296,105 @@ fn embedded_default_plans_the_newest_release_that_runs() {
     assert!(matches!(p.outcome, Outcome::Cpu(_)), "{:?}", p.outcome);
     assert_eq!(p.chosen.as_ref().map(|c| c.variant.as_str()), Some("cpu"));
 }
+
+/// A wheel is recognised by its file name (PEP 427, name as PEP 503 compares it), and only a
+/// wheel of that very release.
+#[test]
+fn wheels_are_recognised_by_file_name() {
+    use gpulibs_sources::is_wheel_of;
+    let rows = [
+        (
+            "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            true,
+        ),
+        (
+            "onnxruntime_gpu-1.31.1-1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            true,
+        ),
+        (
+            "Onnxruntime.GPU-1.31.1-cp311-cp311-linux_x86_64.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            true,
+        ),
+        (
+            "onnxruntime_gpu-1.31.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            false,
+        ),
+        (
+            "onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            false,
+        ),
+        (
+            "onnxruntime_gpu-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl.partial",
+            "onnxruntime-gpu",
+            "1.31.1",
+            false,
+        ),
+        (
+            "onnxruntime_gpu-1.31.1.whl",
+            "onnxruntime-gpu",
+            "1.31.1",
+            false,
+        ),
+        (
+            "e26c475fe361b2015f45b4b824bd13f0bb20204e59b62814e6f0acd5f3d491a6",
+            "onnxruntime-gpu",
+            "1.31.1",
+            false,
+        ),
+    ];
+    for (file, name, version, want) in rows {
+        assert_eq!(
+            is_wheel_of(file, name, version),
+            want,
+            "{file} {name}=={version}"
+        );
+    }
+}
+
+/// For an offline install, each `pip:` component of the embedded default is pointed at its
+/// wheel in the directory by file name; one without a file there keeps its placeholder (and is
+/// then looked for by sha256 alone).
+#[test]
+fn offline_wheels_are_pinned_by_file_name() {
+    let mut m = embedded_default(CoverageTable::embedded());
+    let wheels = parse_report(REPORT).unwrap();
+    let ort = wheels.iter().find(|w| w.name == "onnxruntime-gpu").unwrap();
+    let files = vec![
+        "manifest.toml".to_string(),
+        ort.filename.clone(),
+        "onnxruntime_gpu-1.31.0-cp311-cp311-manylinux_2_28_x86_64.whl.txt".to_string(),
+    ];
+    let pinned = gpulibs_sources::pin_offline_wheels(&mut m, &files);
+    assert_eq!(
+        pinned,
+        [("onnxruntime-gpu-1.31.1".to_string(), ort.filename.clone())]
+    );
+    let c = m
+        .components
+        .iter()
+        .find(|c| c.id == "onnxruntime-gpu-1.31.1")
+        .unwrap();
+    assert_eq!(c.archive.url, ort.filename);
+    assert_eq!(c.archive.sha256, ort.sha256.clone().unwrap());
+    let others = m
+        .components
+        .iter()
+        .filter(|c| c.id != "onnxruntime-gpu-1.31.1" && c.origin == Origin::Pypi);
+    for c in others {
+        assert!(
+            c.archive.url.starts_with(PIP_URL_SCHEME),
+            "{}",
+            c.archive.url
+        );
+    }
+}

@@ -52,7 +52,9 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     app: Option<String>,
     /// Install from this directory of artifacts (named as in their URLs, or by sha256) instead
-    /// of the network; every file is verified the same way.
+    /// of the network; every file is verified the same way. Wheels of the default (pip) flow are
+    /// found under their own file names (`gpulibs mirror --embedded DIR` prepares such a
+    /// directory) or by sha256, and pip is not run.
     #[arg(long, value_name = "DIR")]
     offline: Option<PathBuf>,
     /// Fail at once if another install holds the lock, instead of waiting for it.
@@ -82,7 +84,10 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let env = RootEnv::from_env();
     let root = install_root(app, &env)?;
     crate::interrupt::guard_install_root(&root);
-    let planned = make_plan(&args.manifest, &args.host, free_space_near(&root))?;
+    let mut planned = make_plan(&args.manifest, &args.host, free_space_near(&root))?;
+    if let Some(dir) = &args.offline {
+        pin_offline(&mut planned.manifest, dir);
+    }
     let plan = &planned.plan;
     let chosen = match (&plan.outcome, &plan.chosen) {
         (Outcome::Refused(_), _) | (_, None) => {
@@ -173,6 +178,20 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         human,
         code: exit::OK,
     })
+}
+
+/// `--offline DIR`: wheels that pip would have resolved (`pip:` URLs, the embedded default's)
+/// are looked for in DIR under their own file names, as `gpulibs mirror` stores them; a file
+/// named by its sha256 is still found. Either way the bytes are checked against the sha256.
+/// A directory that cannot be listed is left to the install, which says so.
+fn pin_offline(manifest: &mut gpulibs_plan::Manifest, dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let files: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    gpulibs_sources::pin_offline_wheels(manifest, &files);
 }
 
 /// The plan's warning for a manifest used without a checked signature (`--allow-unsigned`).

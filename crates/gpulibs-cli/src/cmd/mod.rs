@@ -4,6 +4,7 @@ pub mod detect;
 pub mod inspect;
 pub mod install;
 pub mod lifecycle;
+pub mod mirror;
 pub mod package;
 pub mod plan;
 mod planning;

@@ -1,9 +1,9 @@
-//! `gpulibs package` and `gpulibs mirror`: the vendor side.
+//! `gpulibs package`: the vendor side (`gpulibs mirror` is in `mirror.rs`).
 
 use std::path::PathBuf;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_package::{mirror, package, PackageRequest};
+use gpulibs_package::{package, PackageRequest};
 use gpulibs_plan::SecretKey;
 
 use crate::error::{exit, CliError};
@@ -157,37 +157,6 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
             ));
         }
     }
-    Ok(Outcome {
-        json: serde_json::to_value(&report)?,
-        human,
-        code: exit::OK,
-    })
-}
-
-/// Copy a manifest, its signature and every archive it names into a directory, verifying each
-/// sha256: a mirror for offline installs (`gpulibs install --offline DIR`) or a LAN server.
-#[derive(Debug, clap::Args)]
-pub struct MirrorArgs {
-    /// The manifest: a local path or an `http(s)://` URL (its `.minisig` is copied too).
-    #[arg(value_name = "MANIFEST")]
-    manifest: String,
-    /// The directory to fill.
-    #[arg(value_name = "DIR")]
-    dest: PathBuf,
-}
-
-pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError> {
-    let report = mirror(&args.manifest, &args.dest)?;
-    let mut human = String::new();
-    for (file, size, copied) in &report.artifacts {
-        human.push_str(&format!(
-            "{}  {}  {}\n",
-            if *copied { "copied  " } else { "verified" },
-            bytes(*size),
-            file.display()
-        ));
-    }
-    human.push_str(&format!("manifest {}\n", report.manifest.display()));
     Ok(Outcome {
         json: serde_json::to_value(&report)?,
         human,

@@ -1,0 +1,257 @@
+//! `gpulibs mirror`: a directory to install from offline (`gpulibs install --offline DIR`) or to
+//! serve on a LAN, from a vendor's manifest or from the embedded default.
+
+use std::path::{Path, PathBuf};
+
+use gpulibs_package::{mirror_components, mirror_with, PackageError};
+use gpulibs_sources::{resolve_components, Pip, WheelTarget};
+use serde::Serialize;
+
+use super::planning::{make_plan, HostArgs, ManifestArgs};
+use crate::error::{exit, CliError};
+use crate::style::bytes;
+use crate::{Context, Outcome};
+
+/// The record `gpulibs mirror --embedded` writes into DIR: what it stored and for what.
+pub const RECORD: &str = "gpulibs-mirror.json";
+
+/// Copy a release into a directory, verifying every sha256: for offline installs
+/// (`gpulibs install --offline DIR`) or a LAN server.
+///
+/// `gpulibs mirror MANIFEST DIR` copies a vendor's manifest, its signature and every archive it
+/// names (components that pip resolves, `pip:name==version`, are resolved through pip).
+/// `gpulibs mirror --embedded DIR` does it for the embedded default (official ONNX Runtime
+/// wheels): the wheels of the variants `gpulibs install` would try for this machine, or for the
+/// one `--gpu`/`--driver`/`--cpu` describe, or of every variant with `--all`, resolved through
+/// pip (its index, mirrors and credentials) and stored under their own file names, with a record
+/// of what was stored (`gpulibs-mirror.json`). `gpulibs install --offline DIR` then installs
+/// from DIR without pip or network.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gpulibs mirror https://example.com/app/1.0/manifest.toml /srv/mirror\n  \
+gpulibs mirror --embedded /media/usb/gpulibs\n  \
+gpulibs mirror --embedded --gpu 8.6 --driver 550.54.14 --driver-cuda 12.4 /media/usb/gpulibs\n  \
+gpulibs install --offline /media/usb/gpulibs"
+)]
+pub struct MirrorArgs {
+    /// MANIFEST DIR: the manifest (a local path or an `http(s)://` URL; its `.minisig` is copied
+    /// too) and the directory to fill. With --embedded: DIR only.
+    #[arg(value_name = "MANIFEST|DIR", num_args = 1..=2, required = true)]
+    paths: Vec<String>,
+    /// Mirror the embedded default (official ONNX Runtime wheels, through pip) instead of a
+    /// manifest.
+    #[arg(long)]
+    embedded: bool,
+    /// With --embedded: the wheels of every variant, not only those an install would try.
+    #[arg(long, requires = "embedded")]
+    all: bool,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+/// What `gpulibs mirror --embedded` stored; also written to DIR as [`RECORD`].
+#[derive(Debug, Serialize)]
+struct EmbeddedRecord {
+    source: &'static str,
+    /// The variants whose wheels are in DIR, best first.
+    variants: Vec<String>,
+    /// The wheel tags pip was asked for.
+    wheel_target: WheelTarget,
+    wheels: Vec<StoredWheel>,
+}
+
+#[derive(Debug, Serialize)]
+struct StoredWheel {
+    component: String,
+    file: String,
+    sha256: String,
+    size: u64,
+    /// False when it was already there and verified.
+    copied: bool,
+}
+
+/// DIR and the manifest, from the positional arguments.
+fn paths(args: &MirrorArgs) -> Result<(Option<&str>, PathBuf), CliError> {
+    let usage = |what: &str| {
+        CliError::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            what.to_string(),
+        ))
+        .with_hint(
+            "run `gpulibs mirror MANIFEST DIR` for a vendor's release, or `gpulibs mirror \
+             --embedded DIR` for the official ONNX Runtime wheels",
+        )
+    };
+    match (args.embedded, args.paths.as_slice()) {
+        (true, [dir]) => Ok((None, PathBuf::from(dir))),
+        (true, _) => Err(usage(
+            "--embedded takes only the directory to fill, not a manifest",
+        )),
+        (false, [manifest, dir]) => Ok((Some(manifest.as_str()), PathBuf::from(dir))),
+        (false, _) => Err(usage("give the manifest and the directory to fill")),
+    }
+}
+
+pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError> {
+    let (manifest, dest) = paths(args)?;
+    let pip = Pip::from_env();
+    let target = WheelTarget::default();
+    let resolve = |m: &mut gpulibs_plan::Manifest,
+                   ids: &[String]|
+     -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        resolve_components(m, &refs, &pip, &target)?;
+        Ok(())
+    };
+    let Some(manifest) = manifest else {
+        return embedded(args, &dest, &resolve, &target);
+    };
+    let h = &args.host;
+    if h.gpu.is_some() || h.cpu || h.no_jit || h.no_reuse {
+        return Err(CliError::new(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "--gpu, --cpu, --no-jit and --no-reuse choose what to mirror of the embedded default",
+        ))
+        .with_hint("a manifest is mirrored whole: leave them out, or mirror with --embedded"));
+    }
+    let report = mirror_with(manifest, &dest, Some(&resolve)).map_err(package_error)?;
+    let mut human = String::new();
+    for (file, size, copied) in &report.artifacts {
+        human.push_str(&line(file, *size, *copied));
+    }
+    human.push_str(&format!("manifest {}\n", report.manifest.display()));
+    Ok(Outcome {
+        json: serde_json::to_value(&report)?,
+        human,
+        code: exit::OK,
+    })
+}
+
+fn line(file: &Path, size: u64, copied: bool) -> String {
+    format!(
+        "{}  {}  {}\n",
+        if copied { "copied  " } else { "verified" },
+        bytes(size),
+        file.display()
+    )
+}
+
+fn package_error(e: PackageError) -> CliError {
+    let pip = matches!(e, PackageError::PipResolve { .. });
+    let err = CliError::new(e);
+    if pip {
+        err.with_hint(
+            "pip resolves the wheels with its own configuration (`pip config list`): check the \
+             index it uses, or set GPULIBS_PYTHON to a Python whose pip can reach one",
+        )
+    } else {
+        err
+    }
+}
+
+/// `--embedded`: the wheels of the variants an install would try (or all), through pip.
+fn embedded(
+    args: &MirrorArgs,
+    dest: &Path,
+    resolve: gpulibs_package::PipResolve<'_>,
+    target: &WheelTarget,
+) -> Result<Outcome, CliError> {
+    let none = ManifestArgs {
+        manifest: None,
+        signature: None,
+        public_key: None,
+        allow_unsigned: false,
+    };
+    let planned = make_plan(&none, &args.host, None)?;
+    let manifest = &planned.manifest;
+    let variants: Vec<String> = if args.all {
+        manifest.variants.iter().map(|v| v.name.clone()).collect()
+    } else {
+        planned
+            .candidates
+            .iter()
+            .map(|c| c.variant.clone())
+            .collect()
+    };
+    if variants.is_empty() {
+        let mut why = planned.plan.lines().join("\n");
+        why.push_str("\nnothing to mirror: no variant of the embedded default runs there");
+        return Err(CliError::new(std::io::Error::other(why)).with_hint(
+            "describe the target with --gpu, --driver and --driver-cuda, or pass --all",
+        ));
+    }
+    // Every component of those variants, not only what the plan here would download: the
+    // machine installing from DIR may have none of the CUDA libraries this one has.
+    let mut ids: Vec<String> = Vec::new();
+    for v in manifest
+        .variants
+        .iter()
+        .filter(|v| variants.contains(&v.name))
+    {
+        for id in &v.components {
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+    }
+    let report = mirror_components(manifest, &ids, dest, "embedded", Some(resolve))
+        .map_err(package_error)?;
+    let wheels: Vec<StoredWheel> = report
+        .artifacts
+        .iter()
+        .map(|(id, file, size, copied)| StoredWheel {
+            component: id.clone(),
+            file: file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: manifest
+                .components
+                .iter()
+                .find(|c| &c.id == id)
+                .map(|c| c.archive.sha256.clone())
+                .unwrap_or_default(),
+            size: *size,
+            copied: *copied,
+        })
+        .collect();
+    let record = EmbeddedRecord {
+        source: "embedded",
+        variants,
+        wheel_target: target.clone(),
+        wheels,
+    };
+    let json = serde_json::to_value(&record)?;
+    let record_path = dest.join(RECORD);
+    let tmp = dest.join(format!(".{RECORD}.{}", std::process::id()));
+    let text = serde_json::to_string_pretty(&json)?;
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, &record_path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            CliError::new(PackageError::Io {
+                path: record_path.clone(),
+                source: e,
+            })
+        })?;
+    let mut human = String::new();
+    for (_, file, size, copied) in &report.artifacts {
+        human.push_str(&line(file, *size, *copied));
+    }
+    human.push_str(&format!(
+        "variants {}\nrecord   {}\ninstall from it with `gpulibs install --offline {}`{}\n",
+        record.variants.join(", "),
+        record_path.display(),
+        dest.display(),
+        if args.host.gpu.is_some() {
+            " and the same --gpu/--driver options"
+        } else {
+            ""
+        }
+    ));
+    Ok(Outcome {
+        json,
+        human,
+        code: exit::OK,
+    })
+}
