@@ -12,7 +12,7 @@
 //!
 //! On a normal end the private directory goes when the [`Scope`] is dropped. A process killed
 //! with SIGKILL cannot remove it; its name carries the pid (`gpulibs-<pid>-XXXXXX`), and the
-//! next gpulibs run removes such directories of this user whose process is gone.
+//! next gpulibs run, as it ends, removes such directories of this user whose process is gone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -42,6 +42,11 @@ impl Drop for Scope {
     fn drop(&mut self) {
         if let Some(dir) = &self.tmp {
             let _ = std::fs::remove_dir_all(dir);
+            // At the end of the run, not at start-up: listing the temporary directory is not
+            // worth delaying every command for.
+            if let Some(parent) = dir.parent() {
+                sweep_stale(parent);
+            }
         }
     }
 }
@@ -52,7 +57,6 @@ pub fn install() -> Scope {
     // If the temporary directory is unusable, `TMPDIR` stays as it is and the command that
     // needs it reports the directory and the fix itself.
     let parent = std::env::temp_dir();
-    sweep_stale(&parent);
     let tmp = tempfile::Builder::new()
         .prefix(&format!("{PREFIX}{}-", std::process::id()))
         .tempdir_in(&parent)

@@ -4,20 +4,17 @@
 
 #[path = "../../gpulibs-install/tests/support/mod.rs"]
 mod support;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
-use gpulibs_plan::{sign_manifest, SecretKey};
+use gpulibs_plan::sign_manifest;
 use gpulibs_store::{activate_at, Store};
 use predicates::prelude::*;
 use support::*;
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
-}
 
 struct World {
     server: Server,
@@ -38,19 +35,7 @@ impl World {
         self.tmp.path().join("config/testapp/gpu-package-info.json")
     }
     fn gpulibs(&self) -> Command {
-        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
-        cmd.env("GPULIBS_HOME", self.root())
-            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
-            .env("HOME", self.tmp.path().join("home"))
-            .env("GPULIBS_NVML_LIBRARY", self.tmp.path().join("no-nvml.so"))
-            .env("NO_COLOR", "1")
-            .env_remove("CUDA_VISIBLE_DEVICES")
-            .env_remove("GPULIBS_PUBLIC_KEY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy");
-        cmd
+        world::isolated_gpulibs(self.tmp.path(), &self.root())
     }
     /// Writes a signed manifest for `components` and returns its path.
     fn manifest(&self, name: &str, version: &str, components: &[TestComponent]) -> PathBuf {
@@ -59,7 +44,7 @@ impl World {
         std::fs::write(&path, &text).unwrap();
         let mut sig = path.clone().into_os_string();
         sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
         path
     }
     fn serve(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
@@ -93,7 +78,7 @@ impl World {
         cmd.arg("install")
             .arg("--manifest")
             .arg(manifest)
-            .args(["--public-key", &key().public_key()])
+            .args(["--public-key", &world::key().public_key()])
             .args(["--cpu", "--no-reuse", "--no-verify", "--app", "testapp"]);
         cmd
     }
@@ -278,7 +263,7 @@ fn json_report_and_signature_rules() {
     with_system(&mut cmd);
     cmd.args(["--json", "install", "--cpu", "--no-verify", "--manifest"])
         .arg(&reuse)
-        .args(["--public-key", &key().public_key()]);
+        .args(["--public-key", &world::key().public_key()]);
     let report: serde_json::Value = serde_json::from_str(&stdout_of(&mut cmd)).unwrap();
     let served = report["components"]
         .as_array()
@@ -364,7 +349,7 @@ fn verification_failure_activates_nothing() {
     cmd2.arg("install")
         .arg("--manifest")
         .arg(&v1)
-        .args(["--public-key", &key().public_key()])
+        .args(["--public-key", &world::key().public_key()])
         .args(["--cpu", "--no-reuse"]);
     cmd2.assert()
         .code(1)
@@ -652,14 +637,14 @@ fn hostile_manifests_are_refused_by_plan_and_install() {
         std::fs::write(&path, &text).unwrap();
         let mut sig = path.clone().into_os_string();
         sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
 
         let mut runs = vec![("install", w.install(&path))];
         if invalid {
             let mut plan = w.gpulibs();
             plan.args(["plan", "--cpu", "--no-reuse", "--manifest"])
                 .arg(&path)
-                .args(["--public-key", &key().public_key()]);
+                .args(["--public-key", &world::key().public_key()]);
             runs.push(("plan", plan));
         }
         for (command, mut cmd) in runs {
@@ -715,7 +700,7 @@ fn gpu_and_cpu_manifest(w: &World) -> PathBuf {
     std::fs::write(&path, &text).unwrap();
     let mut sig = path.clone().into_os_string();
     sig.push(".minisig");
-    std::fs::write(sig, sign_manifest(text.as_bytes(), &key())).unwrap();
+    std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
     path
 }
 
@@ -727,7 +712,7 @@ fn an_install_that_ends_on_the_cpu_runtime_says_why_and_the_fix() {
     let mut cmd = w.gpulibs();
     cmd.arg("install").arg("--manifest").arg(&m).args([
         "--public-key",
-        &key().public_key(),
+        &world::key().public_key(),
         "--no-verify",
     ]);
     let out = stdout_of(&mut cmd);
@@ -741,7 +726,7 @@ fn an_install_that_ends_on_the_cpu_runtime_says_why_and_the_fix() {
         w.gpulibs()
             .args(["--json", "install", "--manifest"])
             .arg(&m)
-            .args(["--public-key", &key().public_key(), "--no-verify"]),
+            .args(["--public-key", &world::key().public_key(), "--no-verify"]),
     );
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(report["why_cpu"]["reason"]
@@ -759,7 +744,7 @@ fn install_for_a_gpu_this_machine_lacks_is_deferred_and_status_shows_it() {
     cmd.arg("install")
         .arg("--manifest")
         .arg(&m)
-        .args(["--public-key", &key().public_key()])
+        .args(["--public-key", &world::key().public_key()])
         .args(["--gpu", "8.6", "--driver-cuda", "13.0"]);
     let out = stdout_of(&mut cmd);
     assert!(out.contains("(variant gpu,"), "{out}");

@@ -11,20 +11,16 @@
 
 #[path = "../../gpulibs-install/tests/support/mod.rs"]
 mod support;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::prelude::*;
-use gpulibs_plan::{sign_manifest, SecretKey};
+use gpulibs_plan::sign_manifest;
 use gpulibs_store::Store;
 use support::*;
 
 const WHEEL_NAME: &str = "onnxruntime-1.9.0-cp311-cp311-manylinux_2_28_x86_64.whl";
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
-}
 
 struct World {
     server: Server,
@@ -43,19 +39,8 @@ impl World {
     }
     /// The binary with a temp home, no NVML, no proxies, and `python` as pip's interpreter.
     fn gpulibs(&self, python: &Path) -> Command {
-        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
-        cmd.env("GPULIBS_HOME", self.root())
-            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
-            .env("HOME", self.tmp.path().join("home"))
-            .env("GPULIBS_NVML_LIBRARY", self.tmp.path().join("no-nvml.so"))
-            .env("GPULIBS_PYTHON", python)
-            .env("NO_COLOR", "1")
-            .env_remove("CUDA_VISIBLE_DEVICES")
-            .env_remove("GPULIBS_PUBLIC_KEY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy");
+        let mut cmd = world::isolated_gpulibs(self.tmp.path(), &self.root());
+        cmd.env("GPULIBS_PYTHON", python);
         cmd
     }
     /// A Python that does not exist: pip must not be run.
@@ -80,7 +65,7 @@ impl World {
         std::fs::write(&path, &text).unwrap();
         std::fs::write(
             self.tmp.path().join("release.toml.minisig"),
-            sign_manifest(text.as_bytes(), &key()),
+            sign_manifest(text.as_bytes(), &world::key()),
         )
         .unwrap();
         path
@@ -90,7 +75,7 @@ impl World {
         cmd.arg("install")
             .arg("--manifest")
             .arg(manifest)
-            .args(["--public-key", &key().public_key()])
+            .args(["--public-key", &world::key().public_key()])
             .args(["--cpu", "--no-reuse", "--no-verify"])
             .arg("--offline")
             .arg(offline);

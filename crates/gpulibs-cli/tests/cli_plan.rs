@@ -3,16 +3,12 @@
 
 #[path = "../../gpulibs-install/tests/support/mod.rs"]
 mod support;
+mod world;
 
 use std::process::{Command, Output};
 
-use assert_cmd::prelude::*;
-use gpulibs_plan::{sign_manifest, SecretKey};
+use gpulibs_plan::sign_manifest;
 use support::*;
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
-}
 
 struct World {
     server: Server,
@@ -28,18 +24,7 @@ impl World {
     }
 
     fn gpulibs(&self) -> Command {
-        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
-        cmd.env("GPULIBS_HOME", self.tmp.path().join("root"))
-            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
-            .env("HOME", self.tmp.path().join("home"))
-            .env("GPULIBS_NVML_LIBRARY", self.tmp.path().join("no-nvml.so"))
-            .env("NO_COLOR", "1")
-            .env_remove("CUDA_VISIBLE_DEVICES")
-            .env_remove("GPULIBS_PUBLIC_KEY");
-        for proxy in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-            cmd.env_remove(proxy);
-        }
-        cmd
+        world::isolated_gpulibs(self.tmp.path(), &self.tmp.path().join("root"))
     }
 
     /// Publishes a release under `/rel/`: two archives named by relative URLs (one with a
@@ -79,7 +64,7 @@ impl World {
     fn sign(&self, bytes: &[u8]) {
         self.server.put(
             "rel/manifest.toml.minisig",
-            sign_manifest(bytes, &key()).into_bytes(),
+            sign_manifest(bytes, &world::key()).into_bytes(),
         );
     }
 
@@ -111,7 +96,7 @@ fn plan_from_a_signed_url_manifest() {
     let w = World::new();
     let bytes = w.publish();
     w.sign(&bytes);
-    let public = key().public_key();
+    let public = world::key().public_key();
     let out = w.plan(&["--public-key", &public, "--json"]);
     assert!(out.status.success(), "{}", text_of(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -155,7 +140,7 @@ fn plan_from_a_signed_url_manifest() {
     // --signature takes a URL.
     w.server.put(
         "sigs/release.minisig",
-        sign_manifest(&bytes, &key()).into_bytes(),
+        sign_manifest(&bytes, &world::key()).into_bytes(),
     );
     let sig = w.server.url("sigs/release.minisig");
     let out = w.plan(&["--public-key", &public, "--signature", &sig]);
@@ -166,7 +151,7 @@ fn plan_from_a_signed_url_manifest() {
 fn unsigned_url_manifest_is_refused_unless_allowed() {
     let w = World::new();
     w.publish();
-    let public = key().public_key();
+    let public = world::key().public_key();
     let out = w.plan(&["--public-key", &public]);
     assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
     let text = text_of(&out);
@@ -218,7 +203,7 @@ fn url_manifest_altered_by_one_byte_is_refused() {
     let at = altered.iter().position(|&b| b == b'1').unwrap();
     altered[at] = b'2';
     w.server.put("rel/manifest.toml", altered);
-    let out = w.plan(&["--public-key", &key().public_key()]);
+    let out = w.plan(&["--public-key", &world::key().public_key()]);
     assert_eq!(out.status.code(), Some(1), "{}", text_of(&out));
     let text = text_of(&out);
     assert!(text.contains("altered"), "{text}");
@@ -234,7 +219,7 @@ fn install_from_a_url_manifest_fetches_relative_archives_from_its_server() {
         .gpulibs()
         .arg("install")
         .args(["--manifest", &w.manifest_url()])
-        .args(["--public-key", &key().public_key()])
+        .args(["--public-key", &world::key().public_key()])
         .args(["--cpu", "--no-reuse", "--no-verify"])
         .output()
         .unwrap();

@@ -3,20 +3,16 @@
 
 #[path = "../../gpulibs-install/tests/support/mod.rs"]
 mod support;
+mod world;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use assert_cmd::prelude::*;
-use gpulibs_plan::{sign_manifest, SecretKey};
+use gpulibs_plan::sign_manifest;
 use gpulibs_store::{Store, ROOT_MARKER};
 use gpulibs_testkit::tree;
 use support::*;
-
-fn key() -> SecretKey {
-    SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
-}
 
 struct World {
     server: Server,
@@ -32,19 +28,7 @@ impl World {
     }
     /// `gpulibs` with `root` as `GPULIBS_HOME`.
     fn gpulibs(&self, root: &Path) -> Command {
-        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
-        cmd.env("GPULIBS_HOME", root)
-            .env("XDG_CONFIG_HOME", self.tmp.path().join("config"))
-            .env("HOME", self.tmp.path().join("home"))
-            .env("GPULIBS_NVML_LIBRARY", self.tmp.path().join("no-nvml.so"))
-            .env("NO_COLOR", "1")
-            .env_remove("CUDA_VISIBLE_DEVICES")
-            .env_remove("GPULIBS_PUBLIC_KEY")
-            .env_remove("HTTP_PROXY")
-            .env_remove("http_proxy")
-            .env_remove("ALL_PROXY")
-            .env_remove("all_proxy");
-        cmd
+        world::isolated_gpulibs(self.tmp.path(), root)
     }
     /// A manifest of an ONNX Runtime and one more library, `signature` written next to it.
     fn manifest(&self, name: &str, extra: &[u8], signature: impl Fn(&str) -> String) -> PathBuf {
@@ -71,7 +55,9 @@ impl World {
         path
     }
     fn signed(&self, name: &str, extra: &[u8]) -> PathBuf {
-        self.manifest(name, extra, |text| sign_manifest(text.as_bytes(), &key()))
+        self.manifest(name, extra, |text| {
+            sign_manifest(text.as_bytes(), &world::key())
+        })
     }
     /// `gpulibs install` of `manifest` into `root`, for the CPU, without verification.
     fn install(&self, root: &Path, manifest: &Path) -> Command {
@@ -79,7 +65,7 @@ impl World {
         cmd.arg("install")
             .arg("--manifest")
             .arg(manifest)
-            .args(["--public-key", &key().public_key()])
+            .args(["--public-key", &world::key().public_key()])
             .args(["--cpu", "--no-reuse", "--no-verify"]);
         cmd
     }
@@ -225,7 +211,7 @@ fn install_says_when_the_signature_was_not_checked() {
             "--manifest",
         ])
         .arg(&manifest)
-        .args(["--public-key", &key().public_key()]));
+        .args(["--public-key", &world::key().public_key()]));
     assert!(
         plan.lines().any(|l| l == line),
         "plan says:\n{plan}\ninstall says: {line}"

@@ -167,12 +167,10 @@ fn fetch_hint(error: &FetchError) -> &'static str {
     }
 }
 
-/// What to do about a component the store could not stage.
+/// What to do about a component the store could not stage. A full disk never gets here:
+/// [`InstallError::hint`] answers it first for every step, from [`out_of_room`].
 fn unpack_hint(error: &StoreError) -> &'static str {
-    if disk_full(error) {
-        "the disk holding the install root is full: free some space (or set GPULIBS_HOME to a \
-         larger file system), then run the command again: the download resumes"
-    } else if writing_failed(error) {
+    if writing_failed(error) {
         "writing into the install root failed (see the cause): check that it is writable and has \
          free space, then run the command again: the download resumes"
     } else {
@@ -190,23 +188,6 @@ fn writing_failed(e: &StoreError) -> bool {
                 ..
             }
     )
-}
-
-/// Whether an I/O error in the chain says the disk (or the user's quota) is full.
-fn disk_full(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(e) = next {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ) {
-                return true;
-            }
-        }
-        next = e.source();
-    }
-    false
 }
 
 impl InstallError {
