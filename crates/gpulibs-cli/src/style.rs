@@ -18,7 +18,18 @@ pub struct Style {
 }
 
 impl Style {
+    /// For what goes to stdout.
     pub fn new(choice: ColorChoice) -> Self {
+        Self::for_stream(choice, std::io::stdout().is_terminal())
+    }
+
+    /// For what goes to stderr (errors, logs, ONNX Runtime's lines): the same rules, asked of
+    /// stderr, so `gpulibs … 2>log` writes no escapes into the log.
+    pub fn for_stderr(choice: ColorChoice) -> Self {
+        Self::for_stream(choice, std::io::stderr().is_terminal())
+    }
+
+    fn for_stream(choice: ColorChoice, terminal: bool) -> Self {
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -26,7 +37,7 @@ impl Style {
                 // https://no-color.org: any non-empty value disables colour.
                 let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
                 let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-                !no_color && !dumb && std::io::stdout().is_terminal()
+                !no_color && !dumb && terminal
             }
         };
         Self { color }

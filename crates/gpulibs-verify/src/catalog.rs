@@ -104,7 +104,7 @@ pub struct Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("model catalog: {0}")]
+    #[error("model catalog: not valid TOML of the expected shape")]
     Toml(#[from] toml::de::Error),
     #[error("model catalog: schema_version {found} is not supported (this gpulibs reads {CATALOG_SCHEMA_VERSION})")]
     Schema { found: u32 },
@@ -190,13 +190,13 @@ pub struct Measurements {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasurementsError {
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read measurements {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: not valid measurements JSON", path.display())]
     Json {
         path: PathBuf,
         #[source]

@@ -109,13 +109,7 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
             .iter()
             .map(|m| m.display().to_string())
             .collect();
-        let (_, verdict) =
-            gpulibs_install::verify_active(&store, &verifier, &models).map_err(|e| {
-                match e.hint() {
-                    Some(h) => CliError::new(e).with_hint(h),
-                    None => CliError::new(e),
-                }
-            })?;
+        let (_, verdict) = gpulibs_install::verify_active(&store, &verifier, &models)?;
         verified = Some(verdict);
     }
     let (health, record) = match existing_store(&root)? {
