@@ -137,23 +137,8 @@ pub fn table(style: Style, rows: &[Vec<Cell>]) -> String {
     out
 }
 
-/// Bytes for people: `81.6 GiB`, `512 MiB`, `940 B`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else if value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// Bytes for people: `81.6 GiB`, `512 MiB`, `940 B`; the one formatter of the libraries.
+pub use gpulibs_plan::human_bytes as bytes;
 
 #[cfg(test)]
 mod tests {
