@@ -51,9 +51,10 @@ impl TestContext {
                 r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b".into(),
                 "[SIZE]".into(),
             ),
+            // `gpulibs 0.1.0 (3b67376af 2026-12-04)`, or without the commit outside a checkout.
             (
-                r"\([0-9a-f]{7,12} \d{4}-\d{2}-\d{2}\)".into(),
-                "([COMMIT] [DATE])".into(),
+                r"gpulibs \d+\.\d+\.\d+( \([0-9a-f]{7,12} \d{4}-\d{2}-\d{2}\))?".into(),
+                "gpulibs [VERSION]".into(),
             ),
         ]
     }

@@ -172,7 +172,12 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         OrtSource::Flag { path, .. } | OrtSource::Env { path, .. } => path.clone(),
         OrtSource::ActiveInstall => {
             let active = gpulibs_store::activate(&args.app).map_err(|e| {
-                CliError::new(e).with_hint("install first with `gpulibs install`, or pass --ort PATH to a libonnxruntime.so")
+                // The store's message names the step for the active install; the command adds
+                // the other way in, which only it knows.
+                CliError::new(e).with_hint(
+                    "to verify an ONNX Runtime gpulibs did not install, pass --ort PATH to its \
+                     libonnxruntime.so",
+                )
             })?;
             preload_dirs.extend(active.lib_dirs.iter().cloned());
             active.ort_library
