@@ -236,3 +236,21 @@ fn help_lists_the_environment() {
         assert!(help.contains(var), "--help lacks {var}");
     }
 }
+
+/// Errors go to stderr, coloured only when asked or when stderr is a terminal; `NO_COLOR` and a
+/// pipe (as here) leave them plain.
+#[test]
+fn error_colour_follows_the_rules() {
+    let ctx = TestContext::new();
+    let args = ["inspect", "--gpu", "9.0", "/nonexistent/lib.so"];
+    let stderr = |cmd: &mut Command| String::from_utf8(cmd.output().unwrap().stderr).unwrap();
+    let always = stderr(ctx.gpulibs().args(["--color", "always"]).args(args));
+    assert!(always.starts_with("\x1b["), "{always:?}");
+    let plain = stderr(ctx.gpulibs().env("NO_COLOR", "1").args(args));
+    assert!(
+        plain.starts_with("error: ") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+    let piped = stderr(ctx.gpulibs().args(args));
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+}

@@ -26,6 +26,16 @@ pub fn chain<'a>(
     std::iter::successors(Some(error), |&e| e.source())
 }
 
+/// The message and each cause once, joined by `: `, for where an error must become one line of
+/// text (a report field, another error's `message`): `x.whl: writing /x/x.whl.partial failed:
+/// No space left on device (os error 28)`. Nothing of the chain is lost, nothing repeats.
+pub fn chain_text(error: &(dyn Error + 'static)) -> String {
+    chain(error)
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The first message in `error`'s chain that repeats its own source's message, as
 /// `"message" repeats "source"`; `None` when every link says only its own part. The renderer
 /// prints each link on its own line, so a repeated source would be read twice. For tests: every
@@ -70,6 +80,8 @@ mod tests {
         let e = Outer(Inner);
         let names: Vec<String> = chain(&e).map(|e| e.to_string()).collect();
         assert_eq!(names, ["outer", "inner"]);
+        assert_eq!(chain_text(&e), "outer: inner");
+        assert_eq!(chain_text(&Inner), "inner");
     }
 
     #[derive(Debug)]

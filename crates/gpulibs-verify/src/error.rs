@@ -164,8 +164,14 @@ impl VerifyError {
         Outcome::Failed {
             stage: self.stage(),
             hint: self.hint(),
-            reason: self.to_string(),
+            reason: self.reason(),
         }
+    }
+
+    /// The message and each cause once, joined by `: ` (the report's one-line `reason`; the
+    /// message itself never repeats its source).
+    pub fn reason(&self) -> String {
+        gpulibs_hint::chain_text(self)
     }
 }
 
@@ -287,6 +293,21 @@ mod tests {
         assert!(
             hint.starts_with("libcublasLt.so.13 not found: this library needs the CUDA 13 cuBLAS"),
             "{hint}"
+        );
+    }
+
+    #[test]
+    fn the_reason_keeps_the_cause_once() {
+        let e = VerifyError::ModelUnreadable {
+            path: PathBuf::from("/x/model.onnx"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a FIFO (named pipe), not a regular file",
+            ),
+        };
+        assert_eq!(
+            e.reason(),
+            "cannot read model /x/model.onnx: is a FIFO (named pipe), not a regular file"
         );
     }
 
