@@ -132,21 +132,19 @@ fn is_value_error(e: &(dyn Error + Send + Sync + 'static)) -> bool {
 }
 
 /// The hint of one error of the chain, when its type is one of the libraries' errors that
-/// implement [`Hint`].
+/// implement [`Hint`]. A boxed source (`#[source] Box<EmbeddedError>`) is a link of type
+/// `Box<EmbeddedError>` in the chain, so each type is also tried boxed.
 fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
-    if let Some(e) = e.downcast_ref::<gpulibs_install::InstallError>() {
-        return e.hint();
+    fn as_hint<'a, T: Hint + 'static>(e: &'a (dyn Error + 'static)) -> Option<&'a dyn Hint> {
+        e.downcast_ref::<T>()
+            .map(|t| t as &dyn Hint)
+            .or_else(|| e.downcast_ref::<Box<T>>().map(|t| &**t as &dyn Hint))
     }
-    if let Some(e) = e.downcast_ref::<gpulibs_verify::VerifyError>() {
-        return e.hint();
-    }
-    if let Some(e) = e.downcast_ref::<gpulibs_sources::EmbeddedError>() {
-        return e.hint();
-    }
-    if let Some(e) = e.downcast_ref::<gpulibs_sources::PipError>() {
-        return e.hint();
-    }
-    None
+    let hint = as_hint::<gpulibs_install::InstallError>(e)
+        .or_else(|| as_hint::<gpulibs_verify::VerifyError>(e))
+        .or_else(|| as_hint::<gpulibs_sources::EmbeddedError>(e))
+        .or_else(|| as_hint::<gpulibs_sources::PipError>(e))?;
+    hint.hint()
 }
 
 impl<E: Error + Send + Sync + 'static> From<E> for CliError {
@@ -204,6 +202,22 @@ mod tests {
             "error: the install failed\n  caused by: pip was not found for /usr/bin/python3\n  \
              hint: install python3-pip (or `/usr/bin/python3 -m ensurepip`), or pass --manifest\n  \
              hint: or pass --offline\n"
+        );
+    }
+
+    /// An install that failed in pip: the message chain once, pip's own step as the one hint
+    /// (the install's general hint gives way to it).
+    #[test]
+    fn an_install_failed_in_pip_shows_pips_step() {
+        let pip = gpulibs_sources::PipError::PipTooOld {
+            python: "/usr/bin/python3".into(),
+        };
+        let err = CliError::new(gpulibs_install::InstallError::Resolve(Box::new(pip.into())));
+        assert_eq!(
+            err.render(Style::plain()),
+            "error: resolving the chosen wheels through pip failed\n  caused by: pip is too old \
+             to write an installation report (pip 22.2 or newer needed)\n  hint: upgrade it with \
+             `/usr/bin/python3 -m pip install --upgrade pip`, or pass --manifest\n"
         );
     }
 

@@ -207,6 +207,9 @@ impl gpulibs_hint::Hint for InstallError {
             InstallError::NothingToInstall { .. } => {
                 "run `gpulibs plan` to see why each variant was rejected".into()
             }
+            // pip's own error knows the step (install pip, upgrade it, check the index); the
+            // renderer shows it from the cause chain, so the general one would only compete.
+            InstallError::Resolve(e) if gpulibs_hint::Hint::hint(&**e).is_some() => return None,
             InstallError::Resolve(_) => {
                 "check `pip config list` and the network, or install from a vendor manifest \
                  (--manifest) or an offline directory (--offline)"
