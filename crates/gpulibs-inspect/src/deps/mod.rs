@@ -80,7 +80,7 @@ pub enum DepsError {
         source: std::io::Error,
     },
     /// The file is not a readable ELF file.
-    #[error("{}: not a readable ELF file", path.display())]
+    #[error("cannot inspect {}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
@@ -89,7 +89,7 @@ pub enum DepsError {
         source: ParseError,
     },
     /// The loader cache could not be parsed.
-    #[error("{}: the loader cache cannot be read", path.display())]
+    #[error("cannot read the loader cache {}", path.display())]
     LdCache {
         /// The cache file.
         path: PathBuf,
