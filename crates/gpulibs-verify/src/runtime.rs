@@ -99,9 +99,15 @@ pub(crate) fn tracing_level(level: LogLevel) -> tracing::Level {
 /// included: the placement lines are `info` and `verbose`).
 fn on_ort_log(level: LogLevel, _category: &str, id: &str, location: &str, message: &str) {
     // `tracing`'s macros take a constant level; one arm per level.
+    // `[session id, code location]` as ONNX Runtime writes it; most lines have no id.
+    let place = if id.is_empty() {
+        location.to_string()
+    } else {
+        format!("{id}, {location}")
+    };
     macro_rules! emit {
         ($level:expr) => {
-            tracing::event!(target: "onnxruntime", $level, "[{id}, {location}] {message}")
+            tracing::event!(target: "onnxruntime", $level, "[{place}] {message}")
         };
     }
     let to = tracing_level(level);
