@@ -18,7 +18,18 @@ pub struct Style {
 }
 
 impl Style {
+    /// For what goes to stdout.
     pub fn new(choice: ColorChoice) -> Self {
+        Self::for_stream(choice, std::io::stdout().is_terminal())
+    }
+
+    /// For what goes to stderr (errors, logs, ONNX Runtime's lines): the same rules, asked of
+    /// stderr, so `gpulibs … 2>log` writes no escapes into the log.
+    pub fn for_stderr(choice: ColorChoice) -> Self {
+        Self::for_stream(choice, std::io::stderr().is_terminal())
+    }
+
+    fn for_stream(choice: ColorChoice, terminal: bool) -> Self {
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -26,7 +37,7 @@ impl Style {
                 // https://no-color.org: any non-empty value disables colour.
                 let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
                 let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-                !no_color && !dumb && std::io::stdout().is_terminal()
+                !no_color && !dumb && terminal
             }
         };
         Self { color }
@@ -126,23 +137,8 @@ pub fn table(style: Style, rows: &[Vec<Cell>]) -> String {
     out
 }
 
-/// Bytes for people: `81.6 GiB`, `512 MiB`, `940 B`.
-pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else if value >= 100.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
+/// Bytes for people: `81.6 GiB`, `512 MiB`, `940 B`; the one formatter of the libraries.
+pub use gpulibs_plan::human_bytes as bytes;
 
 #[cfg(test)]
 mod tests {

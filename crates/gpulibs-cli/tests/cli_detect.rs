@@ -159,7 +159,8 @@ fn inspect_rejects_a_bad_gpu_with_the_accepted_spellings() {
         .unwrap()
         .args(["inspect", "--gpu", "hopper", "/bin/sh"])
         .assert()
-        .code(1)
+        // A value that does not parse is a wrong command line: exit 2, as `--help` says.
+        .code(2)
         .stderr(predicate::str::contains(
             "`hopper` is not a compute capability",
         ))

@@ -254,7 +254,7 @@ pub enum FetchError {
     },
 
     /// Reading or writing a local file failed (the `.partial` file, an offline file).
-    #[error("{artifact}: {action} {path}: {source}", path = path.display())]
+    #[error("{artifact}: {action} {path} failed", path = path.display())]
     File {
         /// The artifact's name.
         artifact: String,
@@ -268,7 +268,7 @@ pub enum FetchError {
 
     /// The sink (the unpacker) failed for a local reason (its error was not `InvalidData`: a
     /// full disk, permissions): the bytes received are kept for the next run.
-    #[error("{artifact}: unpacking failed: {source}")]
+    #[error("{artifact}: unpacking failed")]
     Sink {
         /// The artifact's name.
         artifact: String,

@@ -31,18 +31,21 @@ const MAX_REPORT_WARNINGS: usize = 64;
 /// warnings in its report instead.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: cannot {action}", path.display())]
     Io {
         path: PathBuf,
+        /// What was being done: "open the file", "list the directory", ...
+        action: &'static str,
         #[source]
         source: std::io::Error,
     },
 }
 
 impl InspectError {
-    fn io(path: &Path, source: std::io::Error) -> Self {
+    fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
         InspectError::Io {
             path: path.to_path_buf(),
+            action,
             source,
         }
     }
@@ -679,8 +682,10 @@ fn inspect_data(
 /// sparse file skipped, and the pages read let go window by window, so memory stays bounded
 /// whatever the file's size.
 pub fn inspect_file(path: &Path, opts: &InspectOptions) -> Result<FileReport, InspectError> {
-    let file = read::open_regular(path).map_err(|e| InspectError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| InspectError::io(path, e))?;
+    let file = read::open_regular(path).map_err(|e| InspectError::io(path, "open the file", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| InspectError::io(path, "read the file's metadata", e))?;
     if meta.len() == 0 {
         // mmap of an empty file fails on Linux; there is nothing to scan anyway.
         return Ok(inspect_bytes(path, &[], opts));
@@ -688,7 +693,8 @@ pub fn inspect_file(path: &Path, opts: &InspectOptions) -> Result<FileReport, In
     // SAFETY: the map is read-only and private to this call. If another process truncates the
     // file while we read it, the OS may raise SIGBUS; that is the accepted cost of not copying
     // hundreds of MB, the same trade every mmap-based reader (cuobjdump, readelf) makes.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| InspectError::io(path, e))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| InspectError::io(path, "map the file into memory", e))?;
     let extents: Vec<std::ops::Range<usize>> = read::data_extents(&file, meta.len())
         .into_iter()
         .filter_map(|e| Some(usize::try_from(e.start).ok()?..usize::try_from(e.end).ok()?))
@@ -718,11 +724,14 @@ pub fn elf_files_below(dir: &Path) -> Result<Vec<PathBuf>, InspectError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let rd = std::fs::read_dir(&d).map_err(|e| InspectError::io(&d, e))?;
+        let rd =
+            std::fs::read_dir(&d).map_err(|e| InspectError::io(&d, "list the directory", e))?;
         for entry in rd {
-            let entry = entry.map_err(|e| InspectError::io(&d, e))?;
+            let entry = entry.map_err(|e| InspectError::io(&d, "list the directory", e))?;
             let p = entry.path();
-            let ft = entry.file_type().map_err(|e| InspectError::io(&p, e))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| InspectError::io(&p, "read the file type", e))?;
             if ft.is_dir() {
                 stack.push(p);
             } else if ft.is_file() && is_elf_file(&p) {

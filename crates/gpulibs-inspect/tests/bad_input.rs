@@ -40,9 +40,14 @@ fn fifo_and_devices_are_refused_without_blocking() {
     })
     .unwrap_err();
     assert_eq!(err.path(), fifo);
-    assert!(
-        err.to_string()
-            .ends_with("is a FIFO (named pipe), not a regular file"),
+    // The message names the file and the step; the cause says why, once.
+    assert_eq!(
+        err.to_string(),
+        format!("{}: cannot open the file", fifo.display())
+    );
+    assert_eq!(
+        cause(&err),
+        "is a FIFO (named pipe), not a regular file",
         "{err}"
     );
 
@@ -54,11 +59,19 @@ fn fifo_and_devices_are_refused_without_blocking() {
             inspect_file(Path::new(dev), &InspectOptions::default()).map(|r| r.path)
         })
         .unwrap_err();
-        assert!(
-            err.to_string().contains(&format!("is {kind}")),
-            "{dev}: {err}"
-        );
+        assert!(cause(&err).contains(&format!("is {kind}")), "{dev}: {err}");
     }
+}
+
+/// The text of an error's cause chain below its own message.
+fn cause(err: &dyn std::error::Error) -> String {
+    let mut text = Vec::new();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push(e.to_string());
+        next = e.source();
+    }
+    text.join(": ")
 }
 
 #[test]

@@ -124,9 +124,14 @@ fn file_errors_name_the_file() {
             ..
         }
     ));
+    // What failed, then why, each once.
     assert_eq!(
         err.to_string(),
-        format!("{}: not an ELF file", text.display())
+        format!("cannot inspect {}", text.display())
+    );
+    assert_eq!(
+        std::error::Error::source(&err).map(|s| s.to_string()),
+        Some("not an ELF file".to_string())
     );
     let err = inspect_file(&dir.path().join("nope.so"), &SearchContext::default()).unwrap_err();
     assert!(matches!(err, DepsError::Io { .. }));

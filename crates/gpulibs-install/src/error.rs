@@ -190,9 +190,9 @@ fn writing_failed(e: &StoreError) -> bool {
     )
 }
 
-impl InstallError {
+impl gpulibs_hint::Hint for InstallError {
     /// A sentence on what to do, for the CLI's `hint:` line.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         // A full disk is nobody's fault upstream, whatever step hit it: say which file system
         // and what `statvfs` says of it now.
         if let Some(room) = out_of_room(self) {
@@ -207,6 +207,9 @@ impl InstallError {
             InstallError::NothingToInstall { .. } => {
                 "run `gpulibs plan` to see why each variant was rejected".into()
             }
+            // pip's own error knows the step (install pip, upgrade it, check the index); the
+            // renderer shows it from the cause chain, so the general one would only compete.
+            InstallError::Resolve(e) if gpulibs_hint::Hint::hint(&**e).is_some() => return None,
             InstallError::Resolve(_) => {
                 "check `pip config list` and the network, or install from a vendor manifest \
                  (--manifest) or an offline directory (--offline)"
@@ -403,6 +406,7 @@ pub fn room_hint(quota: bool, at: Option<&Path>, free: Option<FsFree>, when: Whe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gpulibs_hint::Hint;
 
     fn full(bytes: (u64, u64), inodes: (u64, u64)) -> Option<FsFree> {
         Some(FsFree {

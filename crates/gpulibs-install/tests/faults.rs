@@ -19,6 +19,7 @@
 
 mod support;
 
+use gpulibs_hint::Hint;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -15,6 +15,7 @@
 
 mod support;
 
+use gpulibs_hint::Hint;
 use std::path::{Path, PathBuf};
 
 use gpulibs_install::{install, InstallError, InstallRequest};

@@ -3,6 +3,7 @@
 
 mod support;
 
+use gpulibs_hint::Hint;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -45,7 +45,7 @@ pub use thin::{
 /// Why packaging or mirroring failed. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: reading or writing failed", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -110,7 +110,7 @@ pub enum PackageError {
          --per-arch"
     )]
     NothingToThin,
-    #[error("thinning {library} for {target}: {source}")]
+    #[error("thinning {library} for {target} failed")]
     Thin {
         library: String,
         target: String,

@@ -134,13 +134,13 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
         };
         let manifest =
             gpulibs_fetch::fetch_document(source, gpulibs_fetch::DOCUMENT_MAX_BYTES, &opts)
-                .map_err(|e| fetch_error(source, e.to_string()))?
+                .map_err(|e| fetch_error(source, gpulibs_hint::chain_text(&e)))?
                 .ok_or_else(|| {
                     fetch_error(source, "no manifest there (HTTP 404); check the URL".into())
                 })?;
         let sig_url = format!("{source}.minisig");
         let signature = gpulibs_fetch::fetch_document(&sig_url, SIGNATURE_MAX_BYTES, &opts)
-            .map_err(|e| fetch_error(&sig_url, e.to_string()))?;
+            .map_err(|e| fetch_error(&sig_url, gpulibs_hint::chain_text(&e)))?;
         return Ok((manifest, signature, Base::Url(source.to_string())));
     }
     let mut p = PathBuf::from(source.strip_prefix("file://").unwrap_or(source));
@@ -443,7 +443,8 @@ fn download(
     gpulibs_fetch::fetch(&artifact, &mut sink, &opts, &|_| {}).map_err(|e| {
         PackageError::Fetch {
             url: url.to_string(),
-            message: e.to_string(),
+            // The whole chain: a FetchError's message leaves the reason to its source.
+            message: gpulibs_hint::chain_text(&e),
         }
     })?;
     // gpulibs-fetch checked the digest while streaming; hash the file once more so a short

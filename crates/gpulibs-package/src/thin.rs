@@ -148,7 +148,7 @@ impl ThinReport {
 /// Why a file could not be thinned. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: reading or writing failed", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -658,27 +658,25 @@ impl Plan {
     }
 }
 
-/// `1.50 GB`, `713 MB`, `700 kB`, `12 B` (powers of 1000, as download sizes are quoted).
+/// Bytes for people, the one formatter every size shown goes through (plan, install, status,
+/// gc, detect's GPU memory, verify's inputs): powers of 1024 as `du -h`, rustup, `nvidia-smi`
+/// and `--max-input-bytes` count them, three significant digits at most: `1.4 GiB`, `680 MiB`,
+/// `684 KiB`, `12 B`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [(u64, &str); 4] = [
-        (1_000_000_000_000, "TB"),
-        (1_000_000_000, "GB"),
-        (1_000_000, "MB"),
-        (1_000, "kB"),
-    ];
-    for (size, unit) in UNITS {
-        if n >= size {
-            let v = n as f64 / size as f64;
-            return if v >= 100.0 {
-                format!("{v:.0} {unit}")
-            } else if v >= 10.0 {
-                format!("{v:.1} {unit}")
-            } else {
-                format!("{v:.2} {unit}")
-            };
-        }
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
     }
-    format!("{n} B")
+    if unit == 0 {
+        format!("{n} B")
+    } else if value >= 99.95 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1552,12 +1550,20 @@ mod tests {
     #[test]
     fn bytes_in_words() {
         let cases = [
+            (0, "0 B"),
             (12, "12 B"),
-            (700_000, "700 kB"),
-            (1_500_000_000, "1.50 GB"),
-            (713_000_000, "713 MB"),
-            (22_600_000, "22.6 MB"),
-            (2_282_700_000, "2.28 GB"),
+            (1023, "1023 B"),
+            (1024, "1.0 KiB"),
+            (700_000, "684 KiB"),
+            (1_500_000_000, "1.4 GiB"),
+            (713_000_000, "680 MiB"),
+            (22_600_000, "21.6 MiB"),
+            (2_282_700_000, "2.1 GiB"),
+            (4 << 30, "4.0 GiB"),
+            (85_520_809_984, "79.6 GiB"),
+            (284 << 20, "284 MiB"),
+            // Rounds up into three digits without showing "100.0".
+            ((99.97 * 1024.0 * 1024.0) as u64, "100 MiB"),
         ];
         for (n, want) in cases {
             assert_eq!(human_bytes(n), want);

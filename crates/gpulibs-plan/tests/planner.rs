@@ -367,7 +367,7 @@ fn ranking_table() {
             ],
             "8.6",
             "small",
-            "the other is a smaller download (300 MB vs 900 MB)",
+            "the other is a smaller download (286 MiB vs 858 MiB)",
         ),
         // name, last
         (
@@ -453,8 +453,8 @@ fn several_gpus() {
     assert_eq!(p.outcome, Outcome::GpuPartial { uncovered: vec![0] });
     assert_eq!(
         p.warnings[1].to_string(),
-        "GPU 0 (sm_86) is not covered by `cuda12`: needs 12.0 GB of GPU memory, GPU 0 (sm_86) has \
-         8.00 GB; the app must not use it (hide it with CUDA_VISIBLE_DEVICES)"
+        "GPU 0 (sm_86) is not covered by `cuda12`: needs 11.2 GiB of GPU memory, GPU 0 (sm_86) has \
+         7.5 GiB; the app must not use it (hide it with CUDA_VISIBLE_DEVICES)"
     );
 }
 
@@ -524,7 +524,7 @@ fn cpu_outcomes_are_plans_not_errors() {
         [
             "CPU runtime: no usable GPU (no NVIDIA GPU was found); installing variant `cpu`",
             "cpu (CPU): chosen, the CPU runtime",
-            "download 7.00 MB, 21.0 MB unpacked, 28.0 MB of disk needed",
+            "download 6.7 MiB, 20.0 MiB unpacked, 26.7 MiB of disk needed",
         ]
     );
     let p = run(
@@ -584,8 +584,8 @@ fn disk_is_checked_before_anything_is_downloaded() {
     assert!(p.is_refused());
     assert_eq!(
         p.lines()[0],
-        "refused: the install needs 3.41 GB on disk (download and unpacked), the install root has \
-         3.00 GB free"
+        "refused: the install needs 3.2 GiB on disk (download and unpacked), the install root has \
+         2.8 GiB free"
     );
     h.free_disk_bytes = Some(3_413_000_000);
     assert_eq!(run(&h, &m, &Policy::default()).outcome, Outcome::Gpu);
@@ -700,7 +700,7 @@ fn vram_and_the_vendor_view() {
     };
     let p = run(&h, &m, &Policy::default());
     assert_eq!(chosen(&p), Some("cpu"));
-    assert_eq!(p.rejected[0].to_string(), "cuda12 (CUDA 12.9, sm_75–120, +compute_90): rejected, needs 2.00 GB of GPU memory, sm_86 has 1.00 GB");
+    assert_eq!(p.rejected[0].to_string(), "cuda12 (CUDA 12.9, sm_75–120, +compute_90): rejected, needs 1.9 GiB of GPU memory, sm_86 has 954 MiB");
     h.gpus[0].memory_total_bytes = Some(4_000_000_000);
     h.gpus[0].memory_free_bytes = Some(1_500_000_000);
     let p = run(&h, &m, &Policy::default());
@@ -708,7 +708,7 @@ fn vram_and_the_vendor_view() {
     assert!(p
         .warnings
         .iter()
-        .any(|w| w.to_string() == "sm_86 has 1.50 GB free now; the app needs 2.00 GB"));
+        .any(|w| w.to_string() == "sm_86 has 1.4 GiB free now; the app needs 1.9 GiB"));
     // `--gpu 12.1,10.3` with no driver: the vendor's question, kernels only.
     let p = run(&host(&["12.1", "10.3"], None, None), &m, &Policy::default());
     assert_eq!(chosen(&p), Some("cuda12"));

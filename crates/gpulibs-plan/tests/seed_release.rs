@@ -79,7 +79,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "legacy (CUDA 12.9, sm_50–70): chosen, native SASS for sm_52",
                 "modern (CUDA 12.9, sm_75–86): rejected, no kernel image for sm_52 in `cuda-libs-modern` (it has sm_75, sm_80, sm_86)",
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for sm_52 in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
-                "download 1.50 GB, 2.48 GB unpacked, 3.98 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -89,7 +89,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "modern (CUDA 12.9, sm_75–86): chosen, native SASS for sm_86",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_86 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for sm_86 in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
-                "download 1.50 GB, 2.41 GB unpacked, 3.91 GB of disk needed",
+                "download 1.4 GiB, 2.2 GiB unpacked, 3.6 GiB of disk needed",
             ],
         ),
         (
@@ -99,7 +99,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "latest (CUDA 12.9, sm_89–120): chosen, native SASS for sm_120",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_120 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "modern (CUDA 12.9, sm_75–86): rejected, no kernel image for sm_120 in `cuda-libs-modern` (it has sm_75, sm_80, sm_86)",
-                "download 1.50 GB, 2.45 GB unpacked, 3.95 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -109,7 +109,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "legacy (CUDA 12.9, sm_50–70): chosen, native SASS sm_70 runs on sm_72",
                 "modern (CUDA 12.9, sm_75–86): rejected, no kernel image for sm_72 in `cuda-libs-modern` (it has sm_75, sm_80, sm_86)",
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for sm_72 in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
-                "download 1.50 GB, 2.48 GB unpacked, 3.98 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -119,7 +119,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "modern (CUDA 12.9, sm_75–86): chosen, native SASS sm_86 runs on sm_87",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_87 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for sm_87 in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
-                "download 1.50 GB, 2.41 GB unpacked, 3.91 GB of disk needed",
+                "download 1.4 GiB, 2.2 GiB unpacked, 3.6 GiB of disk needed",
             ],
         ),
         (
@@ -129,7 +129,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "latest (CUDA 12.9, sm_89–120): chosen, native SASS for sm_89",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_89 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "modern (CUDA 12.9, sm_75–86): rejected, runs, but `latest` ranks higher: the other has SASS built for the exact compute capability",
-                "download 1.50 GB, 2.45 GB unpacked, 3.95 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -139,7 +139,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "latest (CUDA 12.9, sm_89–120): chosen, native SASS sm_100 runs on sm_103",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_103 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "modern (CUDA 12.9, sm_75–86): rejected, no kernel image for sm_103 in `cuda-libs-modern` (it has sm_75, sm_80, sm_86)",
-                "download 1.50 GB, 2.45 GB unpacked, 3.95 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -149,7 +149,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "latest (CUDA 12.9, sm_89–120): chosen, native SASS sm_120 runs on sm_121",
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_121 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "modern (CUDA 12.9, sm_75–86): rejected, no kernel image for sm_121 in `cuda-libs-modern` (it has sm_75, sm_80, sm_86)",
-                "download 1.50 GB, 2.45 GB unpacked, 3.95 GB of disk needed",
+                "download 1.4 GiB, 2.3 GiB unpacked, 3.7 GiB of disk needed",
             ],
         ),
         (
@@ -171,7 +171,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for GPU 0 (NVIDIA RTX A1000, sm_86) in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120); no kernel image for GPU 1 (NVIDIA GeForce GTX 1080, sm_61) in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
                 "warning: no variant covers every GPU: planned `modern` for the best GPU, GPU 0 (NVIDIA RTX A1000, sm_86)",
                 "warning: GPU 1 (NVIDIA GeForce GTX 1080, sm_61) is not covered by `modern`: no kernel image for GPU 1 (NVIDIA GeForce GTX 1080, sm_61) in `cuda-libs-modern` (it has sm_75, sm_80, sm_86); the app must not use it (hide it with CUDA_VISIBLE_DEVICES)",
-                "download 1.50 GB, 2.41 GB unpacked, 3.91 GB of disk needed",
+                "download 1.4 GiB, 2.2 GiB unpacked, 3.6 GiB of disk needed",
             ],
         ),
         (
@@ -182,7 +182,7 @@ fn seed_machines_and_the_ones_it_missed() {
                 "legacy (CUDA 12.9, sm_50–70): rejected, no kernel image for sm_86 in `cuda-libs-legacy` (it has sm_50, sm_52, sm_60, sm_61, sm_70)",
                 "latest (CUDA 12.9, sm_89–120): rejected, no kernel image for sm_86 in `cuda-libs-latest` (it has sm_89, sm_90, sm_100, sm_120)",
                 "warning: `cuda-libs-modern` (CUDA 12.9) runs on driver 535.104.05 through CUDA minor-version compatibility (full support from 575.51.03); newer PTX cannot be JIT-compiled on it",
-                "download 1.50 GB, 2.41 GB unpacked, 3.91 GB of disk needed",
+                "download 1.4 GiB, 2.2 GiB unpacked, 3.6 GiB of disk needed",
             ],
         ),
     ];

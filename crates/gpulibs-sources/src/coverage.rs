@@ -28,7 +28,7 @@ pub const TABLE_SCHEMA_VERSION: u32 = 1;
 /// Why a coverage table could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CoverageError {
-    #[error("the ONNX Runtime coverage table is not valid JSON of the expected shape: {0}")]
+    #[error("the ONNX Runtime coverage table is not valid JSON of the expected shape")]
     Json(#[from] serde_json::Error),
     #[error(
         "the ONNX Runtime coverage table has schema_version {found}, this gpulibs reads \

@@ -71,6 +71,16 @@ pub enum EmbeddedError {
     },
 }
 
+impl gpulibs_hint::Hint for EmbeddedError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            // Transparent: pip's own error is not a separate link of the chain.
+            EmbeddedError::Pip(e) => e.hint(),
+            _ => None,
+        }
+    }
+}
+
 /// The id of a wheel's component: `onnxruntime-gpu-1.31.1`, `nvidia-cublas-13.10.0.20`.
 pub fn component_id(wheel: &WheelFile) -> String {
     format!("{}-{}", normalize_name(&wheel.name), wheel.version)

@@ -179,23 +179,23 @@ pub fn normalize_name(name: &str) -> String {
 /// Errors of pip resolution, each naming what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PipError {
-    #[error("{python} was not found: install Python 3 with pip (python3-pip), set GPULIBS_PYTHON, or pass --manifest")]
+    #[error("{python} was not found")]
     PythonNotFound {
         python: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{python} could not be run: {source}")]
+    #[error("{python} could not be run")]
     Spawn {
         python: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("pip was not found for {python}: install python3-pip (or `{python} -m ensurepip`), or pass --manifest")]
+    #[error("pip was not found for {python}")]
     PipMissing { python: PathBuf },
-    #[error("pip is too old to write an installation report (pip 22.2 or newer needed): upgrade it with `{python} -m pip install --upgrade pip`, or pass --manifest")]
+    #[error("pip is too old to write an installation report (pip 22.2 or newer needed)")]
     PipTooOld { python: PathBuf },
-    #[error("pip could not resolve {requirements}: {stderr}\nhint: check the index pip uses (`pip config list`) and that these releases exist for {platform}")]
+    #[error("pip could not resolve {requirements}: {stderr}")]
     Resolution {
         requirements: String,
         platform: String,
@@ -205,6 +205,33 @@ pub enum PipError {
     Report(String),
     #[error(transparent)]
     Requirement(#[from] RequirementError),
+}
+
+impl gpulibs_hint::Hint for PipError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            PipError::PythonNotFound { .. } => {
+                "install Python 3 with pip (python3-pip), set GPULIBS_PYTHON, or pass --manifest"
+                    .into()
+            }
+            PipError::Spawn { .. } => {
+                "set GPULIBS_PYTHON to a Python 3 this user can run, or pass --manifest".into()
+            }
+            PipError::PipMissing { python } => format!(
+                "install python3-pip (or `{} -m ensurepip`), or pass --manifest",
+                python.display()
+            ),
+            PipError::PipTooOld { python } => format!(
+                "upgrade it with `{} -m pip install --upgrade pip`, or pass --manifest",
+                python.display()
+            ),
+            PipError::Resolution { platform, .. } => format!(
+                "check the index pip uses (`pip config list`) and that these releases exist for \
+                 {platform}"
+            ),
+            PipError::Report(_) | PipError::Requirement(_) => return None,
+        })
+    }
 }
 
 /// pip's JSON report (`--report`), the fields gpulibs uses.
@@ -502,7 +529,9 @@ mod tests {
         let text = e.to_string();
         assert!(text.contains("onnxruntime-gpu==0.0.1"), "{text}");
         assert!(text.contains("No matching distribution"), "{text}");
-        assert!(text.contains("manylinux_2_28_x86_64"), "{text}");
+        // The platform is named in the hint (the step), not baked into the message.
+        let hint = gpulibs_hint::Hint::hint(&e).unwrap_or_default();
+        assert!(hint.contains("manylinux_2_28_x86_64"), "{hint}");
     }
 
     #[test]

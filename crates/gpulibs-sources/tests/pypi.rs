@@ -6,6 +6,7 @@
 //! index) and pip's `environment` section (the recording machine's) is dropped; nothing else is
 //! changed.
 
+use gpulibs_hint::Hint;
 use std::path::PathBuf;
 
 use gpulibs_sources::pypi::{classify_failure, normalize_name};
@@ -109,7 +110,7 @@ fn pip_failures_name_the_fix() {
         .resolve(&["onnxruntime==1.31.1".into()], &WheelTarget::default())
         .unwrap_err();
     assert!(matches!(e, PipError::PythonNotFound { .. }), "{e:?}");
-    assert!(e.to_string().contains("--manifest"), "{e}");
+    assert!(e.hint().unwrap().contains("--manifest"), "{e}");
 
     let no_pip = Pip {
         python: fake_python(tmp.path(), "echo \"$0: No module named pip\" >&2; exit 1"),
@@ -118,7 +119,7 @@ fn pip_failures_name_the_fix() {
         .resolve(&["onnxruntime==1.31.1".into()], &WheelTarget::default())
         .unwrap_err();
     assert!(matches!(e, PipError::PipMissing { .. }), "{e:?}");
-    assert!(e.to_string().contains("install python3-pip"), "{e}");
+    assert!(e.hint().unwrap().contains("install python3-pip"), "{e}");
 
     let e = classify_failure(
         std::path::Path::new("python3"),
@@ -126,7 +127,11 @@ fn pip_failures_name_the_fix() {
         &WheelTarget::default(),
         "ERROR: No matching distribution found for x==1",
     );
-    assert!(e.to_string().contains("pip config list"), "{e}");
+    assert!(e.hint().unwrap().contains("pip config list"), "{e}");
+    assert!(
+        !e.to_string().contains("hint"),
+        "the hint is not baked in: {e}"
+    );
 }
 
 /// The real pip, when asked for: `GPULIBS_TEST_PIP=1 cargo test -p gpulibs-sources`. It reaches

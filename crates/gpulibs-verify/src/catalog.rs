@@ -104,7 +104,7 @@ pub struct Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("model catalog: {0}")]
+    #[error("model catalog: not valid TOML of the expected shape")]
     Toml(#[from] toml::de::Error),
     #[error("model catalog: schema_version {found} is not supported (this gpulibs reads {CATALOG_SCHEMA_VERSION})")]
     Schema { found: u32 },
@@ -190,13 +190,13 @@ pub struct Measurements {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasurementsError {
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read measurements {}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}: not valid measurements JSON", path.display())]
     Json {
         path: PathBuf,
         #[source]
@@ -298,7 +298,9 @@ mod tests {
             "/",
         )
         .unwrap_err();
-        assert!(e.to_string().contains("vram_gb"), "{e}");
+        // The message says the catalog is not valid; its cause (TOML's error) names the field.
+        let cause = std::error::Error::source(&e).map(|s| s.to_string());
+        assert!(cause.unwrap_or_default().contains("vram_gb"), "{e:?}");
         let e = parse_catalog("schema_version = 2\nmodel = []", "/").unwrap_err();
         assert!(matches!(e, CatalogError::Schema { found: 2 }));
         let dup = "schema_version = 1\n[[model]]\nname='a'\nquality_rank=1\ndevice='cpu'\nvram_mib=0\nram_mib=1\nfiles=['a.onnx']\n";

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use gpulibs_hint::Hint;
+
 use crate::report::{Outcome, Stage};
 use crate::synth::InputError;
 
@@ -11,7 +13,7 @@ pub const MIN_ORT: (u32, u32) = (1, 20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    #[error("model {}: {source}", path.display())]
+    #[error("cannot read model {}", path.display())]
     ModelUnreadable {
         path: PathBuf,
         #[source]
@@ -19,7 +21,7 @@ pub enum VerifyError {
     },
     #[error("no *.onnx file in {}", dir.display())]
     NoModelsInDir { dir: PathBuf },
-    #[error("cannot make a directory for ONNX Runtime's profiler output in {}: {source}", parent.display())]
+    #[error("cannot make a directory for ONNX Runtime's profiler output in {}", parent.display())]
     ScratchDir {
         parent: PathBuf,
         #[source]
@@ -158,14 +160,30 @@ impl VerifyError {
         }
     }
 
+    pub fn into_outcome(self) -> Outcome {
+        Outcome::Failed {
+            stage: self.stage(),
+            hint: self.hint(),
+            reason: self.reason(),
+        }
+    }
+
+    /// The message and each cause once, joined by `: ` (the report's one-line `reason`; the
+    /// message itself never repeats its source).
+    pub fn reason(&self) -> String {
+        gpulibs_hint::chain_text(self)
+    }
+}
+
+impl Hint for VerifyError {
     /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         use VerifyError::*;
         Some(match self {
             ModelUnreadable { .. } => "check the --model path".into(),
             NoModelsInDir { .. } => "point --model at an .onnx file or a directory holding some".into(),
             ScratchDir { .. } => "set TMPDIR to a directory you can write to".into(),
-            Options(e) => e.hint(),
+            Options(e) => return e.hint(),
             OrtLibraryUnusable { .. } | OrtLoad { .. } => {
                 "run `gpulibs status` to check the active install, or reinstall it".into()
             }
@@ -203,14 +221,6 @@ impl VerifyError {
             NoPlacementRecord { .. } => "this is unexpected: report it with the --json output".into(),
             Mismatch { .. } => "the GPU computes different results: report it with `gpulibs verify --json`; a driver or library update may fix it".into(),
         })
-    }
-
-    pub fn into_outcome(self) -> Outcome {
-        Outcome::Failed {
-            stage: self.stage(),
-            hint: self.hint(),
-            reason: self.to_string(),
-        }
     }
 }
 
@@ -283,6 +293,21 @@ mod tests {
         assert!(
             hint.starts_with("libcublasLt.so.13 not found: this library needs the CUDA 13 cuBLAS"),
             "{hint}"
+        );
+    }
+
+    #[test]
+    fn the_reason_keeps_the_cause_once() {
+        let e = VerifyError::ModelUnreadable {
+            path: PathBuf::from("/x/model.onnx"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a FIFO (named pipe), not a regular file",
+            ),
+        };
+        assert_eq!(
+            e.reason(),
+            "cannot read model /x/model.onnx: is a FIFO (named pipe), not a regular file"
         );
     }
 

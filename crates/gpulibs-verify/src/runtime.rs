@@ -4,16 +4,18 @@
 //! life of the process. `load_ort` therefore loads once and afterwards only accepts the same
 //! file again; a request for another one is an error, not a silent reuse.
 //!
-//! ONNX Runtime's log goes through a logging function of verify's: lines at or above `ORT_LOG`'s
-//! level (the `ort` crate's variable; `error` when unset) are printed to stderr as ONNX Runtime
-//! would, and while a capture is in force (during the creation of the verified session) the
+//! ONNX Runtime's log goes through a logging function of verify's: every line becomes a
+//! `tracing` event with target `onnxruntime` at the matching level ([`tracing_level`]), so the
+//! application's subscriber decides what shows and how (gpulibs: warnings and errors by default,
+//! more with `-v`, `GPULIBS_LOG=onnxruntime=debug`, no colour under `NO_COLOR` or off a
+//! terminal), and while a capture is in force (during the creation of the verified session) the
 //! lines about node placement are kept for the report.
 
 use std::ffi::CStr;
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use gpulibs_inspect::deps::{Dependency, DependencyKind, DependencyReport, DependencyStatus};
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
@@ -82,28 +84,41 @@ fn level_word(level: LogLevel) -> &'static str {
     }
 }
 
-/// The least severity printed to stderr: `ORT_LOG` as the `ort` crate reads it, `error` when
-/// unset or not a level.
-pub(crate) fn print_level(ort_log: Option<&str>) -> LogLevel {
-    match ort_log {
-        Some("fatal") => LogLevel::Fatal,
-        Some("warning") => LogLevel::Warning,
-        Some("info") => LogLevel::Info,
-        Some("verbose") => LogLevel::Verbose,
-        _ => LogLevel::Error,
+/// The `tracing` level of an ONNX Runtime severity: fatal and error are errors, warning a
+/// warning, info info (`-v`), verbose debug (`-vv`).
+pub(crate) fn tracing_level(level: LogLevel) -> tracing::Level {
+    match level {
+        LogLevel::Fatal | LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warning => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Verbose => tracing::Level::DEBUG,
     }
 }
 
 /// ONNX Runtime's logging function for the environment (which receives every message, verbose
 /// included: the placement lines are `info` and `verbose`).
 fn on_ort_log(level: LogLevel, _category: &str, id: &str, location: &str, message: &str) {
-    static PRINT: OnceLock<LogLevel> = OnceLock::new();
-    let print = *PRINT.get_or_init(|| print_level(std::env::var("ORT_LOG").ok().as_deref()));
-    if level >= print {
-        eprintln!(
-            "[{}:onnxruntime:{id}, {location}] {message}",
-            level_word(level).to_ascii_uppercase()
-        );
+    // `tracing`'s macros take a constant level; one arm per level.
+    // `[session id, code location]` as ONNX Runtime writes it; most lines have no id.
+    let place = if id.is_empty() {
+        location.to_string()
+    } else {
+        format!("{id}, {location}")
+    };
+    macro_rules! emit {
+        ($level:expr) => {
+            tracing::event!(target: "onnxruntime", $level, "[{place}] {message}")
+        };
+    }
+    let to = tracing_level(level);
+    if to == tracing::Level::ERROR {
+        emit!(tracing::Level::ERROR)
+    } else if to == tracing::Level::WARN {
+        emit!(tracing::Level::WARN)
+    } else if to == tracing::Level::INFO {
+        emit!(tracing::Level::INFO)
+    } else {
+        emit!(tracing::Level::DEBUG)
     }
     if !crate::placement::is_placement_line(message) {
         return;
@@ -469,12 +484,17 @@ mod tests {
 
     #[test]
     fn ort_log_levels() {
-        assert_eq!(print_level(None), LogLevel::Error);
-        assert_eq!(print_level(Some("nonsense")), LogLevel::Error);
-        assert_eq!(print_level(Some("warning")), LogLevel::Warning);
-        assert_eq!(print_level(Some("verbose")), LogLevel::Verbose);
-        assert!(LogLevel::Info >= print_level(Some("info")));
-        assert!(LogLevel::Info < print_level(None));
+        use tracing::Level;
+        let cases = [
+            (LogLevel::Fatal, Level::ERROR),
+            (LogLevel::Error, Level::ERROR),
+            (LogLevel::Warning, Level::WARN),
+            (LogLevel::Info, Level::INFO),
+            (LogLevel::Verbose, Level::DEBUG),
+        ];
+        for (ort, want) in cases {
+            assert_eq!(tracing_level(ort), want, "{ort:?}");
+        }
     }
 
     #[test]

@@ -293,10 +293,9 @@ pub enum InputError {
     },
 }
 
-impl InputError {
-    /// What to do about it.
-    pub fn hint(&self) -> String {
-        match self {
+impl gpulibs_hint::Hint for InputError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
             InputError::TooLarge { .. }
             | InputError::TotalTooLarge { .. }
             | InputError::OutOfMemory { .. } => {
@@ -305,10 +304,28 @@ impl InputError {
                  --max-input-bytes if the machine has the memory"
                     .into()
             }
-            _ => "--shape and --value take an input name (or, for --shape, a dimension name) \
-                  from the list above"
-                .into(),
-        }
+            InputError::UnknownName { .. } => {
+                "name one of the inputs listed in the message (or, for --shape, one of their \
+                 dynamic dimensions)"
+                    .into()
+            }
+            InputError::Unsupported { .. } => {
+                "verify synthesises numeric and bool tensors only: verify this model through \
+                 your app, or pass --model with other models"
+                    .into()
+            }
+            InputError::Rank { input, rank, .. } => format!(
+                "give --shape {input}= {rank} dimension(s) separated by x, e.g. `--shape \
+                 {input}={}`",
+                vec!["1"; *rank].join("x")
+            ),
+            InputError::FixedDim {
+                input, axis, fixed, ..
+            } => format!(
+                "leave dimension {axis} of `{input}` at {fixed}: set only the dimensions the \
+                 model leaves dynamic"
+            ),
+        })
     }
 }
 
@@ -760,7 +777,8 @@ mod tests {
                 ),
                 (Err(e), Err(end)) => {
                     assert!(e.to_string().ends_with(end), "{name}: {e}");
-                    assert!(e.hint().contains("--max-input-bytes"), "{name}");
+                    let hint = gpulibs_hint::Hint::hint(&e).unwrap_or_default();
+                    assert!(hint.contains("--max-input-bytes"), "{name}");
                 }
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }

@@ -128,6 +128,7 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
     let search = (!args.no_deps).then(SearchContext::from_system);
     let mut files = Vec::new();
     let mut failures = Vec::new();
+    let mut last_error = None;
     for result in inspect_paths(&args.paths, &options) {
         match result {
             Ok(kernels) => {
@@ -152,16 +153,23 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
                     dependency_error,
                 });
             }
-            Err(e) => failures.push(FileFailure {
-                path: e.path().to_path_buf(),
-                error: error_chain(&e),
-            }),
+            Err(e) => {
+                failures.push(FileFailure {
+                    path: e.path().to_path_buf(),
+                    error: error_chain(&e),
+                });
+                last_error = Some(e);
+            }
         }
     }
-    if files.is_empty() && !failures.is_empty() && failures.len() == 1 {
-        let failure = failures.remove(0);
-        return Err(CliError::new(std::io::Error::other(failure.error))
-            .with_hint("check the path; `gpulibs inspect` reads ELF libraries, raw fatbins and directories of them"));
+    if files.is_empty() && failures.len() == 1 {
+        if let Some(e) = last_error {
+            // The error itself, not its text: the renderer prints each cause once.
+            return Err(CliError::new(e).with_hint(
+                "check the path; `gpulibs inspect` reads ELF libraries, raw fatbins and \
+                 directories of them",
+            ));
+        }
     }
 
     let negative = files.iter().any(|f| {

@@ -141,7 +141,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         req.seed_receipt = Some(seed_info_path(app, &env)?);
     }
 
-    let ui = Ui::new(json, ctx.style);
+    let ui = Ui::new(json || ctx.quiet, ctx.style);
     ui.line(&format!(
         "{} {} into {}\n{} {}",
         ctx.style.dim("installing"),
@@ -152,14 +152,8 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     ));
     let result = install(&req, &|e| ui.event(e));
     ui.finish();
-    let report = result.map_err(|e| {
-        let hint = e.hint();
-        let err = CliError::new(e);
-        match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        }
-    })?;
+    // The renderer asks the error (and every cause) for its hint.
+    let report = result?;
     // Trust is always said: an install from a manifest whose signature was not checked says so
     // as `plan` does, in the same words, and in the JSON.
     let warnings: Vec<Warning> = unverified(&planned.trust).into_iter().collect();

@@ -49,15 +49,19 @@ fn nothing_installed(root: &Path) -> CliError {
     })
 }
 
-fn lock<'s>(store: &'s Store, no_wait: bool) -> Result<InstallLock<'s>, CliError> {
+/// Takes the install lock; while waiting for another install, says so on stderr (not under
+/// `--quiet`).
+fn lock<'s>(store: &'s Store, no_wait: bool, quiet: bool) -> Result<InstallLock<'s>, CliError> {
     let lock = if no_wait {
         store.try_lock()
     } else {
         store.lock(|pid| {
-            eprintln!(
-                "waiting for another gpulibs install{} to finish",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            )
+            if !quiet {
+                eprintln!(
+                    "waiting for another gpulibs install{} to finish",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                )
+            }
         })
     };
     lock.map_err(|e| {
@@ -109,13 +113,7 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
             .iter()
             .map(|m| m.display().to_string())
             .collect();
-        let (_, verdict) =
-            gpulibs_install::verify_active(&store, &verifier, &models).map_err(|e| {
-                match e.hint() {
-                    Some(h) => CliError::new(e).with_hint(h),
-                    None => CliError::new(e),
-                }
-            })?;
+        let (_, verdict) = gpulibs_install::verify_active(&store, &verifier, &models)?;
         verified = Some(verdict);
     }
     let (health, record) = match existing_store(&root)? {
@@ -177,7 +175,7 @@ pub struct RollbackArgs {
 pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
     let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
-    let lock = lock(&store, args.no_wait)?;
+    let lock = lock(&store, args.no_wait, ctx.quiet)?;
     let record = lock.rollback().map_err(|e| match e {
         e @ StoreError::NoPrevious { .. } => {
             CliError::new(e).with_hint("`gpulibs status` shows what is active")
@@ -217,7 +215,7 @@ pub struct GcArgs {
 pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
     let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
-    let report = lock(&store, args.no_wait)?.gc(args.keep)?;
+    let report = lock(&store, args.no_wait, ctx.quiet)?.gc(args.keep)?;
     let s = ctx.style;
     let mut human = format!(
         "{} {} install(s), {} component(s), {} temporary leftover(s); freed {}\n",
@@ -272,7 +270,7 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         )))
         .with_hint("run `gpulibs remove --yes` to delete it"));
     }
-    let report = lock(&store, args.no_wait)?.remove()?;
+    let report = lock(&store, args.no_wait, ctx.quiet)?.remove()?;
     let s = ctx.style;
     let mut human = if report.root_removed {
         format!(

@@ -81,7 +81,10 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
         Some(p) => p.clone(),
         None => {
             let active = gpulibs_store::activate(&args.app).map_err(|e| {
-                CliError::new(e).with_hint("install first with `gpulibs install`, or pass --ort")
+                CliError::new(e).with_hint(
+                    "to use an ONNX Runtime gpulibs did not install, pass --ort PATH to its \
+                     libonnxruntime.so",
+                )
             })?;
             preload_dirs.extend(active.lib_dirs.iter().cloned());
             active.ort_library

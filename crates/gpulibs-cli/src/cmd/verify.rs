@@ -147,6 +147,18 @@ pub fn choose_ort(flag: Option<&Path>, env: Option<OsString>, exe_dir: Option<&P
 }
 
 pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
+    // The command line first: a bad --shape or --value is a usage error (exit 2) whatever is
+    // installed.
+    let mut shapes = HashMap::new();
+    for s in &args.shape {
+        let (name, dims) = parse_shape_option(s)?;
+        shapes.insert(name, dims);
+    }
+    let mut values = HashMap::new();
+    for v in &args.value {
+        let (name, value) = parse_value_option(v)?;
+        values.insert(name, value);
+    }
     let mut preload_dirs = args.preload.clone();
     let exe_dir = std::env::current_exe()
         .ok()
@@ -160,7 +172,12 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         OrtSource::Flag { path, .. } | OrtSource::Env { path, .. } => path.clone(),
         OrtSource::ActiveInstall => {
             let active = gpulibs_store::activate(&args.app).map_err(|e| {
-                CliError::new(e).with_hint("install first with `gpulibs install`, or pass --ort PATH to a libonnxruntime.so")
+                // The store's message names the step for the active install; the command adds
+                // the other way in, which only it knows.
+                CliError::new(e).with_hint(
+                    "to verify an ONNX Runtime gpulibs did not install, pass --ort PATH to its \
+                     libonnxruntime.so",
+                )
             })?;
             preload_dirs.extend(active.lib_dirs.iter().cloned());
             active.ort_library
@@ -171,16 +188,6 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
         [one] if one.is_dir() => ModelSource::Dir(one.clone()),
         many => ModelSource::Files(many.to_vec()),
     };
-    let mut shapes = HashMap::new();
-    for s in &args.shape {
-        let (name, dims) = parse_shape_option(s)?;
-        shapes.insert(name, dims);
-    }
-    let mut values = HashMap::new();
-    for v in &args.value {
-        let (name, value) = parse_value_option(v)?;
-        values.insert(name, value);
-    }
     let request = VerifyRequest {
         ort_library,
         preload_dirs,
@@ -198,20 +205,34 @@ pub fn run(args: &Args, _ctx: &Context) -> Result<Outcome, CliError> {
     };
     let mut report = verify_with(&request, rule);
     report.ort_library_source = Some(source.describe(&args.app));
-    if let (
-        OrtSource::Env { value, .. },
-        gpulibs_verify::Outcome::Failed {
-            stage: Stage::Load,
-            hint,
-            ..
-        },
-    ) = (&source, &mut report.outcome)
+    // The library's hint speaks of the active install; when the library came from the command
+    // line or the environment, the next step is to fix that instead.
+    if let gpulibs_verify::Outcome::Failed {
+        stage: Stage::Load,
+        hint,
+        ..
+    } = &mut report.outcome
     {
-        *hint = Some(format!(
-            "ONNX Runtime was taken from ORT_DYLIB_PATH={}: point it at a libonnxruntime.so, \
-             or unset it to verify the active install",
-            Path::new(value).display()
-        ));
+        match &source {
+            OrtSource::Env { value, .. } => {
+                *hint = Some(format!(
+                    "ONNX Runtime was taken from ORT_DYLIB_PATH={}: point it at a \
+                     libonnxruntime.so, or unset it to verify the active install",
+                    Path::new(value).display()
+                ))
+            }
+            OrtSource::Flag { path, .. } => {
+                *hint = Some(format!(
+                    "ONNX Runtime was taken from --ort {}: give --ort the path of a \
+                     libonnxruntime.so ({}.{} or newer), or leave --ort out to verify the \
+                     active install",
+                    path.display(),
+                    gpulibs_verify::MIN_ORT.0,
+                    gpulibs_verify::MIN_ORT.1
+                ))
+            }
+            OrtSource::ActiveInstall => {}
+        }
     }
     Ok(Outcome {
         json: serde_json::to_value(&report)?,

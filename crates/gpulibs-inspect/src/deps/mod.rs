@@ -71,7 +71,7 @@ pub enum ParseError {
 #[derive(Debug, thiserror::Error)]
 pub enum DepsError {
     /// The file could not be opened or mapped.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,7 +80,7 @@ pub enum DepsError {
         source: std::io::Error,
     },
     /// The file is not a readable ELF file.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot inspect {}", path.display())]
     Parse {
         /// The file.
         path: PathBuf,
@@ -89,7 +89,7 @@ pub enum DepsError {
         source: ParseError,
     },
     /// The loader cache could not be parsed.
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read the loader cache {}", path.display())]
     LdCache {
         /// The cache file.
         path: PathBuf,

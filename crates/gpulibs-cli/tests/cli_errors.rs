@@ -1,0 +1,256 @@
+//! Whole-screen snapshots of the failures a user meets first: each records the exit code,
+//! stdout and stderr in full (`tests/snapshots/`), so a cause printed twice, a hint that points
+//! nowhere, a lost hint or a wrong exit code shows as a diff. Paths of the test's temporary
+//! directory, times, sizes and the build's commit are filtered.
+//!
+//! A changed output: `INSTA_UPDATE=always cargo test -p gpulibs-cli --test cli_errors`, then read
+//! the `.snap` diffs before committing them.
+
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::prelude::*;
+
+/// A temporary home and the filters that make its output stable.
+struct TestContext {
+    tmp: tempfile::TempDir,
+}
+
+impl TestContext {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        for d in ["home", "tmp"] {
+            std::fs::create_dir_all(tmp.path().join(d)).unwrap();
+        }
+        Self { tmp }
+    }
+
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// `gpulibs` in a cleared environment: no NVML, no GPU, this context's home and TMPDIR.
+    fn gpulibs(&self) -> Command {
+        let mut cmd = Command::cargo_bin("gpulibs").unwrap();
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path().join("home"))
+            .env("GPULIBS_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1")
+            .env("TMPDIR", self.path().join("tmp"));
+        cmd
+    }
+
+    fn filters(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                regex_escape(&self.path().display().to_string()),
+                "[TMP]".into(),
+            ),
+            (r"\b\d+(\.\d+)?(ms|s)\b".into(), "[TIME]".into()),
+            (
+                r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b".into(),
+                "[SIZE]".into(),
+            ),
+            // `gpulibs 0.1.0 (3b67376af 2026-12-04)`, or without the commit outside a checkout.
+            (
+                r"gpulibs \d+\.\d+\.\d+( \([0-9a-f]{7,12} \d{4}-\d{2}-\d{2}\))?".into(),
+                "gpulibs [VERSION]".into(),
+            ),
+        ]
+    }
+
+    /// Runs `cmd` and asserts its whole output against the snapshot `name`.
+    fn snapshot(&self, name: &str, cmd: &mut Command) {
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+            out.status.code().map_or("signal".into(), |c| c.to_string()),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        let mut settings = insta::Settings::clone_current();
+        for (from, to) in self.filters() {
+            settings.add_filter(&from, to);
+        }
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| insta::assert_snapshot!(name, text));
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// The issue's example: the file and the step on the `error:` line, the OS's reason once.
+#[test]
+fn inspect_a_missing_file() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "inspect_missing_file",
+        ctx.gpulibs()
+            .args(["inspect", "--gpu", "9.0", "/nonexistent/lib.so"]),
+    );
+}
+
+/// Values that do not parse are usage errors: exit 2, as `--help` says.
+#[test]
+fn value_errors_exit_2() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "inspect_bad_gpu",
+        ctx.gpulibs().args(["inspect", "--gpu", "abc", "/x/lib.so"]),
+    );
+    ctx.snapshot(
+        "verify_bad_shape",
+        ctx.gpulibs().args(["verify", "--shape", "x"]),
+    );
+    ctx.snapshot(
+        "verify_bad_value",
+        ctx.gpulibs().args(["verify", "--value", "x=abc"]),
+    );
+    ctx.snapshot(
+        "status_bad_app",
+        ctx.gpulibs().args(["status", "--app", "../x"]),
+    );
+    ctx.snapshot(
+        "plan_bad_gpu_json",
+        ctx.gpulibs().args(["plan", "--json", "--gpu", "abc"]),
+    );
+}
+
+/// clap's own refusals: exit 2, and with `--json` a JSON error object on stdout.
+#[test]
+fn usage_errors_exit_2_also_with_json() {
+    let ctx = TestContext::new();
+    ctx.snapshot("unknown_flag", ctx.gpulibs().args(["detect", "--bogus"]));
+    ctx.snapshot(
+        "unknown_flag_json",
+        ctx.gpulibs().args(["--json", "detect", "--bogus"]),
+    );
+    ctx.snapshot(
+        "missing_value_json",
+        ctx.gpulibs().args(["inspect", "--json", "--gpu"]),
+    );
+}
+
+/// A bad `--ort` is answered with a step about `--ort`, not about the active install.
+#[test]
+fn verify_a_bad_ort_path() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "verify_bad_ort",
+        ctx.gpulibs()
+            .args(["verify", "--ort", "/nonexistent/libonnxruntime.so"]),
+    );
+}
+
+/// Nothing installed: the message says so, and the hint is the command that installs.
+#[test]
+fn verify_with_nothing_installed() {
+    let ctx = TestContext::new();
+    ctx.snapshot("verify_nothing_installed", ctx.gpulibs().args(["verify"]));
+}
+
+#[test]
+fn version_short_and_long() {
+    let ctx = TestContext::new();
+    ctx.snapshot("version_short", ctx.gpulibs().arg("--version"));
+    let out = ctx.gpulibs().args(["version", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "commit",
+            "commit_date",
+            "features",
+            "profile",
+            "rustc",
+            "target",
+            "version"
+        ]
+    );
+    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+    assert!(json["target"].as_str().unwrap().contains("linux"), "{json}");
+}
+
+/// `--quiet`: the table goes, the exit code stays; an error is still printed in full.
+#[test]
+fn quiet_prints_errors_only() {
+    let ctx = TestContext::new();
+    ctx.snapshot("quiet_version", ctx.gpulibs().args(["-q", "version"]));
+    ctx.snapshot(
+        "quiet_error",
+        ctx.gpulibs()
+            .args(["-q", "inspect", "--gpu", "9.0", "/nonexistent/lib.so"]),
+    );
+}
+
+#[test]
+fn completions_for_each_shell() {
+    let ctx = TestContext::new();
+    for (shell, marker) in [
+        ("bash", "complete -F _gpulibs"),
+        ("zsh", "#compdef gpulibs"),
+        ("fish", "complete -c gpulibs"),
+    ] {
+        let out = ctx.gpulibs().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}: {script}");
+        // Every command is offered.
+        for command in ["install", "inspect", "verify", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+}
+
+/// `--help` names the environment variables gpulibs reads.
+#[test]
+fn help_lists_the_environment() {
+    let ctx = TestContext::new();
+    let out = ctx.gpulibs().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for var in [
+        "GPULIBS_HOME",
+        "GPULIBS_PYTHON",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "SSL_CERT_FILE",
+        "NO_COLOR",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+}
+
+/// Errors go to stderr, coloured only when asked or when stderr is a terminal; `NO_COLOR` and a
+/// pipe (as here) leave them plain.
+#[test]
+fn error_colour_follows_the_rules() {
+    let ctx = TestContext::new();
+    let args = ["inspect", "--gpu", "9.0", "/nonexistent/lib.so"];
+    let stderr = |cmd: &mut Command| String::from_utf8(cmd.output().unwrap().stderr).unwrap();
+    let always = stderr(ctx.gpulibs().args(["--color", "always"]).args(args));
+    assert!(always.starts_with("\x1b["), "{always:?}");
+    let plain = stderr(ctx.gpulibs().env("NO_COLOR", "1").args(args));
+    assert!(
+        plain.starts_with("error: ") && !plain.contains('\x1b'),
+        "{plain:?}"
+    );
+    let piped = stderr(ctx.gpulibs().args(args));
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+}
