@@ -1065,6 +1065,15 @@ fn notice_for<'a>(id: &str, inp: &Input, libs: impl Iterator<Item = &'a Lib>) ->
 fn coverage_of(r: &FileReport) -> Coverage {
     let mut cov = Coverage::default();
     for k in &r.kernels {
+        // How the kernels are stored: a driver before CUDA 12.4 cannot read zstd (rule
+        // `fatbin-zstd`, docs/driver-rules.md), so the planner needs it.
+        if k.kind == "sass" || k.kind == "ptx" {
+            for c in &k.compression {
+                if !cov.compression.contains(c) {
+                    cov.compression.push(*c);
+                }
+            }
+        }
         match k.kind.as_str() {
             "sass" => {
                 if let Ok(t) = gpulibs_plan::parse_kernel_target(&k.target) {
@@ -1091,6 +1100,7 @@ fn coverage_of(r: &FileReport) -> Coverage {
             _ => {}
         }
     }
+    cov.compression.sort();
     cov
 }
 

@@ -40,7 +40,7 @@ pub mod planner;
 pub mod signature;
 pub mod validate;
 
-pub use driver::{DriverVersion, DriverVersionError, RuntimeSupport};
+pub use driver::{CompressionSupport, DriverVersion, DriverVersionError, RuntimeSupport};
 pub use manifest::{
     check_manifest, load_manifest, parse_kernel_target, parse_manifest, parse_manifest_bytes,
     to_toml, ArchiveFormat, Artifact, Component, ComponentKind, Coverage, FileEntry, Manifest,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_inspect::{KernelEntry, KernelTarget, PtxIsa, TargetKind};
+use gpulibs_inspect::{Compression, KernelEntry, KernelTarget, PtxIsa, TargetKind};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::driver::DriverVersion;
@@ -227,6 +227,12 @@ pub struct Coverage {
     /// PTX targets with the PTX ISA they are written in.
     #[serde(default)]
     pub ptx: Vec<PtxTarget>,
+    /// How those kernels are stored in the library (`none`, `lz4`, `zstd`), as `gpulibs
+    /// inspect` reports them. `zstd` needs a driver of CUDA 12.4 (R550) or newer (rule
+    /// `fatbin-zstd`, `docs/driver-rules.md`). Empty: not recorded (older manifests), and the
+    /// planner then checks nothing about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compression: Vec<Compression>,
 }
 
 /// A SASS target read from `sm_XY[a|f]`.

@@ -24,10 +24,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion, Detection};
-use gpulibs_inspect::{select_entry, KernelTarget, PtxIsa, Selection};
+use gpulibs_inspect::{select_entry, Compression, KernelTarget, PtxIsa, Selection};
 use serde::Serialize;
 
-use crate::driver::{self, DriverVersion, RuntimeSupport};
+use crate::driver::{self, CompressionSupport, DriverVersion, RuntimeSupport};
 use crate::manifest::{
     Component, ComponentKind, Manifest, Origin, SystemInventory, Variant, VariantDevice,
 };
@@ -200,6 +200,18 @@ pub enum Reason {
         needs: Option<DriverVersion>,
         have: String,
     },
+    /// The component stores its kernels in a compression the driver cannot read (rule
+    /// `fatbin-zstd`: zstd needs a driver of CUDA 12.4, R550, or newer; `docs/driver-rules.md`).
+    DriverCannotReadKernels {
+        component: String,
+        compression: Compression,
+        /// `None` when no driver is known to read it.
+        needs: Option<DriverVersion>,
+        needs_cuda: Option<CudaVersion>,
+        have: String,
+        rule: String,
+        source: String,
+    },
     /// The component's own `min_driver` is above the driver.
     BelowComponentMinDriver {
         component: String,
@@ -260,6 +272,27 @@ impl fmt::Display for Reason {
                     "needs a driver that runs CUDA {cuda} (`{component}`), you have {have}"
                 ),
             },
+            Reason::DriverCannotReadKernels {
+                component,
+                compression,
+                needs,
+                needs_cuda,
+                have,
+                rule,
+                source,
+            } => match (needs, needs_cuda) {
+                (Some(n), Some(c)) => write!(
+                    f,
+                    "`{component}` stores its kernels {}-compressed, which drivers before CUDA \
+                     {c} ({n}) cannot read; you have {have} (rule {rule}: {source})",
+                    compression.name()
+                ),
+                _ => write!(
+                    f,
+                    "`{component}` stores its kernels with a compression no driver is known to \
+                     read; you have {have} (rule {rule}: {source})"
+                ),
+            },
             Reason::BelowComponentMinDriver {
                 component,
                 needs,
@@ -283,11 +316,25 @@ impl fmt::Display for Reason {
                 isa,
                 driver_isa,
                 driver_cuda,
-            } => write!(
-                f,
-                "no SASS for {gpu} in `{component}`; its {target} PTX is ISA {isa}, newer than \
-                 the ISA {driver_isa} this driver (CUDA {driver_cuda}) compiles"
-            ),
+            } => {
+                write!(
+                    f,
+                    "no SASS for {gpu} in `{component}`; its {target} PTX is ISA {isa}, newer \
+                     than the ISA {driver_isa} this driver (CUDA {driver_cuda}) compiles"
+                )?;
+                if let Some(c) = gpulibs_inspect::min_cuda_for_ptx(*isa) {
+                    match driver::full_support_driver(c) {
+                        Some(d) => write!(f, "; it needs a driver of CUDA {c} ({d}) or newer")?,
+                        None => write!(f, "; it needs a driver of CUDA {c} or newer")?,
+                    }
+                }
+                write!(
+                    f,
+                    " (rule {}: {})",
+                    gpulibs_inspect::RULE_PTX_ISA.id,
+                    gpulibs_inspect::RULE_PTX_ISA.source
+                )
+            }
             Reason::JitForbidden {
                 gpu,
                 component,
@@ -881,6 +928,36 @@ fn evaluate<'m>(
                     have: driver_text(host),
                 }),
             }
+        }
+        // Kernels stored in a compression the driver cannot read fail to load whatever the GPU
+        // (rule `fatbin-zstd`); one reason per component, for its first such compression.
+        if let Some(cov) = &c.coverage {
+            let cannot =
+                cov.compression.iter().find_map(|comp| {
+                    match driver::compression_support(
+                        *comp,
+                        host.driver_version.as_ref(),
+                        host.driver_cuda,
+                    ) {
+                        CompressionSupport::Cannot {
+                            compression,
+                            needs_cuda,
+                            needs,
+                            rule,
+                            source,
+                        } => Some(Reason::DriverCannotReadKernels {
+                            component: c.id.clone(),
+                            compression,
+                            needs,
+                            needs_cuda,
+                            have: driver_text(host),
+                            rule: rule.to_string(),
+                            source: source.to_string(),
+                        }),
+                        CompressionSupport::Reads | CompressionSupport::Unknown => None,
+                    }
+                });
+            blocking.extend(cannot);
         }
         if let (Some(min), Some(have)) = (&c.min_driver, &host.driver_version) {
             if have < min {
