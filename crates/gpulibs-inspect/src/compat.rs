@@ -1252,6 +1252,212 @@ mod tests {
         assert_eq!(Verdict::Jit { containers: 2 }.label(), "jit");
     }
 
+    /// Which driver (by its CUDA version) reads which compression: rule `fatbin-zstd`
+    /// (docs/driver-rules.md). R535 = 12.2, R545 = 12.3, R550 = 12.4, R570 = 12.8, R580 = 13.0.
+    #[test]
+    fn compression_rules_table() {
+        use Compression::*;
+        let drivers = ["11.8", "12.2", "12.3", "12.4", "12.8", "13.0"];
+        // (compression, per driver above: reads?)
+        let table: &[(Compression, [bool; 6])] = &[
+            (None, [true; 6]),
+            (Lz4, [true; 6]),
+            (Zstd, [false, false, false, true, true, true]),
+            (Unknown, [false; 6]),
+        ];
+        for (c, reads) in table {
+            for (d, want) in drivers.iter().zip(reads) {
+                assert_eq!(
+                    driver_reads(*c, Some(d.parse().unwrap())),
+                    *want,
+                    "{c:?} on a CUDA {d} driver"
+                );
+            }
+            // An unknown driver is not held against anything.
+            assert!(driver_reads(*c, Option::None));
+        }
+        match compression_need(Zstd) {
+            CompressionNeed::Driver { cuda, driver, rule } => {
+                assert_eq!(
+                    (cuda, driver, rule.id),
+                    (CudaVersion::new(12, 4), "550.54.14", "fatbin-zstd")
+                );
+                assert!(rule.source.starts_with("https://docs.nvidia.com/"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(compression_need(Lz4), CompressionNeed::AnyDriver);
+        assert_eq!(
+            compression_need(Unknown).rule().map(|r| r.id),
+            Some("fatbin-unknown-compression")
+        );
+    }
+
+    /// PTX ISA → the oldest CUDA whose driver JITs it (PTX ISA release history, facts §2).
+    #[test]
+    fn ptx_isa_needs_driver_table() {
+        let table = [
+            ((5, 0), Some("9.0")),
+            ((7, 0), Some("11.0")),
+            ((7, 8), Some("11.8")),
+            ((8, 0), Some("12.0")),
+            ((8, 2), Some("12.2")),
+            ((8, 5), Some("12.5")),
+            ((8, 6), Some("12.7")),
+            ((8, 7), Some("12.8")),
+            ((8, 8), Some("12.9")),
+            ((9, 0), Some("13.0")),
+            ((9, 1), Some("13.1")),
+            ((9, 4), Some("13.4")),
+            // No toolkit wrote ISA 8.9; by ISA order the first driver above it is 13.0's,
+            // consistent with `driver_accepts_ptx`.
+            ((8, 9), Some("13.0")),
+            ((10, 0), Option::None),
+        ];
+        for ((maj, min), want) in table {
+            let isa = PtxIsa::new(maj, min);
+            assert_eq!(
+                min_cuda_for_ptx(isa).map(|c| c.to_string()),
+                want.map(String::from),
+                "ISA {isa}"
+            );
+            // Consistent with the forward rule: that driver accepts it, the one before does not.
+            if let Some(c) = min_cuda_for_ptx(isa) {
+                assert!(driver_accepts_ptx(isa, Some(c)), "ISA {isa} on {c}");
+            }
+        }
+        // ollama's rule: a CUDA 12.8 build's PTX (ISA 8.7) needs R570; R565 (12.7 at most) fails.
+        assert!(!driver_accepts_ptx(
+            PtxIsa::new(8, 7),
+            Some(CudaVersion::new(12, 6))
+        ));
+        assert!(driver_accepts_ptx(
+            PtxIsa::new(8, 7),
+            Some(CudaVersion::new(12, 8))
+        ));
+    }
+
+    fn stored(e: KernelEntry, c: Compression) -> StoredEntry {
+        StoredEntry {
+            entry: e,
+            compression: c,
+        }
+    }
+
+    /// The chosen entry, not any entry, decides whether the driver can read a container.
+    #[test]
+    fn unreadable_choice_looks_at_the_chosen_entry() {
+        let d122 = Some(CudaVersion::new(12, 2));
+        let d124 = Some(CudaVersion::new(12, 4));
+        let c: &[StoredEntry] = &[
+            stored(sass("sm_86"), Compression::Zstd),
+            stored(sass("sm_75"), Compression::Lz4),
+            stored(ptx("compute_75", (8, 2)), Compression::Lz4),
+        ];
+        let entries: Vec<KernelEntry> = c.iter().map(|s| s.entry).collect();
+        // 8.6 picks sm_86, stored zstd: unreadable on 12.2, fine on 12.4.
+        let s86 = select_entry(&entries, cc("8.6"), d122);
+        assert_eq!(
+            unreadable_choice(c, &s86, d122),
+            Some(Unreadable {
+                target: t("sm_86"),
+                compression: Compression::Zstd
+            })
+        );
+        assert_eq!(unreadable_choice(c, &s86, d124), Option::None);
+        assert_eq!(unreadable_choice(c, &s86, Option::None), Option::None);
+        // 7.5 picks sm_75 (LZ4): readable on 12.2 though the container also holds zstd.
+        let s75 = select_entry(&entries, cc("7.5"), d122);
+        assert_eq!(unreadable_choice(c, &s75, d122), Option::None);
+        // Nothing chosen: nothing to read.
+        let s52 = select_entry(&entries, cc("5.2"), d122);
+        assert_eq!(unreadable_choice(c, &s52, d122), Option::None);
+        // JIT of zstd PTX.
+        let p: &[StoredEntry] = &[stored(ptx("compute_80", (8, 2)), Compression::Zstd)];
+        let e: Vec<KernelEntry> = p.iter().map(|s| s.entry).collect();
+        let s = select_entry(&e, cc("8.6"), d122);
+        assert!(matches!(s, Selection::Jit { .. }));
+        assert!(unreadable_choice(p, &s, d122).is_some());
+    }
+
+    /// A library whose chosen kernels are zstd on a CUDA 12.2 driver: `driver cannot load`,
+    /// naming the rule, the driver it needs, and other failures besides.
+    #[test]
+    fn driver_cannot_load_verdict() {
+        let dev = cc("8.6");
+        let d122 = Some(CudaVersion::new(12, 2));
+        let zstd: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Zstd)];
+        let lz4: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Lz4)];
+        let tally_of = |sets: &[&[StoredEntry]], driver: Option<CudaVersion>| {
+            let mut tally = ContainerTally::for_library(false);
+            for set in sets {
+                let e: Vec<KernelEntry> = set.iter().map(|s| s.entry).collect();
+                let sel = select_entry(&e, dev, driver);
+                match unreadable_choice(set, &sel, driver) {
+                    Some(u) => tally.add_unreadable(&u, 1),
+                    Option::None => tally.add(&e, &sel, dev, 1),
+                }
+            }
+            tally
+        };
+        let t = tally_of(&[zstd, zstd, lz4], d122);
+        let v = library_verdict(&t, dev);
+        assert_eq!(
+            v,
+            Verdict::DriverCannotLoad {
+                containers: 2,
+                compression: Compression::Zstd,
+                needs_cuda: Some(CudaVersion::new(12, 4)),
+                needs_driver: Some("550.54.14".into()),
+                rule: "fatbin-zstd".into(),
+                source: RULE_FATBIN_ZSTD.source.into(),
+            }
+        );
+        assert_eq!(v.label(), "driver cannot load");
+        let msg = v.describe(&t, dev);
+        for want in [
+            "cannot load on this driver",
+            "zstd-compressed",
+            "CUDA 12.4",
+            "R550",
+            "550.54.14",
+            "rule fatbin-zstd",
+            "docs.nvidia.com",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+        // The same library on R550 (12.4) loads natively.
+        assert_eq!(
+            library_verdict(
+                &tally_of(&[zstd, zstd, lz4], Some(CudaVersion::new(12, 4))),
+                dev
+            ),
+            Verdict::Native
+        );
+        // Unknown compression: refused, no driver named.
+        let unk: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Unknown)];
+        let t = tally_of(&[unk], Some(CudaVersion::new(13, 0)));
+        let v = library_verdict(&t, dev);
+        assert!(matches!(
+            &v,
+            Verdict::DriverCannotLoad { needs_cuda: Option::None, rule, .. } if rule == "fatbin-unknown-compression"
+        ));
+        assert!(v.describe(&t, dev).contains("no driver is known to read"));
+    }
+
+    /// PTX too new for the driver: the message names the ISA, the CUDA it needs and the rule.
+    #[test]
+    fn ptx_too_new_message_names_the_driver_it_needs() {
+        let (v, t) = verdict_of(&[&[sass("sm_75"), ptx("compute_90", (9, 1))]], "9.0");
+        assert_eq!(t.ptx_too_new_isa, Some(PtxIsa::new(9, 1)));
+        let msg = v.describe(&t, cc("9.0"));
+        assert!(
+            msg.contains("PTX ISA 9.1 needs a driver of CUDA 13.1"),
+            "{msg}"
+        );
+        assert!(msg.contains("rule ptx-isa"), "{msg}");
+    }
+
     #[test]
     fn per_target_variant_layout() {
         let (a, b, c): (&[KernelEntry], &[KernelEntry], &[KernelEntry]) = (
