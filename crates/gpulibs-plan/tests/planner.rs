@@ -805,9 +805,19 @@ fn candidates_follow_the_ranking_and_leave_out_what_does_not_run() {
     assert!(names(&cpu_only).is_empty());
 }
 
-/// One-component GPU variants with the compression of their kernels: (name, cuda, sass, ptx,
+/// One-component GPU variant with the compression of its kernels: (name, cuda, sass, ptx,
 /// compression, download size).
-fn compressed_manifest(variants: &[(&str, &str, &[&str], &[(&str, &str)], &str, u64)]) -> Manifest {
+type C<'a> = (
+    &'a str,
+    &'a str,
+    &'a [&'a str],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+    u64,
+);
+
+/// A manifest of [`C`] variants.
+fn compressed_manifest(variants: &[C]) -> Manifest {
     let mut t = String::from("schema_version = 1\napp = \"t\"\nversion = \"1\"\n");
     for (i, (name, cuda, sass, ptx, compression, size)) in variants.iter().enumerate() {
         let sass: Vec<String> = sass.iter().map(|s| format!("\"{s}\"")).collect();
