@@ -1,0 +1,160 @@
+//! The driver rules (`docs/driver-rules.md`) through the real binary: `gpulibs plan` for a common
+//! R535 machine never gets a build its driver cannot load, and `gpulibs inspect --driver` says
+//! why a library with zstd-compressed kernels cannot load there.
+
+mod world;
+
+use std::process::{Command, Output};
+
+use gpulibs_testkit::{build_so, container, Entry, Place};
+
+fn gpulibs(tmp: &tempfile::TempDir) -> Command {
+    world::isolated_gpulibs(tmp.path(), &tmp.path().join("root"))
+}
+
+fn text_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `gpulibs plan --gpu 8.6 --driver 535.183.01` with the embedded default: the newest CUDA 12
+/// release (LZ4 kernels); every CUDA 13 release is rejected, naming rule fatbin-zstd besides
+/// the CUDA runtime. On 5.2 the only release with sm_52.
+#[test]
+fn r535_is_planned_a_release_it_can_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (gpu, want) in [("8.6", "ort-1.26.0-cuda12"), ("5.2", "ort-1.20.2-cuda12")] {
+        let out = gpulibs(&tmp)
+            .args([
+                "plan",
+                "--gpu",
+                gpu,
+                "--driver",
+                "535.183.01",
+                "--no-reuse",
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text_of(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(json["manifest"].as_str().unwrap().starts_with("embedded"));
+        assert_eq!(json["plan"]["chosen"]["variant"], want, "{gpu}");
+        let rejected = json["plan"]["rejected"].as_array().unwrap();
+        let r131 = rejected
+            .iter()
+            .find(|r| r["variant"] == "ort-1.31.1-cuda13")
+            .expect("1.31.1 is rejected");
+        let reasons = r131["reasons"].as_array().unwrap();
+        let zstd = reasons
+            .iter()
+            .find(|r| r["reason"] == "driver_cannot_read_kernels")
+            .unwrap_or_else(|| panic!("{reasons:?}"));
+        assert_eq!(zstd["rule"], "fatbin-zstd");
+        assert_eq!(zstd["compression"], "zstd");
+        assert_eq!(zstd["needs"], "550.54.14");
+        assert!(reasons.iter().any(|r| r["reason"] == "driver_too_old"));
+    }
+    // The human form names the rule and its source.
+    let out = gpulibs(&tmp)
+        .args([
+            "plan",
+            "--gpu",
+            "8.6",
+            "--driver",
+            "535.183.01",
+            "--no-reuse",
+        ])
+        .output()
+        .unwrap();
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ort-1.26.0-cuda12"), "{text}");
+    assert!(text.contains("rule fatbin-zstd"), "{text}");
+    assert!(text.contains("docs.nvidia.com"), "{text}");
+}
+
+/// `gpulibs inspect --gpu 8.6 --driver 535.183.01` on a real ELF whose sm_86 kernels are zstd:
+/// `driver cannot load`, exit 3; with R550 it loads.
+#[test]
+fn inspect_says_an_r535_driver_cannot_read_zstd_kernels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let so = build_so(
+        tmp.path(),
+        "libzstd.so",
+        &[(
+            Place::Section(".nv_fatbin"),
+            container(&[Entry::sass(75).zstd(), Entry::sass(86).zstd()]),
+        )],
+    );
+    let out = gpulibs(&tmp)
+        .args([
+            "inspect",
+            "--no-deps",
+            "--gpu",
+            "8.6",
+            "--driver",
+            "535.183.01",
+        ])
+        .arg(&so)
+        .output()
+        .unwrap();
+    let text = text_of(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("driver cannot load"), "{text}");
+    assert!(text.contains("zstd-compressed"), "{text}");
+    assert!(text.contains("550.54.14"), "{text}");
+    let out = gpulibs(&tmp)
+        .args([
+            "inspect",
+            "--no-deps",
+            "--json",
+            "--gpu",
+            "8.6",
+            "--driver",
+            "535.183.01",
+        ])
+        .arg(&so)
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["driver_cuda"], "12.2");
+    assert_eq!(
+        json["files"][0]["verdicts"][0]["verdict"],
+        "driver_cannot_load"
+    );
+    assert_eq!(json["files"][0]["verdicts"][0]["rule"], "fatbin-zstd");
+    // R550 reads zstd.
+    let out = gpulibs(&tmp)
+        .args([
+            "inspect",
+            "--no-deps",
+            "--gpu",
+            "8.6",
+            "--driver",
+            "550.54.14",
+        ])
+        .arg(&so)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out));
+    // A driver older than every known toolkit is refused with a hint, not guessed.
+    let out = gpulibs(&tmp)
+        .args([
+            "inspect",
+            "--no-deps",
+            "--gpu",
+            "8.6",
+            "--driver",
+            "470.256.02",
+        ])
+        .arg(&so)
+        .output()
+        .unwrap();
+    let text = text_of(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("--driver-cuda"), "{text}");
+}
