@@ -1,5 +1,6 @@
 //! Which CUDA runtime a driver runs: the minimum Linux driver per CUDA toolkit, CUDA's
-//! minor-version compatibility, and driver version strings compared as numbers.
+//! minor-version compatibility, and driver version strings compared as numbers; and whether a
+//! driver reads kernels stored zstd-compressed ([`compression_support`], `docs/driver-rules.md`).
 //!
 //! These rules are new in gpulibs (inspect owns the kernel rules, not the driver's); they are a
 //! table plus pure functions, from `cuda-facts.md` §3 (\[RN\] release notes, \[MVC\] minor-version

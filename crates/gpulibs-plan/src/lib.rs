@@ -21,7 +21,9 @@
 //!   ([`validate_structure`] on every machine, [`validate()`] with the needs).
 //! - [`signature`]: minisign-format ed25519 signatures ([`verify_manifest`], [`sign_manifest`],
 //!   [`check_signature`] with `--allow-unsigned`).
-//! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs.
+//! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs;
+//!   whether it reads kernels stored with a given fatbin compression (rule `fatbin-zstd` of
+//!   `docs/driver-rules.md`, over inspect's [`gpulibs_inspect::compression_need`]).
 //! - [`planner`]: [`plan`]`(&Host, &Manifest, &SystemInventory, &Policy) -> Plan`, pure.
 //!
 //! ```
