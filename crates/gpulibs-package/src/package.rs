@@ -1073,6 +1073,11 @@ fn coverage_of(r: &FileReport) -> Coverage {
                     cov.compression.push(*c);
                 }
             }
+            if k.compression.contains(&gpulibs_inspect::Compression::Zstd)
+                && !cov.zstd_targets.contains(&k.target)
+            {
+                cov.zstd_targets.push(k.target.clone());
+            }
         }
         match k.kind.as_str() {
             "sass" => {
@@ -1101,6 +1106,11 @@ fn coverage_of(r: &FileReport) -> Coverage {
         }
     }
     cov.compression.sort();
+    // Every target zstd: the list says nothing the summary does not.
+    let all = cov.sass.len() + cov.ptx.len();
+    if cov.zstd_targets.len() >= all {
+        cov.zstd_targets.clear();
+    }
     cov
 }
 

@@ -233,6 +233,20 @@ pub struct Coverage {
     /// planner then checks nothing about it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compression: Vec<Compression>,
+    /// The targets (`sm_100a`, `compute_120`) with an entry stored zstd-compressed, when not all
+    /// are: NVIDIA's cuBLAS 12.9 keeps `sm_50`…`sm_90a` LZ4 and only its Blackwell entries zstd,
+    /// so a driver that cannot read zstd still loads it on older GPUs. Empty while
+    /// `compression` lists `zstd`: every target is taken to be zstd (the safe side).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zstd_targets: Vec<String>,
+}
+
+impl Coverage {
+    /// Whether the entries of `target` may be stored zstd-compressed (see `zstd_targets`).
+    pub fn zstd_for(&self, target: &KernelTarget) -> bool {
+        self.compression.contains(&Compression::Zstd)
+            && (self.zstd_targets.is_empty() || self.zstd_targets.contains(&target.name()))
+    }
 }
 
 /// A SASS target read from `sm_XY[a|f]`.

@@ -204,6 +204,11 @@ pub enum Reason {
     /// `fatbin-zstd`: zstd needs a driver of CUDA 12.4, R550, or newer; `docs/driver-rules.md`).
     DriverCannotReadKernels {
         component: String,
+        /// The GPU and the entry it would load, for `zstd` (the rule is per entry: NVIDIA's
+        /// cuBLAS 12.9 stores only its Blackwell entries zstd); `None` for `unknown`, which is
+        /// refused for every GPU.
+        gpu: Option<GpuRef>,
+        target: Option<KernelTarget>,
         compression: Compression,
         /// `None` when no driver is known to read it.
         needs: Option<DriverVersion>,
@@ -274,6 +279,8 @@ impl fmt::Display for Reason {
             },
             Reason::DriverCannotReadKernels {
                 component,
+                gpu,
+                target,
                 compression,
                 needs,
                 needs_cuda,
@@ -281,12 +288,18 @@ impl fmt::Display for Reason {
                 rule,
                 source,
             } => match (needs, needs_cuda) {
-                (Some(n), Some(c)) => write!(
-                    f,
-                    "`{component}` stores its kernels {}-compressed, which drivers before CUDA \
-                     {c} ({n}) cannot read; you have {have} (rule {rule}: {source})",
-                    compression.name()
-                ),
+                (Some(n), Some(c)) => {
+                    let which = match (target, gpu) {
+                        (Some(t), Some(g)) => format!("{t} kernels for {g}"),
+                        _ => "kernels".to_string(),
+                    };
+                    write!(
+                        f,
+                        "`{component}` stores its {which} {}-compressed, which drivers before \
+                         CUDA {c} ({n}) cannot read; you have {have} (rule {rule}: {source})",
+                        compression.name()
+                    )
+                }
                 _ => write!(
                     f,
                     "`{component}` stores its kernels with a compression no driver is known to \
@@ -929,35 +942,34 @@ fn evaluate<'m>(
                 }),
             }
         }
-        // Kernels stored in a compression the driver cannot read fail to load whatever the GPU
-        // (rule `fatbin-zstd`); one reason per component, for its first such compression.
+        // Kernels stored in a compression no driver is known to read fail whatever the GPU
+        // (rule `fatbin-unknown-compression`); zstd is judged per GPU, on the entry it loads.
         if let Some(cov) = &c.coverage {
-            let cannot =
-                cov.compression.iter().find_map(|comp| {
-                    match driver::compression_support(
-                        *comp,
-                        host.driver_version.as_ref(),
-                        host.driver_cuda,
-                    ) {
-                        CompressionSupport::Cannot {
-                            compression,
-                            needs_cuda,
-                            needs,
-                            rule,
-                            source,
-                        } => Some(Reason::DriverCannotReadKernels {
-                            component: c.id.clone(),
-                            compression,
-                            needs,
-                            needs_cuda,
-                            have: driver_text(host),
-                            rule: rule.to_string(),
-                            source: source.to_string(),
-                        }),
-                        CompressionSupport::Reads | CompressionSupport::Unknown => None,
-                    }
-                });
-            blocking.extend(cannot);
+            if cov.compression.contains(&Compression::Unknown) {
+                if let CompressionSupport::Cannot {
+                    compression,
+                    needs_cuda,
+                    needs,
+                    rule,
+                    source,
+                } = driver::compression_support(
+                    Compression::Unknown,
+                    host.driver_version.as_ref(),
+                    host.driver_cuda,
+                ) {
+                    blocking.push(Reason::DriverCannotReadKernels {
+                        component: c.id.clone(),
+                        gpu: None,
+                        target: None,
+                        compression,
+                        needs,
+                        needs_cuda,
+                        have: driver_text(host),
+                        rule: rule.to_string(),
+                        source: source.to_string(),
+                    });
+                }
+            }
         }
         if let (Some(min), Some(have)) = (&c.min_driver, &host.driver_version) {
             if have < min {
@@ -1092,7 +1104,41 @@ fn evaluate<'m>(
                     continue;
                 }
                 let entries = c.kernel_entries();
-                match select_entry(&entries, cc, ptx_driver) {
+                let selection = select_entry(&entries, cc, ptx_driver);
+                // Rule `fatbin-zstd`: the entry the GPU would load must be readable.
+                let chosen = match &selection {
+                    Selection::Native { target } | Selection::Jit { target, .. } => Some(*target),
+                    Selection::None { .. } => None,
+                };
+                if let (Some(t), Some(cov)) = (chosen, &c.coverage) {
+                    if cov.zstd_for(&t) {
+                        if let CompressionSupport::Cannot {
+                            compression,
+                            needs_cuda,
+                            needs,
+                            rule,
+                            source,
+                        } = driver::compression_support(
+                            Compression::Zstd,
+                            host.driver_version.as_ref(),
+                            host.driver_cuda,
+                        ) {
+                            reasons.push(Reason::DriverCannotReadKernels {
+                                component: c.id.clone(),
+                                gpu: Some(gref.clone()),
+                                target: Some(t),
+                                compression,
+                                needs,
+                                needs_cuda,
+                                have: driver_text(host),
+                                rule: rule.to_string(),
+                                source: source.to_string(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                match selection {
                     Selection::Native { target } => {
                         let is_exact = target.cc == cc;
                         exact &= is_exact;

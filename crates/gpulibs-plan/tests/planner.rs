@@ -925,6 +925,73 @@ fn zstd_kernels_are_never_planned_for_a_driver_that_cannot_read_them() {
     assert_eq!(again, m);
 }
 
+/// The rule is per entry: a library that stores only its Blackwell entries zstd (as NVIDIA's
+/// cuBLAS 12.9 does) is planned for R535 on an RTX 30xx, and refused on a GPU whose entry is zstd.
+#[test]
+fn zstd_is_judged_on_the_entry_the_gpu_loads() {
+    let mut m = compressed_manifest(&[(
+        "mixed",
+        "12.8",
+        &["sm_75", "sm_86", "sm_120"],
+        &[],
+        "lz4",
+        100,
+    )]);
+    let cov = m.components[0].coverage.as_mut().unwrap();
+    cov.compression = vec![
+        gpulibs_inspect::Compression::Lz4,
+        gpulibs_inspect::Compression::Zstd,
+    ];
+    cov.zstd_targets = vec!["sm_120".into()];
+    let m = parse_manifest(&gpulibs_plan::to_toml(&m)).unwrap();
+    // (GPU, driver, driver CUDA, chosen?)
+    let table: &[(&str, &str, &str, bool)] = &[
+        ("8.6", "535.183.01", "12.2", true),
+        ("7.5", "535.183.01", "12.2", true),
+        ("12.0", "535.183.01", "12.2", false),
+        ("12.0", "570.211.01", "12.8", true),
+    ];
+    for (gpu, driver, cuda, runs) in table {
+        let p = run(
+            &host(&[gpu], Some(driver), Some(cuda)),
+            &m,
+            &Policy::default(),
+        );
+        assert_eq!(
+            chosen(&p) == Some("mixed"),
+            *runs,
+            "{gpu} on {driver}: {:#?}",
+            p.lines()
+        );
+        if !runs {
+            let r = &p.rejected[0].reasons[0];
+            assert!(
+                matches!(r, Reason::DriverCannotReadKernels { target: Some(t), .. } if t.name() == "sm_120"),
+                "{r:?}"
+            );
+            assert!(
+                r.to_string()
+                    .contains("sm_120 kernels for sm_120 zstd-compressed"),
+                "{r}"
+            );
+        }
+    }
+    // Two GPUs on R535: the RTX 30xx is served, the RTX 50xx is named as not covered, by the rule.
+    let p = run(
+        &host(&["8.6", "12.0"], Some("535.183.01"), Some("12.2")),
+        &m,
+        &Policy::default(),
+    );
+    assert_eq!(chosen(&p), Some("mixed"));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.to_string().contains("rule fatbin-zstd")),
+        "{:#?}",
+        p.lines()
+    );
+}
+
 /// Rule `ptx-isa`: PTX a driver cannot JIT is rejected naming the driver it needs (ollama's
 /// "CC < 7 with CUDA ≥ 12.8 needs 570": a CUDA 12.8 build's PTX is ISA 8.7).
 #[test]

@@ -105,20 +105,10 @@ fn each_driver_branch_gets_a_release_it_can_load() {
     let o = "outranked";
     // Per driver (DRIVERS order), the fate of each release on 8.6.
     let on_86: [[&str; 12]; 4] = [
-        // R535: CUDA 13 builds need R580 (runtime) and R550 (zstd kernels).
+        // R535: CUDA 13 builds need R580 (the runtime rule, said first as it holds on every
+        // GPU) and R550 (their zstd kernels: `zstd_alone_rejects_the_cuda_13_releases_on_r535`).
         [
-            o,
-            o,
-            o,
-            o,
-            o,
-            o,
-            "chosen",
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
+            o, o, o, o, o, o, "chosen", "cuda", "cuda", "cuda", "cuda", "cuda",
         ],
         // R550 and R570 read zstd, but still cannot run CUDA 13.
         [
@@ -134,18 +124,7 @@ fn each_driver_branch_gets_a_release_it_can_load() {
     let k = "kernel";
     let on_52: [[&str; 12]; 4] = [
         [
-            "chosen",
-            k,
-            k,
-            k,
-            k,
-            k,
-            k,
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
-            "cuda+zstd",
+            "chosen", k, k, k, k, k, k, "cuda", "cuda", "cuda", "cuda", "cuda",
         ],
         [
             "chosen", k, k, k, k, k, k, "cuda", "cuda", "cuda", "cuda", "cuda",
@@ -181,4 +160,41 @@ fn each_driver_branch_gets_a_release_it_can_load() {
             }
         }
     }
+}
+
+/// The CUDA 13 releases on R535 with the runtime rule set aside (as if a forward-compatibility
+/// package ran CUDA 13 there): their zstd kernels still cannot load, by rule fatbin-zstd; the
+/// CUDA 12 releases (LZ4) can.
+#[test]
+fn zstd_alone_rejects_the_cuda_13_releases_on_r535() {
+    let mut m = embedded_default(CoverageTable::embedded());
+    for c in &mut m.components {
+        c.cuda = None;
+    }
+    let host = Host::synthetic(
+        &["8.6".parse().unwrap()],
+        Some("535.183.01".parse().unwrap()),
+        Some("12.2".parse().unwrap()),
+    );
+    let p = plan(&host, &m, &SystemInventory::default(), &Policy::default());
+    assert_eq!(
+        p.chosen.as_ref().map(|c| c.variant.as_str()),
+        Some("ort-1.26.0-cuda12"),
+        "{:#?}",
+        p.lines()
+    );
+    for release in ["1.27.0", "1.28.0", "1.29.0", "1.30.0", "1.31.1"] {
+        assert_eq!(fate(&p, release), "zstd", "{release}: {:#?}", p.lines());
+    }
+    // With R550 the newest release wins again.
+    let host = Host::synthetic(
+        &["8.6".parse().unwrap()],
+        Some("550.54.14".parse().unwrap()),
+        Some("12.4".parse().unwrap()),
+    );
+    let p = plan(&host, &m, &SystemInventory::default(), &Policy::default());
+    assert_eq!(
+        p.chosen.as_ref().map(|c| c.variant.as_str()),
+        Some("ort-1.31.1-cuda13")
+    );
 }
