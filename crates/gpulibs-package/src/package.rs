@@ -1218,3 +1218,40 @@ fn write_tar_zst(
     hw.flush().map_err(io(dst))?;
     Ok((collect::hex(&hw.hash.finalize()), hw.n, unpacked))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpulibs_inspect::{inspect_bytes, Compression, InspectOptions};
+    use gpulibs_testkit::{container, Entry};
+
+    fn coverage(entries: &[Entry]) -> Coverage {
+        let bytes = container(entries);
+        let r = inspect_bytes(
+            std::path::Path::new("t.fatbin"),
+            &bytes,
+            &InspectOptions::default(),
+        );
+        coverage_of(&r)
+    }
+
+    /// The measured coverage records how the kernels are stored, and which targets are zstd when
+    /// only some are (rule fatbin-zstd is judged per entry).
+    #[test]
+    fn coverage_records_compression_and_zstd_targets() {
+        let mixed = coverage(&[
+            Entry::sass(86).lz4(),
+            Entry::sass(120).zstd(),
+            Entry::ptx(120, (8, 8)).zstd(),
+        ]);
+        assert_eq!(mixed.compression, [Compression::Lz4, Compression::Zstd]);
+        assert_eq!(mixed.zstd_targets, ["sm_120", "compute_120"]);
+        // All zstd: the summary says it all.
+        let all = coverage(&[Entry::sass(86).zstd(), Entry::sass(120).zstd()]);
+        assert_eq!(all.compression, [Compression::Zstd]);
+        assert!(all.zstd_targets.is_empty());
+        let plain = coverage(&[Entry::sass(86)]);
+        assert_eq!(plain.compression, [Compression::None]);
+        assert!(plain.zstd_targets.is_empty());
+    }
+}
