@@ -1395,6 +1395,22 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
             continue;
         }
         let mut reasons = e.blocking.clone();
+        // A reason that holds on every GPU (the CUDA runtime) hides the per-GPU ones, except
+        // kernels the driver cannot read: those are said too, so that a variant refused for
+        // both says both (rule `fatbin-zstd`).
+        if !reasons.is_empty() && cpu_reason.is_none() {
+            for fit in &e.per_gpu {
+                if let GpuFit::Uncovered(r) = fit {
+                    for r in r {
+                        if matches!(r, Reason::DriverCannotReadKernels { .. })
+                            && !reasons.contains(r)
+                        {
+                            reasons.push(r.clone());
+                        }
+                    }
+                }
+            }
+        }
         if cpu_reason.is_none() && reasons.is_empty() {
             if e.runs() {
                 let w = winner.expect("a running variant means a winner");

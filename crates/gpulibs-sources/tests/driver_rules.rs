@@ -105,10 +105,21 @@ fn each_driver_branch_gets_a_release_it_can_load() {
     let o = "outranked";
     // Per driver (DRIVERS order), the fate of each release on 8.6.
     let on_86: [[&str; 12]; 4] = [
-        // R535: CUDA 13 builds need R580 (the runtime rule, said first as it holds on every
-        // GPU) and R550 (their zstd kernels: `zstd_alone_rejects_the_cuda_13_releases_on_r535`).
+        // R535: CUDA 13 builds need R580 (the runtime rule) and R550 (their zstd kernels;
+        // `zstd_alone_rejects_the_cuda_13_releases_on_r535` sets the runtime rule aside).
         [
-            o, o, o, o, o, o, "chosen", "cuda", "cuda", "cuda", "cuda", "cuda",
+            o,
+            o,
+            o,
+            o,
+            o,
+            o,
+            "chosen",
+            "cuda+zstd",
+            "cuda+zstd",
+            "cuda+zstd",
+            "cuda+zstd",
+            "cuda+zstd",
         ],
         // R550 and R570 read zstd, but still cannot run CUDA 13.
         [
@@ -120,7 +131,8 @@ fn each_driver_branch_gets_a_release_it_can_load() {
         // R580 runs everything: the newest release wins.
         [o, o, o, o, o, o, o, o, o, o, o, "chosen"],
     ];
-    // On 5.2 only 1.20.2 has sm_52 (its compute_52 PTX is ISA 8.2, which R535 compiles).
+    // On 5.2 only 1.20.2 has sm_52 (its compute_52 PTX is ISA 8.2, which R535 compiles); the
+    // CUDA 13 releases have no entry for sm_52, so no zstd entry to refuse either.
     let k = "kernel";
     let on_52: [[&str; 12]; 4] = [
         [
