@@ -290,6 +290,7 @@ impl fmt::Display for Reason {
             } => match (needs, needs_cuda) {
                 (Some(n), Some(c)) => {
                     let which = match (target, gpu) {
+                        (Some(t), Some(g)) if t.name() == g.to_string() => format!("{t} kernels"),
                         (Some(t), Some(g)) => format!("{t} kernels for {g}"),
                         _ => "kernels".to_string(),
                     };

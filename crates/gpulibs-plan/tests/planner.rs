@@ -971,7 +971,7 @@ fn zstd_is_judged_on_the_entry_the_gpu_loads() {
             );
             assert!(
                 r.to_string()
-                    .contains("sm_120 kernels for sm_120 zstd-compressed"),
+                    .contains("stores its sm_120 kernels zstd-compressed"),
                 "{r}"
             );
         }
