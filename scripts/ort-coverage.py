@@ -12,7 +12,7 @@ first. For each release it:
    matches;
 3. extracts only `onnxruntime/capi/libonnxruntime_providers_cuda.so` and the wheel's METADATA;
 4. runs `gpulibs inspect --json` on the provider library: SASS targets, PTX targets with their
-   ISA, `DT_NEEDED` (the CUDA major comes from `libcudart.so.N`) and names loaded at run time;
+   ISA, how their payloads are compressed (`none`, `lz4`, `zstd`), `DT_NEEDED` (the CUDA major comes from `libcudart.so.N`) and names loaded at run time;
 5. reads the `cuda` / `cudnn` extras from METADATA (`Requires-Dist: ...; extra == "cuda"`) and
    resolves them with pip, dependencies included, to record the `nvidia-*` wheel closure as it
    resolves today (name, version, file name, sha256, size, requirements).
@@ -25,6 +25,8 @@ Usage:
     scripts/ort-coverage.py                       # latest patch of every minor from 1.20 on
     scripts/ort-coverage.py --versions 1.23.2,1.31.1
     scripts/ort-coverage.py --keep-wheels         # keep the big wheels in the cache
+    scripts/ort-coverage.py --update-compression DIR   # add `compression` to the table from
+                                                  # the recorded wheels (sha256-checked) in DIR
 
 Requires python3 >= 3.8 with pip >= 22.2 (for --report).
 """
@@ -186,8 +188,14 @@ def inspect(gpulibs, library):
         r["name"] for r in dynamic.get("runtime_names", []) if cuda_name.match(r["name"])
     })
     majors = [int(n.rsplit(".", 1)[1]) for n in needed if re.fullmatch(r"libcudart\.so\.\d+", n)]
+    # How the SASS/PTX payloads are stored: `zstd` needs a driver of CUDA 12.4 (R550) or newer
+    # (docs/driver-rules.md, rule fatbin-zstd).
+    compression = sorted({
+        c for k in report["kernels"] if k["kind"] in ("sass", "ptx") for c in k["compression"]
+    })
     return {
         "cuda_major": majors[0] if majors else None,
+        "compression": compression,
         "sass": sorted(report["sass_targets"], key=arch_key),
         "ptx": sorted(ptx, key=lambda p: arch_key(p["target"])),
         "needed": [n for n in needed if cuda_name.match(n)],
@@ -306,17 +314,41 @@ def measure(version, gpulibs, cache, keep, nvidia_seen):
     return record
 
 
+def update_compression(gpulibs, out, wheel_dir):
+    """Adds the `compression` of each release of an existing table, measured on the very wheel
+    the table records (file name and sha256 checked), without resolving anything again."""
+    table = json.loads(Path(out).read_text())
+    for release in table["releases"]:
+        wheel = release["wheel"]
+        path = Path(wheel_dir) / wheel["filename"]
+        if not path.exists() or sha256_of(path) != wheel["sha256"]:
+            sys.exit(f"{path}: missing or not the measured wheel (sha256 {wheel['sha256']})")
+        with zipfile.ZipFile(path) as z, tempfile.TemporaryDirectory() as tmp:
+            z.extract(PROVIDER, tmp)
+            release["compression"] = inspect(gpulibs, Path(tmp) / PROVIDER)["compression"]
+        log(f"onnxruntime-gpu {release['version']}: {release['compression']}")
+    Path(out).write_text(json.dumps(table, indent=1) + "\n")
+    log(f"updated {out}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--versions", help="comma-separated releases (default: see above)")
     ap.add_argument("--gpulibs", default=str(REPO / "target/release/gpulibs"))
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--keep-wheels", action="store_true")
+    ap.add_argument(
+        "--update-compression", metavar="WHEEL_DIR",
+        help="only add `compression` to the existing table, from the recorded wheels in WHEEL_DIR",
+    )
     args = ap.parse_args()
 
     gpulibs = Path(args.gpulibs)
     if not gpulibs.exists():
         sys.exit(f"{gpulibs} not found: run `cargo build --release -p gpulibs-cli` first")
+    if args.update_compression:
+        update_compression(gpulibs, args.out, args.update_compression)
+        return
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gpulibs/ort-coverage"
     cache.mkdir(parents=True, exist_ok=True)
 

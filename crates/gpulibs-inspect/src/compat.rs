@@ -10,6 +10,8 @@ use std::fmt;
 use gpulibs_detect::{ComputeCapability, CudaVersion};
 use serde::{Deserialize, Serialize};
 
+use crate::fatbin::Compression;
+
 /// Whether an entry is machine code for one architecture or PTX the driver compiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -243,6 +245,149 @@ pub fn driver_accepts_ptx(isa: PtxIsa, driver: Option<CudaVersion>) -> bool {
     }
 }
 
+/// A driver rule of `docs/driver-rules.md`: a stable id (named in messages and JSON) and the
+/// document it comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverRule {
+    /// `fatbin-zstd`, `fatbin-unknown-compression`, `ptx-isa`.
+    pub id: &'static str,
+    /// Where the rule is stated.
+    pub source: &'static str,
+}
+
+/// Fatbin entries compressed with Zstandard (flag 0x8000) are read only by drivers of CUDA 12.4
+/// (R550, first driver 550.54.14) or newer. NVIDIA's nvcc manual says `--compress-mode` (whose
+/// `size`/`balance` modes, and CUDA 13's default, write zstd, \[E1\]) does not work with
+/// drivers released before the 12.4 toolkit; rapids-cmake (NVIDIA) lists 550.54.14+ for those
+/// modes on CUDA 12 and 525.60.13+ for `speed` (LZ4); ollama refuses its CUDA 12 build on
+/// drivers before 550 for that reason. See `docs/driver-rules.md`.
+pub const RULE_FATBIN_ZSTD: DriverRule = DriverRule {
+    id: "fatbin-zstd",
+    source: "https://docs.nvidia.com/cuda/cuda-compiler-driver-nvcc/index.html#compress-mode-default-size-speed-balance-none-compress-mode",
+};
+
+/// A compressed entry whose flags name no compression gpulibs knows (or both): no driver is
+/// known to read it, so no driver is assumed to (the safe default; UNCONFIRMED either way).
+pub const RULE_FATBIN_UNKNOWN: DriverRule = DriverRule {
+    id: "fatbin-unknown-compression",
+    source: "docs/driver-rules.md",
+};
+
+/// A driver JIT-compiles only PTX of an ISA its CUDA version knows (PTX ISA release history;
+/// `CUDA_ERROR_UNSUPPORTED_PTX_VERSION` otherwise).
+pub const RULE_PTX_ISA: DriverRule = DriverRule {
+    id: "ptx-isa",
+    source:
+        "https://docs.nvidia.com/cuda/parallel-thread-execution/#release-notes-ptx-release-history",
+};
+
+/// What a driver must be to read a fatbin entry stored with a given compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionNeed {
+    /// Any driver that runs the library's CUDA runtime: uncompressed entries, and LZ4, which
+    /// every CUDA 11 and 12 `nvcc` writes by default (`speed`).
+    AnyDriver,
+    /// A driver whose CUDA version is at least `cuda`; its first Linux driver is `driver`.
+    Driver {
+        cuda: CudaVersion,
+        driver: &'static str,
+        rule: DriverRule,
+    },
+    /// No driver is known to read it ([`RULE_FATBIN_UNKNOWN`]).
+    Unknown { rule: DriverRule },
+}
+
+impl CompressionNeed {
+    /// The rule behind the need, if any.
+    pub fn rule(&self) -> Option<DriverRule> {
+        match self {
+            CompressionNeed::AnyDriver => None,
+            CompressionNeed::Driver { rule, .. } | CompressionNeed::Unknown { rule } => Some(*rule),
+        }
+    }
+}
+
+/// The driver an entry of compression `c` needs (see [`RULE_FATBIN_ZSTD`]).
+pub fn compression_need(c: Compression) -> CompressionNeed {
+    match c {
+        Compression::None | Compression::Lz4 => CompressionNeed::AnyDriver,
+        Compression::Zstd => CompressionNeed::Driver {
+            cuda: CudaVersion::new(12, 4),
+            driver: "550.54.14",
+            rule: RULE_FATBIN_ZSTD,
+        },
+        Compression::Unknown => CompressionNeed::Unknown {
+            rule: RULE_FATBIN_UNKNOWN,
+        },
+    }
+}
+
+/// Can a driver of maximum CUDA version `driver` read an entry of compression `c`? An unknown
+/// driver (`None`) is assumed to: the verdict then only speaks about architectures, as for PTX.
+pub fn driver_reads(c: Compression, driver: Option<CudaVersion>) -> bool {
+    let Some(d) = driver else { return true };
+    match compression_need(c) {
+        CompressionNeed::AnyDriver => true,
+        CompressionNeed::Driver { cuda, .. } => d >= cuda,
+        CompressionNeed::Unknown { .. } => false,
+    }
+}
+
+/// The oldest CUDA version whose driver JIT-compiles PTX of ISA `isa` (the inverse of
+/// [`max_ptx_isa`]): 8.2 → 12.2, 8.7 → 12.8, 9.0 → 13.0. ISA 9.x beyond the table is credited
+/// to CUDA 13.x as [`max_ptx_isa`] does; an ISA of a later major is `None`: no known driver.
+pub fn min_cuda_for_ptx(isa: PtxIsa) -> Option<CudaVersion> {
+    if isa.major == 9 {
+        return Some(CudaVersion::new(13, isa.minor));
+    }
+    if isa < PtxIsa::new(6, 0) {
+        return Some(CudaVersion::new(9, 0));
+    }
+    PTX_ISA_BY_CUDA
+        .iter()
+        .find(|(_, (maj, min))| PtxIsa::new(*maj, *min) >= isa)
+        .map(|((maj, min), _)| CudaVersion::new(*maj, *min))
+}
+
+/// A fatbin entry with the compression it is stored with: what the driver rules need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StoredEntry {
+    pub entry: KernelEntry,
+    pub compression: Compression,
+}
+
+/// The entry the driver would choose, stored in a compression the driver cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub target: KernelTarget,
+    pub compression: Compression,
+}
+
+/// Whether the entry `selection` chose (from `stored`) is stored in a compression the driver
+/// cannot read. The driver then fails to load the container (`CUDA_ERROR_INVALID_IMAGE`, "device
+/// kernel image is invalid" in ollama's reports); whether it would fall back to another entry is
+/// UNCONFIRMED, so it is assumed not to (the safe default). When the same target is stored
+/// twice, any unreadable copy counts.
+pub fn unreadable_choice(
+    stored: &[StoredEntry],
+    selection: &Selection,
+    driver: Option<CudaVersion>,
+) -> Option<Unreadable> {
+    let (target, isa) = match selection {
+        Selection::Native { target } => (*target, None),
+        Selection::Jit { target, ptx_isa } => (*target, Some(*ptx_isa)),
+        Selection::None { .. } => return None,
+    };
+    stored
+        .iter()
+        .filter(|s| s.entry.target == target && (isa.is_none() || s.entry.ptx_isa == isa))
+        .find(|s| !driver_reads(s.compression, driver))
+        .map(|s| Unreadable {
+            target,
+            compression: s.compression,
+        })
+}
+
 /// One entry of a fatbin container, as far as entry selection cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KernelEntry {
@@ -427,6 +572,17 @@ pub struct ContainerTally {
     pub skipped_per_target_variant: usize,
     /// Containers skipped as [`Skip::OtherArchitectures`].
     pub skipped_other_architectures: usize,
+    /// Of `failing`, those whose chosen entry is stored in a compression this driver cannot
+    /// read ([`unreadable_choice`], [`RULE_FATBIN_ZSTD`]).
+    #[serde(default)]
+    pub failing_compression: usize,
+    /// The compression that makes them fail (`unknown` wins over `zstd`, as no driver helps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable_compression: Option<Compression>,
+    /// The lowest PTX ISA among the PTX too new for this driver (what the driver would need
+    /// to compile, [`RULE_PTX_ISA`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ptx_too_new_isa: Option<PtxIsa>,
     /// Whether the library has the per-target layout; set by [`ContainerTally::for_library`].
     #[serde(skip)]
     per_target_variants: bool,
@@ -453,6 +609,10 @@ impl ContainerTally {
             Selection::Native { .. } => self.native += count,
             Selection::Jit { .. } => self.jit += count,
             Selection::None { ptx_too_new } => {
+                if let Some(lowest) = ptx_too_new.iter().filter_map(|e| e.ptx_isa).min() {
+                    self.ptx_too_new_isa =
+                        Some(self.ptx_too_new_isa.map_or(lowest, |i| i.min(lowest)));
+                }
                 match skip_reason(entries, device, self.per_target_variants) {
                     // PTX the driver is too old for is a real failure even in a narrow container.
                     Some(_) if !ptx_too_new.is_empty() => {
@@ -472,6 +632,18 @@ impl ContainerTally {
                 }
             }
         }
+    }
+
+    /// Adds `count` containers whose chosen entry the driver cannot read (see
+    /// [`unreadable_choice`]): they fail whatever their layout, like PTX that is too new.
+    pub fn add_unreadable(&mut self, unreadable: &Unreadable, count: usize) {
+        self.failing += count;
+        self.failing_compression += count;
+        let worse = match self.unreadable_compression {
+            Some(Compression::Unknown) => Compression::Unknown,
+            _ => unreadable.compression,
+        };
+        self.unreadable_compression = Some(worse);
     }
 
     /// Containers holding SASS or PTX.
@@ -506,6 +678,19 @@ pub enum Verdict {
         needed_targets: Vec<String>,
         ptx_needs_newer_driver: usize,
     },
+    /// Kernels for the GPU are there, but `containers` containers store the entry the driver
+    /// would load in a compression this driver cannot read (`compression`): they need a driver
+    /// of CUDA `needs_cuda` or newer (first Linux driver `needs_driver`), by rule `rule`
+    /// (`docs/driver-rules.md`, `source`). Both `None` for a compression no driver is known to
+    /// read.
+    DriverCannotLoad {
+        containers: usize,
+        compression: Compression,
+        needs_cuda: Option<CudaVersion>,
+        needs_driver: Option<String>,
+        rule: String,
+        source: String,
+    },
     /// The file holds no SASS or PTX at all.
     NoCudaCode,
 }
@@ -517,6 +702,7 @@ impl Verdict {
             Verdict::Native => "native",
             Verdict::Jit { .. } => "jit",
             Verdict::NoKernelImage { .. } => "no kernel image",
+            Verdict::DriverCannotLoad { .. } => "driver cannot load",
             Verdict::NoCudaCode => "no CUDA code",
         }
     }
@@ -547,7 +733,53 @@ impl Verdict {
                 if *ptx_needs_newer_driver > 0 {
                     s.push_str(&format!(
                         "; {ptx_needs_newer_driver} of them carry PTX this driver is too old \
-                         to compile (a newer driver would JIT it)"
+                         to compile (a newer driver would JIT it"
+                    ));
+                    if let Some(isa) = tally.ptx_too_new_isa {
+                        match min_cuda_for_ptx(isa) {
+                            Some(c) => s.push_str(&format!(
+                                ": PTX ISA {isa} needs a driver of CUDA {c} or newer"
+                            )),
+                            None => {
+                                s.push_str(&format!(": no known driver compiles PTX ISA {isa}"))
+                            }
+                        }
+                        s.push_str(&format!(
+                            ", rule {} ({})",
+                            RULE_PTX_ISA.id, RULE_PTX_ISA.source
+                        ));
+                    }
+                    s.push(')');
+                }
+                s
+            }
+            Verdict::DriverCannotLoad {
+                containers,
+                compression,
+                needs_cuda,
+                needs_driver,
+                rule,
+                source,
+            } => {
+                let mut s = match (needs_cuda, needs_driver) {
+                    (Some(c), Some(d)) => format!(
+                        "cannot load on this driver: {containers} of {total} container(s) store \
+                         the kernels for {sm} {}-compressed, which drivers before CUDA {c} \
+                         (R{}, {d}) cannot read; update the driver to {d} or newer, or use a \
+                         build whose kernels are LZ4-compressed or uncompressed",
+                        compression.name(),
+                        d.split('.').next().unwrap_or(d),
+                    ),
+                    _ => format!(
+                        "cannot load on this driver: {containers} of {total} container(s) store \
+                         the kernels for {sm} with a compression no driver is known to read"
+                    ),
+                };
+                s.push_str(&format!(" (rule {rule}: {source})"));
+                let other = tally.failing.saturating_sub(*containers);
+                if other > 0 {
+                    s.push_str(&format!(
+                        "; {other} more container(s) have nothing {sm} can load"
                     ));
                 }
                 s
@@ -602,6 +834,23 @@ pub fn needed_targets(device: ComputeCapability) -> Vec<String> {
 pub fn library_verdict(tally: &ContainerTally, device: ComputeCapability) -> Verdict {
     if tally.total() == 0 {
         return Verdict::NoCudaCode;
+    }
+    if tally.failing_compression > 0 {
+        let compression = tally.unreadable_compression.unwrap_or(Compression::Unknown);
+        let need = compression_need(compression);
+        let (needs_cuda, needs_driver) = match need {
+            CompressionNeed::Driver { cuda, driver, .. } => (Some(cuda), Some(driver.to_string())),
+            _ => (None, None),
+        };
+        let rule = need.rule().unwrap_or(RULE_FATBIN_UNKNOWN);
+        return Verdict::DriverCannotLoad {
+            containers: tally.failing_compression,
+            compression,
+            needs_cuda,
+            needs_driver,
+            rule: rule.id.to_string(),
+            source: rule.source.to_string(),
+        };
     }
     let loads = tally.native + tally.jit;
     if loads == 0 {
@@ -1001,6 +1250,212 @@ mod tests {
             .describe(&t, cc("12.0"))
             .contains("first start will be slow"));
         assert_eq!(Verdict::Jit { containers: 2 }.label(), "jit");
+    }
+
+    /// Which driver (by its CUDA version) reads which compression: rule `fatbin-zstd`
+    /// (docs/driver-rules.md). R535 = 12.2, R545 = 12.3, R550 = 12.4, R570 = 12.8, R580 = 13.0.
+    #[test]
+    fn compression_rules_table() {
+        use Compression::*;
+        let drivers = ["11.8", "12.2", "12.3", "12.4", "12.8", "13.0"];
+        // (compression, per driver above: reads?)
+        let table: &[(Compression, [bool; 6])] = &[
+            (None, [true; 6]),
+            (Lz4, [true; 6]),
+            (Zstd, [false, false, false, true, true, true]),
+            (Unknown, [false; 6]),
+        ];
+        for (c, reads) in table {
+            for (d, want) in drivers.iter().zip(reads) {
+                assert_eq!(
+                    driver_reads(*c, Some(d.parse().unwrap())),
+                    *want,
+                    "{c:?} on a CUDA {d} driver"
+                );
+            }
+            // An unknown driver is not held against anything.
+            assert!(driver_reads(*c, Option::None));
+        }
+        match compression_need(Zstd) {
+            CompressionNeed::Driver { cuda, driver, rule } => {
+                assert_eq!(
+                    (cuda, driver, rule.id),
+                    (CudaVersion::new(12, 4), "550.54.14", "fatbin-zstd")
+                );
+                assert!(rule.source.starts_with("https://docs.nvidia.com/"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(compression_need(Lz4), CompressionNeed::AnyDriver);
+        assert_eq!(
+            compression_need(Unknown).rule().map(|r| r.id),
+            Some("fatbin-unknown-compression")
+        );
+    }
+
+    /// PTX ISA → the oldest CUDA whose driver JITs it (PTX ISA release history, facts §2).
+    #[test]
+    fn ptx_isa_needs_driver_table() {
+        let table = [
+            ((5, 0), Some("9.0")),
+            ((7, 0), Some("11.0")),
+            ((7, 8), Some("11.8")),
+            ((8, 0), Some("12.0")),
+            ((8, 2), Some("12.2")),
+            ((8, 5), Some("12.5")),
+            ((8, 6), Some("12.7")),
+            ((8, 7), Some("12.8")),
+            ((8, 8), Some("12.9")),
+            ((9, 0), Some("13.0")),
+            ((9, 1), Some("13.1")),
+            ((9, 4), Some("13.4")),
+            // No toolkit wrote ISA 8.9; by ISA order the first driver above it is 13.0's,
+            // consistent with `driver_accepts_ptx`.
+            ((8, 9), Some("13.0")),
+            ((10, 0), Option::None),
+        ];
+        for ((maj, min), want) in table {
+            let isa = PtxIsa::new(maj, min);
+            assert_eq!(
+                min_cuda_for_ptx(isa).map(|c| c.to_string()),
+                want.map(String::from),
+                "ISA {isa}"
+            );
+            // Consistent with the forward rule: that driver accepts it, the one before does not.
+            if let Some(c) = min_cuda_for_ptx(isa) {
+                assert!(driver_accepts_ptx(isa, Some(c)), "ISA {isa} on {c}");
+            }
+        }
+        // ollama's rule: a CUDA 12.8 build's PTX (ISA 8.7) needs R570; R565 (12.7 at most) fails.
+        assert!(!driver_accepts_ptx(
+            PtxIsa::new(8, 7),
+            Some(CudaVersion::new(12, 6))
+        ));
+        assert!(driver_accepts_ptx(
+            PtxIsa::new(8, 7),
+            Some(CudaVersion::new(12, 8))
+        ));
+    }
+
+    fn stored(e: KernelEntry, c: Compression) -> StoredEntry {
+        StoredEntry {
+            entry: e,
+            compression: c,
+        }
+    }
+
+    /// The chosen entry, not any entry, decides whether the driver can read a container.
+    #[test]
+    fn unreadable_choice_looks_at_the_chosen_entry() {
+        let d122 = Some(CudaVersion::new(12, 2));
+        let d124 = Some(CudaVersion::new(12, 4));
+        let c: &[StoredEntry] = &[
+            stored(sass("sm_86"), Compression::Zstd),
+            stored(sass("sm_75"), Compression::Lz4),
+            stored(ptx("compute_75", (8, 2)), Compression::Lz4),
+        ];
+        let entries: Vec<KernelEntry> = c.iter().map(|s| s.entry).collect();
+        // 8.6 picks sm_86, stored zstd: unreadable on 12.2, fine on 12.4.
+        let s86 = select_entry(&entries, cc("8.6"), d122);
+        assert_eq!(
+            unreadable_choice(c, &s86, d122),
+            Some(Unreadable {
+                target: t("sm_86"),
+                compression: Compression::Zstd
+            })
+        );
+        assert_eq!(unreadable_choice(c, &s86, d124), Option::None);
+        assert_eq!(unreadable_choice(c, &s86, Option::None), Option::None);
+        // 7.5 picks sm_75 (LZ4): readable on 12.2 though the container also holds zstd.
+        let s75 = select_entry(&entries, cc("7.5"), d122);
+        assert_eq!(unreadable_choice(c, &s75, d122), Option::None);
+        // Nothing chosen: nothing to read.
+        let s52 = select_entry(&entries, cc("5.2"), d122);
+        assert_eq!(unreadable_choice(c, &s52, d122), Option::None);
+        // JIT of zstd PTX.
+        let p: &[StoredEntry] = &[stored(ptx("compute_80", (8, 2)), Compression::Zstd)];
+        let e: Vec<KernelEntry> = p.iter().map(|s| s.entry).collect();
+        let s = select_entry(&e, cc("8.6"), d122);
+        assert!(matches!(s, Selection::Jit { .. }));
+        assert!(unreadable_choice(p, &s, d122).is_some());
+    }
+
+    /// A library whose chosen kernels are zstd on a CUDA 12.2 driver: `driver cannot load`,
+    /// naming the rule, the driver it needs, and other failures besides.
+    #[test]
+    fn driver_cannot_load_verdict() {
+        let dev = cc("8.6");
+        let d122 = Some(CudaVersion::new(12, 2));
+        let zstd: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Zstd)];
+        let lz4: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Lz4)];
+        let tally_of = |sets: &[&[StoredEntry]], driver: Option<CudaVersion>| {
+            let mut tally = ContainerTally::for_library(false);
+            for set in sets {
+                let e: Vec<KernelEntry> = set.iter().map(|s| s.entry).collect();
+                let sel = select_entry(&e, dev, driver);
+                match unreadable_choice(set, &sel, driver) {
+                    Some(u) => tally.add_unreadable(&u, 1),
+                    Option::None => tally.add(&e, &sel, dev, 1),
+                }
+            }
+            tally
+        };
+        let t = tally_of(&[zstd, zstd, lz4], d122);
+        let v = library_verdict(&t, dev);
+        assert_eq!(
+            v,
+            Verdict::DriverCannotLoad {
+                containers: 2,
+                compression: Compression::Zstd,
+                needs_cuda: Some(CudaVersion::new(12, 4)),
+                needs_driver: Some("550.54.14".into()),
+                rule: "fatbin-zstd".into(),
+                source: RULE_FATBIN_ZSTD.source.into(),
+            }
+        );
+        assert_eq!(v.label(), "driver cannot load");
+        let msg = v.describe(&t, dev);
+        for want in [
+            "cannot load on this driver",
+            "zstd-compressed",
+            "CUDA 12.4",
+            "R550",
+            "550.54.14",
+            "rule fatbin-zstd",
+            "docs.nvidia.com",
+        ] {
+            assert!(msg.contains(want), "{want:?} not in {msg}");
+        }
+        // The same library on R550 (12.4) loads natively.
+        assert_eq!(
+            library_verdict(
+                &tally_of(&[zstd, zstd, lz4], Some(CudaVersion::new(12, 4))),
+                dev
+            ),
+            Verdict::Native
+        );
+        // Unknown compression: refused, no driver named.
+        let unk: &[StoredEntry] = &[stored(sass("sm_86"), Compression::Unknown)];
+        let t = tally_of(&[unk], Some(CudaVersion::new(13, 0)));
+        let v = library_verdict(&t, dev);
+        assert!(matches!(
+            &v,
+            Verdict::DriverCannotLoad { needs_cuda: Option::None, rule, .. } if rule == "fatbin-unknown-compression"
+        ));
+        assert!(v.describe(&t, dev).contains("no driver is known to read"));
+    }
+
+    /// PTX too new for the driver: the message names the ISA, the CUDA it needs and the rule.
+    #[test]
+    fn ptx_too_new_message_names_the_driver_it_needs() {
+        let (v, t) = verdict_of(&[&[sass("sm_75"), ptx("compute_90", (9, 1))]], "9.0");
+        assert_eq!(t.ptx_too_new_isa, Some(PtxIsa::new(9, 1)));
+        let msg = v.describe(&t, cc("9.0"));
+        assert!(
+            msg.contains("PTX ISA 9.1 needs a driver of CUDA 13.1"),
+            "{msg}"
+        );
+        assert!(msg.contains("rule ptx-isa"), "{msg}");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!   proportional to the input; a `cargo fuzz` target in `fuzz/` at the repository root
 //!   exercises it.
 //! - [`compat`]: the rules of facts §2 over plain data: [`runs_on`], [`max_ptx_isa`],
-//!   [`select_entry`] per container and [`library_verdict`] per library.
+//!   [`select_entry`] per container and [`library_verdict`] per library; the driver rules of
+//!   `docs/driver-rules.md` ([`compression_need`]: which driver reads zstd/LZ4 entries;
+//!   [`min_cuda_for_ptx`]: which driver JITs a PTX ISA).
 //! - [`report`]: files and directories: memory-map, walk ELF sections, summarise per target,
 //!   and give a [`GpuVerdict`] per GPU; serde-serialisable for `--json`.
 //! - [`read`]: regular files only (FIFOs, sockets and devices refused before a read, never
@@ -33,9 +35,11 @@ pub mod read;
 pub mod report;
 
 pub use compat::{
-    driver_accepts_ptx, library_verdict, max_ptx_isa, needed_targets, runs_on, select_entry,
-    skip_reason, ContainerTally, KernelEntry, KernelTarget, PtxIsa, Selection, Skip, TargetKind,
-    Variant, Verdict,
+    compression_need, driver_accepts_ptx, driver_reads, library_verdict, max_ptx_isa,
+    min_cuda_for_ptx, needed_targets, runs_on, select_entry, skip_reason, unreadable_choice,
+    CompressionNeed, ContainerTally, DriverRule, KernelEntry, KernelTarget, PtxIsa, Selection,
+    Skip, StoredEntry, TargetKind, Unreadable, Variant, Verdict, RULE_FATBIN_UNKNOWN,
+    RULE_FATBIN_ZSTD, RULE_PTX_ISA,
 };
 pub use decompress::{decompress_entry, DecompressError};
 pub use fatbin::{scan, Compression, Container, EntryKind, FatbinEntry, Scan};

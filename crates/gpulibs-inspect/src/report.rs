@@ -14,8 +14,8 @@ use object::{Object, ObjectSection};
 use serde::{Deserialize, Serialize};
 
 use crate::compat::{
-    has_per_target_variants, library_verdict, max_ptx_isa, select_entry, ContainerTally,
-    KernelEntry, PtxIsa, Selection, Verdict,
+    has_per_target_variants, library_verdict, max_ptx_isa, select_entry, unreadable_choice,
+    ContainerTally, KernelEntry, PtxIsa, Selection, StoredEntry, Verdict,
 };
 use crate::decompress::decompress_entry;
 use crate::fatbin::{self, Compression, EntryKind, Scan};
@@ -178,10 +178,11 @@ pub struct FileReport {
     pub warnings: Vec<String>,
     /// One per GPU asked for, in the order asked.
     pub verdicts: Vec<GpuVerdict>,
-    /// Distinct SASS/PTX entry sets and how many containers hold each: all the verdict needs.
-    /// Not serialised, so a report read back from JSON cannot compute new verdicts.
+    /// Distinct SASS/PTX entry sets (with each entry's compression) and how many containers
+    /// hold each: all the verdict needs. Not serialised, so a report read back from JSON cannot
+    /// compute new verdicts.
     #[serde(skip)]
-    kernel_sets: Vec<(Vec<KernelEntry>, usize)>,
+    kernel_sets: Vec<(Vec<StoredEntry>, usize)>,
 }
 
 impl FileReport {
@@ -197,12 +198,27 @@ impl FileReport {
 
     /// The verdict for one GPU (also computed for [`InspectOptions::gpus`] into `verdicts`).
     pub fn verdict_for(&self, gpu: ComputeCapability, driver: Option<CudaVersion>) -> GpuVerdict {
+        let sets: Vec<(Vec<KernelEntry>, &[StoredEntry], usize)> = self
+            .kernel_sets
+            .iter()
+            .map(|(stored, n)| {
+                (
+                    stored.iter().map(|s| s.entry).collect(),
+                    stored.as_slice(),
+                    *n,
+                )
+            })
+            .collect();
         let mut tally = ContainerTally::for_library(has_per_target_variants(
-            self.kernel_sets.iter().map(|(e, _)| e.as_slice()),
+            sets.iter().map(|(e, _, _)| e.as_slice()),
         ));
         let mut loaded: BTreeMap<(u8, crate::KernelTarget), usize> = BTreeMap::new();
-        for (entries, count) in &self.kernel_sets {
+        for (entries, stored, count) in &sets {
             let s = select_entry(entries, gpu, driver);
+            if let Some(u) = unreadable_choice(stored, &s, driver) {
+                tally.add_unreadable(&u, *count);
+                continue;
+            }
             match &s {
                 Selection::Native { target } => *loaded.entry((0, *target)).or_default() += count,
                 Selection::Jit { target, .. } => *loaded.entry((1, *target)).or_default() += count,
@@ -253,6 +269,15 @@ impl FileReport {
                     Verdict::NoKernelImage { containers, .. } => {
                         format!("{} no kernel image ({containers})", v.gpu)
                     }
+                    Verdict::DriverCannotLoad {
+                        containers,
+                        compression,
+                        ..
+                    } => format!(
+                        "{} driver cannot load ({containers}, {})",
+                        v.gpu,
+                        compression.name()
+                    ),
                     other => format!("{} {}", v.gpu, other.label()),
                 })
                 .collect();
@@ -542,7 +567,7 @@ fn inspect_data(
 
     let mut sections: Vec<SectionSummary> = Vec::new();
     let mut kernels: BTreeMap<(u8, u32, String, Option<PtxIsa>), KernelSummary> = BTreeMap::new();
-    let mut sets: BTreeMap<Vec<KernelEntry>, usize> = BTreeMap::new();
+    let mut sets: BTreeMap<Vec<StoredEntry>, usize> = BTreeMap::new();
     let mut entries = 0usize;
 
     for (c, name) in scan.containers.iter().zip(&section_names) {
@@ -604,9 +629,24 @@ fn inspect_data(
                 }
             }
         }
-        let mut ks = c.kernel_entries();
+        let mut ks: Vec<StoredEntry> = c
+            .entries
+            .iter()
+            .filter_map(|e| {
+                Some(StoredEntry {
+                    entry: e.kernel_entry()?,
+                    compression: e.compression,
+                })
+            })
+            .collect();
         if !ks.is_empty() {
-            ks.sort_by(|a, b| a.target.cmp(&b.target).then(a.ptx_isa.cmp(&b.ptx_isa)));
+            ks.sort_by(|a, b| {
+                a.entry
+                    .target
+                    .cmp(&b.entry.target)
+                    .then(a.entry.ptx_isa.cmp(&b.entry.ptx_isa))
+                    .then(a.compression.cmp(&b.compression))
+            });
             ks.dedup();
             *sets.entry(ks).or_default() += 1;
         } else if !c.entries.is_empty() {

@@ -409,3 +409,88 @@ fn json_shape() {
     assert_eq!(j["verdicts"][1]["compute_capability"], "12.0");
     assert!(j.get("kernel_sets").is_none());
 }
+
+/// Rule `fatbin-zstd` on a real ELF library: kernels stored zstd-compressed cannot load on a
+/// driver before CUDA 12.4 (R535 is 12.2), the same kernels LZ4-compressed can, and R550 (12.4)
+/// reads both. The verdict names the rule and the driver it needs.
+#[test]
+fn zstd_kernels_need_a_cuda_12_4_driver() {
+    let dir = tempfile::tempdir().unwrap();
+    let zstd = build_so(
+        dir.path(),
+        "libzstd.so",
+        &[
+            (
+                Place::Section(".nv_fatbin"),
+                container(&[Entry::sass(75).zstd(), Entry::sass(86).zstd()]),
+            ),
+            (
+                Place::Section(".nv_fatbin"),
+                container(&[Entry::sass(86).zstd(), Entry::ptx(86, (8, 2)).zstd()]),
+            ),
+        ],
+    );
+    let lz4 = build_so(
+        dir.path(),
+        "liblz4.so",
+        &[(
+            Place::Section(".nv_fatbin"),
+            container(&[Entry::sass(75).lz4(), Entry::sass(86).lz4()]),
+        )],
+    );
+    let r535 = InspectOptions {
+        gpus: vec![cc("8.6")],
+        driver: Some(CudaVersion::new(12, 2)),
+        check_payloads: true,
+    };
+    let r = inspect_file(&zstd, &r535).unwrap();
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let v = &r.verdicts[0];
+    match &v.verdict {
+        Verdict::DriverCannotLoad {
+            containers,
+            compression,
+            needs_cuda,
+            needs_driver,
+            rule,
+            ..
+        } => {
+            assert_eq!(*containers, 2);
+            assert_eq!(*compression, Compression::Zstd);
+            assert_eq!(*needs_cuda, Some(CudaVersion::new(12, 4)));
+            assert_eq!(needs_driver.as_deref(), Some("550.54.14"));
+            assert_eq!(rule, "fatbin-zstd");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(v.loaded.is_empty(), "{:?}", v.loaded);
+    assert!(
+        v.message.starts_with("cannot load on this driver"),
+        "{}",
+        v.message
+    );
+    assert!(v.message.contains("zstd-compressed"), "{}", v.message);
+    assert!(r
+        .summary_line()
+        .contains("sm_86 driver cannot load (2, zstd)"));
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["verdicts"][0]["verdict"], "driver_cannot_load");
+    assert_eq!(j["verdicts"][0]["needs_driver"], "550.54.14");
+    assert_eq!(j["verdicts"][0]["tally"]["failing_compression"], 2);
+
+    // On 7.5 the first container's sm_75 is zstd too; the second has nothing for 7.5.
+    let v75 = r.verdict_for(cc("7.5"), Some(CudaVersion::new(12, 2)));
+    assert!(matches!(
+        v75.verdict,
+        Verdict::DriverCannotLoad { containers: 1, .. }
+    ));
+    // R550 (12.4) reads zstd: native.
+    let v550 = r.verdict_for(cc("8.6"), Some(CudaVersion::new(12, 4)));
+    assert_eq!(v550.verdict, Verdict::Native);
+    // The same kernels LZ4-compressed load on R535.
+    let l = inspect_file(&lz4, &r535).unwrap();
+    assert_eq!(l.verdicts[0].verdict, Verdict::Native);
+    // Unknown driver: not held against the library.
+    let unknown = r.verdict_for(cc("8.6"), None);
+    assert_eq!(unknown.verdict, Verdict::Native);
+}

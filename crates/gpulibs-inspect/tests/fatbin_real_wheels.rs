@@ -73,6 +73,21 @@ fn ort_1_31_1_cuda_provider() {
         Verdict::NoKernelImage { .. }
     ));
     assert_eq!(verdict(&r, "sm_120"), &Verdict::Native);
+    // Rule fatbin-zstd: the same kernels on an R535 driver (CUDA 12.2) cannot be read; R550
+    // (12.4) reads them.
+    let r535 = r.verdict_for("8.6".parse().unwrap(), Some(CudaVersion::new(12, 2)));
+    assert!(
+        matches!(
+            &r535.verdict,
+            Verdict::DriverCannotLoad { rule, needs_driver: Some(d), .. }
+                if rule == "fatbin-zstd" && d == "550.54.14"
+        ),
+        "{:?}",
+        r535.verdict
+    );
+    eprintln!("R535: {}", r535.message);
+    let r550 = r.verdict_for("8.6".parse().unwrap(), Some(CudaVersion::new(12, 4)));
+    assert_eq!(r550.verdict, Verdict::Native);
 }
 
 #[test]
@@ -87,6 +102,21 @@ fn ort_1_23_2_cuda_provider() {
     );
     assert!(matches!(verdict(&r, "sm_120"), Verdict::Jit { .. }));
     assert_eq!(verdict(&r, "sm_90"), &Verdict::Native);
+    // LZ4 kernels (and the CUDA 12.2 build's PTX ISA 8.2): an R535 driver (12.2) loads them.
+    assert!(r
+        .kernels
+        .iter()
+        .filter(|k| k.kind != "other")
+        .all(|k| k.compression == [gpulibs_inspect::Compression::Lz4]));
+    let r535 = r.verdict_for("8.6".parse().unwrap(), Some(CudaVersion::new(12, 2)));
+    assert_eq!(r535.verdict, Verdict::Native, "{}", r535.message);
+    // On sm_120 its compute_90 PTX (ISA 8.2) JIT-compiles on R535 too.
+    let jit = r.verdict_for("12.0".parse().unwrap(), Some(CudaVersion::new(12, 2)));
+    assert!(
+        matches!(jit.verdict, Verdict::Jit { .. }),
+        "{}",
+        jit.message
+    );
     assert!(matches!(
         verdict(&r, "sm_52"),
         Verdict::NoKernelImage { .. }

@@ -1065,6 +1065,20 @@ fn notice_for<'a>(id: &str, inp: &Input, libs: impl Iterator<Item = &'a Lib>) ->
 fn coverage_of(r: &FileReport) -> Coverage {
     let mut cov = Coverage::default();
     for k in &r.kernels {
+        // How the kernels are stored: a driver before CUDA 12.4 cannot read zstd (rule
+        // `fatbin-zstd`, docs/driver-rules.md), so the planner needs it.
+        if k.kind == "sass" || k.kind == "ptx" {
+            for c in &k.compression {
+                if !cov.compression.contains(c) {
+                    cov.compression.push(*c);
+                }
+            }
+            if k.compression.contains(&gpulibs_inspect::Compression::Zstd)
+                && !cov.zstd_targets.contains(&k.target)
+            {
+                cov.zstd_targets.push(k.target.clone());
+            }
+        }
         match k.kind.as_str() {
             "sass" => {
                 if let Ok(t) = gpulibs_plan::parse_kernel_target(&k.target) {
@@ -1090,6 +1104,12 @@ fn coverage_of(r: &FileReport) -> Coverage {
             }
             _ => {}
         }
+    }
+    cov.compression.sort();
+    // Every target zstd: the list says nothing the summary does not.
+    let all = cov.sass.len() + cov.ptx.len();
+    if cov.zstd_targets.len() >= all {
+        cov.zstd_targets.clear();
     }
     cov
 }
@@ -1197,4 +1217,41 @@ fn write_tar_zst(
     let mut hw = enc.finish().map_err(io(dst))?;
     hw.flush().map_err(io(dst))?;
     Ok((collect::hex(&hw.hash.finalize()), hw.n, unpacked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpulibs_inspect::{inspect_bytes, Compression, InspectOptions};
+    use gpulibs_testkit::{container, Entry};
+
+    fn coverage(entries: &[Entry]) -> Coverage {
+        let bytes = container(entries);
+        let r = inspect_bytes(
+            std::path::Path::new("t.fatbin"),
+            &bytes,
+            &InspectOptions::default(),
+        );
+        coverage_of(&r)
+    }
+
+    /// The measured coverage records how the kernels are stored, and which targets are zstd when
+    /// only some are (rule fatbin-zstd is judged per entry).
+    #[test]
+    fn coverage_records_compression_and_zstd_targets() {
+        let mixed = coverage(&[
+            Entry::sass(86).lz4(),
+            Entry::sass(120).zstd(),
+            Entry::ptx(120, (8, 8)).zstd(),
+        ]);
+        assert_eq!(mixed.compression, [Compression::Lz4, Compression::Zstd]);
+        assert_eq!(mixed.zstd_targets, ["sm_120", "compute_120"]);
+        // All zstd: the summary says it all.
+        let all = coverage(&[Entry::sass(86).zstd(), Entry::sass(120).zstd()]);
+        assert_eq!(all.compression, [Compression::Zstd]);
+        assert!(all.zstd_targets.is_empty());
+        let plain = coverage(&[Entry::sass(86)]);
+        assert_eq!(plain.compression, [Compression::None]);
+        assert!(plain.zstd_targets.is_empty());
+    }
 }

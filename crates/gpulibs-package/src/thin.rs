@@ -322,7 +322,9 @@ pub fn thin_with(
             // Containers with only other entry kinds are left alone too.
             return Ok(report);
         }
-        Verdict::NoKernelImage { .. } => {
+        // Kernels the driver cannot read (zstd on a driver before CUDA 12.4) are refused like
+        // missing ones: the message says which rule.
+        Verdict::NoKernelImage { .. } | Verdict::DriverCannotLoad { .. } => {
             return Err(ThinError::NoKernelImage {
                 target: target.sm_name(),
                 message: vb.message,

@@ -311,6 +311,10 @@ fn universal_package_archives_links_closure_coverage_notices() {
     assert_eq!(cov.ptx.len(), 1);
     assert_eq!(cov.ptx[0].target.0.name(), "compute_90");
     assert_eq!(cov.ptx[0].isa.0.to_string(), "8.8");
+    // How the kernels are stored, for rule fatbin-zstd (docs/driver-rules.md): this test
+    // library's entries are uncompressed.
+    assert_eq!(cov.compression, [gpulibs_inspect::Compression::None]);
+    assert!(text.contains("compression = [\"none\"]"), "{text}");
     assert_eq!(v.cuda.unwrap().to_string(), "13.0");
     assert!(v.needs.contains(&"libcublas.so.13".to_string()));
     assert!(!v.needs.contains(&"libvendor_core.so.1".to_string()));

@@ -1,5 +1,6 @@
 //! Which CUDA runtime a driver runs: the minimum Linux driver per CUDA toolkit, CUDA's
-//! minor-version compatibility, and driver version strings compared as numbers.
+//! minor-version compatibility, and driver version strings compared as numbers; and whether a
+//! driver reads kernels stored zstd-compressed ([`compression_support`], `docs/driver-rules.md`).
 //!
 //! These rules are new in gpulibs (inspect owns the kernel rules, not the driver's); they are a
 //! table plus pure functions, from `cuda-facts.md` §3 (\[RN\] release notes, \[MVC\] minor-version
@@ -10,6 +11,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use gpulibs_detect::CudaVersion;
+use gpulibs_inspect::{compression_need, Compression, CompressionNeed};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A driver version as NVIDIA writes it: `535.104.05`, `580.65.06`, `570.26`.
@@ -259,6 +261,68 @@ pub fn effective_driver_cuda(
     driver_cuda.or_else(|| driver.and_then(max_cuda_of_driver))
 }
 
+/// Whether a driver reads kernels stored with a compression (inspect's
+/// [`gpulibs_inspect::compression_need`], rule `fatbin-zstd` of `docs/driver-rules.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "support")]
+pub enum CompressionSupport {
+    /// It reads them (uncompressed, LZ4, or zstd on a driver of CUDA 12.4 or newer).
+    Reads,
+    /// It cannot: `needs` is the oldest driver that would (`None`: no driver is known to).
+    Cannot {
+        compression: Compression,
+        needs_cuda: Option<CudaVersion>,
+        needs: Option<DriverVersion>,
+        rule: &'static str,
+        source: &'static str,
+    },
+    /// Neither the driver version nor its CUDA version is known: not checked.
+    Unknown,
+}
+
+/// Whether a driver (its version string and/or the highest CUDA version it reports) reads
+/// kernels stored with `compression`. As in [`runtime_support`], either piece of evidence that
+/// the driver is new enough suffices; a driver known by neither is [`CompressionSupport::Unknown`].
+pub fn compression_support(
+    compression: Compression,
+    driver: Option<&DriverVersion>,
+    driver_cuda: Option<CudaVersion>,
+) -> CompressionSupport {
+    if driver.is_none() && driver_cuda.is_none() {
+        return CompressionSupport::Unknown;
+    }
+    match compression_need(compression) {
+        CompressionNeed::AnyDriver => CompressionSupport::Reads,
+        CompressionNeed::Driver {
+            cuda,
+            driver: first,
+            rule,
+        } => {
+            let first = dv(first);
+            let by_version = driver.is_some_and(|d| *d >= first);
+            let by_cuda = driver_cuda.is_some_and(|c| c >= cuda);
+            if by_version || by_cuda {
+                CompressionSupport::Reads
+            } else {
+                CompressionSupport::Cannot {
+                    compression,
+                    needs_cuda: Some(cuda),
+                    needs: Some(first),
+                    rule: rule.id,
+                    source: rule.source,
+                }
+            }
+        }
+        CompressionNeed::Unknown { rule } => CompressionSupport::Cannot {
+            compression,
+            needs_cuda: None,
+            needs: None,
+            rule: rule.id,
+            source: rule.source,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +415,53 @@ mod tests {
                 want.map(String::from),
                 "{d}"
             );
+        }
+    }
+
+    /// (compression, driver version, driver CUDA, expected): "reads", "needs X", "never", "?".
+    /// R535 is CUDA 12.2, R550 12.4 (550.54.14 first), R570 12.8, R580 13.0 (facts §3).
+    #[test]
+    fn compression_support_table() {
+        use Compression::{Lz4, Unknown, Zstd};
+        let cases: &[(Compression, Option<&str>, Option<&str>, &str)] = &[
+            (Lz4, Some("535.183.01"), Some("12.2"), "reads"),
+            (Compression::None, Some("535.183.01"), None, "reads"),
+            (Zstd, Some("535.183.01"), Some("12.2"), "needs 550.54.14"),
+            (Zstd, Some("545.29.06"), None, "needs 550.54.14"),
+            (Zstd, Some("550.54.13"), None, "needs 550.54.14"),
+            (Zstd, Some("550.54.14"), None, "reads"),
+            (Zstd, Some("550.163.01"), Some("12.4"), "reads"),
+            (Zstd, Some("570.211.01"), Some("12.8"), "reads"),
+            (Zstd, Some("580.159.04"), Some("13.0"), "reads"),
+            // CUDA version only (`--driver-cuda`).
+            (Zstd, None, Some("12.3"), "needs 550.54.14"),
+            (Zstd, None, Some("12.4"), "reads"),
+            (Zstd, None, None, "?"),
+            (Lz4, None, None, "?"),
+            // A compression no driver is known to read: refused whatever the driver.
+            (Unknown, Some("580.159.04"), Some("13.0"), "never"),
+        ];
+        for (c, d, cu, want) in cases {
+            let d = d.map(dv);
+            let got = match compression_support(*c, d.as_ref(), cu.map(cuda)) {
+                CompressionSupport::Reads => "reads".to_string(),
+                CompressionSupport::Cannot {
+                    needs: Some(n),
+                    rule,
+                    ..
+                } => {
+                    assert_eq!(rule, "fatbin-zstd");
+                    format!("needs {n}")
+                }
+                CompressionSupport::Cannot {
+                    needs: None, rule, ..
+                } => {
+                    assert_eq!(rule, "fatbin-unknown-compression");
+                    "never".to_string()
+                }
+                CompressionSupport::Unknown => "?".to_string(),
+            };
+            assert_eq!(got, *want, "{c:?} on driver {d:?} / {cu:?}");
         }
     }
 

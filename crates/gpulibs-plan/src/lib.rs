@@ -21,7 +21,9 @@
 //!   ([`validate_structure`] on every machine, [`validate()`] with the needs).
 //! - [`signature`]: minisign-format ed25519 signatures ([`verify_manifest`], [`sign_manifest`],
 //!   [`check_signature`] with `--allow-unsigned`).
-//! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs.
+//! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs;
+//!   whether it reads kernels stored with a given fatbin compression (rule `fatbin-zstd` of
+//!   `docs/driver-rules.md`, over inspect's [`gpulibs_inspect::compression_need`]).
 //! - [`planner`]: [`plan`]`(&Host, &Manifest, &SystemInventory, &Policy) -> Plan`, pure.
 //!
 //! ```
@@ -40,7 +42,7 @@ pub mod planner;
 pub mod signature;
 pub mod validate;
 
-pub use driver::{DriverVersion, DriverVersionError, RuntimeSupport};
+pub use driver::{CompressionSupport, DriverVersion, DriverVersionError, RuntimeSupport};
 pub use manifest::{
     check_manifest, load_manifest, parse_kernel_target, parse_manifest, parse_manifest_bytes,
     to_toml, ArchiveFormat, Artifact, Component, ComponentKind, Coverage, FileEntry, Manifest,

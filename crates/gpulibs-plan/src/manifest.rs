@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_inspect::{KernelEntry, KernelTarget, PtxIsa, TargetKind};
+use gpulibs_inspect::{Compression, KernelEntry, KernelTarget, PtxIsa, TargetKind};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::driver::DriverVersion;
@@ -227,6 +227,26 @@ pub struct Coverage {
     /// PTX targets with the PTX ISA they are written in.
     #[serde(default)]
     pub ptx: Vec<PtxTarget>,
+    /// How those kernels are stored in the library (`none`, `lz4`, `zstd`), as `gpulibs
+    /// inspect` reports them. `zstd` needs a driver of CUDA 12.4 (R550) or newer (rule
+    /// `fatbin-zstd`, `docs/driver-rules.md`). Empty: not recorded (older manifests), and the
+    /// planner then checks nothing about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compression: Vec<Compression>,
+    /// The targets (`sm_100a`, `compute_120`) with an entry stored zstd-compressed, when not all
+    /// are: NVIDIA's cuBLAS 12.9 keeps `sm_50`…`sm_90a` LZ4 and only its Blackwell entries zstd,
+    /// so a driver that cannot read zstd still loads it on older GPUs. Empty while
+    /// `compression` lists `zstd`: every target is taken to be zstd (the safe side).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zstd_targets: Vec<String>,
+}
+
+impl Coverage {
+    /// Whether the entries of `target` may be stored zstd-compressed (see `zstd_targets`).
+    pub fn zstd_for(&self, target: &KernelTarget) -> bool {
+        self.compression.contains(&Compression::Zstd)
+            && (self.zstd_targets.is_empty() || self.zstd_targets.contains(&target.name()))
+    }
 }
 
 /// A SASS target read from `sm_XY[a|f]`.

@@ -24,10 +24,10 @@ use std::fmt;
 use std::path::PathBuf;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion, Detection};
-use gpulibs_inspect::{select_entry, KernelTarget, PtxIsa, Selection};
+use gpulibs_inspect::{select_entry, Compression, KernelTarget, PtxIsa, Selection};
 use serde::Serialize;
 
-use crate::driver::{self, DriverVersion, RuntimeSupport};
+use crate::driver::{self, CompressionSupport, DriverVersion, RuntimeSupport};
 use crate::manifest::{
     Component, ComponentKind, Manifest, Origin, SystemInventory, Variant, VariantDevice,
 };
@@ -200,6 +200,23 @@ pub enum Reason {
         needs: Option<DriverVersion>,
         have: String,
     },
+    /// The component stores its kernels in a compression the driver cannot read (rule
+    /// `fatbin-zstd`: zstd needs a driver of CUDA 12.4, R550, or newer; `docs/driver-rules.md`).
+    DriverCannotReadKernels {
+        component: String,
+        /// The GPU and the entry it would load, for `zstd` (the rule is per entry: NVIDIA's
+        /// cuBLAS 12.9 stores only its Blackwell entries zstd); `None` for `unknown`, which is
+        /// refused for every GPU.
+        gpu: Option<GpuRef>,
+        target: Option<KernelTarget>,
+        compression: Compression,
+        /// `None` when no driver is known to read it.
+        needs: Option<DriverVersion>,
+        needs_cuda: Option<CudaVersion>,
+        have: String,
+        rule: String,
+        source: String,
+    },
     /// The component's own `min_driver` is above the driver.
     BelowComponentMinDriver {
         component: String,
@@ -260,6 +277,36 @@ impl fmt::Display for Reason {
                     "needs a driver that runs CUDA {cuda} (`{component}`), you have {have}"
                 ),
             },
+            Reason::DriverCannotReadKernels {
+                component,
+                gpu,
+                target,
+                compression,
+                needs,
+                needs_cuda,
+                have,
+                rule,
+                source,
+            } => match (needs, needs_cuda) {
+                (Some(n), Some(c)) => {
+                    let which = match (target, gpu) {
+                        (Some(t), Some(g)) if t.name() == g.to_string() => format!("{t} kernels"),
+                        (Some(t), Some(g)) => format!("{t} kernels for {g}"),
+                        _ => "kernels".to_string(),
+                    };
+                    write!(
+                        f,
+                        "`{component}` stores its {which} {}-compressed, which drivers before \
+                         CUDA {c} ({n}) cannot read; you have {have} (rule {rule}: {source})",
+                        compression.name()
+                    )
+                }
+                _ => write!(
+                    f,
+                    "`{component}` stores its kernels with a compression no driver is known to \
+                     read; you have {have} (rule {rule}: {source})"
+                ),
+            },
             Reason::BelowComponentMinDriver {
                 component,
                 needs,
@@ -283,11 +330,25 @@ impl fmt::Display for Reason {
                 isa,
                 driver_isa,
                 driver_cuda,
-            } => write!(
-                f,
-                "no SASS for {gpu} in `{component}`; its {target} PTX is ISA {isa}, newer than \
-                 the ISA {driver_isa} this driver (CUDA {driver_cuda}) compiles"
-            ),
+            } => {
+                write!(
+                    f,
+                    "no SASS for {gpu} in `{component}`; its {target} PTX is ISA {isa}, newer \
+                     than the ISA {driver_isa} this driver (CUDA {driver_cuda}) compiles"
+                )?;
+                if let Some(c) = gpulibs_inspect::min_cuda_for_ptx(*isa) {
+                    match driver::full_support_driver(c) {
+                        Some(d) => write!(f, "; it needs a driver of CUDA {c} ({d}) or newer")?,
+                        None => write!(f, "; it needs a driver of CUDA {c} or newer")?,
+                    }
+                }
+                write!(
+                    f,
+                    " (rule {}: {})",
+                    gpulibs_inspect::RULE_PTX_ISA.id,
+                    gpulibs_inspect::RULE_PTX_ISA.source
+                )
+            }
             Reason::JitForbidden {
                 gpu,
                 component,
@@ -880,6 +941,35 @@ fn evaluate<'m>(
                 }),
             }
         }
+        // Kernels stored in a compression no driver is known to read fail whatever the GPU
+        // (rule `fatbin-unknown-compression`); zstd is judged per GPU, on the entry it loads.
+        if let Some(cov) = &c.coverage {
+            if cov.compression.contains(&Compression::Unknown) {
+                if let CompressionSupport::Cannot {
+                    compression,
+                    needs_cuda,
+                    needs,
+                    rule,
+                    source,
+                } = driver::compression_support(
+                    Compression::Unknown,
+                    host.driver_version.as_ref(),
+                    host.driver_cuda,
+                ) {
+                    blocking.push(Reason::DriverCannotReadKernels {
+                        component: c.id.clone(),
+                        gpu: None,
+                        target: None,
+                        compression,
+                        needs,
+                        needs_cuda,
+                        have: driver_text(host),
+                        rule: rule.to_string(),
+                        source: source.to_string(),
+                    });
+                }
+            }
+        }
         if let (Some(min), Some(have)) = (&c.min_driver, &host.driver_version) {
             if have < min {
                 blocking.push(Reason::BelowComponentMinDriver {
@@ -1013,7 +1103,41 @@ fn evaluate<'m>(
                     continue;
                 }
                 let entries = c.kernel_entries();
-                match select_entry(&entries, cc, ptx_driver) {
+                let selection = select_entry(&entries, cc, ptx_driver);
+                // Rule `fatbin-zstd`: the entry the GPU would load must be readable.
+                let chosen = match &selection {
+                    Selection::Native { target } | Selection::Jit { target, .. } => Some(*target),
+                    Selection::None { .. } => None,
+                };
+                if let (Some(t), Some(cov)) = (chosen, &c.coverage) {
+                    if cov.zstd_for(&t) {
+                        if let CompressionSupport::Cannot {
+                            compression,
+                            needs_cuda,
+                            needs,
+                            rule,
+                            source,
+                        } = driver::compression_support(
+                            Compression::Zstd,
+                            host.driver_version.as_ref(),
+                            host.driver_cuda,
+                        ) {
+                            reasons.push(Reason::DriverCannotReadKernels {
+                                component: c.id.clone(),
+                                gpu: Some(gref.clone()),
+                                target: Some(t),
+                                compression,
+                                needs,
+                                needs_cuda,
+                                have: driver_text(host),
+                                rule: rule.to_string(),
+                                source: source.to_string(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                match selection {
                     Selection::Native { target } => {
                         let is_exact = target.cc == cc;
                         exact &= is_exact;
@@ -1270,6 +1394,22 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
             continue;
         }
         let mut reasons = e.blocking.clone();
+        // A reason that holds on every GPU (the CUDA runtime) hides the per-GPU ones, except
+        // kernels the driver cannot read: those are said too, so that a variant refused for
+        // both says both (rule `fatbin-zstd`).
+        if !reasons.is_empty() && cpu_reason.is_none() {
+            for fit in &e.per_gpu {
+                if let GpuFit::Uncovered(r) = fit {
+                    for r in r {
+                        if matches!(r, Reason::DriverCannotReadKernels { .. })
+                            && !reasons.contains(r)
+                        {
+                            reasons.push(r.clone());
+                        }
+                    }
+                }
+            }
+        }
         if cpu_reason.is_none() && reasons.is_empty() {
             if e.runs() {
                 let w = winner.expect("a running variant means a winner");

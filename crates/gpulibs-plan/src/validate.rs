@@ -131,6 +131,12 @@ pub enum ValidationError {
     CoverageWithoutCuda { component: String },
     #[error("CPU variant `{variant}` includes component `{component}`, which carries GPU kernels")]
     GpuComponentInCpuVariant { variant: String, component: String },
+    #[error(
+        "component `{component}`: coverage.zstd_targets names `{target}`, which is not one of \
+         its sass/ptx targets or while `compression` does not list `zstd`; list the targets \
+         whose entries are zstd-compressed, as `gpulibs inspect` reports them"
+    )]
+    BadZstdTarget { component: String, target: String },
 }
 
 /// Whether `s` is 64 lowercase hex digits.
@@ -217,6 +223,22 @@ pub fn validate_structure(manifest: &Manifest) -> Vec<ValidationError> {
             problems.push(ValidationError::CoverageWithoutCuda {
                 component: c.id.clone(),
             });
+        }
+        // A misspelt zstd target would make rule fatbin-zstd pass entries it should refuse.
+        if let Some(cov) = &c.coverage {
+            let has_zstd = cov
+                .compression
+                .contains(&gpulibs_inspect::Compression::Zstd);
+            for t in &cov.zstd_targets {
+                let known = cov.sass.iter().any(|s| s.0.name() == *t)
+                    || cov.ptx.iter().any(|p| p.target.0.name() == *t);
+                if !known || !has_zstd {
+                    problems.push(ValidationError::BadZstdTarget {
+                        component: c.id.clone(),
+                        target: t.clone(),
+                    });
+                }
+            }
         }
         check_sizes(&mut problems, c);
         let mut listed: BTreeMap<String, usize> = BTreeMap::new();

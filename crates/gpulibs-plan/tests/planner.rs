@@ -239,7 +239,9 @@ fn reasons_for_jit_and_ptx() {
     assert_eq!(
         p.rejected[0].to_string(),
         "v (CUDA 12.9, sm_80, +compute_90): rejected, no SASS for sm_120 in `v`; its compute_90 \
-         PTX is ISA 8.8, newer than the ISA 8.2 this driver (CUDA 12.2) compiles"
+         PTX is ISA 8.8, newer than the ISA 8.2 this driver (CUDA 12.2) compiles; it needs a \
+         driver of CUDA 12.9 (575.51.03) or newer (rule ptx-isa: \
+         https://docs.nvidia.com/cuda/parallel-thread-execution/#release-notes-ptx-release-history)"
     );
 }
 
@@ -801,4 +803,225 @@ fn candidates_follow_the_ranking_and_leave_out_what_does_not_run() {
         ..Policy::default()
     };
     assert!(names(&cpu_only).is_empty());
+}
+
+/// One-component GPU variant with the compression of its kernels: (name, cuda, sass, ptx,
+/// compression, download size).
+type C<'a> = (
+    &'a str,
+    &'a str,
+    &'a [&'a str],
+    &'a [(&'a str, &'a str)],
+    &'a str,
+    u64,
+);
+
+/// A manifest of [`C`] variants.
+fn compressed_manifest(variants: &[C]) -> Manifest {
+    let mut t = String::from("schema_version = 1\napp = \"t\"\nversion = \"1\"\n");
+    for (i, (name, cuda, sass, ptx, compression, size)) in variants.iter().enumerate() {
+        let sass: Vec<String> = sass.iter().map(|s| format!("\"{s}\"")).collect();
+        let ptx: Vec<String> = ptx
+            .iter()
+            .map(|(t, isa)| format!("{{ target = \"{t}\", isa = \"{isa}\" }}"))
+            .collect();
+        t.push_str(&format!(
+            "[[components]]\nid = \"{name}\"\nkind = \"onnxruntime\"\nversion = \"1\"\n\
+             cuda = \"{cuda}\"\nneeds = [\"libcuda.so.1\"]\n\
+             [components.archive]\nurl = \"https://example.com/{name}.tar.zst\"\n\
+             sha256 = \"{}\"\nsize = {size}\nunpacked_size = {}\nformat = \"tar.zst\"\n\
+             [components.coverage]\nsass = [{}]\nptx = [{}]\ncompression = [\"{compression}\"]\n\
+             [[variants]]\nname = \"{name}\"\ncomponents = [\"{name}\"]\n",
+            hash(i as u32),
+            size * 2,
+            sass.join(", "),
+            ptx.join(", ")
+        ));
+    }
+    parse_manifest(&t).unwrap()
+}
+
+/// Rule `fatbin-zstd` (docs/driver-rules.md): a CUDA 12.8 build whose kernels are zstd needs a
+/// driver of CUDA 12.4 (R550); R535 gets the LZ4 build of the same release instead, and the
+/// rejection names the rule. Drivers: R535 = 12.2, R550 = 12.4, R570 = 12.8, R580 = 13.0.
+#[test]
+fn zstd_kernels_are_never_planned_for_a_driver_that_cannot_read_them() {
+    let m = compressed_manifest(&[
+        ("cu128-zstd", "12.8", &["sm_75", "sm_86"], &[], "zstd", 100),
+        ("cu128-lz4", "12.8", &["sm_75", "sm_86"], &[], "lz4", 200),
+        ("cu122-none", "12.2", &["sm_75", "sm_86"], &[], "none", 300),
+    ]);
+    // (driver version, driver CUDA, chosen, is cu128-zstd rejected by the rule)
+    let table: &[(Option<&str>, Option<&str>, &str, bool)] = &[
+        (Some("535.183.01"), Some("12.2"), "cu128-lz4", true),
+        (Some("535.54.03"), None, "cu128-lz4", true),
+        (Some("545.29.06"), Some("12.3"), "cu128-lz4", true),
+        (None, Some("12.3"), "cu128-lz4", true),
+        (Some("550.54.14"), Some("12.4"), "cu128-zstd", false),
+        (Some("570.211.01"), Some("12.8"), "cu128-zstd", false),
+        (Some("580.159.04"), Some("13.0"), "cu128-zstd", false),
+        // Unknown driver: not checked (the plan warns that the driver is unknown).
+        (None, None, "cu128-zstd", false),
+    ];
+    for (driver, cuda, want, rejected_by_rule) in table {
+        let p = run(&host(&["8.6"], *driver, *cuda), &m, &Policy::default());
+        assert_eq!(
+            chosen(&p),
+            Some(*want),
+            "{driver:?}/{cuda:?}: {:#?}",
+            p.lines()
+        );
+        let zstd = p.rejected.iter().find(|r| r.variant == "cu128-zstd");
+        let by_rule = zstd.is_some_and(|r| {
+            r.reasons
+                .iter()
+                .any(|x| matches!(x, Reason::DriverCannotReadKernels { rule, .. } if rule == "fatbin-zstd"))
+        });
+        assert_eq!(by_rule, *rejected_by_rule, "{driver:?}/{cuda:?}: {zstd:?}");
+        if *rejected_by_rule {
+            let line = zstd.unwrap().to_string();
+            for want in [
+                "zstd-compressed",
+                "CUDA 12.4",
+                "550.54.14",
+                "rule fatbin-zstd",
+            ] {
+                assert!(line.contains(want), "{want:?} not in {line}");
+            }
+            // The LZ4 build of the same CUDA is never rejected for its compression.
+            assert!(!p
+                .lines()
+                .iter()
+                .any(|l| l.starts_with("cu128-lz4") && l.contains("fatbin")));
+        }
+    }
+    // Only the zstd build: R535 gets the CPU outcome, with the rule as the reason.
+    let only = compressed_manifest(&[("cu128-zstd", "12.8", &["sm_86"], &[], "zstd", 100)]);
+    let p = run(
+        &host(&["8.6"], Some("535.183.01"), Some("12.2")),
+        &only,
+        &Policy::default(),
+    );
+    assert!(
+        matches!(p.outcome, Outcome::Cpu(ref c) if c.reason == CpuReason::NoVariantRuns),
+        "{:?}",
+        p.outcome
+    );
+    assert!(p.lines().iter().any(|l| l.contains("rule fatbin-zstd")));
+    // A compression no driver is known to read is refused even on R580.
+    let unknown = compressed_manifest(&[("odd", "12.8", &["sm_86"], &[], "unknown", 100)]);
+    let p = run(
+        &host(&["8.6"], Some("580.159.04"), Some("13.0")),
+        &unknown,
+        &Policy::default(),
+    );
+    assert_eq!(chosen(&p), None);
+    assert!(p
+        .lines()
+        .iter()
+        .any(|l| l.contains("rule fatbin-unknown-compression")));
+    // The field survives writing and reading the manifest.
+    let again = parse_manifest(&gpulibs_plan::to_toml(&m)).unwrap();
+    assert_eq!(again, m);
+}
+
+/// The rule is per entry: a library that stores only its Blackwell entries zstd (as NVIDIA's
+/// cuBLAS 12.9 does) is planned for R535 on an RTX 30xx, and refused on a GPU whose entry is zstd.
+#[test]
+fn zstd_is_judged_on_the_entry_the_gpu_loads() {
+    let mut m = compressed_manifest(&[(
+        "mixed",
+        "12.8",
+        &["sm_75", "sm_86", "sm_120"],
+        &[],
+        "lz4",
+        100,
+    )]);
+    let cov = m.components[0].coverage.as_mut().unwrap();
+    cov.compression = vec![
+        gpulibs_inspect::Compression::Lz4,
+        gpulibs_inspect::Compression::Zstd,
+    ];
+    cov.zstd_targets = vec!["sm_120".into()];
+    let m = parse_manifest(&gpulibs_plan::to_toml(&m)).unwrap();
+    // (GPU, driver, driver CUDA, chosen?)
+    let table: &[(&str, &str, &str, bool)] = &[
+        ("8.6", "535.183.01", "12.2", true),
+        ("7.5", "535.183.01", "12.2", true),
+        ("12.0", "535.183.01", "12.2", false),
+        ("12.0", "570.211.01", "12.8", true),
+    ];
+    for (gpu, driver, cuda, runs) in table {
+        let p = run(
+            &host(&[gpu], Some(driver), Some(cuda)),
+            &m,
+            &Policy::default(),
+        );
+        assert_eq!(
+            chosen(&p) == Some("mixed"),
+            *runs,
+            "{gpu} on {driver}: {:#?}",
+            p.lines()
+        );
+        if !runs {
+            let r = &p.rejected[0].reasons[0];
+            assert!(
+                matches!(r, Reason::DriverCannotReadKernels { target: Some(t), .. } if t.name() == "sm_120"),
+                "{r:?}"
+            );
+            assert!(
+                r.to_string()
+                    .contains("stores its sm_120 kernels zstd-compressed"),
+                "{r}"
+            );
+        }
+    }
+    // Two GPUs on R535: the RTX 30xx is served, the RTX 50xx is named as not covered, by the rule.
+    let p = run(
+        &host(&["8.6", "12.0"], Some("535.183.01"), Some("12.2")),
+        &m,
+        &Policy::default(),
+    );
+    assert_eq!(chosen(&p), Some("mixed"));
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.to_string().contains("rule fatbin-zstd")),
+        "{:#?}",
+        p.lines()
+    );
+}
+
+/// Rule `ptx-isa`: PTX a driver cannot JIT is rejected naming the driver it needs (ollama's
+/// "CC < 7 with CUDA ≥ 12.8 needs 570": a CUDA 12.8 build's PTX is ISA 8.7).
+#[test]
+fn ptx_too_new_names_the_driver_it_needs() {
+    let m = compressed_manifest(&[(
+        "cu128-ptx",
+        "12.8",
+        &["sm_75"],
+        &[("compute_60", "8.7")],
+        "lz4",
+        100,
+    )]);
+    let p = run(
+        &host(&["6.1"], Some("565.77"), Some("12.7")),
+        &m,
+        &Policy::default(),
+    );
+    assert_eq!(chosen(&p), None);
+    let line = p.rejected[0].to_string();
+    for want in [
+        "ISA 8.7",
+        "needs a driver of CUDA 12.8 (570.26) or newer",
+        "rule ptx-isa",
+    ] {
+        assert!(line.contains(want), "{want:?} not in {line}");
+    }
+    let p = run(
+        &host(&["6.1"], Some("570.211.01"), Some("12.8")),
+        &m,
+        &Policy::default(),
+    );
+    assert_eq!(chosen(&p), Some("cu128-ptx"));
 }

@@ -272,3 +272,37 @@ fn hostile_manifests_are_refused_where_they_are_read() {
         }
     }
 }
+
+/// `coverage.zstd_targets` must name targets of the coverage, with `zstd` in `compression`: a
+/// misspelt target would let rule fatbin-zstd pass an entry it should refuse.
+#[test]
+fn zstd_targets_name_covered_targets() {
+    let ptx = "ptx = [{ target = \"compute_90\", isa = \"8.8\" }]";
+    assert!(EXAMPLE.contains(ptx));
+    let with = |extra: &str| EXAMPLE.replacen(ptx, &format!("{ptx}\n{extra}"), 1);
+    assert_eq!(
+        problems(&with(
+            "compression = [\"lz4\", \"zstd\"]\nzstd_targets = [\"sm_120a\", \"compute_90\"]"
+        )),
+        vec![]
+    );
+    let bad = problems(&with(
+        "compression = [\"lz4\", \"zstd\"]\nzstd_targets = [\"sm_120\"]",
+    ));
+    assert_eq!(
+        bad.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        [
+            "component `ort-cuda`: coverage.zstd_targets names `sm_120`, which is not one of its \
+          sass/ptx targets or while `compression` does not list `zstd`; list the targets whose \
+          entries are zstd-compressed, as `gpulibs inspect` reports them"
+        ]
+    );
+    // Without zstd in `compression` the list is refused as well.
+    let bad = problems(&with(
+        "compression = [\"lz4\"]\nzstd_targets = [\"sm_120a\"]",
+    ));
+    assert!(
+        matches!(bad.as_slice(), [ValidationError::BadZstdTarget { .. }]),
+        "{bad:?}"
+    );
+}

@@ -15,7 +15,7 @@
 use std::sync::OnceLock;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_inspect::{select_entry, KernelEntry, Selection};
+use gpulibs_inspect::{select_entry, Compression, KernelEntry, Selection};
 use gpulibs_plan::{Coverage, PtxTarget, SassTarget};
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,10 @@ pub struct OrtRelease {
     pub sass: Vec<SassTarget>,
     /// PTX targets with their ISA.
     pub ptx: Vec<PtxTarget>,
+    /// How the provider's SASS/PTX payloads are stored (`lz4`, `zstd`, `none`), measured by
+    /// `scripts/ort-coverage.py`; empty in a table measured before it recorded them.
+    #[serde(default)]
+    pub compression: Vec<Compression>,
     /// CUDA-family `DT_NEEDED` of the provider, in file order.
     pub needed: Vec<String>,
     /// CUDA-family names the provider holds as strings (loaded at run time, some only in
@@ -241,6 +245,10 @@ impl OrtRelease {
         Coverage {
             sass: self.sass.clone(),
             ptx: self.ptx.clone(),
+            compression: self.compression.clone(),
+            // Every measured release stores all its kernels one way (zstd from 1.27, LZ4
+            // before): no per-target list is needed.
+            zstd_targets: Vec::new(),
         }
     }
 

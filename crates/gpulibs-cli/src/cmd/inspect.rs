@@ -7,6 +7,8 @@ use gpulibs_inspect::deps::{
     self, DependencyKind, DependencyReport, DependencyStatus, SearchContext,
 };
 use gpulibs_inspect::{inspect_paths, FileFormat, FileReport, InspectOptions, Verdict};
+use gpulibs_plan::driver::max_cuda_of_driver;
+use gpulibs_plan::DriverVersion;
 use serde::Serialize;
 
 use crate::error::{exit, CliError};
@@ -17,17 +19,19 @@ use crate::{Context, Outcome};
 ///
 /// For each file (a directory means every ELF file below it) this lists every fatbin container
 /// — SASS `sm_XY`, `sm_XYa`, `sm_XYf` and PTX `compute_XY` with its ISA — then, per GPU, the
-/// entry the driver would load and a verdict: `native`, `jit` (first start compiles PTX, slowly)
-/// or `no kernel image`. Dependencies are resolved the way the dynamic loader would (RPATH,
+/// entry the driver would load and a verdict: `native`, `jit` (first start compiles PTX, slowly),
+/// `no kernel image`, or `driver cannot load` (the kernels are there but stored zstd-compressed,
+/// which drivers before CUDA 12.4 / R550 cannot read: docs/driver-rules.md). Dependencies are resolved the way the dynamic loader would (RPATH,
 /// LD_LIBRARY_PATH, RUNPATH, ld.so.cache, default directories); libraries the file loads at run
 /// time by name are listed too, marked `run time`. Nothing is loaded or executed.
 ///
 /// Exits 0 when every file can run on every GPU asked about, 3 when one has no kernel image for
-/// a GPU or a library it links against is missing, 1 when a file cannot be read.
+/// a GPU (or kernels its driver cannot load) or a library it links against is missing, 1 when a file cannot be read.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Examples:\n  gpulibs inspect libonnxruntime_providers_cuda.so\n  \
 gpulibs inspect --gpu 9.0,12.0 --driver-cuda 13.0 libonnxruntime_providers_cuda.so\n  \
+gpulibs inspect --gpu 8.6 --driver 535.183.01 libonnxruntime_providers_cuda.so\n  \
 gpulibs inspect --gpu sm_52 --summary /opt/app/lib"
 )]
 pub struct Args {
@@ -40,10 +44,16 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_name = "auto|CC,...")]
     gpu: String,
 
-    /// The highest CUDA version the driver runs (decides which PTX it can compile); default:
-    /// the detected driver's, when `--gpu auto` finds one.
+    /// The highest CUDA version the driver runs (decides which PTX it can compile and whether
+    /// it reads zstd-compressed kernels); default: the detected driver's, when `--gpu auto`
+    /// finds one.
     #[arg(long, value_name = "VERSION")]
     driver_cuda: Option<CudaVersion>,
+
+    /// The driver version instead, e.g. `535.183.01`: its CUDA version is taken from NVIDIA's
+    /// table of minimum drivers (535 → 12.2). `--driver-cuda` wins when both are given.
+    #[arg(long, value_name = "VERSION")]
+    driver: Option<DriverVersion>,
 
     /// One line per file, for scripts and large directories.
     #[arg(long)]
@@ -65,7 +75,25 @@ struct Targets {
     note: Option<String>,
 }
 
+/// `--driver-cuda`, else the CUDA version of `--driver` (NVIDIA's minimum-driver table).
+fn driver_cuda_arg(args: &Args) -> Result<Option<CudaVersion>, CliError> {
+    if args.driver_cuda.is_some() {
+        return Ok(args.driver_cuda);
+    }
+    match &args.driver {
+        None => Ok(None),
+        Some(d) => match max_cuda_of_driver(d) {
+            Some(c) => Ok(Some(c)),
+            None => Err(CliError::new(std::io::Error::other(format!(
+                "driver {d} is older than every CUDA toolkit gpulibs knows (11.8 needs 520.61.05)"
+            )))
+            .with_hint("pass --driver-cuda with the CUDA version `nvidia-smi` prints for it")),
+        },
+    }
+}
+
 fn targets(args: &Args) -> Result<Targets, CliError> {
+    let driver_arg = driver_cuda_arg(args)?;
     if args.gpu.trim() == "auto" {
         let detection = detect(&DetectOptions::from_env());
         let gpus = detection.compute_capabilities();
@@ -74,7 +102,7 @@ fn targets(args: &Args) -> Result<Targets, CliError> {
             .then(|| "no GPU detected here: pass --gpu (e.g. --gpu 8.6) for a verdict".to_string());
         return Ok(Targets {
             gpus,
-            driver: args.driver_cuda.or(detection.driver_cuda()),
+            driver: driver_arg.or(detection.driver_cuda()),
             note,
         });
     }
@@ -89,7 +117,7 @@ fn targets(args: &Args) -> Result<Targets, CliError> {
     }
     Ok(Targets {
         gpus,
-        driver: args.driver_cuda,
+        driver: driver_arg,
         note: None,
     })
 }
@@ -173,13 +201,15 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
     }
 
     let negative = files.iter().any(|f| {
-        f.kernels
-            .verdicts
-            .iter()
-            .any(|v| matches!(v.verdict, Verdict::NoKernelImage { .. }))
-            || f.dependencies
-                .as_ref()
-                .is_some_and(|d| d.missing_at_load().next().is_some())
+        f.kernels.verdicts.iter().any(|v| {
+            matches!(
+                v.verdict,
+                Verdict::NoKernelImage { .. } | Verdict::DriverCannotLoad { .. }
+            )
+        }) || f
+            .dependencies
+            .as_ref()
+            .is_some_and(|d| d.missing_at_load().next().is_some())
     });
     let code = if !failures.is_empty() {
         exit::FAILURE
@@ -223,6 +253,7 @@ fn verdict_cell(v: &Verdict) -> Cell {
         Verdict::Native => Cell::styled("native", Style::good),
         Verdict::Jit { .. } => Cell::styled("jit", Style::warn),
         Verdict::NoKernelImage { .. } => Cell::styled("no kernel image", Style::bad),
+        Verdict::DriverCannotLoad { .. } => Cell::styled("driver cannot load", Style::bad),
         Verdict::NoCudaCode => Cell::styled("no CUDA code", Style::dim),
     }
 }
