@@ -272,6 +272,22 @@ fn json_report_and_signature_rules() {
         .find(|c| c["id"] == "cublas")
         .unwrap();
     assert_eq!(served["action"], "system", "{report}");
+    // Every component says why it comes from where it does; the reused one, from where and
+    // by which rules (docs/reuse.md).
+    assert_eq!(served["why"]["kind"], "reused", "{report}");
+    assert_eq!(served["why"]["dir"], cu13.to_str().unwrap(), "{report}");
+    assert!(
+        !served["why"]["accepted_by"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["why"]["kind"].is_string()),
+        "{report}"
+    );
     assert!(w.server.requests("cublas.tar.zst").is_empty());
     let id = w.current().unwrap();
     let json: serde_json::Value =

@@ -394,3 +394,37 @@ fn a_reused_older_minor_is_tried_first_and_the_download_follows() {
         .iter()
         .all(|p| p.why == Why::ReuseOff && p.download_bytes > 0));
 }
+
+#[test]
+fn a_bad_range_in_a_manifest_is_refused_naming_the_component_and_the_fix() {
+    let good = release("versions = \"~=9.0\"\n");
+    let text = gpulibs_plan::to_toml(&good);
+    assert!(text.contains("[components.reuse]"), "{text}");
+    assert!(gpulibs_plan::load_manifest(text.as_bytes()).is_ok());
+    for (bad, words) in [
+        (
+            "versions = \"~=9\"",
+            "`~=` needs at least two release numbers",
+        ),
+        (
+            "versions = \">=9.0rc1\"",
+            "pre-, post-, dev- and local versions",
+        ),
+        ("built_with = \"nine\"", "reuse.built_with `nine`"),
+    ] {
+        let text = gpulibs_plan::to_toml(&release(&format!("{bad}\n")));
+        let e = gpulibs_plan::load_manifest(text.as_bytes()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("component `cudnn`") && msg.contains(words),
+            "{bad}: {msg}"
+        );
+    }
+    // Fields it does not know are errors, as everywhere in the manifest.
+    let text = gpulibs_plan::to_toml(&good).replace(
+        "[components.reuse]\n",
+        "[components.reuse]\nversion = \"~=9.0\"\n",
+    );
+    let e = gpulibs_plan::load_manifest(text.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("unknown field `version`"), "{e}");
+}
