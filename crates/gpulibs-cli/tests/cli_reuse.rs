@@ -13,7 +13,15 @@ use std::process::Command;
 use gpulibs_sources::CoverageTable;
 
 /// (distribution, version, Requires-Dist, directory under `nvidia/`, SONAMEs = file names).
-const LENT_VENV: &[(&str, &str, &[&str], &str, &[&str])] = &[
+type Dist = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static [&'static str],
+);
+
+const LENT_VENV: &[Dist] = &[
     (
         "nvidia_cublas",
         "13.1.0.3",

@@ -145,7 +145,15 @@ fn reuse_decisions() {
         reuse_system: false,
         ..Policy::default()
     };
-    let cases: Vec<(&str, String, &str, Vec<SystemLibrary>, &Policy, String)> = vec![
+    type Case<'a> = (
+        &'a str,
+        String,
+        &'a str,
+        Vec<SystemLibrary>,
+        &'a Policy,
+        String,
+    );
+    let cases: Vec<Case> = vec![
         (
             "cuDNN 9.19 serves a release pinned to 9.28: only libcudnn.so.9 is needed",
             publisher.into(),
