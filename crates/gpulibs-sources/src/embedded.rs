@@ -10,6 +10,11 @@
 //!   CUDA library it links ([`cuda_wheels`]);
 //! - one `cpu` variant: the CPU `onnxruntime` wheel of the newest release.
 //!
+//! Each `nvidia-*` component states, in `[components.reuse]` ([`reuse_spec`]), what a library
+//! already on the machine must satisfy to serve it: the `Requires-Dist` specifiers of the
+//! wheels that depend on it (ONNX Runtime's extras, the other NVIDIA wheels), and the CUDA
+//! version ORT was built with for the runtime and NVRTC (`docs/reuse.md`).
+//!
 //! Every component is pinned to the exact wheel that was measured (`name==version`, sha256 and
 //! size from the table), so what is planned is what was inspected. Its URL is not known until
 //! pip resolves it against the user's index: until then [`Artifact::url`] holds
