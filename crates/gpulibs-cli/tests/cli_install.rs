@@ -238,6 +238,44 @@ fn json_report_and_signature_rules() {
     assert_eq!(report["variant"], "cpu");
     assert_eq!(report["components"].as_array().unwrap().len(), 2);
     assert_eq!(report["install_id"], w.current().unwrap().as_str());
+    // Planning the same release again: its archives are in the store, nothing to download,
+    // and the plan says so per component (docs/reuse.md, `in_store`).
+    let plan: serde_json::Value = serde_json::from_str(&stdout_of(
+        w.gpulibs()
+            .args([
+                "--json",
+                "plan",
+                "--cpu",
+                "--no-reuse",
+                "--allow-unsigned",
+                "--manifest",
+            ])
+            .arg(&unsigned),
+    ))
+    .unwrap();
+    let planned = plan["plan"]["chosen"]["components"].as_array().unwrap();
+    assert_eq!(planned.len(), 2, "{plan}");
+    assert!(
+        planned
+            .iter()
+            .all(|c| c["in_store"] == true && c["download_bytes"] == 0),
+        "{plan}"
+    );
+    assert_eq!(plan["plan"]["totals"]["download_bytes"], 0);
+    w.gpulibs()
+        .args([
+            "plan",
+            "--cpu",
+            "--no-reuse",
+            "--allow-unsigned",
+            "--manifest",
+        ])
+        .arg(&unsigned)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "manifest archive, already in the store",
+        ));
     assert!(report["downloaded_bytes"].as_u64().unwrap() > 0);
     // Without --app no receipt is written.
     assert!(!w.receipt().exists());
@@ -272,6 +310,22 @@ fn json_report_and_signature_rules() {
         .find(|c| c["id"] == "cublas")
         .unwrap();
     assert_eq!(served["action"], "system", "{report}");
+    // Every component says why it comes from where it does; the reused one, from where and
+    // by which rules (docs/reuse.md).
+    assert_eq!(served["why"]["kind"], "reused", "{report}");
+    assert_eq!(served["why"]["dir"], cu13.to_str().unwrap(), "{report}");
+    assert!(
+        !served["why"]["accepted_by"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(
+        report["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["why"]["kind"].is_string()),
+        "{report}"
+    );
     assert!(w.server.requests("cublas.tar.zst").is_empty());
     let id = w.current().unwrap();
     let json: serde_json::Value =

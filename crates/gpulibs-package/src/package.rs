@@ -524,6 +524,7 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             coverage: narrowest.map(coverage_of),
             provides: provides.into_iter().collect(),
             needs: needs.into_iter().collect(),
+            reuse: Default::default(),
         });
         reports.push(ComponentReport {
             id: comp.id.clone(),

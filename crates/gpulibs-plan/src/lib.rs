@@ -24,6 +24,8 @@
 //! - [`driver`]: driver version strings compared as numbers; which CUDA runtime a driver runs;
 //!   whether it reads kernels stored with a given fatbin compression (rule `fatbin-zstd` of
 //!   `docs/driver-rules.md`, over inspect's [`gpulibs_inspect::compression_need`]).
+//! - [`reuse`](mod@reuse): when a library on the machine may serve a component: PEP 440
+//!   specifiers, NVIDIA's minor-version rules, the decision ([`reuse::check_version`]).
 //! - [`planner`]: [`plan`]`(&Host, &Manifest, &SystemInventory, &Policy) -> Plan`, pure.
 //!
 //! ```
@@ -39,6 +41,7 @@
 pub mod driver;
 pub mod manifest;
 pub mod planner;
+pub mod reuse;
 pub mod signature;
 pub mod validate;
 
@@ -46,13 +49,15 @@ pub use driver::{CompressionSupport, DriverVersion, DriverVersionError, RuntimeS
 pub use manifest::{
     check_manifest, load_manifest, parse_kernel_target, parse_manifest, parse_manifest_bytes,
     to_toml, ArchiveFormat, Artifact, Component, ComponentKind, Coverage, FileEntry, Manifest,
-    ManifestError, Origin, PtxIsaText, PtxTarget, PtxTargetName, SassTarget, SystemInventory,
-    SystemLibrary, TargetParseError, Variant, VariantDevice, VerifySection, SCHEMA_VERSION,
+    ManifestError, Origin, PtxIsaText, PtxTarget, PtxTargetName, ReuseSpec, SassTarget,
+    SystemInventory, SystemLibrary, TargetParseError, Variant, VariantDevice, VerifySection,
+    SCHEMA_VERSION,
 };
 pub use planner::{
-    candidates, human_bytes, plan, plan_with_trust, reuses_system, ChosenVariant, CpuFallback,
-    CpuReason, GpuRef, Host, HostGpu, KernelFit, NeedSource, Outcome, Plan, PlannedComponent,
-    Policy, Reason, Refusal, Rejection, ResolvedNeed, Source, Totals, Warning,
+    candidates, human_bytes, plan, plan_with_trust, required_sonames, reuse_decision,
+    reuses_system, ChosenVariant, CpuFallback, CpuReason, GpuRef, Host, HostGpu, KernelFit,
+    NeedSource, Outcome, Plan, PlannedComponent, Policy, Reason, Refusal, Rejection, ResolvedNeed,
+    ReusedLibrary, Source, Totals, Warning, Why,
 };
 pub use signature::{
     check_signature, public_key_id, sign_manifest, sign_manifest_with_comment, verify_manifest,

@@ -91,6 +91,44 @@ pub struct Component {
     /// SONAMEs it needs from elsewhere (another component, or the system): `libcuda.so.1`.
     #[serde(default)]
     pub needs: Vec<String>,
+    /// What a library already on the machine must satisfy to serve this component instead of
+    /// its archive (optional; `docs/reuse.md`).
+    #[serde(default, skip_serializing_if = "ReuseSpec::is_empty")]
+    pub reuse: ReuseSpec,
+}
+
+/// `[components.reuse]`: the publisher's constraint on a library already on the machine that
+/// would serve the component. Every field is optional; an empty table (or none) means: the
+/// SONAMEs the variant's other components need from it (else every SONAME it provides), of any
+/// version NVIDIA's rules accept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReuseSpec {
+    /// The SONAMEs a library directory must hold to serve it, instead of the default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sonames: Vec<String>,
+    /// A PEP 440 version specifier the found library's version must satisfy: `~=9.0`,
+    /// `>=12.4,<13` ([`crate::reuse::Specifier`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<String>,
+    /// Who states `versions`, in words: `onnxruntime-gpu 1.31.1 Requires-Dist
+    /// nvidia-cudnn-cu13~=9.0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions_from: Option<String>,
+    /// The version of this library its consumer was built against (`13.0`, `9.8`): NVIDIA's
+    /// rules refuse an older minor for cuDNN and the CUDA runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_with: Option<String>,
+    /// Never serve it from the machine (an archive with patched or private builds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub never: bool,
+}
+
+impl ReuseSpec {
+    /// Whether it says nothing (then it is left out when the manifest is written).
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 impl Component {

@@ -31,6 +31,10 @@ use crate::driver::{self, CompressionSupport, DriverVersion, RuntimeSupport};
 use crate::manifest::{
     Component, ComponentKind, Manifest, Origin, SystemInventory, Variant, VariantDevice,
 };
+use crate::reuse::{
+    check_version, nvidia_rule, nvrtc_builtins_for, parse_found_version, soname_major, Constraint,
+    Specifier,
+};
 use crate::signature::Trust;
 use crate::validate::default_system_libraries;
 
@@ -136,6 +140,10 @@ pub struct Policy {
     pub cpu_only: bool,
     /// SONAMEs every target machine has (the driver's `libcuda.so.1`, glibc).
     pub system_libraries: Vec<String>,
+    /// sha256 of archives already in the install root's store: such a component is not
+    /// downloaded again (its bytes count 0). Empty: none known.
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub stored_archives: BTreeSet<String>,
 }
 
 impl Default for Policy {
@@ -146,6 +154,7 @@ impl Default for Policy {
             allow_unsigned: false,
             cpu_only: false,
             system_libraries: default_system_libraries(),
+            stored_archives: BTreeSet::new(),
         }
     }
 }
@@ -424,12 +433,118 @@ impl fmt::Display for Source {
     }
 }
 
+/// A library of the machine that serves (part of) a reused component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReusedLibrary {
+    pub soname: String,
+    pub path: PathBuf,
+    /// Its version as the scan learned it (file name or pip `RECORD`); `None`: unknown.
+    pub version: Option<String>,
+}
+
+/// Why a component comes from where it comes from: reused from the machine (with the rules
+/// that accepted the library), or downloaded (with what prevented reuse).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Why {
+    /// Served by libraries of this machine, all from `dir`.
+    Reused {
+        dir: PathBuf,
+        libraries: Vec<ReusedLibrary>,
+        /// Every rule that accepted them: the publisher's range, NVIDIA's rule, the SONAME.
+        accepted_by: Vec<Constraint>,
+    },
+    /// Reuse is off (`--no-reuse`).
+    ReuseOff,
+    /// It carries GPU kernels, which are chosen per GPU: never reused.
+    CarriesKernels,
+    /// The manifest says never to reuse it (`reuse.never`).
+    NeverReused,
+    /// It declares no SONAME to look for.
+    NothingToMatch,
+    /// A SONAME it must provide is nowhere on this machine.
+    NotFound { soname: String },
+    /// A directory has some of its SONAMEs but not this one (a family is reused from one
+    /// directory only), or an NVRTC without the builtins library of its own minor.
+    Incomplete { dir: PathBuf, missing: String },
+    /// Found, but a rule refused it.
+    Refused {
+        soname: String,
+        path: PathBuf,
+        version: Option<String>,
+        /// The refusing constraint's short name: `publisher ~=9.0`, `NVIDIA cuDNN rule`.
+        name: String,
+        rule: String,
+        source: String,
+        specifier: String,
+        detail: String,
+    },
+    /// The manifest's `reuse.versions` cannot be read (a manifest that was not validated).
+    RangeUnreadable { versions: String, error: String },
+}
+
+impl Why {
+    /// Whether the component is served by the machine.
+    pub fn is_reused(&self) -> bool {
+        matches!(self, Why::Reused { .. })
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::Reused {
+                dir,
+                libraries,
+                accepted_by,
+            } => {
+                let version = libraries
+                    .first()
+                    .and_then(|l| l.version.clone())
+                    .unwrap_or_else(|| "version unknown".into());
+                let names: Vec<&str> = accepted_by.iter().map(|c| c.name.as_str()).collect();
+                write!(
+                    f,
+                    "reused {version} from {}: {}",
+                    dir.display(),
+                    names.join(", ")
+                )
+            }
+            Why::ReuseOff => f.write_str("download: reuse is off (--no-reuse)"),
+            Why::CarriesKernels => f.write_str("download: carries GPU kernels (never reused)"),
+            Why::NeverReused => f.write_str("download: the manifest says never to reuse it"),
+            Why::NothingToMatch => f.write_str("download: it declares no SONAME to look for"),
+            Why::NotFound { soname } => write!(f, "download: {soname} is not on this machine"),
+            Why::Incomplete { dir, missing } => {
+                write!(f, "download: {} lacks {missing}", dir.display())
+            }
+            Why::Refused {
+                path, name, detail, ..
+            } => write!(
+                f,
+                "download: {} refused by {name}: {detail}",
+                path.display()
+            ),
+            Why::RangeUnreadable { versions, error } => {
+                write!(
+                    f,
+                    "download: reuse.versions `{versions}` unreadable: {error}"
+                )
+            }
+        }
+    }
+}
+
 /// One component of the chosen variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedComponent {
     pub id: String,
     pub source: Source,
-    /// 0 when served by the system.
+    /// Where it comes from and why, structured ([`Why`]).
+    pub why: Why,
+    /// Its archive is already in the store (not downloaded again).
+    pub in_store: bool,
+    /// 0 when served by the system or already in the store.
     pub download_bytes: u64,
     /// 0 when served by the system; `None` when the manifest does not say.
     pub unpacked_bytes: Option<u64>,
@@ -765,6 +880,7 @@ struct Evaluation<'m> {
     per_gpu: Vec<GpuFit>,
     needs: Vec<ResolvedNeed>,
     sources: Vec<Source>,
+    whys: Vec<Why>,
     download: u64,
     cuda: Option<CudaVersion>,
     /// The `onnxruntime` component's version as numbers (`1.31.1` → `[1, 31, 1]`).
@@ -1005,21 +1121,18 @@ fn evaluate<'m>(
 
     // Sources and needs.
     let mut sources = Vec::new();
+    let mut whys = Vec::new();
     let mut download = 0u64;
     for c in &components {
-        let reusable = policy.reuse_system && c.coverage.is_none() && !c.provides.is_empty();
-        let found: Option<Vec<PathBuf>> = reusable
-            .then(|| {
-                c.provides
-                    .iter()
-                    .map(|s| system.find(s).map(|l| l.path.clone()))
-                    .collect()
-            })
-            .flatten();
-        let source = match found {
-            Some(paths) => Source::System { paths },
-            None => {
-                download = download.saturating_add(c.archive.size);
+        let why = reuse_decision(c, &components, system, policy);
+        let source = match &why {
+            Why::Reused { libraries, .. } => Source::System {
+                paths: libraries.iter().map(|l| l.path.clone()).collect(),
+            },
+            _ => {
+                if !policy.stored_archives.contains(&c.archive.sha256) {
+                    download = download.saturating_add(c.archive.size);
+                }
                 match c.origin {
                     Origin::Vendor => Source::Archive {
                         url: c.archive.url.clone(),
@@ -1032,6 +1145,7 @@ fn evaluate<'m>(
             }
         };
         sources.push(source);
+        whys.push(why);
     }
     let mut needs = Vec::new();
     let mut seen = BTreeSet::new();
@@ -1211,9 +1325,161 @@ fn evaluate<'m>(
         per_gpu,
         needs,
         sources,
+        whys,
         download,
         mvc_warnings,
     }
+}
+
+/// The SONAMEs a library directory must hold to serve `c` in this variant: the manifest's
+/// `reuse.sonames`; else those of its SONAMEs the variant's other components need (what
+/// consumers link or load: a sub-library the family's own entry library loads from its own
+/// directory, or a minor-versioned companion, is not required); else every SONAME it provides.
+pub fn required_sonames(c: &Component, variant: &[&Component]) -> Vec<String> {
+    if !c.reuse.sonames.is_empty() {
+        return c.reuse.sonames.clone();
+    }
+    let wanted: Vec<String> = c
+        .provides
+        .iter()
+        .filter(|s| {
+            variant
+                .iter()
+                .any(|o| o.id != c.id && o.needs.iter().any(|n| n == *s))
+        })
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        c.provides.clone()
+    } else {
+        wanted
+    }
+}
+
+/// Whether libraries of the machine serve `c`, and why (not). Pure; see `docs/reuse.md`.
+///
+/// Kernel-free components only. Every required SONAME ([`required_sonames`]) must come from
+/// one directory (the first, in the scan's search order, where all pass), and each library
+/// there must satisfy the publisher's range (`reuse.versions`) and NVIDIA's rule for its
+/// family ([`nvidia_rule`]); an NVRTC must have the builtins library of its own minor next to
+/// it. When no directory passes, the first directory's failure is the reason.
+pub fn reuse_decision(
+    c: &Component,
+    variant: &[&Component],
+    system: &SystemInventory,
+    policy: &Policy,
+) -> Why {
+    if !policy.reuse_system {
+        return Why::ReuseOff;
+    }
+    if c.coverage.is_some() {
+        return Why::CarriesKernels;
+    }
+    if c.reuse.never {
+        return Why::NeverReused;
+    }
+    if c.provides.is_empty() {
+        return Why::NothingToMatch;
+    }
+    let required = required_sonames(c, variant);
+    let publisher = match c.reuse.versions.as_deref().map(Specifier::parse) {
+        None => None,
+        Some(Ok(specifier)) => Some(Constraint {
+            name: format!("publisher {specifier}"),
+            rule: c.reuse.versions_from.clone().unwrap_or_else(|| {
+                format!("the manifest's reuse.versions of `{}`: {specifier}", c.id)
+            }),
+            source: "reuse.versions in the manifest".into(),
+            specifier,
+        }),
+        Some(Err(e)) => {
+            return Why::RangeUnreadable {
+                versions: c.reuse.versions.clone().unwrap_or_default(),
+                error: e.to_string(),
+            }
+        }
+    };
+    let built = c.reuse.built_with.as_deref().and_then(parse_found_version);
+    if let Some(missing) = required.iter().find(|s| system.find(s).is_none()) {
+        return Why::NotFound {
+            soname: missing.clone(),
+        };
+    }
+    let in_dir = |soname: &str, dir: &std::path::Path| {
+        system
+            .libraries
+            .iter()
+            .find(|l| l.soname == soname && l.path.parent() == Some(dir))
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for l in system.libraries.iter().filter(|l| l.soname == required[0]) {
+        let dir = l.path.parent().map(PathBuf::from).unwrap_or_default();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let mut first_failure = None;
+    'dirs: for dir in dirs {
+        let mut libraries = Vec::new();
+        let mut accepted_by: Vec<Constraint> = Vec::new();
+        for soname in &required {
+            let Some(lib) = in_dir(soname, &dir) else {
+                first_failure.get_or_insert(Why::Incomplete {
+                    dir: dir.clone(),
+                    missing: soname.clone(),
+                });
+                continue 'dirs;
+            };
+            let version = lib.version.as_deref().and_then(parse_found_version);
+            let major = soname_major(soname).unwrap_or(0);
+            let mut constraints: Vec<Constraint> = publisher.iter().cloned().collect();
+            constraints.extend(nvidia_rule(soname, built.as_deref()));
+            match check_version(version.as_deref(), major, &constraints) {
+                Ok(ok) => {
+                    for c in ok {
+                        if !accepted_by.contains(&c) {
+                            accepted_by.push(c);
+                        }
+                    }
+                }
+                Err(r) => {
+                    first_failure.get_or_insert(Why::Refused {
+                        soname: soname.clone(),
+                        path: lib.path.clone(),
+                        version: lib.version.clone(),
+                        name: r.name,
+                        rule: r.rule,
+                        source: r.source,
+                        specifier: r.specifier,
+                        detail: r.detail,
+                    });
+                    continue 'dirs;
+                }
+            }
+            if let Some(builtins) = nvrtc_builtins_for(soname, version.as_deref()) {
+                if in_dir(&builtins, &dir).is_none() {
+                    first_failure.get_or_insert(Why::Incomplete {
+                        dir: dir.clone(),
+                        missing: builtins,
+                    });
+                    continue 'dirs;
+                }
+            }
+            libraries.push(ReusedLibrary {
+                soname: soname.clone(),
+                path: lib.path.clone(),
+                version: lib.version.clone(),
+            });
+        }
+        return Why::Reused {
+            dir,
+            libraries,
+            accepted_by,
+        };
+    }
+    first_failure.unwrap_or(Why::NotFound {
+        soname: required[0].clone(),
+    })
 }
 
 /// Keeps, of the `DriverTooOld` reasons, only the first one for the newest CUDA version.
@@ -1508,10 +1774,15 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
     let chosen = chosen_eval.map(|w| {
         warnings.extend(w.mvc_warnings.iter().cloned());
         let mut components = Vec::new();
-        for (c, source) in w.components.iter().zip(&w.sources) {
+        for ((c, source), why) in w.components.iter().zip(&w.sources).zip(&w.whys) {
             let on_system = matches!(source, Source::System { .. });
-            let download_bytes = if on_system { 0 } else { c.archive.size };
-            let unpacked_bytes = if on_system {
+            let in_store = !on_system && policy.stored_archives.contains(&c.archive.sha256);
+            let download_bytes = if on_system || in_store {
+                0
+            } else {
+                c.archive.size
+            };
+            let unpacked_bytes = if on_system || in_store {
                 Some(0)
             } else {
                 c.unpacked_bytes()
@@ -1550,6 +1821,8 @@ pub fn plan(host: &Host, manifest: &Manifest, system: &SystemInventory, policy: 
             components.push(PlannedComponent {
                 id: c.id.clone(),
                 source: source.clone(),
+                why: why.clone(),
+                in_store,
                 download_bytes,
                 unpacked_bytes,
                 per_gpu,

@@ -129,6 +129,18 @@ pub enum ValidationError {
     EmptyUrl { component: String },
     #[error("component `{component}` has kernel coverage but no `cuda` runtime version")]
     CoverageWithoutCuda { component: String },
+    #[error(
+        "component `{component}`: reuse.{field} `{value}` cannot be read ({why}); write a PEP 440 \
+         specifier such as `~=9.0` or `>=12.4,<13` for `versions`, release numbers such as \
+         `13.0` for `built_with` (docs/manifest.md, Reuse)"
+    )]
+    BadReuseRange {
+        component: String,
+        /// `versions` or `built_with`.
+        field: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("CPU variant `{variant}` includes component `{component}`, which carries GPU kernels")]
     GpuComponentInCpuVariant { variant: String, component: String },
     #[error(
@@ -238,6 +250,26 @@ pub fn validate_structure(manifest: &Manifest) -> Vec<ValidationError> {
                         target: t.clone(),
                     });
                 }
+            }
+        }
+        if let Some(text) = &c.reuse.versions {
+            if let Err(e) = crate::reuse::Specifier::parse(text) {
+                problems.push(ValidationError::BadReuseRange {
+                    component: c.id.clone(),
+                    field: "versions",
+                    value: text.clone(),
+                    why: e.to_string(),
+                });
+            }
+        }
+        if let Some(text) = &c.reuse.built_with {
+            if crate::reuse::parse_found_version(text).is_none() {
+                problems.push(ValidationError::BadReuseRange {
+                    component: c.id.clone(),
+                    field: "built_with",
+                    value: text.clone(),
+                    why: "not dotted release numbers".into(),
+                });
             }
         }
         check_sizes(&mut problems, c);

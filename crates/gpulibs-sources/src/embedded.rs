@@ -10,6 +10,11 @@
 //!   CUDA library it links ([`cuda_wheels`]);
 //! - one `cpu` variant: the CPU `onnxruntime` wheel of the newest release.
 //!
+//! Each `nvidia-*` component states, in `[components.reuse]` ([`reuse_spec`]), what a library
+//! already on the machine must satisfy to serve it: the `Requires-Dist` specifiers of the
+//! wheels that depend on it (ONNX Runtime's extras, the other NVIDIA wheels), and the CUDA
+//! version ORT was built with for the runtime and NVRTC (`docs/reuse.md`).
+//!
 //! Every component is pinned to the exact wheel that was measured (`name==version`, sha256 and
 //! size from the table), so what is planned is what was inspected. Its URL is not known until
 //! pip resolves it against the user's index: until then [`Artifact::url`] holds
@@ -21,9 +26,10 @@
 use std::collections::BTreeMap;
 
 use gpulibs_detect::CudaVersion;
+use gpulibs_plan::reuse::split_requirement;
 use gpulibs_plan::{
-    ArchiveFormat, Artifact, Component, ComponentKind, FileEntry, Manifest, Origin, Variant,
-    VariantDevice,
+    ArchiveFormat, Artifact, Component, ComponentKind, FileEntry, Manifest, Origin, ReuseSpec,
+    Variant, VariantDevice,
 };
 
 use crate::coverage::{CoverageTable, OrtRelease, WheelFile};
@@ -147,6 +153,7 @@ pub fn embedded_default(table: &CoverageTable) -> Manifest {
                 .collect();
             dedup(&mut needs);
             c.needs = needs;
+            c.reuse = reuse_spec(wheel, release, nvidia_wheels);
             ids.push(c.id.clone());
             components.entry(c.id.clone()).or_insert(c);
         }
@@ -241,6 +248,60 @@ pub fn cuda_wheels<'t>(
     })
 }
 
+/// What a library on the machine must satisfy to serve an `nvidia-*` wheel of `release`: the
+/// `Requires-Dist` specifiers of every wheel that depends on it (the `onnxruntime-gpu` wheel's
+/// `cuda`/`cudnn` extras, and the other NVIDIA wheels of the closure, e.g. cuDNN's
+/// `nvidia-cublas`), all of which must hold; and, for the toolkit-versioned runtime and NVRTC,
+/// the CUDA version ONNX Runtime was built with (`build_cuda`). `versions` is left out when
+/// nothing depends on the wheel by name (a release whose extras name other distributions, such
+/// as 1.27.0's placeholders, or 1.20's none). See `docs/reuse.md`.
+pub fn reuse_spec(wheel: &WheelFile, release: &OrtRelease, closure: &[WheelFile]) -> ReuseSpec {
+    let me = normalize_name(&wheel.name);
+    let mut clauses: Vec<String> = Vec::new();
+    let mut from: Vec<String> = Vec::new();
+    let mut take = |who: String, line: &str| {
+        let Ok((name, spec)) = split_requirement(line) else {
+            return;
+        };
+        if normalize_name(&name) != me {
+            return;
+        }
+        from.push(format!("{who} Requires-Dist {}", line.trim()));
+        for c in &spec.clauses {
+            let c = c.to_string();
+            if !clauses.contains(&c) {
+                clauses.push(c);
+            }
+        }
+    };
+    for r in &release.requirements {
+        take(
+            format!("{} {}", release.wheel.name, release.version),
+            &r.requirement,
+        );
+    }
+    for other in closure.iter().filter(|w| normalize_name(&w.name) != me) {
+        for line in &other.requires_dist {
+            take(format!("{} {}", other.name, other.version), line);
+        }
+    }
+    let toolkit_versioned = matches!(
+        nvidia_kind(&wheel.name),
+        ComponentKind::CudaRuntime | ComponentKind::Nvrtc
+    );
+    let built_with = release
+        .build_cuda
+        .clone()
+        .filter(|b| toolkit_versioned && b.split('.').next() == wheel.version.split('.').next());
+    ReuseSpec {
+        sonames: Vec::new(),
+        versions: (!from.is_empty()).then(|| clauses.join(",")),
+        versions_from: (!from.is_empty()).then(|| from.join("; ")),
+        built_with,
+        never: false,
+    }
+}
+
 fn wheel_component(wheel: &WheelFile, kind: ComponentKind) -> Component {
     let files: Vec<FileEntry> = wheel
         .libraries
@@ -281,6 +342,7 @@ fn wheel_component(wheel: &WheelFile, kind: ComponentKind) -> Component {
         coverage: None,
         provides,
         needs: Vec::new(),
+        reuse: Default::default(),
     }
 }
 

@@ -52,7 +52,7 @@ pub use coverage::{
 };
 pub use embedded::{
     component_id, embedded_default, is_wheel_of, pin_offline_wheels, resolve_components,
-    variant_name, EmbeddedError, PIP_URL_SCHEME,
+    reuse_spec, variant_name, EmbeddedError, PIP_URL_SCHEME,
 };
 pub use pypi::{
     parse_report, pip_arguments, Pip, PipError, PipResolver, ResolvedWheel, WheelTarget,

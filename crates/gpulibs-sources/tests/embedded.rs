@@ -398,3 +398,84 @@ fn offline_wheels_are_pinned_by_file_name() {
         );
     }
 }
+
+#[test]
+fn each_nvidia_wheel_carries_the_range_its_dependents_state() {
+    // (component, versions, a dependent named in versions_from, built_with)
+    let m = embedded_default(CoverageTable::embedded());
+    let cases: [(&str, Option<&str>, &str, Option<&str>); 8] = [
+        (
+            "nvidia-cudnn-cu13-9.28.1.4",
+            Some("~=9.0"),
+            "onnxruntime-gpu 1.31.1 Requires-Dist nvidia-cudnn-cu13~=9.0",
+            None,
+        ),
+        (
+            "nvidia-cuda-runtime-13.5.37",
+            Some("~=13.0"),
+            "onnxruntime-gpu 1.31.1 Requires-Dist nvidia-cuda-runtime~=13.0",
+            Some("13.0"),
+        ),
+        (
+            "nvidia-cuda-nvrtc-13.5.37",
+            Some("~=13.0"),
+            "nvidia-cublas 13.10.0.20 Requires-Dist nvidia-cuda-nvrtc",
+            Some("13.0"),
+        ),
+        (
+            "nvidia-cufft-12.5.0.14",
+            Some("~=12.0"),
+            "onnxruntime-gpu 1.31.1 Requires-Dist nvidia-cufft~=12.0",
+            None,
+        ),
+        (
+            "nvidia-curand-10.4.5.25",
+            Some("~=10.0"),
+            "onnxruntime-gpu 1.31.1 Requires-Dist nvidia-curand~=10.0",
+            None,
+        ),
+        // No version range from anyone: cuDNN asks for `nvidia-cublas`, cuFFT for
+        // `nvidia-nvjitlink`, without a specifier.
+        (
+            "nvidia-cublas-13.10.0.20",
+            Some(""),
+            "nvidia-cudnn-cu13 9.28.1.4 Requires-Dist nvidia-cublas",
+            None,
+        ),
+        (
+            "nvidia-nvjitlink-13.5.37",
+            Some(""),
+            "nvidia-cufft 12.5.0.14 Requires-Dist nvidia-nvjitlink",
+            None,
+        ),
+        // CUDA 12: the newest cu12 release's extras.
+        (
+            "nvidia-cudnn-cu12-9.28.0.42",
+            Some("~=9.0"),
+            "Requires-Dist nvidia-cudnn-cu12~=9.0",
+            None,
+        ),
+    ];
+    for (id, versions, from, built) in cases {
+        let c = m
+            .components
+            .iter()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(c.reuse.versions.as_deref(), versions, "{id}");
+        let versions_from = c.reuse.versions_from.as_deref().unwrap_or_default();
+        assert!(versions_from.contains(from), "{id}: {versions_from}");
+        assert_eq!(c.reuse.built_with.as_deref(), built, "{id}");
+        assert!(c.reuse.sonames.is_empty() && !c.reuse.never, "{id}");
+    }
+    // Components with kernels (ONNX Runtime) have nothing to say about reuse.
+    let ort = m
+        .components
+        .iter()
+        .find(|c| c.id == "onnxruntime-gpu-1.31.1")
+        .unwrap();
+    assert!(ort.reuse.is_empty());
+    // And the manifest, written and read back, keeps the ranges (the schema's `reuse` table).
+    let again = parse_manifest(&to_toml(&m)).unwrap();
+    assert_eq!(again, m);
+}

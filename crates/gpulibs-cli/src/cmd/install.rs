@@ -84,7 +84,12 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let env = RootEnv::from_env();
     let root = install_root(app, &env)?;
     crate::interrupt::guard_install_root(&root);
-    let mut planned = make_plan(&args.manifest, &args.host, free_space_near(&root))?;
+    let mut planned = make_plan(
+        &args.manifest,
+        &args.host,
+        free_space_near(&root),
+        Some(&root),
+    )?;
     if let Some(dir) = &args.offline {
         pin_offline(&mut planned.manifest, dir);
     }
@@ -157,12 +162,27 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     // Trust is always said: an install from a manifest whose signature was not checked says so
     // as `plan` does, in the same words, and in the JSON.
     let warnings: Vec<Warning> = unverified(&planned.trust).into_iter().collect();
+    let explained = explained(&report, &planned);
     let mut json = serde_json::to_value(&report).unwrap_or_default();
+    if let (Some(components), Some(chosen)) = (
+        json.get_mut("components").and_then(|c| c.as_array_mut()),
+        explained,
+    ) {
+        for c in components.iter_mut() {
+            let planned_c = c
+                .get("id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| chosen.components.iter().find(|p| p.id == id));
+            if let (Some(object), Some(p)) = (c.as_object_mut(), planned_c) {
+                object.insert("why".into(), serde_json::json!(p.why));
+            }
+        }
+    }
     if let Some(object) = json.as_object_mut() {
         object.insert("trust".into(), serde_json::json!(planned.trust));
         object.insert("warnings".into(), serde_json::json!(warnings));
     }
-    let mut human = summary(&report, args.app.as_deref(), ctx.style);
+    let mut human = summary(&report, args.app.as_deref(), ctx.style, explained);
     for w in &warnings {
         human.push_str(&ctx.style.warn(&format!("warning: {w}")));
         human.push('\n');
@@ -452,7 +472,34 @@ fn verdict_of(report: &serde_json::Value, what: &str) -> Option<(bool, String)> 
     })
 }
 
-fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
+/// The candidate the install carried out (the last attempt's: its variant, reusing or not),
+/// whose components say why each comes from where it does.
+fn explained<'p>(
+    report: &InstallReport,
+    planned: &'p super::planning::Planned,
+) -> Option<&'p gpulibs_plan::ChosenVariant> {
+    let reuses = report
+        .attempts
+        .last()
+        .map(|a| a.reuses_system)
+        .unwrap_or_else(|| report.components.iter().any(|c| c.action == Action::System));
+    planned
+        .candidates
+        .iter()
+        .find(|c| c.variant == report.variant && gpulibs_plan::reuses_system(c) == reuses)
+        .or(planned
+            .plan
+            .chosen
+            .as_ref()
+            .filter(|c| c.variant == report.variant))
+}
+
+fn summary(
+    r: &InstallReport,
+    app: Option<&str>,
+    style: Style,
+    explained: Option<&gpulibs_plan::ChosenVariant>,
+) -> String {
     let mut out = String::new();
     let secs = r.elapsed_ms as f64 / 1000.0;
     if r.up_to_date {
@@ -471,7 +518,7 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
             r.release.as_deref().unwrap_or("-")
         ));
     }
-    let mut rows = vec![["component", "version", "how", "bytes"]
+    let mut rows = vec![["component", "version", "how", "why", "bytes"]
         .map(|h| Cell::styled(h, Style::dim))
         .into_iter()
         .collect::<Vec<_>>()];
@@ -485,10 +532,15 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
             Action::Stored => "already in the store".into(),
             Action::System => format!("this machine: {}", c.source),
         };
+        let why = explained
+            .and_then(|e| e.components.iter().find(|p| p.id == c.id))
+            .map(|p| super::plan::why_words(&p.why))
+            .unwrap_or_default();
         rows.push(vec![
             Cell::styled(c.id.clone(), Style::bold),
             Cell::new(c.version.clone()),
             Cell::new(how),
+            Cell::new(why),
             Cell::new(if c.bytes > 0 {
                 bytes(c.bytes)
             } else {

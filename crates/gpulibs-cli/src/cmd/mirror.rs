@@ -162,7 +162,7 @@ fn embedded(
         public_key: None,
         allow_unsigned: false,
     };
-    let planned = make_plan(&none, &args.host, None)?;
+    let planned = make_plan(&none, &args.host, None, None)?;
     let manifest = &planned.manifest;
     let variants: Vec<String> = if args.all {
         manifest.variants.iter().map(|v| v.name.clone()).collect()

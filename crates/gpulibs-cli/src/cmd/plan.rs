@@ -1,6 +1,6 @@
 //! `gpulibs plan`: which components this machine needs, and why the others were rejected.
 
-use gpulibs_plan::{human_bytes, Outcome, Source};
+use gpulibs_plan::{human_bytes, Outcome, PlannedComponent, Source, Why};
 use gpulibs_store::{install_root, RootEnv};
 use serde_json::json;
 
@@ -37,7 +37,7 @@ pub struct Args {
 pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = install_root(&args.app, &RootEnv::from_env())?;
     let free = free_space_near(&root);
-    let planned = make_plan(&args.manifest, &args.host, free)?;
+    let planned = make_plan(&args.manifest, &args.host, free, Some(&root))?;
     let plan = &planned.plan;
     let code = match (&plan.outcome, &plan.chosen) {
         (Outcome::Refused(_), _) | (_, None) => exit::NEGATIVE,
@@ -99,29 +99,64 @@ fn render(planned: &super::planning::Planned, style: Style) -> String {
     }
     if let Some(chosen) = &plan.chosen {
         out.push('\n');
-        let mut rows = vec![["component", "from", "download"]
+        let mut rows = vec![["component", "from", "why", "download"]
             .map(|h| Cell::styled(h, Style::dim))
             .into_iter()
             .collect::<Vec<_>>()];
         for c in &chosen.components {
-            let from = match &c.source {
-                Source::Archive { .. } => "manifest archive".to_string(),
-                Source::Pypi { .. } => "PyPI wheel (pip)".to_string(),
-                Source::System { paths } => format!(
-                    "this machine: {}",
-                    paths
-                        .first()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ),
-            };
             rows.push(vec![
                 Cell::styled(c.id.clone(), Style::bold),
-                Cell::new(from),
+                Cell::new(from_words(c)),
+                Cell::new(why_words(&c.why)),
                 Cell::new(human_bytes(c.download_bytes)),
             ]);
         }
         out.push_str(&table(style, &rows));
     }
     out
+}
+
+/// Where a planned component comes from, in a word or three.
+pub fn from_words(c: &PlannedComponent) -> String {
+    let base = match &c.source {
+        Source::Archive { .. } => "manifest archive",
+        Source::Pypi { .. } => "PyPI wheel (pip)",
+        Source::System { .. } => "this machine",
+    };
+    if c.in_store {
+        format!("{base}, already in the store")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Why, in one short line: `9.19.0.56 in /venv/…/cudnn/lib (publisher ~=9.0, NVIDIA cuDNN
+/// rule)` for a reused component; what prevented reuse for a downloaded one.
+pub fn why_words(why: &Why) -> String {
+    match why {
+        Why::Reused {
+            dir,
+            libraries,
+            accepted_by,
+        } => {
+            let version = libraries
+                .first()
+                .and_then(|l| l.version.clone())
+                .unwrap_or_else(|| "version unknown".into());
+            let names: Vec<&str> = accepted_by.iter().map(|c| c.name.as_str()).collect();
+            format!("{version} in {} ({})", dir.display(), names.join(", "))
+        }
+        Why::ReuseOff => "reuse is off (--no-reuse)".into(),
+        Why::CarriesKernels => "carries GPU kernels (never reused)".into(),
+        Why::NeverReused => "the manifest says never to reuse it".into(),
+        Why::NothingToMatch => "no SONAME to look for".into(),
+        Why::NotFound { soname } => format!("{soname} not on this machine"),
+        Why::Incomplete { dir, missing } => format!("{} lacks {missing}", dir.display()),
+        Why::Refused {
+            path, name, detail, ..
+        } => format!("{} refused by {name}: {detail}", path.display()),
+        Why::RangeUnreadable { versions, error } => {
+            format!("reuse.versions `{versions}` unreadable: {error}")
+        }
+    }
 }

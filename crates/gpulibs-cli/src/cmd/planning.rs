@@ -2,6 +2,7 @@
 //! embedded default), checking its signature, making a URL manifest's relative archive URLs
 //! absolute, describing this machine, and calling the planner.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use gpulibs_detect::{detect, ComputeCapability, CudaVersion, DetectOptions};
@@ -291,10 +292,28 @@ fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<(Host, Option<S
     Ok((host, None))
 }
 
+/// The archives of `manifest` already in the store of the install root at `root` (read only;
+/// a root that does not exist or cannot be read yields none: the install finds out itself).
+pub fn stored_archives(manifest: &Manifest, root: Option<&Path>) -> BTreeSet<String> {
+    let Some(Ok(Some(store))) = root.map(gpulibs_store::Store::open_existing) else {
+        return BTreeSet::new();
+    };
+    manifest
+        .components
+        .iter()
+        .map(|c| &c.archive.sha256)
+        .filter(|sha| store.has_component(sha))
+        .cloned()
+        .collect()
+}
+
+/// Reads the manifest, describes the host, scans the machine (unless `--no-reuse`) and plans.
+/// `store_root`: the install root whose store is asked which archives it already holds.
 pub fn make_plan(
     m: &ManifestArgs,
     h: &HostArgs,
     free_disk_bytes: Option<u64>,
+    store_root: Option<&Path>,
 ) -> Result<Planned, CliError> {
     let Loaded {
         manifest,
@@ -313,6 +332,7 @@ pub fn make_plan(
         reuse_system: !h.no_reuse,
         allow_unsigned: m.allow_unsigned,
         cpu_only: h.cpu,
+        stored_archives: stored_archives(&manifest, store_root),
         ..Policy::default()
     };
     let plan = plan_with_trust(&host, &manifest, &trust, &system, &policy);
