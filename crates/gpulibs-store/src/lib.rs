@@ -47,6 +47,7 @@ mod fsx;
 mod owner;
 mod record;
 mod reuse;
+mod shared;
 mod status;
 mod store;
 pub mod unpack;
@@ -63,11 +64,12 @@ pub use record::{
     DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
     SystemLibrarySpec, VerificationRecord, VerificationState, RECORD_SCHEMA_VERSION,
 };
+pub use shared::{FetchLock, Lease, STORE_ENV};
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{
-    check_app_name, install_root, is_library_name, seed_info_path, ArchiveCheck, FaultPoint,
-    GcReport, InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store, StoredComponent,
-    ZipListedMembers, ZipStream, DEFAULT_APP, HOME_ENV,
+    check_app_name, install_root, is_library_name, seed_info_path, store_home, ArchiveCheck,
+    FaultPoint, GcReport, InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store,
+    StoredComponent, ZipListedMembers, ZipStream, DEFAULT_APP, HOME_ENV,
 };
 pub use unpack::{
     unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,
