@@ -208,8 +208,9 @@ pub(crate) fn register(home: &Path, root: &Path) -> Result<()> {
 }
 
 /// Drops `root`'s registration (`remove`).
-pub(crate) fn unregister(home: &Path, root: &Path) -> Result<()> {
+pub(crate) fn unregister(home: &Path, root: &Path, usage: &mut DiskUsage) -> Result<()> {
     let path = registration_path(home, &canonical_root(root));
+    usage.add_tree(&path);
     match fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

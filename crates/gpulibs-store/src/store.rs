@@ -1197,7 +1197,7 @@ impl<'s> InstallLock<'s> {
         let not_store: Vec<&owner::Listed> =
             listing.iter().filter(|e| !store_entry(&e.name)).collect();
         remove_own(&root, &not_store, &mut usage, &mut report.kept)?;
-        shared::unregister(&self.store.home, &root)?;
+        shared::unregister(&self.store.home, &root, &mut usage)?;
         let refs = self
             .store
             .collect_shared(&mut usage, &mut report.removed_components)?;
@@ -1224,10 +1224,12 @@ impl<'s> InstallLock<'s> {
                 remove_own(&root, &store, &mut usage, &mut report.kept)?;
             }
         }
-        report.freed_bytes = usage.freed();
         report.removed_components.sort();
-        remove_any(&root.join(ROOT_MARKER))?;
-        remove_any(&root.join(LOCK))?;
+        for last in [ROOT_MARKER, LOCK] {
+            usage.add_tree(&root.join(last));
+            remove_any(&root.join(last))?;
+        }
+        report.freed_bytes = usage.freed();
         drop(self);
         report.kept.sort();
         // Another process may have queued on the lock and recreated it; then it stays.

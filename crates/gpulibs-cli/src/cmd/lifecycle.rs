@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_install::health;
 use gpulibs_store::{
-    env_for, install_root, EnvFormat, HostSummary, InstallLock, RootEnv, Store, StoreError,
-    DEFAULT_APP,
+    env_for, install_root, store_home, EnvFormat, HostSummary, InstallLock, RootEnv, Store,
+    StoreError, DEFAULT_APP,
 };
 use serde_json::json;
 
@@ -26,6 +26,11 @@ impl RootArgs {
     fn root(&self) -> Result<PathBuf, CliError> {
         Ok(install_root(&self.app, &RootEnv::from_env())?)
     }
+
+    /// The home of the component store this root shares with other apps.
+    fn store_home(&self) -> Result<PathBuf, CliError> {
+        Ok(store_home(&RootEnv::from_env())?)
+    }
 }
 
 /// A root that exists, opened to read it (nothing written); `None` when it does not exist or
@@ -34,11 +39,11 @@ fn existing_store(root: &Path) -> Result<Option<Store>, CliError> {
     Ok(Store::open_existing(root)?)
 }
 
-/// [`existing_store`], opened to change it: an earlier gpulibs' root without the marker is
-/// adopted (gets the marker) first.
-fn existing_store_to_change(root: &Path) -> Result<Option<Store>, CliError> {
+/// [`existing_store`], opened to change it, with its components in the shared store at
+/// `home`: an earlier gpulibs' root without the marker is adopted (gets the marker) first.
+fn existing_store_to_change(root: &Path, home: &Path) -> Result<Option<Store>, CliError> {
     match Store::open_existing(root)? {
-        Some(_) => Ok(Some(Store::open(root)?)),
+        Some(_) => Ok(Some(Store::open_in(root, home)?)),
         None => Ok(None),
     }
 }
@@ -176,7 +181,8 @@ pub struct RollbackArgs {
 
 pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root, &args.root.store_home()?)?
+        .ok_or_else(|| nothing_installed(&root))?;
     let lock = lock(&store, args.no_wait)?;
     let record = lock.rollback().map_err(|e| match e {
         e @ StoreError::NoPrevious { .. } => {
@@ -216,7 +222,8 @@ pub struct GcArgs {
 
 pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root, &args.root.store_home()?)?
+        .ok_or_else(|| nothing_installed(&root))?;
     let report = lock(&store, args.no_wait)?.gc(args.keep)?;
     let s = ctx.style;
     let mut human = format!(
@@ -232,6 +239,19 @@ pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     }
     for sha in &report.removed_components {
         human.push_str(&format!("  {} {sha}\n", s.dim("component")));
+    }
+    human.push_str(&shared_store_lines(
+        s,
+        &report.kept_for_others,
+        &report.other_roots,
+        &report.unreadable_roots,
+    ));
+    for r in &report.dropped_roots {
+        human.push_str(&format!(
+            "  {} {} (it no longer exists)\n",
+            s.dim("forgot   "),
+            r.display()
+        ));
     }
     Ok(CmdOutcome {
         json: serde_json::to_value(&report).unwrap_or_default(),
@@ -258,7 +278,7 @@ pub struct RemoveArgs {
 
 pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let Some(store) = existing_store_to_change(&root)? else {
+    let Some(store) = existing_store_to_change(&root, &args.root.store_home()?)? else {
         return Ok(CmdOutcome {
             json: json!({ "root": root, "removed": false }),
             human: format!("nothing is installed under {}\n", root.display()),
@@ -295,6 +315,19 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
     for p in &report.kept {
         human.push_str(&format!("  {} {}\n", s.warn("kept"), p.display()));
     }
+    if !report.removed_components.is_empty() {
+        human.push_str(&format!(
+            "{} {} component(s) no other app uses from the shared store\n",
+            s.good("removed"),
+            report.removed_components.len()
+        ));
+    }
+    human.push_str(&shared_store_lines(
+        s,
+        &report.kept_for_others,
+        &[],
+        &report.unreadable_roots,
+    ));
     if let Some(p) = &report.seed_info_removed {
         human.push_str(&format!("{} {}\n", s.good("removed"), p.display()));
     }
@@ -310,6 +343,43 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         human,
         code: exit::OK,
     })
+}
+
+/// What `gc` and `remove` left in the shared store for other apps, and why.
+fn shared_store_lines(
+    s: crate::style::Style,
+    kept_for_others: &[String],
+    other_roots: &[PathBuf],
+    unreadable: &[PathBuf],
+) -> String {
+    let mut out = String::new();
+    if !kept_for_others.is_empty() {
+        out.push_str(&format!(
+            "{} {} component(s) another app's install still uses\n",
+            s.warn("kept"),
+            kept_for_others.len()
+        ));
+    }
+    if !other_roots.is_empty() {
+        out.push_str(&format!(
+            "  {} {}\n",
+            s.dim("shared with"),
+            other_roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for r in unreadable {
+        out.push_str(&format!(
+            "{} {} uses the shared store but could not be read; no shared component was \
+             deleted (make it readable, or remove it, and run `gpulibs gc` again)\n",
+            s.warn("kept"),
+            r.display()
+        ));
+    }
+    out
 }
 
 /// The environment an app needs to load the active install.
