@@ -522,9 +522,12 @@ fn install_candidate(
         .map_err(store_err("recording the components this install uses"))?;
     // One install downloads into the shared store at a time: an app that waited here finds
     // what the other stored, and fetches only what is still missing.
-    let fetch_lock = store
-        .fetch_lock(|| progress(&Event::WaitingForLock { pid: None }))
-        .map_err(store_err("taking the store's download lock"))?;
+    let fetch_lock = if req.wait_for_lock {
+        store.fetch_lock(|| progress(&Event::WaitingForLock { pid: None }))
+    } else {
+        store.try_fetch_lock()
+    }
+    .map_err(store_err("taking the store's download lock"))?;
 
     // What is missing from the store (one fetch per distinct archive).
     let mut seen = BTreeSet::new();

@@ -80,6 +80,31 @@ impl FileLock {
     }
 }
 
+impl FileLock {
+    /// Takes the lock on `path` (created if missing) if nobody holds it; `None` if somebody
+    /// does.
+    pub(crate) fn try_take(path: &Path) -> Result<Option<Self>> {
+        let mut waited = false;
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(path)
+            .map_err(io_err("opening lock file", path))?;
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => waited = true,
+            Err(e) => return Err(io_err("locking", path)(e.into())),
+        }
+        Ok((!waited).then_some(Self { file }))
+    }
+}
+
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = rustix::fs::flock(&self.file, FlockOperation::Unlock);

@@ -658,6 +658,15 @@ impl Store {
         FileLock::take(&self.home.join(shared::FETCH_LOCK), on_wait).map(FetchLock::new)
     }
 
+    /// [`Store::fetch_lock`], failing at once with [`StoreError::Locked`] while another
+    /// install downloads (`--no-wait`).
+    pub fn try_fetch_lock(&self) -> Result<FetchLock> {
+        let path = self.home.join(shared::FETCH_LOCK);
+        FileLock::try_take(&path)?
+            .map(FetchLock::new)
+            .ok_or(StoreError::Locked { path, pid: None })
+    }
+
     /// Removes the store's leftovers of interrupted runs: staging directories of processes
     /// that are gone (or, with `own`, of this process, for its interrupt handler) and, with
     /// the store lock held (`own` false), trash directories of an interrupted deletion.
