@@ -470,3 +470,68 @@ fn a_root_with_its_own_store_keeps_working_and_its_store_is_collected_locally() 
     assert_eq!(removed["root_removed"], true, "{removed}");
     assert_works(&w, "b", &ort_payload);
 }
+
+#[test]
+fn an_interrupted_download_of_one_app_is_resumed_by_another() {
+    let w = World::new();
+    let (v1, _, _) = w.release(1);
+    run_ok(&mut w.install("a", &v1));
+    // extra 4: 1.5 MB, served slowly.
+    let payload = noise(1_500_000, 7);
+    let extra = w.serve(
+        "extra",
+        "4.0",
+        "extra-4.tar.zst",
+        lib_archive("libextra.so.1", &payload),
+    );
+    let v4 = w.manifest("v4.toml", "4.0", &[w.ort(), extra.clone()]);
+    w.server.set_default(
+        "extra-4.tar.zst",
+        Reply::trickle(16 * 1024, std::time::Duration::from_millis(10)),
+    );
+    let home = w.data().join("gpulibs");
+    let partial = home
+        .join("downloads")
+        .join(format!("{}.partial", extra.sha256));
+    let staging = || -> Vec<String> {
+        std::fs::read_dir(w.store())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    };
+    let mut child = w
+        .install("a", &v4)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000) && !staging().is_empty()) {
+        assert!(child.try_wait().unwrap().is_none(), "install ended early");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    // Its staging directory and its lease are gone from the shared store; the partial stays.
+    assert_eq!(staging(), Vec::<String>::new());
+    assert_eq!(std::fs::read_dir(home.join("leases")).unwrap().count(), 0);
+    assert!(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0));
+
+    // App b installs the same release: it resumes a's download with a range request.
+    w.server.set_default("extra-4.tar.zst", Reply::Serve);
+    w.server.clear_log();
+    run_ok(&mut w.install("b", &v4));
+    let requests = w.server.requests("extra-4.tar.zst");
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.range_start.is_some_and(|s| s > 0)),
+        "b resumed the partial a left"
+    );
+    assert_works(&w, "b", &noise(1 << 20, 1));
+}

@@ -184,6 +184,19 @@ pub(crate) fn write_lease(home: &Path, root: &Path, components: &[String]) -> Re
     })
 }
 
+/// Removes this process's lease files (its interrupt handler: the process is ending).
+pub(crate) fn remove_own_leases(home: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}-", std::process::id());
+    let mut removed = Vec::new();
+    for path in list_files(&home.join(LEASES_DIR)).unwrap_or_default() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(&prefix) && fs::remove_file(&path).is_ok() {
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// What every registered root and every live lease uses: what a deletion in the store must
 /// keep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -638,9 +638,21 @@ impl Store {
         if holder.trim().parse::<u32>().ok() != Some(std::process::id()) {
             return Ok(Vec::new());
         }
-        let store = Self::existing(root);
+        Self::clean_after_interrupt_in(root, root)
+    }
+
+    /// [`Store::clean_after_interrupt`] for a root whose components are in the store at
+    /// `home`: also removes this process's staging directories and leases there (both would
+    /// be found stale by the next user of the store; this just does it now).
+    pub fn clean_after_interrupt_in(root: &Path, home: &Path) -> Result<Vec<PathBuf>> {
+        let holder = fs::read_to_string(root.join(LOCK)).unwrap_or_default();
+        if holder.trim().parse::<u32>().ok() != Some(std::process::id()) {
+            return Ok(Vec::new());
+        }
+        let store = Self::existing(root).with_store_home(home);
         let mut cleaned = store.clean_temporaries()?;
         cleaned.extend(store.clean_store_temporaries(true)?);
+        cleaned.extend(shared::remove_own_leases(home));
         Ok(cleaned)
     }
 
