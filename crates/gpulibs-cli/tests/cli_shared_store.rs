@@ -508,7 +508,9 @@ fn an_interrupted_download_of_one_app_is_resumed_by_another() {
         .spawn()
         .unwrap();
     let started = std::time::Instant::now();
-    while !(std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000) && !staging().is_empty()) {
+    let in_progress =
+        || std::fs::metadata(&partial).is_ok_and(|m| m.len() > 100_000) && !staging().is_empty();
+    while !in_progress() {
         assert!(child.try_wait().unwrap().is_none(), "install ended early");
         assert!(started.elapsed() < std::time::Duration::from_secs(30));
         std::thread::sleep(std::time::Duration::from_millis(10));
