@@ -17,7 +17,9 @@ use crate::{Context, Outcome as CmdOutcome};
 /// Which install root.
 #[derive(Debug, clap::Args)]
 pub struct RootArgs {
-    /// Application name: the root is `$XDG_DATA_HOME/NAME/gpu-libs` (or `GPULIBS_HOME`).
+    /// Application name: the root is `$XDG_DATA_HOME/NAME/gpu-libs` (or `GPULIBS_HOME`); the
+    /// components every app shares are in `$XDG_DATA_HOME/gpulibs/store` (or
+    /// `GPULIBS_STORE/store`; inside `GPULIBS_HOME` when only that is set).
     #[arg(long, default_value = DEFAULT_APP, value_name = "NAME")]
     app: String,
 }
