@@ -528,6 +528,39 @@ mod tests {
                 foreign(&["current"]),
             ),
             (
+                "a self-contained root: the store's registry, leases and locks are gpulibs'",
+                {
+                    let mut v = legacy();
+                    v.push(d(
+                        "roots",
+                        vec![
+                            f("0123456789abcdef0123456789abcdef.json"),
+                            f("0123456789abcdef0123456789abcdef.json.tmp-77"),
+                        ],
+                    ));
+                    v.push(d("leases", vec![f("4242-0.json")]));
+                    v.push(f("store.lock"));
+                    v.push(f("fetch.lock"));
+                    v
+                },
+                Ownership::Adoptable,
+            ),
+            (
+                "other names in roots/ and leases/ are not",
+                {
+                    let mut v = legacy();
+                    v.push(d("roots", vec![f("notes.json"), f("ab.json.tmp-x")]));
+                    v.push(d("leases", vec![f("mine.json"), d("1-2.json", vec![])]));
+                    v
+                },
+                foreign(&[
+                    "leases/1-2.json",
+                    "leases/mine.json",
+                    "roots/ab.json.tmp-x",
+                    "roots/notes.json",
+                ]),
+            ),
+            (
                 "a file in store/ that is no component",
                 {
                     let mut v = legacy();
