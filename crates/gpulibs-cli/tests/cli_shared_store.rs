@@ -537,3 +537,17 @@ fn an_interrupted_download_of_one_app_is_resumed_by_another() {
     );
     assert_works(&w, "b", &noise(1 << 20, 1));
 }
+
+#[test]
+fn status_names_the_shared_store() {
+    let w = World::new();
+    let (v1, _, _) = w.release(1);
+    run_ok(&mut w.install("a", &v1));
+    let human = run_ok(w.gpulibs().args(["status", "--app", "a"]));
+    assert!(
+        human.contains(&format!("store   {}", w.store().display())),
+        "{human}"
+    );
+    let json = json_of(w.gpulibs().args(["status", "--app", "a"]));
+    assert_eq!(json["store"], serde_json::json!(w.store()), "{json}");
+}

@@ -125,6 +125,9 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
             })?;
         verified = Some(verdict);
     }
+    // Where new components go (shared by every app); a root made before the store was shared
+    // also keeps its own `store/` for its older generations.
+    let components = args.root.store_home()?.join("store");
     let (health, record) = match existing_store(&root)? {
         Some(store) => (health(&store, &host)?, store.current()?),
         None => (gpulibs_install::judge(None, &host, Vec::new()), None),
@@ -152,20 +155,28 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
     }
     if let Some(r) = &record {
         human.push_str(&format!(
-            "{} {} (release {}, installed {})\n{} {}\n",
+            "{} {} (release {}, installed {})\n{} {}\n{} {}\n",
             s.dim("variant"),
             r.variant,
             r.release.as_deref().unwrap_or("-"),
             r.installed_at,
             s.dim("root   "),
-            root.display()
+            root.display(),
+            s.dim("store  "),
+            components.display()
         ));
         for p in &health.problems {
             human.push_str(&format!("  {} {p}\n", s.bad("missing:")));
         }
     }
     Ok(CmdOutcome {
-        json: json!({ "root": root, "health": health, "install": record, "verified": verified }),
+        json: json!({
+            "root": root,
+            "store": components,
+            "health": health,
+            "install": record,
+            "verified": verified
+        }),
         human,
         code: if health.ok { exit::OK } else { exit::NEGATIVE },
     })
