@@ -246,3 +246,34 @@ fn remove_of_a_self_contained_root_keeps_its_store_while_another_root_uses_it() 
         .is_empty());
     assert!(b.has_component(&c.spec.sha256));
 }
+
+#[test]
+fn a_store_on_another_file_system_is_linked_by_absolute_symlinks_and_kept_for_them() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let other_fs = match tempfile::tempdir_in("/dev/shm") {
+        Ok(d)
+            if fs::metadata(d.path()).unwrap().dev() != fs::metadata(tmp.path()).unwrap().dev() =>
+        {
+            d
+        }
+        _ => {
+            eprintln!("skipped: /dev/shm is not another file system here");
+            return;
+        }
+    };
+    let home = other_fs.path().join("home");
+    let a = Store::open_in(tmp.path().join("a"), &home).unwrap();
+    let (c, o) = (cuda(500), ort("x", 500));
+    let r = install(&a, &[&c, &o], &spec("x", &[&c, &o], &[86])).unwrap();
+    let lib = a.install_dir(&r.id).join("lib/libcudart.so.12.9.79");
+    let target = fs::read_link(&lib).expect("EXDEV: a symlink, not a hard link");
+    assert!(target.is_absolute(), "{target:?}");
+    assert!(target.starts_with(home.join("store").join(&c.spec.sha256)));
+    assert!(a.check_install(&r.id).unwrap().is_empty());
+    assert!(activate_at(a.root()).is_ok());
+    // The generation needs the store's files: gc keeps them while it exists.
+    let gc = a.try_lock().unwrap().gc(0).unwrap();
+    assert!(gc.removed_components.is_empty(), "{gc:?}");
+    assert!(fs::read(&lib).is_ok());
+}
