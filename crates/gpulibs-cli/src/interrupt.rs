@@ -20,7 +20,8 @@ use std::sync::Mutex;
 /// What the signal thread cleans.
 struct Registry {
     tmp: Option<PathBuf>,
-    install_roots: Vec<PathBuf>,
+    /// Install roots and the homes of their component stores.
+    install_roots: Vec<(PathBuf, PathBuf)>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -147,9 +148,12 @@ fn sweep_stale(parent: &Path) {
     }
 }
 
-/// Cleans `root`'s temporaries if the process is interrupted while it holds the install lock.
-pub fn guard_install_root(root: &Path) {
-    lock().install_roots.push(root.to_path_buf());
+/// Cleans `root`'s temporaries, and this process's in the component store at `home`, if the
+/// process is interrupted while it holds the install lock.
+pub fn guard_install_root(root: &Path, home: &Path) {
+    lock()
+        .install_roots
+        .push((root.to_path_buf(), home.to_path_buf()));
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Registry> {
@@ -161,8 +165,8 @@ fn clean_up() {
     // The main thread keeps running meanwhile and may create a file in a directory being
     // removed: a few passes get what it adds.
     for _ in 0..3 {
-        for root in &registry.install_roots {
-            let _ = gpulibs_store::Store::clean_after_interrupt(root);
+        for (root, home) in &registry.install_roots {
+            let _ = gpulibs_store::Store::clean_after_interrupt_in(root, home);
         }
         if let Some(dir) = &registry.tmp {
             let _ = std::fs::remove_dir_all(dir);

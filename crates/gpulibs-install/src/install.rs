@@ -26,8 +26,9 @@ use serde::Serialize;
 use crate::attempts::{self, Attempt, AttemptResult, WhyCpu};
 use crate::error::{ComponentError, InstallError};
 
-/// Directory under the root where downloads in progress (`<sha256>.partial`) live, so an
-/// interrupted run resumes. Emptied after every successful install.
+/// Directory under the store's home (`gpulibs_store::store_home`; the root itself for a
+/// self-contained root) where downloads in progress (`<sha256>.partial`) live, so an
+/// interrupted run, of this app or another, resumes. Emptied after every successful fetch.
 pub const DOWNLOADS_DIR: &str = "downloads";
 
 /// Runs the installed libraries before they are activated. The CLI adapts `gpulibs-verify` to
@@ -58,6 +59,10 @@ pub struct InstallRequest<'a> {
     pub plan: &'a Plan,
     /// The install root (`gpulibs_store::install_root`).
     pub root: PathBuf,
+    /// The home of the component store shared with other apps (`gpulibs_store::store_home`):
+    /// components in `<it>/store`, partial downloads in `<it>/downloads`. `None`: the root
+    /// keeps its own (`<root>/store`, `<root>/downloads`).
+    pub store_home: Option<PathBuf>,
     /// The app name recorded in the install.
     pub app: String,
     /// Install from this directory instead of the network.
@@ -112,6 +117,7 @@ impl<'a> InstallRequest<'a> {
             manifest,
             plan,
             root,
+            store_home: None,
             app: app.into(),
             offline_dir: None,
             jobs: 4,
@@ -300,7 +306,9 @@ pub fn install(
             return Err(InstallError::NoOfflineDir { path: dir.clone() });
         }
     }
-    let mut store = Store::open(&req.root).map_err(store_err("opening the install root"))?;
+    let home = req.store_home.clone().unwrap_or_else(|| req.root.clone());
+    let mut store =
+        Store::open_in(&req.root, home).map_err(store_err("opening the install root"))?;
     if let Some(hook) = &req.step_hook {
         store = store.with_step_hook(hook.clone());
     }
@@ -503,6 +511,24 @@ fn install_candidate(
         }
     }
 
+    // The components this generation will link stay in the shared store, whatever another
+    // app's gc does, until the generation (whose record names them) exists.
+    let wanted: Vec<String> = ids
+        .iter()
+        .map(|id| component(&manifest, id).map(|c| c.archive.sha256.clone()))
+        .collect::<Result<_, _>>()?;
+    let _lease = lock
+        .lease(&wanted)
+        .map_err(store_err("recording the components this install uses"))?;
+    // One install downloads into the shared store at a time: an app that waited here finds
+    // what the other stored, and fetches only what is still missing.
+    let fetch_lock = if req.wait_for_lock {
+        store.fetch_lock(|| progress(&Event::WaitingForLock { pid: None }))
+    } else {
+        store.try_fetch_lock()
+    }
+    .map_err(store_err("taking the store's download lock"))?;
+
     // What is missing from the store (one fetch per distinct archive).
     let mut seen = BTreeSet::new();
     let missing: Vec<String> = ids
@@ -587,6 +613,9 @@ fn install_candidate(
             source,
         });
     }
+    // Every artifact is stored: nothing in the shared downloads is worth resuming.
+    clean_downloads(&store.downloads_dir());
+    drop(fetch_lock);
 
     // Build the new generation from the store.
     let components: Vec<&Component> = ids
@@ -669,7 +698,6 @@ fn install_candidate(
         install_id: &record.id,
     });
     let seed_receipt = write_receipt(lock, req)?;
-    clean_downloads(&req.root.join(DOWNLOADS_DIR));
 
     let mut outcomes: Vec<ComponentOutcome> = components
         .iter()
@@ -874,7 +902,7 @@ fn fetch_jobs(
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<Vec<FetchResult>, InstallError> {
     let mut opts = req.fetch.clone();
-    opts.partial_dir = req.root.join(DOWNLOADS_DIR);
+    opts.partial_dir = lock.store().downloads_dir();
     opts.offline_dir = req.offline_dir.clone();
     opts.keep_verified = false;
     let setup = |e| InstallError::Fetch {

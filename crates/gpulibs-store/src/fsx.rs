@@ -204,35 +204,6 @@ pub(crate) fn read_link_opt(path: &Path) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Removes a directory tree by renaming it aside first, so an interrupted removal never leaves
-/// a half-deleted directory under a name that readers trust.
-pub(crate) fn remove_tree_aside(path: &Path, trash_name: &str) -> Result<u64> {
-    let trash = parent(path).join(trash_name);
-    fs::rename(path, &trash).map_err(io_err("moving aside", path))?;
-    let bytes = tree_size(&trash);
-    fs::remove_dir_all(&trash).map_err(io_err("removing", &trash))?;
-    Ok(bytes)
-}
-
-/// Sum of regular-file sizes below `path` (symlinks not followed); best effort, for reports.
-pub(crate) fn tree_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(rd) = fs::read_dir(&p) {
-                stack.extend(rd.flatten().map(|e| e.path()));
-            }
-        } else if meta.is_file() {
-            total += meta.len();
-        }
-    }
-    total
-}
-
 pub(crate) fn parent(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

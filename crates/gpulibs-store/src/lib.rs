@@ -1,7 +1,9 @@
 //! The install root.
 //!
 //! Owns: the on-disk layout under the XDG data directory (`$XDG_DATA_HOME/<app>/gpu-libs`, or
-//! `GPULIBS_HOME`), the content-addressed component store, safe unpacking of tar streams and
+//! `GPULIBS_HOME`), the content-addressed component store shared by every app root of a user
+//! (`$XDG_DATA_HOME/gpulibs/store`, or `GPULIBS_STORE`; see [`store_home`]) with its registry
+//! of roots, leases and locks, safe unpacking of tar streams and
 //! wheels, atomic activation by renaming `current`, the install lock, the install records,
 //! rollback, garbage collection and removal; what an app needs to load the active install
 //! (`gpulibs env` formats and [`activate`]); and whether the active install still fits this GPU
@@ -9,7 +11,7 @@
 //!
 //! Must not touch: the network (bytes arrive from `gpulibs-fetch` as a `Read` or a verified
 //! file), planning decisions (`gpulibs-plan` says which components), or anything outside the
-//! install root — with one opt-in exception: the seed-compatible receipt
+//! install root and the store's home — with one opt-in exception: the seed-compatible receipt
 //! `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, written only by
 //! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since. Libraries
 //! an install reuses from the machine ([`InstallSpec::system_libraries`]) are read (hashed when
@@ -47,6 +49,7 @@ mod fsx;
 mod owner;
 mod record;
 mod reuse;
+mod shared;
 mod status;
 mod store;
 pub mod unpack;
@@ -63,11 +66,12 @@ pub use record::{
     DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
     SystemLibrarySpec, VerificationRecord, VerificationState, RECORD_SCHEMA_VERSION,
 };
+pub use shared::{FetchLock, Lease, STORE_ENV};
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{
-    check_app_name, install_root, is_library_name, seed_info_path, ArchiveCheck, FaultPoint,
-    GcReport, InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store, StoredComponent,
-    ZipListedMembers, ZipStream, DEFAULT_APP, HOME_ENV,
+    check_app_name, install_root, is_library_name, seed_info_path, store_home, ArchiveCheck,
+    FaultPoint, GcReport, InstallLock, RemoveReport, RootEnv, Stager, StepHook, Store,
+    StoredComponent, ZipListedMembers, ZipStream, DEFAULT_APP, HOME_ENV,
 };
 pub use unpack::{
     unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,

@@ -63,6 +63,10 @@ pub(crate) enum RootEntry {
     Installs,
     /// `downloads/`: partial downloads.
     Downloads,
+    /// `roots/`: the registrations of the roots using a store whose home is this root.
+    Roots,
+    /// `leases/`: components installs in progress are about to link.
+    Leases,
     /// `current`, `previous`, `lock`, `seed-info.json`, `measurements.json`, the marker, and
     /// the temporary names gpulibs writes them through.
     Plain,
@@ -71,8 +75,26 @@ pub(crate) enum RootEntry {
 const STORE: &str = "store";
 const INSTALLS: &str = "installs";
 const DOWNLOADS: &str = "downloads";
+const ROOTS: &str = "roots";
+const LEASES: &str = "leases";
 /// Files gpulibs writes into the root (besides the marker).
-const ROOT_FILES: [&str; 3] = ["lock", "seed-info.json", "measurements.json"];
+const ROOT_FILES: [&str; 5] = [
+    "lock",
+    "seed-info.json",
+    "measurements.json",
+    "store.lock",
+    "fetch.lock",
+];
+/// What a component store's home holds; in a self-contained root (the store's home is the
+/// root) these are the store's, which other roots may use too.
+pub(crate) const STORE_HOME_ENTRIES: [&str; 6] =
+    [STORE, DOWNLOADS, ROOTS, LEASES, "store.lock", "fetch.lock"];
+
+/// Whether `name` under a root is one of the component store's entries
+/// ([`STORE_HOME_ENTRIES`]).
+pub(crate) fn is_store_home_entry(name: &str) -> bool {
+    STORE_HOME_ENTRIES.contains(&name)
+}
 /// Links gpulibs makes in the root.
 const ROOT_LINKS: [&str; 2] = ["current", "previous"];
 
@@ -100,6 +122,8 @@ pub(crate) fn root_entry(name: &str, kind: Kind) -> Option<RootEntry> {
         (STORE, Kind::Dir) => Some(RootEntry::Store),
         (INSTALLS, Kind::Dir) => Some(RootEntry::Installs),
         (DOWNLOADS, Kind::Dir) => Some(RootEntry::Downloads),
+        (ROOTS, Kind::Dir) => Some(RootEntry::Roots),
+        (LEASES, Kind::Dir) => Some(RootEntry::Leases),
         (n, Kind::Symlink) if ROOT_LINKS.contains(&n) => Some(RootEntry::Plain),
         (n, Kind::File) if ROOT_FILES.contains(&n) || n == ROOT_MARKER => Some(RootEntry::Plain),
         (n, Kind::File | Kind::Symlink) if is_root_temp(n) => Some(RootEntry::Plain),
@@ -137,6 +161,21 @@ pub(crate) fn own_child(parent: RootEntry, entry: &Listed) -> bool {
                     .any(|c| c.name == "install.json" && c.kind == Kind::File)
                 && names().all(|n| n == "install.json" || n == "lib")
         }
+        (RootEntry::Roots, Kind::File) => {
+            // `<hex>.json`, or its temporary `<hex>.json.tmp-<pid>`.
+            let Some((stem, rest)) = entry.name.split_once(".json") else {
+                return false;
+            };
+            !stem.is_empty()
+                && stem.bytes().all(|b| b.is_ascii_hexdigit())
+                && (rest.is_empty()
+                    || rest.strip_prefix(".tmp-").is_some_and(|pid| {
+                        !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+                    }))
+        }
+        (RootEntry::Leases, Kind::File) => entry.name.strip_suffix(".json").is_some_and(|stem| {
+            !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        }),
         (RootEntry::Downloads, Kind::File) => {
             entry.name.len() >= 64
                 && entry.name.is_char_boundary(64)
@@ -279,7 +318,13 @@ pub(crate) fn list_root(root: &Path) -> Result<Vec<Listed>> {
     for e in &mut listing {
         if matches!(
             root_entry(&e.name, e.kind),
-            Some(RootEntry::Store | RootEntry::Installs | RootEntry::Downloads)
+            Some(
+                RootEntry::Store
+                    | RootEntry::Installs
+                    | RootEntry::Downloads
+                    | RootEntry::Roots
+                    | RootEntry::Leases
+            )
         ) {
             e.children = list(&root.join(&e.name), 1)?;
         }
@@ -481,6 +526,39 @@ mod tests {
                 "`current` as a directory is not gpulibs' link",
                 vec![d("current", vec![])],
                 foreign(&["current"]),
+            ),
+            (
+                "a self-contained root: the store's registry, leases and locks are gpulibs'",
+                {
+                    let mut v = legacy();
+                    v.push(d(
+                        "roots",
+                        vec![
+                            f("0123456789abcdef0123456789abcdef.json"),
+                            f("0123456789abcdef0123456789abcdef.json.tmp-77"),
+                        ],
+                    ));
+                    v.push(d("leases", vec![f("4242-0.json")]));
+                    v.push(f("store.lock"));
+                    v.push(f("fetch.lock"));
+                    v
+                },
+                Ownership::Adoptable,
+            ),
+            (
+                "other names in roots/ and leases/ are not",
+                {
+                    let mut v = legacy();
+                    v.push(d("roots", vec![f("notes.json"), f("ab.json.tmp-x")]));
+                    v.push(d("leases", vec![f("mine.json"), d("1-2.json", vec![])]));
+                    v
+                },
+                foreign(&[
+                    "leases/1-2.json",
+                    "leases/mine.json",
+                    "roots/ab.json.tmp-x",
+                    "roots/notes.json",
+                ]),
             ),
             (
                 "a file in store/ that is no component",

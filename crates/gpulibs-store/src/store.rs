@@ -20,6 +20,7 @@ use crate::record::{
     SeedPackageInfo, RECORD_SCHEMA_VERSION,
 };
 use crate::reuse;
+use crate::shared::{self, DiskUsage, FetchLock, FileLock, Lease};
 use crate::unpack::{
     self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember,
 };
@@ -29,7 +30,7 @@ pub const DEFAULT_APP: &str = "gpulibs";
 /// Environment variable naming the install root itself (tests, unusual layouts).
 pub const HOME_ENV: &str = "GPULIBS_HOME";
 
-const STORE_DIR: &str = "store";
+use crate::shared::STORE_DIR;
 const INSTALLS_DIR: &str = "installs";
 const CURRENT: &str = "current";
 const PREVIOUS: &str = "previous";
@@ -46,6 +47,8 @@ const TRASH_PREFIX: &str = ".trash-";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RootEnv {
     pub gpulibs_home: Option<PathBuf>,
+    /// `GPULIBS_STORE`: the shared component store's home (see [`store_home`]).
+    pub gpulibs_store: Option<PathBuf>,
     pub xdg_data_home: Option<PathBuf>,
     pub xdg_config_home: Option<PathBuf>,
     pub home: Option<PathBuf>,
@@ -61,6 +64,7 @@ impl RootEnv {
         };
         Self {
             gpulibs_home: var(HOME_ENV),
+            gpulibs_store: var(shared::STORE_ENV),
             xdg_data_home: var("XDG_DATA_HOME"),
             xdg_config_home: var("XDG_CONFIG_HOME"),
             home: var("HOME"),
@@ -101,6 +105,28 @@ pub fn install_root(app: &str, env: &RootEnv) -> Result<PathBuf> {
             .join(".local/share"),
     };
     Ok(data.join(app).join("gpu-libs"))
+}
+
+/// The home of the component store every app root of this user shares: `GPULIBS_STORE` if
+/// set; else, with `GPULIBS_HOME` set, that root itself (a self-contained root, as before the
+/// store was shared); else `$XDG_DATA_HOME/gpulibs`, else `~/.local/share/gpulibs`. Components
+/// live in `<home>/store/<sha256>`, partial downloads in `<home>/downloads`.
+pub fn store_home(env: &RootEnv) -> Result<PathBuf> {
+    if let Some(store) = &env.gpulibs_store {
+        return Ok(std::path::absolute(store).unwrap_or_else(|_| store.clone()));
+    }
+    if let Some(home) = &env.gpulibs_home {
+        return Ok(home.clone());
+    }
+    let data = match &env.xdg_data_home {
+        Some(d) if d.is_absolute() => d.clone(),
+        _ => env
+            .home
+            .as_ref()
+            .ok_or(StoreError::NoRoot)?
+            .join(".local/share"),
+    };
+    Ok(data.join(DEFAULT_APP))
 }
 
 /// Where the seed-compatible receipt of `app` lives: `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`
@@ -185,14 +211,35 @@ pub struct GcReport {
     pub removed_components: Vec<String>,
     /// Leftovers of interrupted runs cleaned when the lock was taken.
     pub removed_temporaries: Vec<PathBuf>,
+    /// Bytes on disk freed: each file counted once however many hard links it had, and only
+    /// when its last link went.
     pub freed_bytes: u64,
+    /// The shared store's component directory (`<store home>/store`).
+    pub store: PathBuf,
+    /// Components no generation of this root uses any more, kept because another app's
+    /// generation (or an install in progress) uses them.
+    pub kept_for_others: Vec<String>,
+    /// Other app roots registered with the store whose generations were respected.
+    pub other_roots: Vec<PathBuf>,
+    /// Registered roots that could not be read: while there is one, no shared component is
+    /// deleted.
+    pub unreadable_roots: Vec<PathBuf>,
+    /// Registered roots that no longer exist, dropped from the registry.
+    pub dropped_roots: Vec<PathBuf>,
 }
 
 /// What [`InstallLock::remove`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RemoveReport {
     pub root: PathBuf,
+    /// Bytes on disk freed, each file counted once (see [`GcReport::freed_bytes`]).
     pub freed_bytes: u64,
+    /// Components of the shared store deleted because no other app uses them.
+    pub removed_components: Vec<String>,
+    /// Components this root used that stay because another app's generation uses them.
+    pub kept_for_others: Vec<String>,
+    /// Registered roots that could not be read (no shared component was deleted).
+    pub unreadable_roots: Vec<PathBuf>,
     /// Whether the root directory itself is gone (it stays when something gpulibs did not put
     /// there is left in it).
     pub root_removed: bool,
@@ -216,12 +263,18 @@ struct SeedMarker {
 #[derive(Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The component store's home: `home/store/<sha256>`; the root itself for a
+    /// self-contained root.
+    home: PathBuf,
     hook: Option<StepHook>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("root", &self.root).finish()
+        f.debug_struct("Store")
+            .field("root", &self.root)
+            .field("home", &self.home)
+            .finish()
     }
 }
 
@@ -232,14 +285,40 @@ impl Store {
     /// its roots (only `store/`, `installs/`, `downloads/`, `current`, `previous`, `lock`, ...
     /// with their usual contents) is adopted and gets the marker; any other directory is
     /// refused with [`StoreError::NotARoot`], nothing written.
+    ///
+    /// The root keeps its components in its own `store/` (self-contained); see
+    /// [`Store::open_in`] for a store shared with other apps.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
+        Self::open_in(root.clone(), root)
+    }
+
+    /// [`Store::open`], with the components in the store whose home is `home`
+    /// ([`store_home`]): `home/store/<sha256>`, shared by every root opened with that home.
+    /// The root is registered there (`home/roots/<hash>.json`), so `gc` and `remove` of every
+    /// app see its generations.
+    pub fn open_in(root: impl Into<PathBuf>, home: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let home = home.into();
         fs::create_dir_all(&root).map_err(io_err("creating", &root))?;
         owner::claim(&root)?;
-        for dir in [root.join(STORE_DIR), root.join(INSTALLS_DIR)] {
-            fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
-        }
-        Ok(Self { root, hook: None })
+        let installs = root.join(INSTALLS_DIR);
+        fs::create_dir_all(&installs).map_err(io_err("creating", &installs))?;
+        let store = home.join(STORE_DIR);
+        fs::create_dir_all(&store).map_err(io_err("creating", &store))?;
+        shared::register(&home, &root)?;
+        Ok(Self {
+            root,
+            home,
+            hook: None,
+        })
+    }
+
+    /// The same root, with its components looked up in the store whose home is `home`
+    /// (nothing is created): for readers of a root opened with [`Store::open_existing`].
+    pub fn with_store_home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = home.into();
+        self
     }
 
     /// Opens the root at `root` to read it, writing nothing: `None` when it does not exist or
@@ -248,20 +327,33 @@ impl Store {
     /// holds anything gpulibs did not put there.
     pub fn open_existing(root: impl Into<PathBuf>) -> Result<Option<Self>> {
         let root = root.into();
-        Ok(owner::inspect(&root)?.map(|_| Self { root, hook: None }))
+        Ok(owner::inspect(&root)?.map(|_| Self {
+            home: root.clone(),
+            root,
+            hook: None,
+        }))
     }
 
     /// A handle on `root` that creates nothing: for readers such as [`crate::activate`].
     pub(crate) fn existing(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
+            home: root.to_path_buf(),
             hook: None,
         }
     }
 
+    /// A handle that reads the root at `root` and the components under `home` and creates
+    /// nothing, even where neither exists yet: for asking which archives are stored already
+    /// before anything is installed ([`Store::has_component`]).
+    pub fn peek(root: &Path, home: &Path) -> Self {
+        Self::existing(root).with_store_home(home)
+    }
+
     /// Opens the root for `app` from the environment ([`install_root`]).
     pub fn open_app(app: &str) -> Result<Self> {
-        Self::open(install_root(app, &RootEnv::from_env())?)
+        let env = RootEnv::from_env();
+        Self::open_in(install_root(app, &env)?, store_home(&env)?)
     }
 
     /// Calls `hook` at every named step; see [`FaultPoint`].
@@ -281,9 +373,41 @@ impl Store {
         &self.root
     }
 
-    /// `store/<sha256>`: the component's directory (its files are under `tree/`).
+    /// The component store's home (`<home>/store/<sha256>`, `<home>/downloads`).
+    pub fn store_home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Where partial downloads live: `<store home>/downloads`, shared with every app that
+    /// uses the same store, so a second app resumes what the first started.
+    pub fn downloads_dir(&self) -> PathBuf {
+        self.home.join(shared::DOWNLOADS_DIR)
+    }
+
+    /// Whether this root keeps its components in its own `store/` (the store's home is the
+    /// root).
+    pub fn is_self_contained(&self) -> bool {
+        self.home == self.root
+    }
+
+    /// A root made before the store was shared keeps its own `<root>/store/` for the
+    /// generations that link into it; `None` for a self-contained root.
+    fn legacy_store(&self) -> Option<PathBuf> {
+        (!self.is_self_contained()).then(|| self.root.join(STORE_DIR))
+    }
+
+    /// The component's directory (its files are under `tree/`): `<store home>/store/<sha256>`,
+    /// or the root's own `store/<sha256>` when only that one has it (a root made before the
+    /// store was shared).
     pub fn component_dir(&self, sha256: &str) -> PathBuf {
-        self.root.join(STORE_DIR).join(sha256)
+        let shared = self.home.join(STORE_DIR).join(sha256);
+        if let Some(legacy) = self.legacy_store() {
+            let local = legacy.join(sha256);
+            if !shared.join(COMPONENT_META).is_file() && local.join(COMPONENT_META).is_file() {
+                return local;
+            }
+        }
+        shared
     }
 
     /// Whether a complete component with this archive hash is in the store.
@@ -436,10 +560,10 @@ impl Store {
     /// Fails with both numbers when fewer than `needed` bytes are free on the root's file
     /// system.
     pub fn check_space(&self, needed: u64) -> Result<()> {
-        let available = fsx::available_space(&self.root).map_err(io_err("statvfs", &self.root))?;
+        let available = fsx::available_space(&self.home).map_err(io_err("statvfs", &self.home))?;
         if available < needed {
             return Err(StoreError::InsufficientSpace {
-                path: self.root.clone(),
+                path: self.home.clone(),
                 needed,
                 available,
             });
@@ -499,7 +623,11 @@ impl Store {
             .and_then(|()| file.rewind())
             .and_then(|()| writeln!(file, "{}", std::process::id()))
             .map_err(io_err("writing", &path))?;
-        let cleaned = self.clean_temporaries()?;
+        let mut cleaned = self.clean_temporaries()?;
+        {
+            let _store = self.store_lock()?;
+            cleaned.extend(self.clean_store_temporaries(false)?);
+        }
         Ok(InstallLock {
             store: self,
             _file: file,
@@ -517,14 +645,91 @@ impl Store {
         if holder.trim().parse::<u32>().ok() != Some(std::process::id()) {
             return Ok(Vec::new());
         }
-        Self::existing(root).clean_temporaries()
+        Self::clean_after_interrupt_in(root, root)
+    }
+
+    /// [`Store::clean_after_interrupt`] for a root whose components are in the store at
+    /// `home`: also removes this process's staging directories and leases there (both would
+    /// be found stale by the next user of the store; this just does it now).
+    pub fn clean_after_interrupt_in(root: &Path, home: &Path) -> Result<Vec<PathBuf>> {
+        let holder = fs::read_to_string(root.join(LOCK)).unwrap_or_default();
+        if holder.trim().parse::<u32>().ok() != Some(std::process::id()) {
+            return Ok(Vec::new());
+        }
+        let store = Self::existing(root).with_store_home(home);
+        let mut cleaned = store.clean_temporaries()?;
+        cleaned.extend(store.clean_store_temporaries(true)?);
+        cleaned.extend(shared::remove_own_leases(home));
+        Ok(cleaned)
+    }
+
+    /// `store.lock` of the store's home: held around staging commits, lease creation and
+    /// component deletion. Taken after the root's lock, never before.
+    pub(crate) fn store_lock(&self) -> Result<FileLock> {
+        FileLock::take(&self.home.join(shared::STORE_LOCK), || {})
+    }
+
+    /// Takes the store's fetch lock, waiting (after calling `on_wait` once) while another
+    /// install, of this app or another, downloads into the shared `downloads/`. Hold it from
+    /// deciding what is missing until every download is stored: a second app that waited
+    /// then finds the components in the store and downloads nothing.
+    pub fn fetch_lock(&self, on_wait: impl FnOnce()) -> Result<FetchLock> {
+        FileLock::take(&self.home.join(shared::FETCH_LOCK), on_wait).map(FetchLock::new)
+    }
+
+    /// [`Store::fetch_lock`], failing at once with [`StoreError::Locked`] while another
+    /// install downloads (`--no-wait`).
+    pub fn try_fetch_lock(&self) -> Result<FetchLock> {
+        let path = self.home.join(shared::FETCH_LOCK);
+        FileLock::try_take(&path)?
+            .map(FetchLock::new)
+            .ok_or(StoreError::Locked { path, pid: None })
+    }
+
+    /// Removes the store's leftovers of interrupted runs: staging directories of processes
+    /// that are gone (or, with `own`, of this process, for its interrupt handler) and, with
+    /// the store lock held (`own` false), trash directories of an interrupted deletion.
+    fn clean_store_temporaries(&self, own: bool) -> Result<Vec<PathBuf>> {
+        let dir = self.home.join(STORE_DIR);
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("listing", &dir)(e)),
+        };
+        let me = std::process::id();
+        let mut cleaned = Vec::new();
+        for entry in listing {
+            let entry = entry.map_err(io_err("listing", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let stale = if name.starts_with(TRASH_PREFIX) {
+                !own
+            } else if name.starts_with(TMP_PREFIX) {
+                match shared::staging_pid(&name) {
+                    Some(pid) if own => pid == me,
+                    Some(pid) => pid != me && !shared::pid_alive(pid),
+                    // An older gpulibs' name: only the root's lock holder made those.
+                    None => !own && self.is_self_contained(),
+                }
+            } else {
+                false
+            };
+            if stale {
+                let path = entry.path();
+                remove_any(&path)?;
+                cleaned.push(path);
+            }
+        }
+        Ok(cleaned)
     }
 
     /// Removes what interrupted runs left: temp and trash directories, temp links. Only the
     /// lock holder creates them, so with the lock held every one of them is stale.
     fn clean_temporaries(&self) -> Result<Vec<PathBuf>> {
         let mut cleaned = Vec::new();
-        for dir in [self.root.join(STORE_DIR), self.root.join(INSTALLS_DIR)] {
+        // The shared store's temporaries are other processes' too: see
+        // `clean_store_temporaries`. A root's own old `store/` gets no new ones.
+        let dirs = [self.legacy_store(), Some(self.root.join(INSTALLS_DIR))];
+        for dir in dirs.into_iter().flatten() {
             let listing = match fs::read_dir(&dir) {
                 Ok(l) => l,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -646,25 +851,28 @@ impl<'s> InstallLock<'s> {
     pub fn stage_component(&self, sha256: &str, limits: UnpackLimits) -> Result<Stager<'_>> {
         check_sha256(sha256)?;
         self.store.check_space(limits.max_unpacked_bytes)?;
-        let tmp = self
-            .store
-            .root
-            .join(STORE_DIR)
-            .join(format!("{TMP_PREFIX}{sha256}-{}", std::process::id()));
+        let tmp = self.store.home.join(STORE_DIR).join(format!(
+            "{TMP_PREFIX}{sha256}-{}-{}",
+            std::process::id(),
+            shared::next_serial()
+        ));
         if tmp.exists() {
             remove_any(&tmp)?;
         }
         let tree = tmp.join(COMPONENT_TREE);
-        fs::create_dir_all(&tree).map_err(io_err("creating", &tree))?;
-        self.store.step(FaultPoint::StagingStarted)?;
-        Ok(Stager {
+        // Made before the directory, so that a failure from here on removes it (the shared
+        // store's next user cleans only what processes that are gone left behind).
+        let stager = Stager {
             store: self.store,
             sha256: sha256.to_string(),
             tmp,
             limits,
             unpacked: None,
             committed: false,
-        })
+        };
+        fs::create_dir_all(&tree).map_err(io_err("creating", &tree))?;
+        self.store.step(FaultPoint::StagingStarted)?;
+        Ok(stager)
     }
 
     /// Builds a new install (a generation) from stored components: `installs/<id>/lib` holds
@@ -872,14 +1080,34 @@ impl<'s> InstallLock<'s> {
         if !dir.is_dir() {
             return Ok(false);
         }
-        fsx::remove_tree_aside(&dir, &format!("{TRASH_PREFIX}{id}"))?;
+        remove_tree_aside(
+            &dir,
+            &format!("{TRASH_PREFIX}{id}"),
+            &mut DiskUsage::default(),
+        )?;
         Ok(true)
     }
 
+    /// Records that this install is about to link `components` into a new generation, so that
+    /// no `gc` or `remove` of any app deletes them from the shared store until the lease is
+    /// dropped (after the generation, whose record names them, exists). Taken under the
+    /// store lock, like every deletion, so a deletion either saw the lease or finished before
+    /// it: then the components are missing and are fetched again.
+    pub fn lease(&self, components: &[String]) -> Result<Lease> {
+        let _store = self.store.store_lock()?;
+        shared::write_lease(&self.store.home, &self.store.root, components)
+    }
+
     /// Removes installs other than `current`, `previous` and the `keep` newest others, then
-    /// components no remaining install uses. Never touches anything outside the root, nor
-    /// anything in it that is not an install or a component; refuses a root without the marker
-    /// ([`StoreError::NotARoot`]).
+    /// components no remaining install of any app uses. Never touches anything outside the
+    /// root and the store, nor anything in them that is not an install or a component;
+    /// refuses a root without the marker ([`StoreError::NotARoot`]).
+    ///
+    /// In the shared store a component is deleted only when no generation of any registered
+    /// root and no live lease (an install in progress) uses it, and only while every
+    /// registered root could be read; a registered root that no longer exists is dropped from
+    /// the registry. A root's own old `store/` (made before the store was shared) is
+    /// collected by this root's generations alone.
     pub fn gc(&self, keep: usize) -> Result<GcReport> {
         let store = self.store;
         owner::claim(&store.root)?;
@@ -887,8 +1115,10 @@ impl<'s> InstallLock<'s> {
             removed_temporaries: std::mem::take(
                 &mut *self.cleaned.lock().unwrap_or_else(|p| p.into_inner()),
             ),
+            store: store.home.join(STORE_DIR),
             ..GcReport::default()
         };
+        let mut usage = DiskUsage::default();
         let pinned: BTreeSet<String> = [store.current_id()?, store.previous_id()?]
             .into_iter()
             .flatten()
@@ -914,29 +1144,38 @@ impl<'s> InstallLock<'s> {
             if !valid_id(&name) || kept.contains(&name) || !is_install {
                 continue;
             }
-            report.freed_bytes +=
-                fsx::remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"))?;
+            remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"), &mut usage)?;
             report.removed_installs.push(name);
         }
 
-        let mut used = BTreeSet::new();
+        let mut mine = BTreeSet::new();
         for id in &kept {
             if let Ok(r) = store.install_record(id) {
-                used.extend(r.components.into_iter().map(|c| c.sha256));
+                mine.extend(r.components.into_iter().map(|c| c.sha256));
             }
         }
-        let components = store.root.join(STORE_DIR);
-        for entry in fs::read_dir(&components).map_err(io_err("listing", &components))? {
-            let entry = entry.map_err(io_err("listing", &components))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if check_sha256(&name).is_err() || used.contains(&name) || !is_dir {
-                continue;
+        // The root's own old store: only this root's generations link into it, and this
+        // root's lock is held.
+        if let Some(legacy) = store.legacy_store() {
+            report
+                .removed_components
+                .extend(collect_components(&legacy, &mine, &mut usage)?);
+            if legacy.exists() {
+                remove_dir_if_empty(&legacy)?;
             }
-            report.freed_bytes +=
-                fsx::remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"))?;
-            report.removed_components.push(name);
         }
+        let refs = store.collect_shared(&mut usage, &mut report.removed_components)?;
+        let root = shared::canonical_root(&store.root);
+        report.other_roots = refs.roots.into_iter().filter(|r| *r != root).collect();
+        report.unreadable_roots = refs.unreadable;
+        report.dropped_roots = refs.dropped;
+        report.kept_for_others = refs
+            .used
+            .iter()
+            .filter(|sha| !mine.contains(*sha) && store.home.join(STORE_DIR).join(sha).is_dir())
+            .cloned()
+            .collect();
+        report.freed_bytes = usage.freed();
         report.removed_installs.sort();
         report.removed_components.sort();
         Ok(report)
@@ -948,6 +1187,11 @@ impl<'s> InstallLock<'s> {
     /// where it is and listed in [`RemoveReport::kept`], and the root directory goes only if
     /// it is empty then. Refuses a directory without the marker unless it is laid out exactly
     /// as an earlier gpulibs' root ([`StoreError::NotARoot`], nothing deleted).
+    ///
+    /// The root leaves the store's registry, and the shared store's components that no other
+    /// app's generation (nor an install in progress) uses are deleted; those another app uses
+    /// stay ([`RemoveReport::kept_for_others`]). A self-contained root's store goes with it
+    /// once no other registered root uses it.
     pub fn remove(self) -> Result<RemoveReport> {
         let root = self.store.root.clone();
         owner::claim(&root)?;
@@ -956,6 +1200,14 @@ impl<'s> InstallLock<'s> {
             root: root.clone(),
             ..RemoveReport::default()
         };
+        let mut usage = DiskUsage::default();
+        let mine: BTreeSet<String> = self
+            .store
+            .installs()
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|r| r.components.into_iter().map(|c| c.sha256))
+            .collect();
         if let Some(marker) = self.seed_marker() {
             match fs::read(&marker.path) {
                 Ok(bytes) if hex(&Sha256::digest(&bytes)) == marker.sha256 => {
@@ -966,36 +1218,46 @@ impl<'s> InstallLock<'s> {
                 Err(_) => {}
             }
         }
-        // Links and files first (a reader then finds nothing active rather than a
-        // half-deleted install), then the directories' own entries; the marker and the lock
-        // last.
-        let mut order: Vec<&owner::Listed> = listing.iter().collect();
-        order.sort_by_key(|e| owner::root_entry(&e.name, e.kind) != Some(RootEntry::Plain));
-        for e in order {
-            let path = root.join(&e.name);
-            match owner::root_entry(&e.name, e.kind) {
-                None => report.kept.push(path),
-                Some(RootEntry::Plain) if e.name == LOCK || e.name == ROOT_MARKER => {}
-                Some(RootEntry::Plain) => {
-                    report.freed_bytes += fsx::tree_size(&path);
-                    remove_any(&path)?;
-                }
-                Some(dir) => {
-                    for child in &e.children {
-                        let path = path.join(&child.name);
-                        if owner::own_child(dir, child) {
-                            report.freed_bytes += fsx::tree_size(&path);
-                            remove_any(&path)?;
-                        } else {
-                            report.kept.push(path);
-                        }
-                    }
-                    remove_dir_if_empty(&path)?;
-                }
+        let self_contained = self.store.is_self_contained();
+        // The store's own entries, when the store lives in this root: handled after the
+        // root's generations are gone, as other roots may use it.
+        let store_entry = |name: &str| self_contained && owner::is_store_home_entry(name);
+        let not_store: Vec<&owner::Listed> =
+            listing.iter().filter(|e| !store_entry(&e.name)).collect();
+        remove_own(&root, &not_store, &mut usage, &mut report.kept)?;
+        shared::unregister(&self.store.home, &root, &mut usage)?;
+        let refs = self
+            .store
+            .collect_shared(&mut usage, &mut report.removed_components)?;
+        report.kept_for_others = mine
+            .iter()
+            .filter(|sha| refs.used.contains(*sha))
+            .cloned()
+            .collect();
+        report.unreadable_roots = refs.unreadable.clone();
+        if self_contained {
+            // The store lived here: it goes when no other root uses it and no install is
+            // in progress; else it stays, and so does the root directory.
+            let others = refs
+                .roots
+                .iter()
+                .any(|r| *r != shared::canonical_root(&root));
+            // Listed again: the registry and the store lock were written since.
+            let listing = owner::list_root(&root)?;
+            let store: Vec<&owner::Listed> =
+                listing.iter().filter(|e| store_entry(&e.name)).collect();
+            if others || refs.leases > 0 || !refs.unreadable.is_empty() {
+                report.kept.extend(store.iter().map(|e| root.join(&e.name)));
+            } else {
+                remove_own(&root, &store, &mut usage, &mut report.kept)?;
             }
         }
-        remove_any(&root.join(ROOT_MARKER))?;
-        remove_any(&root.join(LOCK))?;
+        report.removed_components.sort();
+        for last in [ROOT_MARKER, LOCK] {
+            usage.add_tree(&root.join(last));
+            remove_any(&root.join(last))?;
+        }
+        report.freed_bytes = usage.freed();
         drop(self);
         report.kept.sort();
         // Another process may have queued on the lock and recreated it; then it stays.
@@ -1243,11 +1505,109 @@ fn link_file(src: &Path, dest: &Path, root: &Path) -> Result<()> {
                 )
             ) =>
         {
-            let rel = src.strip_prefix(root).unwrap_or(src);
-            let target = Path::new("../../..").join(rel);
+            // Relative inside the root (`installs/<id>/lib/x` up to the root); absolute into a
+            // shared store elsewhere.
+            let target = match src.strip_prefix(root) {
+                Ok(rel) => Path::new("../../..").join(rel),
+                Err(_) => src.to_path_buf(),
+            };
             std::os::unix::fs::symlink(&target, dest).map_err(io_err("creating symlink", dest))
         }
         Err(e) => Err(io_err("hard-linking", dest)(e)),
+    }
+}
+
+/// Deletes the listed entries of `root` that gpulibs made, links and files first (a reader
+/// then finds nothing active rather than a half-deleted install), then the directories' own
+/// entries; the marker and the lock are left for last, to the caller. What gpulibs did not
+/// make is added to `kept`.
+fn remove_own(
+    root: &Path,
+    listing: &[&owner::Listed],
+    usage: &mut DiskUsage,
+    kept: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let mut order: Vec<&owner::Listed> = listing.to_vec();
+    order.sort_by_key(|e| owner::root_entry(&e.name, e.kind) != Some(RootEntry::Plain));
+    for e in order {
+        let path = root.join(&e.name);
+        match owner::root_entry(&e.name, e.kind) {
+            None => kept.push(path),
+            Some(RootEntry::Plain) if e.name == LOCK || e.name == ROOT_MARKER => {}
+            Some(RootEntry::Plain) => {
+                usage.add_tree(&path);
+                remove_any(&path)?;
+            }
+            Some(dir) => {
+                for child in &e.children {
+                    let path = path.join(&child.name);
+                    if owner::own_child(dir, child) {
+                        usage.add_tree(&path);
+                        remove_any(&path)?;
+                    } else {
+                        kept.push(path);
+                    }
+                }
+                remove_dir_if_empty(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renames `path` aside, notes its files in `usage`, then deletes it.
+fn remove_tree_aside(path: &Path, trash_name: &str, usage: &mut DiskUsage) -> Result<()> {
+    let trash = fsx::parent(path).join(trash_name);
+    fs::rename(path, &trash).map_err(io_err("moving aside", path))?;
+    usage.add_tree(&trash);
+    fs::remove_dir_all(&trash).map_err(io_err("removing", &trash))
+}
+
+/// Deletes the components in `dir` (directories named by a sha256) that `used` does not
+/// name; returns their names.
+fn collect_components(
+    dir: &Path,
+    used: &BTreeSet<String>,
+    usage: &mut DiskUsage,
+) -> Result<Vec<String>> {
+    let listing = match fs::read_dir(dir) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("listing", dir)(e)),
+    };
+    let mut removed = Vec::new();
+    for entry in listing {
+        let entry = entry.map_err(io_err("listing", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if check_sha256(&name).is_err() || used.contains(&name) || !is_dir {
+            continue;
+        }
+        remove_tree_aside(&entry.path(), &format!("{TRASH_PREFIX}{name}"), usage)?;
+        removed.push(name);
+    }
+    Ok(removed)
+}
+
+impl Store {
+    /// Deletes, under the store lock, every component of the shared store that no registered
+    /// root and no live lease uses (nothing while a registered root cannot be read).
+    fn collect_shared(
+        &self,
+        usage: &mut DiskUsage,
+        removed: &mut Vec<String>,
+    ) -> Result<shared::References> {
+        let _store = self.store_lock()?;
+        self.clean_store_temporaries(false)?;
+        let refs = shared::references(&self.home)?;
+        if refs.unreadable.is_empty() {
+            removed.extend(collect_components(
+                &self.home.join(STORE_DIR),
+                &refs.used,
+                usage,
+            )?);
+        }
+        Ok(refs)
     }
 }
 
@@ -1499,13 +1859,16 @@ impl Stager<'_> {
         let json = serde_json::to_vec_pretty(&meta).expect("plain structs serialize");
         fsx::write_atomic(&self.tmp.join(COMPONENT_META), &json)?;
         self.store.step(FaultPoint::ComponentUnpacked)?;
-        let dest = self.store.component_dir(&self.sha256);
-        if self.store.has_component(&self.sha256) {
+        let dest = self.store.home.join(STORE_DIR).join(&self.sha256);
+        // Another app may store the same component at the same time: the check and the
+        // rename are one step for every app that uses this store.
+        let _store_lock = self.store.store_lock()?;
+        if dest.join(COMPONENT_META).is_file() {
             return Ok(meta); // Drop removes our copy.
         }
         fs::rename(&self.tmp, &dest).map_err(io_err("renaming into place", &dest))?;
         self.committed = true;
-        fsx::sync_dir(&self.store.root.join(STORE_DIR))?;
+        fsx::sync_dir(&self.store.home.join(STORE_DIR))?;
         self.store.step(FaultPoint::ComponentCommitted)?;
         Ok(meta)
     }

@@ -13,6 +13,7 @@ use gpulibs_store::*;
 fn root_follows_xdg_with_overrides() {
     let env = |g: Option<&str>, d: Option<&str>, h: Option<&str>| RootEnv {
         gpulibs_home: g.map(PathBuf::from),
+        gpulibs_store: None,
         xdg_data_home: d.map(PathBuf::from),
         xdg_config_home: None,
         home: h.map(PathBuf::from),
@@ -53,6 +54,39 @@ fn root_follows_xdg_with_overrides() {
             Err(StoreError::BadAppName { .. })
         ));
     }
+    // The shared store's home: GPULIBS_STORE, else the GPULIBS_HOME root itself, else
+    // `<data>/gpulibs` for every app.
+    let with_store = |s: &str, e: RootEnv| RootEnv {
+        gpulibs_store: Some(s.into()),
+        ..e
+    };
+    let homes = [
+        (
+            env(None, None, Some("/home/u")),
+            "/home/u/.local/share/gpulibs",
+        ),
+        (env(None, Some("/data"), Some("/home/u")), "/data/gpulibs"),
+        (
+            env(None, Some("rel"), Some("/home/u")),
+            "/home/u/.local/share/gpulibs",
+        ),
+        (
+            env(Some("/opt/g"), Some("/data"), Some("/home/u")),
+            "/opt/g",
+        ),
+        (
+            with_store("/s", env(Some("/opt/g"), None, Some("/home/u"))),
+            "/s",
+        ),
+        (with_store("/s", env(None, Some("/data"), None)), "/s"),
+    ];
+    for (e, want) in homes {
+        assert_eq!(store_home(&e).unwrap(), Path::new(want), "{e:?}");
+    }
+    assert!(matches!(
+        store_home(&env(None, None, None)),
+        Err(StoreError::NoRoot)
+    ));
     let cfg = RootEnv {
         xdg_config_home: Some("/cfg".into()),
         ..RootEnv::default()
@@ -281,7 +315,10 @@ fn gc_keeps_current_previous_and_shared_components() {
     let lock = store.try_lock().unwrap();
     assert_eq!(
         lock.gc(0).unwrap(),
-        GcReport::default(),
+        GcReport {
+            store: tmp.path().join("store"),
+            ..GcReport::default()
+        },
         "nothing more to collect"
     );
 }

@@ -16,7 +16,8 @@ use gpulibs_install::{
 use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
-    install_root, seed_info_path, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv, DEFAULT_APP,
+    install_root, seed_info_path, store_home, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv,
+    DEFAULT_APP,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -83,12 +84,13 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let app = args.app.as_deref().unwrap_or(DEFAULT_APP);
     let env = RootEnv::from_env();
     let root = install_root(app, &env)?;
-    crate::interrupt::guard_install_root(&root);
+    let home = store_home(&env)?;
+    crate::interrupt::guard_install_root(&root, &home);
     let mut planned = make_plan(
         &args.manifest,
         &args.host,
         free_space_near(&root),
-        Some(&root),
+        Some((&root, &home)),
     )?;
     if let Some(dir) = &args.offline {
         pin_offline(&mut planned.manifest, dir);
@@ -119,6 +121,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let verifier = ChildVerifier::new(models.clone(), args.shape.clone(), args.value.clone());
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
+    req.store_home = Some(home);
     // A local manifest whose archive URLs are relative (bare file names: what `gpulibs package`
     // writes without --base-url) is served from its own directory. A URL manifest's relative
     // URLs were made absolute against its URL when it was read, so it has no directory here.

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_install::health;
 use gpulibs_store::{
-    env_for, install_root, EnvFormat, HostSummary, InstallLock, RootEnv, Store, StoreError,
-    DEFAULT_APP,
+    env_for, install_root, store_home, EnvFormat, HostSummary, InstallLock, RootEnv, Store,
+    StoreError, DEFAULT_APP,
 };
 use serde_json::json;
 
@@ -17,7 +17,9 @@ use crate::{Context, Outcome as CmdOutcome};
 /// Which install root.
 #[derive(Debug, clap::Args)]
 pub struct RootArgs {
-    /// Application name: the root is `$XDG_DATA_HOME/NAME/gpu-libs` (or `GPULIBS_HOME`).
+    /// Application name: the root is `$XDG_DATA_HOME/NAME/gpu-libs` (or `GPULIBS_HOME`); the
+    /// components every app shares are in `$XDG_DATA_HOME/gpulibs/store` (or
+    /// `GPULIBS_STORE/store`; inside `GPULIBS_HOME` when only that is set).
     #[arg(long, default_value = DEFAULT_APP, value_name = "NAME")]
     app: String,
 }
@@ -25,6 +27,11 @@ pub struct RootArgs {
 impl RootArgs {
     fn root(&self) -> Result<PathBuf, CliError> {
         Ok(install_root(&self.app, &RootEnv::from_env())?)
+    }
+
+    /// The home of the component store this root shares with other apps.
+    fn store_home(&self) -> Result<PathBuf, CliError> {
+        Ok(store_home(&RootEnv::from_env())?)
     }
 }
 
@@ -34,11 +41,11 @@ fn existing_store(root: &Path) -> Result<Option<Store>, CliError> {
     Ok(Store::open_existing(root)?)
 }
 
-/// [`existing_store`], opened to change it: an earlier gpulibs' root without the marker is
-/// adopted (gets the marker) first.
-fn existing_store_to_change(root: &Path) -> Result<Option<Store>, CliError> {
+/// [`existing_store`], opened to change it, with its components in the shared store at
+/// `home`: an earlier gpulibs' root without the marker is adopted (gets the marker) first.
+fn existing_store_to_change(root: &Path, home: &Path) -> Result<Option<Store>, CliError> {
     match Store::open_existing(root)? {
-        Some(_) => Ok(Some(Store::open(root)?)),
+        Some(_) => Ok(Some(Store::open_in(root, home)?)),
         None => Ok(None),
     }
 }
@@ -116,6 +123,9 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         let (_, verdict) = gpulibs_install::verify_active(&store, &verifier, &models)?;
         verified = Some(verdict);
     }
+    // Where new components go (shared by every app); a root made before the store was shared
+    // also keeps its own `store/` for its older generations.
+    let components = args.root.store_home()?.join("store");
     let (health, record) = match existing_store(&root)? {
         Some(store) => (health(&store, &host)?, store.current()?),
         None => (gpulibs_install::judge(None, &host, Vec::new()), None),
@@ -143,20 +153,28 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
     }
     if let Some(r) = &record {
         human.push_str(&format!(
-            "{} {} (release {}, installed {})\n{} {}\n",
+            "{} {} (release {}, installed {})\n{} {}\n{} {}\n",
             s.dim("variant"),
             r.variant,
             r.release.as_deref().unwrap_or("-"),
             r.installed_at,
             s.dim("root   "),
-            root.display()
+            root.display(),
+            s.dim("store  "),
+            components.display()
         ));
         for p in &health.problems {
             human.push_str(&format!("  {} {p}\n", s.bad("missing:")));
         }
     }
     Ok(CmdOutcome {
-        json: json!({ "root": root, "health": health, "install": record, "verified": verified }),
+        json: json!({
+            "root": root,
+            "store": components,
+            "health": health,
+            "install": record,
+            "verified": verified
+        }),
         human,
         code: if health.ok { exit::OK } else { exit::NEGATIVE },
     })
@@ -174,7 +192,8 @@ pub struct RollbackArgs {
 
 pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root, &args.root.store_home()?)?
+        .ok_or_else(|| nothing_installed(&root))?;
     let lock = lock(&store, args.no_wait, ctx.quiet)?;
     let record = lock.rollback().map_err(|e| match e {
         e @ StoreError::NoPrevious { .. } => {
@@ -214,7 +233,8 @@ pub struct GcArgs {
 
 pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let store = existing_store_to_change(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let store = existing_store_to_change(&root, &args.root.store_home()?)?
+        .ok_or_else(|| nothing_installed(&root))?;
     let report = lock(&store, args.no_wait, ctx.quiet)?.gc(args.keep)?;
     let s = ctx.style;
     let mut human = format!(
@@ -230,6 +250,19 @@ pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     }
     for sha in &report.removed_components {
         human.push_str(&format!("  {} {sha}\n", s.dim("component")));
+    }
+    human.push_str(&shared_store_lines(
+        s,
+        &report.kept_for_others,
+        &report.other_roots,
+        &report.unreadable_roots,
+    ));
+    for r in &report.dropped_roots {
+        human.push_str(&format!(
+            "  {} {} (it no longer exists)\n",
+            s.dim("forgot   "),
+            r.display()
+        ));
     }
     Ok(CmdOutcome {
         json: serde_json::to_value(&report).unwrap_or_default(),
@@ -256,7 +289,7 @@ pub struct RemoveArgs {
 
 pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let Some(store) = existing_store_to_change(&root)? else {
+    let Some(store) = existing_store_to_change(&root, &args.root.store_home()?)? else {
         return Ok(CmdOutcome {
             json: json!({ "root": root, "removed": false }),
             human: format!("nothing is installed under {}\n", root.display()),
@@ -293,6 +326,19 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
     for p in &report.kept {
         human.push_str(&format!("  {} {}\n", s.warn("kept"), p.display()));
     }
+    if !report.removed_components.is_empty() {
+        human.push_str(&format!(
+            "{} {} component(s) no other app uses from the shared store\n",
+            s.good("removed"),
+            report.removed_components.len()
+        ));
+    }
+    human.push_str(&shared_store_lines(
+        s,
+        &report.kept_for_others,
+        &[],
+        &report.unreadable_roots,
+    ));
     if let Some(p) = &report.seed_info_removed {
         human.push_str(&format!("{} {}\n", s.good("removed"), p.display()));
     }
@@ -308,6 +354,43 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         human,
         code: exit::OK,
     })
+}
+
+/// What `gc` and `remove` left in the shared store for other apps, and why.
+fn shared_store_lines(
+    s: crate::style::Style,
+    kept_for_others: &[String],
+    other_roots: &[PathBuf],
+    unreadable: &[PathBuf],
+) -> String {
+    let mut out = String::new();
+    if !kept_for_others.is_empty() {
+        out.push_str(&format!(
+            "{} {} component(s) another app's install still uses\n",
+            s.warn("kept"),
+            kept_for_others.len()
+        ));
+    }
+    if !other_roots.is_empty() {
+        out.push_str(&format!(
+            "  {} {}\n",
+            s.dim("shared with"),
+            other_roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    for r in unreadable {
+        out.push_str(&format!(
+            "{} {} uses the shared store but could not be read; no shared component was \
+             deleted (make it readable, or remove it, and run `gpulibs gc` again)\n",
+            s.warn("kept"),
+            r.display()
+        ));
+    }
+    out
 }
 
 /// The environment an app needs to load the active install.

@@ -35,9 +35,11 @@ pub struct Args {
 }
 
 pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
-    let root = install_root(&args.app, &RootEnv::from_env())?;
+    let env = RootEnv::from_env();
+    let root = install_root(&args.app, &env)?;
+    let home = gpulibs_store::store_home(&env)?;
     let free = free_space_near(&root);
-    let planned = make_plan(&args.manifest, &args.host, free, Some(&root))?;
+    let planned = make_plan(&args.manifest, &args.host, free, Some((&root, &home)))?;
     let plan = &planned.plan;
     let code = match (&plan.outcome, &plan.chosen) {
         (Outcome::Refused(_), _) | (_, None) => exit::NEGATIVE,

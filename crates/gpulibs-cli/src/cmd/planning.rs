@@ -292,12 +292,14 @@ fn host(args: &HostArgs, free_disk_bytes: Option<u64>) -> Result<(Host, Option<S
     Ok((host, None))
 }
 
-/// The archives of `manifest` already in the store of the install root at `root` (read only;
-/// a root that does not exist or cannot be read yields none: the install finds out itself).
-pub fn stored_archives(manifest: &Manifest, root: Option<&Path>) -> BTreeSet<String> {
-    let Some(Ok(Some(store))) = root.map(gpulibs_store::Store::open_existing) else {
+/// The archives of `manifest` already stored for the install root at `root`: in the store
+/// shared by every app at `home`, or in a root-local store from before it was shared (read
+/// only; a store that does not exist or cannot be read yields none: the install finds out).
+pub fn stored_archives(manifest: &Manifest, at: Option<(&Path, &Path)>) -> BTreeSet<String> {
+    let Some((root, home)) = at else {
         return BTreeSet::new();
     };
+    let store = gpulibs_store::Store::peek(root, home);
     manifest
         .components
         .iter()
@@ -308,12 +310,12 @@ pub fn stored_archives(manifest: &Manifest, root: Option<&Path>) -> BTreeSet<Str
 }
 
 /// Reads the manifest, describes the host, scans the machine (unless `--no-reuse`) and plans.
-/// `store_root`: the install root whose store is asked which archives it already holds.
+/// `stored_at`: the install root and the store home asked which archives they already hold.
 pub fn make_plan(
     m: &ManifestArgs,
     h: &HostArgs,
     free_disk_bytes: Option<u64>,
-    store_root: Option<&Path>,
+    stored_at: Option<(&Path, &Path)>,
 ) -> Result<Planned, CliError> {
     let Loaded {
         manifest,
@@ -332,7 +334,7 @@ pub fn make_plan(
         reuse_system: !h.no_reuse,
         allow_unsigned: m.allow_unsigned,
         cpu_only: h.cpu,
-        stored_archives: stored_archives(&manifest, store_root),
+        stored_archives: stored_archives(&manifest, stored_at),
         ..Policy::default()
     };
     let plan = plan_with_trust(&host, &manifest, &trust, &system, &policy);
