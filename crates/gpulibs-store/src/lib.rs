@@ -50,18 +50,20 @@ mod reuse;
 mod status;
 mod store;
 pub mod unpack;
+mod view;
 
 pub use env::{
-    activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, Activation, Env,
-    EnvFormat,
+    activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, view_env, Activation,
+    Env, EnvFormat,
 };
 pub use error::{Result, StoreError, UnpackError};
 pub use fsx::{available_space, fs_free, FsFree};
 pub use owner::{RootMarker, ROOT_FORMAT, ROOT_MARKER};
 pub use record::{
     architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredFile, DeclaredLink,
-    DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
-    SystemLibrarySpec, VerificationRecord, VerificationState, RECORD_SCHEMA_VERSION,
+    DriverRecord, GpuRecord, InstallRecord, InstallSpec, ReusedLink, SeedPackageInfo,
+    SystemLibraryRecord, SystemLibrarySpec, VerificationRecord, VerificationState,
+    RECORD_SCHEMA_VERSION,
 };
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
 pub use store::{
@@ -73,3 +75,4 @@ pub use unpack::{
     unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,
     UnpackReport, UnpackedEntry, ZipListedMember,
 };
+pub use view::ORT_UNVERSIONED;

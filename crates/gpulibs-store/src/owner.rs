@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,9 @@ pub(crate) struct Listed {
     pub name: String,
     pub kind: Kind,
     pub children: Vec<Listed>,
+    /// A symlink's text (read for entries directly under the root, whose view links count as
+    /// gpulibs' own only with the exact text `current/lib/<same name>`).
+    pub link: Option<PathBuf>,
 }
 
 /// What an entry directly under the root is to gpulibs.
@@ -107,6 +110,17 @@ pub(crate) fn root_entry(name: &str, kind: Kind) -> Option<RootEntry> {
     }
 }
 
+/// What a listed entry directly under the root is, if gpulibs makes such an entry: as
+/// [`root_entry`], plus the view links (`<name> -> current/lib/<name>`, see `view.rs`).
+pub(crate) fn entry_of(e: &Listed) -> Option<RootEntry> {
+    match (e.kind, &e.link) {
+        (Kind::Symlink, Some(text)) if crate::view::is_view_link(&e.name, text) => {
+            Some(RootEntry::Plain)
+        }
+        _ => root_entry(&e.name, e.kind),
+    }
+}
+
 fn is_sha256(name: &str) -> bool {
     name.len() == 64
         && name
@@ -151,7 +165,7 @@ pub(crate) fn own_child(parent: RootEntry, entry: &Listed) -> bool {
 pub(crate) fn strangers(listing: &[Listed]) -> Vec<String> {
     let mut out = Vec::new();
     for e in listing {
-        match root_entry(&e.name, e.kind) {
+        match entry_of(e) {
             None => out.push(e.name.clone()),
             Some(RootEntry::Plain) => {}
             Some(dir) => out.extend(
@@ -262,10 +276,15 @@ fn list(dir: &Path, depth: usize) -> Result<Vec<Listed>> {
         } else {
             Vec::new()
         };
+        let link = match kind {
+            Kind::Symlink => fs::read_link(&path).ok(),
+            _ => None,
+        };
         out.push(Listed {
             name: entry.file_name().to_string_lossy().into_owned(),
             kind,
             children,
+            link,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -278,7 +297,7 @@ pub(crate) fn list_root(root: &Path) -> Result<Vec<Listed>> {
     let mut listing = list(root, 0)?;
     for e in &mut listing {
         if matches!(
-            root_entry(&e.name, e.kind),
+            entry_of(e),
             Some(RootEntry::Store | RootEntry::Installs | RootEntry::Downloads)
         ) {
             e.children = list(&root.join(&e.name), 1)?;
@@ -380,6 +399,7 @@ mod tests {
             name: name.into(),
             kind: Kind::Dir,
             children,
+            link: None,
         }
     }
     fn f(name: &str) -> Listed {
@@ -387,6 +407,7 @@ mod tests {
             name: name.into(),
             kind: Kind::File,
             children: vec![],
+            link: None,
         }
     }
     fn l(name: &str) -> Listed {
@@ -394,6 +415,15 @@ mod tests {
             name: name.into(),
             kind: Kind::Symlink,
             children: vec![],
+            link: None,
+        }
+    }
+    fn lt(name: &str, text: &str) -> Listed {
+        Listed {
+            name: name.into(),
+            kind: Kind::Symlink,
+            children: vec![],
+            link: Some(PathBuf::from(text)),
         }
     }
     const SHA: &str = "3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a";
@@ -500,6 +530,26 @@ mod tests {
                 "the seed's flat library directory",
                 vec![f("libcudart.so.12"), l("libcudart.so")],
                 foreign(&["libcudart.so", "libcudart.so.12"]),
+            ),
+            (
+                "the library view: links `current/lib/<same name>` are gpulibs'",
+                {
+                    let mut v = legacy();
+                    v.push(lt("libonnxruntime.so", "current/lib/libonnxruntime.so"));
+                    v.push(lt("libcudnn.so.9", "current/lib/libcudnn.so.9"));
+                    v
+                },
+                Ownership::Adoptable,
+            ),
+            (
+                "a library link with any other text is not",
+                {
+                    let mut v = legacy();
+                    v.push(lt("libcudnn.so.9", "current/lib/libcudnn.so.9.1"));
+                    v.push(lt("libfoo.so", "/usr/lib/libfoo.so"));
+                    v
+                },
+                foreign(&["libcudnn.so.9", "libfoo.so"]),
             ),
             (
                 "only a lock and gpulibs' temp links",

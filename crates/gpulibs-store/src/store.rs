@@ -23,6 +23,7 @@ use crate::reuse;
 use crate::unpack::{
     self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember,
 };
+use crate::view;
 
 /// The app name used when none is given: the root is `$XDG_DATA_HOME/gpulibs/gpu-libs`.
 pub const DEFAULT_APP: &str = "gpulibs";
@@ -135,6 +136,9 @@ pub enum FaultPoint {
     RecordWritten,
     /// `installs/<id>` exists (renamed from its temp name).
     InstallCommitted,
+    /// One link `<root>/<name> -> current/lib/<name>` of the new install's view was made
+    /// (seen once per name the root lacked).
+    ViewLinked,
     /// `previous.tmp` exists, not yet renamed over `previous`.
     PreviousLinkTemp,
     /// `previous` names the install that was current.
@@ -143,12 +147,14 @@ pub enum FaultPoint {
     CurrentLinkTemp,
     /// `current` names the new install.
     CurrentSwitched,
+    /// The view links of names the new install lacks are removed.
+    ViewPruned,
     /// The seed-compatible receipt was rewritten.
     SeedInfoWritten,
 }
 
 impl FaultPoint {
-    pub const ALL: [FaultPoint; 13] = [
+    pub const ALL: [FaultPoint; 15] = [
         FaultPoint::StagingStarted,
         FaultPoint::EntryUnpacked,
         FaultPoint::ComponentUnpacked,
@@ -157,10 +163,12 @@ impl FaultPoint {
         FaultPoint::FileLinked,
         FaultPoint::RecordWritten,
         FaultPoint::InstallCommitted,
+        FaultPoint::ViewLinked,
         FaultPoint::PreviousLinkTemp,
         FaultPoint::PreviousSwitched,
         FaultPoint::CurrentLinkTemp,
         FaultPoint::CurrentSwitched,
+        FaultPoint::ViewPruned,
         FaultPoint::SeedInfoWritten,
     ];
 }
@@ -430,6 +438,18 @@ impl Store {
             ));
         }
         problems.extend(record.system_libraries.iter().filter_map(reuse::check));
+        let recorded: BTreeSet<&str> = record
+            .system_libraries
+            .iter()
+            .map(|l| l.soname.as_str())
+            .collect();
+        problems.extend(
+            record
+                .reused_links
+                .iter()
+                .filter(|l| !recorded.contains(l.name.as_str()))
+                .filter_map(|l| reuse::check_link(&lib, l)),
+        );
         Ok(problems)
     }
 
@@ -500,6 +520,7 @@ impl Store {
             .and_then(|()| writeln!(file, "{}", std::process::id()))
             .map_err(io_err("writing", &path))?;
         let cleaned = self.clean_temporaries()?;
+        self.repair_view()?;
         Ok(InstallLock {
             store: self,
             _file: file,
@@ -518,6 +539,24 @@ impl Store {
             return Ok(Vec::new());
         }
         Self::existing(root).clean_temporaries()
+    }
+
+    /// Brings the root's view in line with `current` (see `view.rs`): removes links an
+    /// interrupted activation left dangling, adds the ones a root made before the view
+    /// existed lacks. An active install whose record cannot be read is left alone (`status`
+    /// reports it; `gc` and `rollback` must still work).
+    fn repair_view(&self) -> Result<()> {
+        let Ok(Some(id)) = self.current_id() else {
+            return Ok(());
+        };
+        let Ok(record) = self.install_record(&id) else {
+            return Ok(());
+        };
+        let lib = self.install_dir(&id).join("lib");
+        if lib.is_dir() {
+            view::ensure_unversioned_ort(&lib, base(&record.ort_library))?;
+        }
+        view::repair(&self.root, Some(&lib))
     }
 
     /// Removes what interrupted runs left: temp and trash directories, temp links. Only the
@@ -674,7 +713,22 @@ impl<'s> InstallLock<'s> {
     pub fn new_install(&self, spec: &InstallSpec) -> Result<InstallRecord> {
         let store = self.store;
         check_app_name(&spec.app)?;
-        let plan = lib_plan(store, spec)?;
+        let mut plan = lib_plan(store, spec)?;
+        // The unversioned name the seed's consumers load (`<root>/libonnxruntime.so`), next to
+        // a versioned ONNX Runtime (a wheel's `libonnxruntime.so.1.23.2`).
+        let ort_owner = plan
+            .iter()
+            .find(|p| p.name == spec.ort_library)
+            .map(|p| p.sha256.clone());
+        if let Some(sha256) = ort_owner {
+            if !plan.iter().any(|p| p.name == view::ORT_UNVERSIONED) {
+                plan.push(LibEntry {
+                    name: view::ORT_UNVERSIONED.to_string(),
+                    sha256,
+                    how: Placement::Symlink(spec.ort_library.clone()),
+                });
+            }
+        }
         // `lib_plan` only makes bare names; a `/` or `..` would write outside `lib/`. Checked
         // before anything is created.
         for p in &plan {
@@ -700,6 +754,12 @@ impl<'s> InstallLock<'s> {
         // Read outside the root, before anything is created: a vanished or unreadable
         // library fails the install here, with nothing to clean up.
         let system_libraries = reuse::record_all(&spec.system_libraries)?;
+        let taken: BTreeSet<String> = plan.iter().map(|p| p.name.clone()).collect();
+        let reused_links = reuse::link_plan(
+            &system_libraries,
+            &reuse::listings(&system_libraries),
+            &taken,
+        );
         let now = now_secs();
         let id = self.unique_id(now, spec);
         let installs = store.root.join(INSTALLS_DIR);
@@ -721,6 +781,12 @@ impl<'s> InstallLock<'s> {
                 .or_default()
                 .push(p.name.clone());
             store.step(FaultPoint::FileLinked)?;
+        }
+        // Reused libraries, by absolute path: `LD_LIBRARY_PATH=<root>` then finds them too.
+        for l in &reused_links {
+            let dest = lib.join(&l.name);
+            std::os::unix::fs::symlink(&l.target, &dest)
+                .map_err(io_err("creating symlink", &dest))?;
         }
 
         let record = InstallRecord {
@@ -747,6 +813,7 @@ impl<'s> InstallLock<'s> {
             installed_at: rfc3339_utc(now),
             ort_library: format!("lib/{}", spec.ort_library),
             system_libraries,
+            reused_links,
             verification: None,
         };
         let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
@@ -800,6 +867,7 @@ impl<'s> InstallLock<'s> {
         let store = self.store;
         let record = store.install_record(id)?;
         let old = store.current_id()?;
+        let want = self.view_names(&record)?;
         if old.as_deref() != Some(id) {
             if let Some(old) = &old {
                 self.point(PREVIOUS, old, FaultPoint::PreviousLinkTemp)?;
@@ -808,8 +876,28 @@ impl<'s> InstallLock<'s> {
             self.point(CURRENT, id, FaultPoint::CurrentLinkTemp)?;
             store.step(FaultPoint::CurrentSwitched)?;
         }
+        self.prune_view(&want)?;
         self.refresh_seed_info(&record)?;
         Ok(record)
+    }
+
+    /// The first half of switching the root's view to `record` (see `view.rs`): its `lib/`
+    /// gets the unversioned ONNX Runtime name if it lacks it, and the root a link
+    /// `<name> -> current/lib/<name>` for each of its names it lacks. Returns the names.
+    fn view_names(&self, record: &InstallRecord) -> Result<BTreeSet<String>> {
+        let store = self.store;
+        let lib = store.install_dir(&record.id).join("lib");
+        view::ensure_unversioned_ort(&lib, base(&record.ort_library))?;
+        let want = view::wanted(&lib)?;
+        view::link_names(&store.root, &want, || store.step(FaultPoint::ViewLinked))?;
+        Ok(want)
+    }
+
+    /// The second half, after `current` switched: links of names `want` lacks go.
+    fn prune_view(&self, want: &BTreeSet<String>) -> Result<()> {
+        view::prune(&self.store.root, want)?;
+        fsx::sync_dir(&self.store.root)?;
+        self.store.step(FaultPoint::ViewPruned)
     }
 
     fn point(&self, link: &str, id: &str, between: FaultPoint) -> Result<()> {
@@ -832,6 +920,7 @@ impl<'s> InstallLock<'s> {
             return Err(no_previous());
         }
         let record = store.install_record(&previous)?;
+        let want = self.view_names(&record)?;
         // `current` first: a crash in between leaves both links on the rolled-back-to install,
         // which is consistent; the other order could leave `current` on the old one and
         // `previous` lost.
@@ -841,6 +930,7 @@ impl<'s> InstallLock<'s> {
             self.point(PREVIOUS, &current, FaultPoint::PreviousLinkTemp)?;
             store.step(FaultPoint::PreviousSwitched)?;
         }
+        self.prune_view(&want)?;
         self.refresh_seed_info(&record)?;
         Ok(record)
     }
@@ -970,10 +1060,10 @@ impl<'s> InstallLock<'s> {
         // half-deleted install), then the directories' own entries; the marker and the lock
         // last.
         let mut order: Vec<&owner::Listed> = listing.iter().collect();
-        order.sort_by_key(|e| owner::root_entry(&e.name, e.kind) != Some(RootEntry::Plain));
+        order.sort_by_key(|e| owner::entry_of(e) != Some(RootEntry::Plain));
         for e in order {
             let path = root.join(&e.name);
-            match owner::root_entry(&e.name, e.kind) {
+            match owner::entry_of(e) {
                 None => report.kept.push(path),
                 Some(RootEntry::Plain) if e.name == LOCK || e.name == ROOT_MARKER => {}
                 Some(RootEntry::Plain) => {
