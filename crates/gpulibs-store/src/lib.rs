@@ -41,6 +41,7 @@
 //! Reading (`current`, [`activate`], [`Store::installs`]) takes no lock: every change a reader
 //! can observe is a single `rename(2)`.
 
+mod adopt;
 mod env;
 mod error;
 mod fsx;
@@ -52,6 +53,7 @@ mod store;
 pub mod unpack;
 mod view;
 
+pub use adopt::{Adopted, SEED_COMPONENT, SEED_ORIGIN};
 pub use env::{
     activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, view_env, Activation,
     Env, EnvFormat,

@@ -333,7 +333,7 @@ pub(crate) fn read_marker(root: &Path) -> Result<Option<RootMarker>> {
     Ok(Some(marker))
 }
 
-fn write_marker(root: &Path, origin: &str) -> Result<()> {
+pub(crate) fn write_marker(root: &Path, origin: &str) -> Result<()> {
     let marker = RootMarker {
         gpulibs_root: ROOT_FORMAT,
         created_by: format!("gpulibs-store {}", env!("CARGO_PKG_VERSION")),
