@@ -240,7 +240,8 @@ mod tests {
             e("libonnxruntime.so", Kind::File),
             e("libcudart.so", Kind::Symlink),
         ];
-        let cases: Vec<(&str, Vec<Listed>, Option<Vec<&str>>)> = vec![
+        type Case = (&'static str, Vec<Listed>, Option<Vec<&'static str>>);
+        let cases: Vec<Case> = vec![
             (
                 "the seed's libraries",
                 libs.clone(),
