@@ -229,8 +229,10 @@ pub(crate) fn not_a_root(path: &Path, strangers: &[String]) -> StoreError {
     let fix = if libraries {
         format!(
             "they are shared libraries, as an earlier installer (the seed's flat `gpu-libs`) \
-             left them; gpulibs installs only into a directory it owns: move them aside (`mv \
-             {p} {p}.old`) and run again, or set GPULIBS_HOME to a new or empty directory",
+             left them; `gpulibs install --app NAME` (without GPULIBS_HOME) adopts such a \
+             directory into an install it manages, losing nothing (`gpulibs rollback` returns \
+             to them); otherwise move them aside (`mv {p} {p}.old`) and run again, or set \
+             GPULIBS_HOME to a new or empty directory",
             p = path.display()
         )
     } else {

@@ -16,7 +16,8 @@ use gpulibs_install::{
 use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
-    install_root, seed_info_path, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv, DEFAULT_APP,
+    install_root, seed_info_path, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv, Store,
+    DEFAULT_APP,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -141,7 +142,31 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         req.seed_receipt = Some(seed_info_path(app, &env)?);
     }
 
+    // `--app NAME` names the app's own `gpu-libs`: the seed's installer left its libraries
+    // there flat, and the user asked gpulibs to manage them, so they are adopted into a
+    // generation (`rollback` returns to them) rather than refused. A root named by
+    // GPULIBS_HOME is never adopted this way.
+    let adopted = if args.app.is_some() && env.gpulibs_home.is_none() {
+        Store::open_adopting_seed(&root)?.1
+    } else {
+        None
+    };
+    let adopted_line = adopted.as_ref().map(|a| {
+        format!(
+            "{} {} libraries the seed's installer left in {} into install {} ({}), not verified; \
+             `gpulibs rollback` returns to them\n",
+            ctx.style.dim("adopted"),
+            a.files.len(),
+            root.display(),
+            a.id,
+            a.lib.display()
+        )
+    });
+
     let ui = Ui::new(json, ctx.style);
+    if let Some(line) = &adopted_line {
+        ui.line(line.trim_end());
+    }
     ui.line(&format!(
         "{} {} into {}\n{} {}",
         ctx.style.dim("installing"),
@@ -167,8 +192,12 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     if let Some(object) = json.as_object_mut() {
         object.insert("trust".into(), serde_json::json!(planned.trust));
         object.insert("warnings".into(), serde_json::json!(warnings));
+        if let Some(a) = &adopted {
+            object.insert("adopted".into(), serde_json::json!(a));
+        }
     }
-    let mut human = summary(&report, args.app.as_deref(), ctx.style);
+    let mut human = adopted_line.unwrap_or_default();
+    human.push_str(&summary(&report, args.app.as_deref(), ctx.style));
     for w in &warnings {
         human.push_str(&ctx.style.warn(&format!("warning: {w}")));
         human.push('\n');
@@ -589,7 +618,8 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
         style.dim("root:    "),
         r.root.display(),
         style.dim("library: "),
-        r.env.ort_dylib_path.display()
+        // The view's name, stable across updates and rollbacks (what `gpulibs env` prints).
+        r.root.join(gpulibs_store::ORT_UNVERSIONED).display()
     ));
     out.push_str(&format!(
         "{} eval \"$(gpulibs env{})\"\n",
