@@ -133,7 +133,12 @@ fn install_update_status_env_rollback_gc_remove() {
     // env in its three formats, naming the generation itself.
     let sh = stdout_of(w.gpulibs().args(["env", "--format", "sh"]));
     assert!(sh.contains("export LD_LIBRARY_PATH="), "{sh}");
-    assert!(sh.contains(&format!("installs/{first}/lib")), "{sh}");
+    // The root's view: the same text after every update, rollback and gc.
+    assert!(
+        sh.contains(&format!("export LD_LIBRARY_PATH='{}'", w.root().display())),
+        "{sh}"
+    );
+    assert!(!sh.contains("installs/"), "{sh}");
     let script = format!("{sh}\ntest -f \"$ORT_DYLIB_PATH\" && echo found");
     let run = Command::new("sh").arg("-c").arg(script).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "found");
