@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::prelude::*;
 use gpulibs_plan::sign_manifest;
 use support::*;
 
@@ -244,16 +243,19 @@ fn the_seed_s_script_loads_onnx_runtime_through_every_update_gc_and_rollback() {
         first["ldLibraryPath"].as_str().unwrap().split(':').next(),
         root.to_str()
     );
-    let env_file = run_ok(s.gpulibs().args(["env", "--format", "systemd"]));
+    let env_file = run_ok(
+        s.gpulibs()
+            .args(["env", "--format", "systemd", "--app", APP]),
+    );
     assert!(!env_file.contains("installs/"), "{env_file}");
     load_with_env_file(&s.loader, &env_file, &["libextra.so.1"], "v1 env file");
     let v1_id = s.current();
 
     // Rollback returns to the seed's own libraries, still where the seed's script looks.
-    run_ok(s.gpulibs().arg("rollback"));
+    run_ok(s.gpulibs().args(["rollback", "--app", APP]));
     assert!(s.current().starts_with("seed-"), "{}", s.current());
     s.consumer(&["libseedonly.so.1"], "rolled back to the seed");
-    run_ok(s.gpulibs().arg("rollback"));
+    run_ok(s.gpulibs().args(["rollback", "--app", APP]));
     assert_eq!(s.current(), v1_id);
 
     // Two updates (v2 drops a library, v3 adds one), then gc of every other install.
@@ -266,12 +268,15 @@ fn the_seed_s_script_loads_onnx_runtime_through_every_update_gc_and_rollback() {
     );
     let v3 = s.manifest("3.0", &["libextra.so.1", "libextra_v3.so.1"]);
     s.install(&v3);
-    let gc = run_ok(s.gpulibs().args(["gc", "--keep", "0"]));
+    let gc = run_ok(s.gpulibs().args(["gc", "--keep", "0", "--app", APP]));
     assert!(!root.join("installs").join(&v1_id).exists(), "{gc}");
     s.consumer(&["libextra.so.1", "libextra_v3.so.1"], "v3 after gc");
     // The env file written after the first install still loads ONNX Runtime, unchanged.
     assert_eq!(
-        run_ok(s.gpulibs().args(["env", "--format", "systemd"])),
+        run_ok(
+            s.gpulibs()
+                .args(["env", "--format", "systemd", "--app", APP])
+        ),
         env_file
     );
     load_with_env_file(
@@ -282,7 +287,7 @@ fn the_seed_s_script_loads_onnx_runtime_through_every_update_gc_and_rollback() {
     );
 
     // Rollback to v2: the same script, the same paths, v2's libraries.
-    run_ok(s.gpulibs().arg("rollback"));
+    run_ok(s.gpulibs().args(["rollback", "--app", APP]));
     s.consumer(&["libextra.so.1"], "rolled back to v2");
     assert!(std::fs::symlink_metadata(root.join("libextra_v3.so.1")).is_err());
     load_with_env_file(&s.loader, &env_file, &[], "v1's env file after rollback");
