@@ -281,16 +281,23 @@ fn json_report_and_signature_rules() {
     let id = w.current().unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&stdout_of(w.gpulibs().args(["env", "--format", "json"]))).unwrap();
-    let lib = w.root().join("installs").join(&id).join("lib");
-    assert_eq!(json["lib_dirs"], serde_json::json!([lib, cu13]));
+    assert_eq!(json["install_id"], id.as_str());
+    // The root's view reaches the reused libraries (the install's lib/ links them by SONAME):
+    // the root alone is the library path, and the preload names resolve into the venv.
+    let root = w.root();
+    assert_eq!(json["lib_dirs"], serde_json::json!([root]));
     assert_eq!(
         json["preload"],
-        serde_json::json!([cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")])
+        serde_json::json!([root.join("libcublasLt.so.13"), root.join("libcublas.so.13")])
     );
-    assert_eq!(
-        json["ld_library_path"],
-        format!("{}:{}", lib.display(), cu13.display())
-    );
+    assert_eq!(json["ld_library_path"], root.display().to_string());
+    for name in ["libcublasLt.so.13", "libcublas.so.13"] {
+        assert_eq!(
+            root.join(name).canonicalize().unwrap(),
+            cu13.join(name).canonicalize().unwrap(),
+            "{name}"
+        );
+    }
     std::fs::remove_file(cu13.join("libcublas.so.13")).unwrap();
     w.gpulibs()
         .arg("status")

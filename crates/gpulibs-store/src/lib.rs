@@ -13,8 +13,13 @@
 //! `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, written only by
 //! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since. Libraries
 //! an install reuses from the machine ([`InstallSpec::system_libraries`]) are read (hashed when
-//! the install is built, `stat`ed by [`Store::check_install`]) and named by path in
-//! [`Env`]/[`Activation`]; they are never written, linked into the root, or removed.
+//! the install is built, `stat`ed by [`Store::check_install`]) and symlinked to from the
+//! install's `lib/`; they are never written, copied, or removed.
+//!
+//! The root itself is a flat view of the active install (`<root>/<name> -> current/lib/<name>`,
+//! `<root>/libonnxruntime.so` always), what the seed's consumers put on `LD_LIBRARY_PATH`;
+//! [`view_env`] and [`activate`] name only those stable paths. The contract for consumers is
+//! `docs/layout.md`; [`Store::open_adopting_seed`] takes over the seed's flat directory.
 //!
 //! Layout, invariants and the crash-safety argument: `docs/store.md`.
 //!
@@ -33,7 +38,7 @@
 //! }
 //! let record = lock.new_install(spec)?;
 //! lock.activate(&record.id)?;
-//! print!("{}", env_for(&store, &record).render(EnvFormat::Sh));
+//! print!("{}", view_env(&store, &record).render(EnvFormat::Sh));
 //! Ok(())
 //! }
 //! ```
