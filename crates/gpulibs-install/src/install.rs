@@ -16,10 +16,11 @@ use gpulibs_plan::{
 };
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
-    env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
-    DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord,
-    InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackError,
-    UnpackLimits, VerificationRecord, VerificationState, ZipListedMember, ZipListedMembers,
+    env_for, is_library_name, view_env, wheel_library_member, ArchiveCheck, ArchiveFormat,
+    ComponentSpec, DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock,
+    InstallRecord, InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec,
+    UnpackError, UnpackLimits, VerificationRecord, VerificationState, ZipListedMember,
+    ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -495,7 +496,7 @@ fn install_candidate(
                     why: "already installed and active".into(),
                 },
                 seed_receipt,
-                env: env_for(store, &current),
+                env: view_env(store, &current),
                 system_paths,
                 attempts: Vec::new(),
                 why_cpu: None,
@@ -709,7 +710,8 @@ fn install_candidate(
         elapsed_ms: started.elapsed().as_millis() as u64,
         verify,
         seed_receipt,
-        env,
+        // What `gpulibs env` prints: the root's view, stable across updates.
+        env: view_env(store, &record),
         system_paths,
         attempts: Vec::new(),
         why_cpu: None,

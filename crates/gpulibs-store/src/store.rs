@@ -136,8 +136,8 @@ pub enum FaultPoint {
     RecordWritten,
     /// `installs/<id>` exists (renamed from its temp name).
     InstallCommitted,
-    /// One link `<root>/<name> -> current/lib/<name>` of the new install's view was made
-    /// (seen once per name the root lacked).
+    /// The root has a link `<name> -> current/lib/<name>` for every name of the new install
+    /// (the ones it lacked were made); `current` is not switched yet.
     ViewLinked,
     /// `previous.tmp` exists, not yet renamed over `previous`.
     PreviousLinkTemp,

@@ -136,13 +136,13 @@ pub(crate) fn ensure_unversioned_ort(lib: &Path, ort_file: &str) -> Result<()> {
     }
 }
 
-/// Links every name of `want` that the root lacks (`current/lib/<name>`), calling `step` after
-/// each. A wanted name taken by anything else fails with [`StoreError::ViewBlocked`] before any
+/// Links every name of `want` that the root lacks (`current/lib/<name>`), then calls `step`
+/// once. A wanted name taken by anything else fails with [`StoreError::ViewBlocked`] before any
 /// link is made.
 pub(crate) fn link_names(
     root: &Path,
     want: &BTreeSet<String>,
-    mut step: impl FnMut() -> Result<()>,
+    step: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let plan = plan(&present(root)?, want);
     if let Some(name) = plan.blocked.first() {
@@ -157,9 +157,8 @@ pub(crate) fn link_names(
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err("creating symlink", &dest)(e)),
         }
-        step()?;
     }
-    Ok(())
+    step()
 }
 
 /// Removes the view links whose names `want` lacks; returns their names.
