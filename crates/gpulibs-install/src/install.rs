@@ -247,9 +247,9 @@ pub struct InstallReport {
     /// What an app sets to use the install (`gpulibs env`).
     pub env: Env,
     /// Libraries the plan takes from this machine, as the planner found them. The install
-    /// record keeps them (`system_libraries`: path, size, mtime, sha256), `env` lists their
-    /// directories after the install's `lib/` and preloads them, and `status` reports one that
-    /// is gone or changed; they are never copied or linked into the root.
+    /// record keeps them (`system_libraries`: path, size, mtime, sha256), the install's `lib/`
+    /// symlinks them (so the root's view reaches them and `env` preloads them by their names
+    /// there), and `status` reports one that is gone or changed; they are never copied.
     pub system_paths: Vec<PathBuf>,
     /// Every candidate tried, in order; the last is the one activated (or up to date).
     pub attempts: Vec<Attempt>,

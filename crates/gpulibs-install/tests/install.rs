@@ -622,7 +622,7 @@ fn a_component_served_by_the_system_is_recorded_preloaded_verified_and_checked()
     );
     let a = activate_at(&w.root()).unwrap();
     let root = w.root();
-    assert_eq!(a.lib_dirs, [root.clone()]);
+    assert_eq!(a.lib_dirs, std::slice::from_ref(&root));
     assert_eq!(
         a.preload,
         [root.join("libcublasLt.so.13"), root.join("libcublas.so.13")]
