@@ -415,9 +415,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`, and
-    /// libraries reused from this machine that are gone, resolve to another file, or changed
-    /// size or modification time since the install was built (one `stat` each; nothing outside
+    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`, libraries
+    /// reused from this machine that are gone, resolve to another file, or changed size or
+    /// modification time since the install was built, and (for the active install) names of
+    /// its `lib/` missing from the root's view (one `stat` each; nothing outside
     /// the root is read or touched otherwise). Empty when every file named in the record opens
     /// and every reused library is as recorded.
     pub fn check_install(&self, id: &str) -> Result<Vec<String>> {
@@ -450,6 +451,9 @@ impl Store {
                 .filter(|l| !recorded.contains(l.name.as_str()))
                 .filter_map(|l| reuse::check_link(&lib, l)),
         );
+        if self.current_id()?.as_deref() == Some(id) {
+            problems.extend(view::missing(&self.root, &lib)?);
+        }
         Ok(problems)
     }
 

@@ -175,6 +175,38 @@ pub(crate) fn prune(root: &Path, want: &BTreeSet<String>) -> Result<Vec<String>>
     Ok(plan.stale)
 }
 
+/// The names of the active install (`lib`, its `lib/`) the root's view lacks, each as a
+/// problem naming the path and the fix (a root made before the view existed, or one someone
+/// edited): the next gpulibs run that takes the install lock adds them.
+pub(crate) fn missing(root: &Path, lib: &Path) -> Result<Vec<String>> {
+    if !lib.is_dir() {
+        return Ok(Vec::new());
+    }
+    let want = wanted(lib)?;
+    let present = present(root)?;
+    let plan = plan(&present, &want);
+    Ok(plan
+        .create
+        .iter()
+        .map(|name| {
+            format!(
+                "{}: missing from the root's library view (what `LD_LIBRARY_PATH={}` finds); \
+                 `gpulibs gc` or the next `gpulibs install` adds it",
+                root.join(name).display(),
+                root.display()
+            )
+        })
+        .chain(plan.blocked.iter().map(|name| {
+            format!(
+                "{}: is not gpulibs' link to `current/lib/{name}`, so `LD_LIBRARY_PATH={}` finds \
+                 something else under that name; move it out of the root",
+                root.join(name).display(),
+                root.display()
+            )
+        }))
+        .collect())
+}
+
 /// Brings the view in line with the install `current` names (`lib` is its `lib/`), as the next
 /// lock holder after an interrupted activation does: adds missing names (a root made by a
 /// gpulibs before the view existed), removes dangling ones. A name taken by something else is

@@ -123,6 +123,18 @@ fn a_root_without_the_view_gets_it_from_the_next_lock_holder_and_stale_links_go(
     }
     std::os::unix::fs::symlink("current/lib/libgone.so.1", root.join("libgone.so.1")).unwrap();
     assert!(activate_at(&root).is_err(), "no view yet: env refuses");
+    // status (check_install) says what is missing and how it gets repaired.
+    let id = store.current_id().unwrap().unwrap();
+    let problems = store.check_install(&id).unwrap();
+    let ort = problems
+        .iter()
+        .find(|p| p.contains(&root.join("libonnxruntime.so").display().to_string()))
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    assert!(
+        ort.contains("missing from the root's library view"),
+        "{ort}"
+    );
+    assert!(ort.contains("`gpulibs gc`"), "{ort}");
     drop(store.try_lock().unwrap());
     assert_view(&root, false, "repaired");
     assert!(fs::symlink_metadata(root.join("libgone.so.1")).is_err());
@@ -150,6 +162,11 @@ fn a_file_in_the_way_of_a_name_stops_the_switch_and_is_kept() {
     assert_eq!(store.current_id().unwrap(), Some(first.id));
     assert_eq!(fs::read(root.join("libcudnn.so.9.16.0")).unwrap(), b"mine");
     assert_view(&root, true, "blocked");
+    // The old install still active: its own names are all in the view, nothing reported.
+    assert!(store
+        .check_install(&store.current_id().unwrap().unwrap())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
