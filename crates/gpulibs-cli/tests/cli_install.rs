@@ -133,7 +133,12 @@ fn install_update_status_env_rollback_gc_remove() {
     // env in its three formats, naming the generation itself.
     let sh = stdout_of(w.gpulibs().args(["env", "--format", "sh"]));
     assert!(sh.contains("export LD_LIBRARY_PATH="), "{sh}");
-    assert!(sh.contains(&format!("installs/{first}/lib")), "{sh}");
+    // The root's view: the same text after every update, rollback and gc.
+    assert!(
+        sh.contains(&format!("export LD_LIBRARY_PATH='{}'", w.root().display())),
+        "{sh}"
+    );
+    assert!(!sh.contains("installs/"), "{sh}");
     let script = format!("{sh}\ntest -f \"$ORT_DYLIB_PATH\" && echo found");
     let run = Command::new("sh").arg("-c").arg(script).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "found");
@@ -330,16 +335,23 @@ fn json_report_and_signature_rules() {
     let id = w.current().unwrap();
     let json: serde_json::Value =
         serde_json::from_str(&stdout_of(w.gpulibs().args(["env", "--format", "json"]))).unwrap();
-    let lib = w.root().join("installs").join(&id).join("lib");
-    assert_eq!(json["lib_dirs"], serde_json::json!([lib, cu13]));
+    assert_eq!(json["install_id"], id.as_str());
+    // The root's view reaches the reused libraries (the install's lib/ links them by SONAME):
+    // the root alone is the library path, and the preload names resolve into the venv.
+    let root = w.root();
+    assert_eq!(json["lib_dirs"], serde_json::json!([root]));
     assert_eq!(
         json["preload"],
-        serde_json::json!([cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")])
+        serde_json::json!([root.join("libcublasLt.so.13"), root.join("libcublas.so.13")])
     );
-    assert_eq!(
-        json["ld_library_path"],
-        format!("{}:{}", lib.display(), cu13.display())
-    );
+    assert_eq!(json["ld_library_path"], root.display().to_string());
+    for name in ["libcublasLt.so.13", "libcublas.so.13"] {
+        assert_eq!(
+            root.join(name).canonicalize().unwrap(),
+            cu13.join(name).canonicalize().unwrap(),
+            "{name}"
+        );
+    }
     std::fs::remove_file(cu13.join("libcublas.so.13")).unwrap();
     w.gpulibs()
         .arg("status")

@@ -262,7 +262,14 @@ fn env_and_status_fail_when_the_active_install_cannot_be_used() {
         stderr.contains(&format!("install `{id}` cannot be used")),
         "{stderr}"
     );
-    assert!(stderr.contains("lib/libonnxruntime.so"), "{stderr}");
+    // Named as the app sees it: through the root's view.
+    assert!(
+        stderr.contains(&format!(
+            "`{}` is missing",
+            root.join("libonnxruntime.so").display()
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("gpulibs rollback"), "{stderr}");
     let (out, stdout, _) = run(w.gpulibs(&root).arg("status"));
     assert_eq!(out.status.code(), Some(3), "{stdout}");

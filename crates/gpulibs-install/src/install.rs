@@ -16,10 +16,11 @@ use gpulibs_plan::{
 };
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
-    env_for, is_library_name, wheel_library_member, ArchiveCheck, ArchiveFormat, ComponentSpec,
-    DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock, InstallRecord,
-    InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec, UnpackError,
-    UnpackLimits, VerificationRecord, VerificationState, ZipListedMember, ZipListedMembers,
+    env_for, is_library_name, view_env, wheel_library_member, ArchiveCheck, ArchiveFormat,
+    ComponentSpec, DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock,
+    InstallRecord, InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec,
+    UnpackError, UnpackLimits, VerificationRecord, VerificationState, ZipListedMember,
+    ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -252,9 +253,9 @@ pub struct InstallReport {
     /// What an app sets to use the install (`gpulibs env`).
     pub env: Env,
     /// Libraries the plan takes from this machine, as the planner found them. The install
-    /// record keeps them (`system_libraries`: path, size, mtime, sha256), `env` lists their
-    /// directories after the install's `lib/` and preloads them, and `status` reports one that
-    /// is gone or changed; they are never copied or linked into the root.
+    /// record keeps them (`system_libraries`: path, size, mtime, sha256), the install's `lib/`
+    /// symlinks them (so the root's view reaches them and `env` preloads them by their names
+    /// there), and `status` reports one that is gone or changed; they are never copied.
     pub system_paths: Vec<PathBuf>,
     /// Every candidate tried, in order; the last is the one activated (or up to date).
     pub attempts: Vec<Attempt>,
@@ -503,7 +504,7 @@ fn install_candidate(
                     why: "already installed and active".into(),
                 },
                 seed_receipt,
-                env: env_for(store, &current),
+                env: view_env(store, &current),
                 system_paths,
                 attempts: Vec::new(),
                 why_cpu: None,
@@ -737,7 +738,8 @@ fn install_candidate(
         elapsed_ms: started.elapsed().as_millis() as u64,
         verify,
         seed_receipt,
-        env,
+        // What `gpulibs env` prints: the root's view, stable across updates.
+        env: view_env(store, &record),
         system_paths,
         attempts: Vec::new(),
         why_cpu: None,

@@ -146,7 +146,9 @@ fn fresh_install_streams_into_the_store_and_activates() {
     let a = activate_at(&w.root()).unwrap();
     assert_eq!(a.install_id, report.install_id);
     assert_eq!(std::fs::read(&a.ort_library).unwrap(), b"ort one");
-    assert!(a.ort_library.ends_with("lib/libonnxruntime.so"));
+    // The root's view names it; the report's env is `gpulibs env`'s.
+    assert_eq!(a.ort_library, w.root().join("libonnxruntime.so"));
+    assert_eq!(a.record.ort_library, "lib/libonnxruntime.so");
     assert_eq!(report.env.ort_dylib_path, a.ort_library);
     assert!(
         leftovers(&w.root()).is_empty(),
@@ -345,7 +347,9 @@ fn pip_is_asked_only_for_missing_wheels_and_a_placeholder_is_never_fetched() {
         vec![vec!["onnxruntime==1.9.0".to_string()]]
     );
     let a = activate_at(&w.root()).unwrap();
-    assert!(a.ort_library.ends_with("lib/libonnxruntime.so.1.9.0"));
+    // A wheel's versioned file, reached through the unversioned name in the root's view.
+    assert_eq!(a.record.ort_library, "lib/libonnxruntime.so.1.9.0");
+    assert_eq!(a.ort_library, w.root().join("libonnxruntime.so"));
     assert_eq!(std::fs::read(&a.ort_library).unwrap(), payload);
     assert_eq!(
         report.components[0].source,
@@ -492,7 +496,7 @@ fn a_failure_at_any_store_step_keeps_the_old_install_and_the_next_run_completes(
             // Failures after `current` switched leave the new install active, complete.
             Err(_) if current == first.install_id => {}
             Err(e) => assert!(
-                matches!(point, FaultPoint::CurrentSwitched),
+                matches!(point, FaultPoint::CurrentSwitched | FaultPoint::ViewPruned),
                 "{point:?}: {e}"
             ),
             Ok(_) => panic!("{point:?} was never reached"),
@@ -607,7 +611,8 @@ fn a_component_served_by_the_system_is_recorded_preloaded_verified_and_checked()
     );
 
     // The verifier got the install's lib/ first, then the system directory, and the preload
-    // list in load order; the report's env and activate() say the same.
+    // list in load order; the report's env and activate() name the root's view, whose names
+    // reach the same files (the install's lib/ links the reused ones).
     let lib = store.install_dir(&report.install_id).join("lib");
     let seen = verifier.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
@@ -616,11 +621,22 @@ fn a_component_served_by_the_system_is_recorded_preloaded_verified_and_checked()
         seen[0].preload,
         [cu13.join("libcublasLt.so.13"), cu13.join("libcublas.so.13")]
     );
-    assert_eq!(report.env, seen[0]);
     let a = activate_at(&w.root()).unwrap();
+    let root = w.root();
+    assert_eq!(a.lib_dirs, std::slice::from_ref(&root));
     assert_eq!(
-        (a.lib_dirs, a.preload),
-        (seen[0].lib_dirs.clone(), seen[0].preload.clone())
+        a.preload,
+        [root.join("libcublasLt.so.13"), root.join("libcublas.so.13")]
+    );
+    for (via_root, direct) in a.preload.iter().zip(&seen[0].preload) {
+        assert_eq!(
+            via_root.canonicalize().unwrap(),
+            direct.canonicalize().unwrap()
+        );
+    }
+    assert_eq!(
+        (report.env.lib_dirs.clone(), report.env.preload.clone()),
+        (a.lib_dirs, a.preload)
     );
 
     // Again, unchanged: up to date.

@@ -9,10 +9,9 @@ use crate::error::{Result, StoreError};
 use crate::record::{InstallRecord, SystemLibraryRecord};
 use crate::store::{install_root, is_library_name, RootEnv, Store};
 
-/// What an app needs to load the install. Paths name the install's own directory
-/// (`installs/<id>/lib`), not `current/lib`, so one process never mixes two installs when
-/// `current` is switched while it is still loading libraries (cuDNN opens its sub-libraries
-/// lazily). `gc` never removes the current or the previous install.
+/// What an app needs to load an install. [`view_env`] (what `gpulibs env` prints and
+/// [`activate`] returns) names the root's view, stable across updates; [`env_for`] names one
+/// install's own directory (`installs/<id>/lib`), for checking an install before it is active.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Env {
     pub install_id: String,
@@ -85,6 +84,42 @@ pub fn env_for(store: &Store, record: &InstallRecord) -> Env {
     }
 }
 
+/// The [`Env`] of the active install `record` as the root's view names it (see `view.rs`):
+/// `LD_LIBRARY_PATH` is the root alone, ONNX Runtime is `<root>/libonnxruntime.so`, and every
+/// library to preload is `<root>/<name>` (reused libraries included: the install's `lib/`
+/// links them). These paths stay valid across updates, rollbacks and `gc`, so an environment
+/// file written once keeps working; what they load is whatever `current` names.
+///
+/// For an install that is not active (being verified before activation) use [`env_for`],
+/// which names the install's own directory.
+pub fn view_env(store: &Store, record: &InstallRecord) -> Env {
+    let root = store.root();
+    let mut names: Vec<&str> = record.lib_files().collect();
+    for l in &record.reused_links {
+        names.push(l.name.as_str());
+    }
+    for l in &record.system_libraries {
+        if crate::view::is_view_name(&l.soname) {
+            names.push(l.soname.as_str());
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    let ort_name = Path::new(&record.ort_library)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Env {
+        install_id: record.id.clone(),
+        lib_dirs: vec![root.to_path_buf()],
+        ort_dylib_path: root.join(crate::view::ORT_UNVERSIONED),
+        preload: preload_order(&names, &ort_name)
+            .into_iter()
+            .map(|n| root.join(n))
+            .collect(),
+    }
+}
+
 /// The install's own preload names (in `lib`) merged with the reused libraries (by their
 /// recorded paths), ordered as [`preload_order`] orders names.
 fn preload_paths(
@@ -144,6 +179,7 @@ impl Env {
             Some(first) => Err(StoreError::Unusable {
                 id: self.install_id.clone(),
                 missing: first.clone(),
+                detail: dangling_detail(first),
                 more: missing.len() - 1,
                 previous_usable,
             }),
@@ -187,6 +223,32 @@ impl Env {
                 s
             }
         }
+    }
+}
+
+/// When `path` is a chain of links that ends at an absolute path outside it that is gone (a
+/// reused library whose environment was deleted), says so; else empty.
+fn dangling_detail(path: &Path) -> String {
+    let mut at = path.to_path_buf();
+    let mut reused = None;
+    for _ in 0..16 {
+        let Ok(text) = std::fs::read_link(&at) else {
+            break;
+        };
+        if text.is_absolute() {
+            reused = Some(text.clone());
+        }
+        at = match at.parent() {
+            Some(dir) => dir.join(&text),
+            None => text,
+        };
+    }
+    match reused {
+        Some(t) if !t.exists() => format!(
+            " (it links to `{}`, a library reused from this machine, which is gone)",
+            t.display()
+        ),
+        _ => String::new(),
     }
 }
 
@@ -322,7 +384,7 @@ pub fn activate_at(root: &Path) -> Result<Activation> {
     // the link meanwhile.
     let id = store.current_id()?.ok_or_else(nothing)?;
     let record = store.current_record(&id)?;
-    let env = env_for(&store, &record);
+    let env = view_env(&store, &record);
     env.check(store.previous_usable())?;
     Ok(Activation {
         install_id: id,

@@ -280,7 +280,7 @@ pub enum StoreError {
         previous_usable: bool,
     },
     #[error(
-        "install `{id}` cannot be used: `{missing}` is missing{}; run `gpulibs install` to \
+        "install `{id}` cannot be used: `{missing}` is missing{detail}{}; run `gpulibs install` to \
          repair it{}",
         if *more > 0 { format!(" (and {more} more path(s))") } else { String::new() },
         if *previous_usable { ", or `gpulibs rollback` to return to the previous install" } else { "" }
@@ -289,6 +289,9 @@ pub enum StoreError {
         id: String,
         /// The first path the install's environment names that does not exist.
         missing: PathBuf,
+        /// Why, when a link on the way says more: ` (it links to `/venv/…/libcudnn.so.9`, a
+        /// library reused from this machine, which is gone)`; else empty.
+        detail: String,
         more: usize,
         previous_usable: bool,
     },
@@ -302,6 +305,23 @@ pub enum StoreError {
         why: String,
         #[source]
         source: Option<io::Error>,
+    },
+    #[error(
+        "`{path}` is in the way of the install root's library view (gpulibs links each library \
+         of the active install there as `current/lib/<name>`); nothing was switched: move it \
+         out of the root and run again"
+    )]
+    ViewBlocked { path: PathBuf },
+    #[error(
+        "`{path}` holds shared libraries as the seed's installer left them, and adopting them \
+         into install `{id}` stopped: {why}; the libraries already moved are in `{lib}`, the \
+         others where they were; run the command again to finish"
+    )]
+    SeedAdoption {
+        path: PathBuf,
+        id: String,
+        lib: PathBuf,
+        why: String,
     },
     #[error("injected failure at {0:?}")]
     Injected(crate::FaultPoint),

@@ -15,8 +15,13 @@
 //! `$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, written only by
 //! [`InstallLock::write_seed_info`] and deleted by `remove` only if unchanged since. Libraries
 //! an install reuses from the machine ([`InstallSpec::system_libraries`]) are read (hashed when
-//! the install is built, `stat`ed by [`Store::check_install`]) and named by path in
-//! [`Env`]/[`Activation`]; they are never written, linked into the root, or removed.
+//! the install is built, `stat`ed by [`Store::check_install`]) and symlinked to from the
+//! install's `lib/`; they are never written, copied, or removed.
+//!
+//! The root itself is a flat view of the active install (`<root>/<name> -> current/lib/<name>`,
+//! `<root>/libonnxruntime.so` always), what the seed's consumers put on `LD_LIBRARY_PATH`;
+//! [`view_env`] and [`activate`] name only those stable paths. The contract for consumers is
+//! `docs/layout.md`; [`Store::open_adopting_seed`] takes over the seed's flat directory.
 //!
 //! Layout, invariants and the crash-safety argument: `docs/store.md`.
 //!
@@ -35,7 +40,7 @@
 //! }
 //! let record = lock.new_install(spec)?;
 //! lock.activate(&record.id)?;
-//! print!("{}", env_for(&store, &record).render(EnvFormat::Sh));
+//! print!("{}", view_env(&store, &record).render(EnvFormat::Sh));
 //! Ok(())
 //! }
 //! ```
@@ -43,6 +48,7 @@
 //! Reading (`current`, [`activate`], [`Store::installs`]) takes no lock: every change a reader
 //! can observe is a single `rename(2)`.
 
+mod adopt;
 mod env;
 mod error;
 mod fsx;
@@ -53,18 +59,21 @@ mod shared;
 mod status;
 mod store;
 pub mod unpack;
+mod view;
 
+pub use adopt::{Adopted, SEED_COMPONENT, SEED_ORIGIN};
 pub use env::{
-    activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, Activation, Env,
-    EnvFormat,
+    activate, activate_at, env_for, preload_order, sh_quote, systemd_quote, view_env, Activation,
+    Env, EnvFormat,
 };
 pub use error::{Result, StoreError, UnpackError};
 pub use fsx::{available_space, fs_free, FsFree};
 pub use owner::{RootMarker, ROOT_FORMAT, ROOT_MARKER};
 pub use record::{
     architectures, rfc3339_utc, ComponentRecord, ComponentSpec, DeclaredFile, DeclaredLink,
-    DriverRecord, GpuRecord, InstallRecord, InstallSpec, SeedPackageInfo, SystemLibraryRecord,
-    SystemLibrarySpec, VerificationRecord, VerificationState, RECORD_SCHEMA_VERSION,
+    DriverRecord, GpuRecord, InstallRecord, InstallSpec, ReusedLink, SeedPackageInfo,
+    SystemLibraryRecord, SystemLibrarySpec, VerificationRecord, VerificationState,
+    RECORD_SCHEMA_VERSION,
 };
 pub use shared::{FetchLock, Lease, STORE_ENV};
 pub use status::{status, GpuFit, HostGpu, HostSummary, Status};
@@ -77,3 +86,4 @@ pub use unpack::{
     unpack_tar, unpack_wheel, wheel_library_member, ArchiveFormat, EntryKind, UnpackLimits,
     UnpackReport, UnpackedEntry, ZipListedMember,
 };
+pub use view::ORT_UNVERSIONED;

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +52,9 @@ pub(crate) struct Listed {
     pub name: String,
     pub kind: Kind,
     pub children: Vec<Listed>,
+    /// A symlink's text (read for entries directly under the root, whose view links count as
+    /// gpulibs' own only with the exact text `current/lib/<same name>`).
+    pub link: Option<PathBuf>,
 }
 
 /// What an entry directly under the root is to gpulibs.
@@ -131,6 +134,17 @@ pub(crate) fn root_entry(name: &str, kind: Kind) -> Option<RootEntry> {
     }
 }
 
+/// What a listed entry directly under the root is, if gpulibs makes such an entry: as
+/// [`root_entry`], plus the view links (`<name> -> current/lib/<name>`, see `view.rs`).
+pub(crate) fn entry_of(e: &Listed) -> Option<RootEntry> {
+    match (e.kind, &e.link) {
+        (Kind::Symlink, Some(text)) if crate::view::is_view_link(&e.name, text) => {
+            Some(RootEntry::Plain)
+        }
+        _ => root_entry(&e.name, e.kind),
+    }
+}
+
 fn is_sha256(name: &str) -> bool {
     name.len() == 64
         && name
@@ -190,7 +204,7 @@ pub(crate) fn own_child(parent: RootEntry, entry: &Listed) -> bool {
 pub(crate) fn strangers(listing: &[Listed]) -> Vec<String> {
     let mut out = Vec::new();
     for e in listing {
-        match root_entry(&e.name, e.kind) {
+        match entry_of(e) {
             None => out.push(e.name.clone()),
             Some(RootEntry::Plain) => {}
             Some(dir) => out.extend(
@@ -254,8 +268,10 @@ pub(crate) fn not_a_root(path: &Path, strangers: &[String]) -> StoreError {
     let fix = if libraries {
         format!(
             "they are shared libraries, as an earlier installer (the seed's flat `gpu-libs`) \
-             left them; gpulibs installs only into a directory it owns: move them aside (`mv \
-             {p} {p}.old`) and run again, or set GPULIBS_HOME to a new or empty directory",
+             left them; `gpulibs install --app NAME` (without GPULIBS_HOME) adopts such a \
+             directory into an install it manages, losing nothing (`gpulibs rollback` returns \
+             to them); otherwise move them aside (`mv {p} {p}.old`) and run again, or set \
+             GPULIBS_HOME to a new or empty directory",
             p = path.display()
         )
     } else {
@@ -301,10 +317,15 @@ fn list(dir: &Path, depth: usize) -> Result<Vec<Listed>> {
         } else {
             Vec::new()
         };
+        let link = match kind {
+            Kind::Symlink => fs::read_link(&path).ok(),
+            _ => None,
+        };
         out.push(Listed {
             name: entry.file_name().to_string_lossy().into_owned(),
             kind,
             children,
+            link,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -317,7 +338,7 @@ pub(crate) fn list_root(root: &Path) -> Result<Vec<Listed>> {
     let mut listing = list(root, 0)?;
     for e in &mut listing {
         if matches!(
-            root_entry(&e.name, e.kind),
+            entry_of(e),
             Some(
                 RootEntry::Store
                     | RootEntry::Installs
@@ -359,7 +380,7 @@ pub(crate) fn read_marker(root: &Path) -> Result<Option<RootMarker>> {
     Ok(Some(marker))
 }
 
-fn write_marker(root: &Path, origin: &str) -> Result<()> {
+pub(crate) fn write_marker(root: &Path, origin: &str) -> Result<()> {
     let marker = RootMarker {
         gpulibs_root: ROOT_FORMAT,
         created_by: format!("gpulibs-store {}", env!("CARGO_PKG_VERSION")),
@@ -425,6 +446,7 @@ mod tests {
             name: name.into(),
             kind: Kind::Dir,
             children,
+            link: None,
         }
     }
     fn f(name: &str) -> Listed {
@@ -432,6 +454,7 @@ mod tests {
             name: name.into(),
             kind: Kind::File,
             children: vec![],
+            link: None,
         }
     }
     fn l(name: &str) -> Listed {
@@ -439,6 +462,15 @@ mod tests {
             name: name.into(),
             kind: Kind::Symlink,
             children: vec![],
+            link: None,
+        }
+    }
+    fn lt(name: &str, text: &str) -> Listed {
+        Listed {
+            name: name.into(),
+            kind: Kind::Symlink,
+            children: vec![],
+            link: Some(PathBuf::from(text)),
         }
     }
     const SHA: &str = "3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a9c1b0d4e3f2a";
@@ -578,6 +610,26 @@ mod tests {
                 "the seed's flat library directory",
                 vec![f("libcudart.so.12"), l("libcudart.so")],
                 foreign(&["libcudart.so", "libcudart.so.12"]),
+            ),
+            (
+                "the library view: links `current/lib/<same name>` are gpulibs'",
+                {
+                    let mut v = legacy();
+                    v.push(lt("libonnxruntime.so", "current/lib/libonnxruntime.so"));
+                    v.push(lt("libcudnn.so.9", "current/lib/libcudnn.so.9"));
+                    v
+                },
+                Ownership::Adoptable,
+            ),
+            (
+                "a library link with any other text is not",
+                {
+                    let mut v = legacy();
+                    v.push(lt("libcudnn.so.9", "current/lib/libcudnn.so.9.1"));
+                    v.push(lt("libfoo.so", "/usr/lib/libfoo.so"));
+                    v
+                },
+                foreign(&["libcudnn.so.9", "libfoo.so"]),
             ),
             (
                 "only a lock and gpulibs' temp links",

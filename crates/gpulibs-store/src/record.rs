@@ -136,6 +136,15 @@ pub struct SystemLibraryRecord {
     pub sha256: String,
 }
 
+/// A symlink `lib/<name> -> <target>` to a library reused from this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReusedLink {
+    /// The name in `lib/`: `libcudnn_ops.so.9`.
+    pub name: String,
+    /// The absolute path it points at (`…/site-packages/nvidia/cudnn/lib/libcudnn_ops.so.9`).
+    pub target: PathBuf,
+}
+
 /// One component as installed: the spec plus the files it put in `lib/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComponentRecord {
@@ -168,6 +177,13 @@ pub struct InstallRecord {
     /// recorded: read as none).
     #[serde(default)]
     pub system_libraries: Vec<SystemLibraryRecord>,
+    /// Symlinks in the install's `lib/` to libraries reused from this machine (absolute
+    /// targets): each reused SONAME, and for a family whose entry library opens its
+    /// sub-libraries from its own directory (cuDNN), every library of the family there; so the
+    /// root's view (`LD_LIBRARY_PATH=<root>`) finds them. Absent in records written before
+    /// (read as none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reused_links: Vec<ReusedLink>,
     /// Whether the install was proven to run, and how (absent in records written before
     /// installs recorded it, and in a record whose verification had not been written yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]

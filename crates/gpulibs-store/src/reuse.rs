@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
-use crate::record::{SystemLibraryRecord, SystemLibrarySpec};
+use crate::record::{ReusedLink, SystemLibraryRecord, SystemLibrarySpec};
 use crate::store::hex;
 
 /// Reads each library of `specs` once (sha256) and records what it is now. Files are hashed in
@@ -132,4 +132,156 @@ fn changes(rec: &SystemLibraryRecord, size: u64, mtime: i64) -> String {
         parts.push("modified since".to_string());
     }
     parts.join(", ")
+}
+
+/// Library families whose entry library opens its sub-libraries from its own directory: for a
+/// reused library whose name starts with the first string, every library in that directory
+/// whose name starts with the second is linked too (cuDNN 9's `libcudnn.so.9` opens
+/// `libcudnn_ops.so.9`, `libcudnn_engines_*.so.9`, ...; NVRTC opens `libnvrtc-builtins`).
+const FAMILIES: [(&str, &str); 2] = [("libcudnn", "libcudnn"), ("libnvrtc", "libnvrtc-builtins")];
+
+/// The symlinks an install's `lib/` gets for the libraries it reuses (pure): each reused
+/// SONAME to its recorded path, then the family members found in `listings` (the names in each
+/// reused library's directory), each to its absolute path there. A name in `taken` (the
+/// install's own files win) or already linked is skipped; the result is sorted by name.
+pub(crate) fn link_plan(
+    records: &[SystemLibraryRecord],
+    listings: &std::collections::BTreeMap<std::path::PathBuf, Vec<String>>,
+    taken: &std::collections::BTreeSet<String>,
+) -> Vec<ReusedLink> {
+    let mut out: std::collections::BTreeMap<String, std::path::PathBuf> = Default::default();
+    for r in records {
+        if crate::view::is_view_name(&r.soname) && !taken.contains(&r.soname) {
+            out.entry(r.soname.clone())
+                .or_insert_with(|| r.path.clone());
+        }
+    }
+    for r in records {
+        let Some(dir) = r.path.parent() else { continue };
+        for (entry, member) in FAMILIES {
+            if !r.soname.starts_with(entry) {
+                continue;
+            }
+            for name in listings.get(dir).into_iter().flatten() {
+                if name.starts_with(member)
+                    && crate::view::is_view_name(name)
+                    && !taken.contains(name)
+                {
+                    out.entry(name.clone()).or_insert_with(|| dir.join(name));
+                }
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(name, target)| ReusedLink { name, target })
+        .collect()
+}
+
+/// The names in the directory of each reused library (read only; an unreadable directory
+/// lists nothing).
+pub(crate) fn listings(
+    records: &[SystemLibraryRecord],
+) -> std::collections::BTreeMap<std::path::PathBuf, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in records {
+        let Some(dir) = r.path.parent() else { continue };
+        if out.contains_key(dir) {
+            continue;
+        }
+        let names = fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.insert(dir.to_path_buf(), names);
+    }
+    out
+}
+
+/// What is wrong with a link to a reused library in an install's `lib/`, if anything: its
+/// target is gone (the environment it came from was deleted or upgraded).
+pub(crate) fn check_link(lib: &std::path::Path, link: &ReusedLink) -> Option<String> {
+    if fs::metadata(&link.target).is_ok() {
+        return None;
+    }
+    Some(format!(
+        "{}: links to `{}`, reused from this machine, which is gone; run `gpulibs install` \
+         again to choose libraries anew, or `gpulibs install --no-reuse` to download them into \
+         the install root",
+        lib.join(&link.name).display(),
+        link.target.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::PathBuf;
+
+    fn rec(soname: &str, dir: &str) -> SystemLibraryRecord {
+        SystemLibraryRecord {
+            component: "c".into(),
+            soname: soname.into(),
+            path: PathBuf::from(dir).join(soname),
+            real_path: PathBuf::from(dir).join(soname),
+            size: 1,
+            mtime_ns: 1,
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn links_each_soname_and_whole_families_from_their_directory() {
+        let cudnn = "/venv/nvidia/cudnn/lib";
+        let cu13 = "/venv/nvidia/cu13/lib";
+        let records = [
+            rec("libcudnn.so.9", cudnn),
+            rec("libcublasLt.so.13", cu13),
+            rec("libcudart.so.13", cu13),
+        ];
+        let listings: BTreeMap<PathBuf, Vec<String>> = [
+            (
+                PathBuf::from(cudnn),
+                vec![
+                    "libcudnn.so.9".into(),
+                    "libcudnn_ops.so.9".into(),
+                    "libcudnn_graph.so.9".into(),
+                    "__init__.py".into(),
+                ],
+            ),
+            (
+                PathBuf::from(cu13),
+                vec![
+                    "libcublasLt.so.13".into(),
+                    "libcudart.so.13".into(),
+                    "libcufft.so.12".into(),
+                ],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let taken: BTreeSet<String> = ["libcudart.so.13".to_string()].into_iter().collect();
+        let got: Vec<(String, String)> = link_plan(&records, &listings, &taken)
+            .into_iter()
+            .map(|l| (l.name, l.target.to_string_lossy().into_owned()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("libcublasLt.so.13", format!("{cu13}/libcublasLt.so.13")),
+            ("libcudnn.so.9", format!("{cudnn}/libcudnn.so.9")),
+            (
+                "libcudnn_graph.so.9",
+                format!("{cudnn}/libcudnn_graph.so.9"),
+            ),
+            ("libcudnn_ops.so.9", format!("{cudnn}/libcudnn_ops.so.9")),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b))
+        .collect();
+        // cuFFT is not reused (no record), so not linked though it sits beside cuBLAS;
+        // the install's own libcudart wins; non-libraries are never linked.
+        assert_eq!(got, want);
+    }
 }

@@ -213,6 +213,7 @@ mod tests {
             }),
             driver: None,
             requires_driver_cuda: Some(CudaVersion::new(12, 0)),
+            reused_links: Vec::new(),
             verification: None,
             installed_at: "2025-06-01T12:00:00Z".into(),
             ort_library: "lib/libonnxruntime.so".into(),

@@ -24,6 +24,7 @@ use crate::shared::{self, DiskUsage, FetchLock, FileLock, Lease};
 use crate::unpack::{
     self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember,
 };
+use crate::view;
 
 /// The app name used when none is given: the root is `$XDG_DATA_HOME/gpulibs/gpu-libs`.
 pub const DEFAULT_APP: &str = "gpulibs";
@@ -161,6 +162,9 @@ pub enum FaultPoint {
     RecordWritten,
     /// `installs/<id>` exists (renamed from its temp name).
     InstallCommitted,
+    /// The root has a link `<name> -> current/lib/<name>` for every name of the new install
+    /// (the ones it lacked were made); `current` is not switched yet.
+    ViewLinked,
     /// `previous.tmp` exists, not yet renamed over `previous`.
     PreviousLinkTemp,
     /// `previous` names the install that was current.
@@ -169,12 +173,14 @@ pub enum FaultPoint {
     CurrentLinkTemp,
     /// `current` names the new install.
     CurrentSwitched,
+    /// The view links of names the new install lacks are removed.
+    ViewPruned,
     /// The seed-compatible receipt was rewritten.
     SeedInfoWritten,
 }
 
 impl FaultPoint {
-    pub const ALL: [FaultPoint; 13] = [
+    pub const ALL: [FaultPoint; 15] = [
         FaultPoint::StagingStarted,
         FaultPoint::EntryUnpacked,
         FaultPoint::ComponentUnpacked,
@@ -183,10 +189,12 @@ impl FaultPoint {
         FaultPoint::FileLinked,
         FaultPoint::RecordWritten,
         FaultPoint::InstallCommitted,
+        FaultPoint::ViewLinked,
         FaultPoint::PreviousLinkTemp,
         FaultPoint::PreviousSwitched,
         FaultPoint::CurrentLinkTemp,
         FaultPoint::CurrentSwitched,
+        FaultPoint::ViewPruned,
         FaultPoint::SeedInfoWritten,
     ];
 }
@@ -531,9 +539,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`, and
-    /// libraries reused from this machine that are gone, resolve to another file, or changed
-    /// size or modification time since the install was built (one `stat` each; nothing outside
+    /// Problems with install `id` on disk: missing or unreadable files of its `lib/`, libraries
+    /// reused from this machine that are gone, resolve to another file, or changed size or
+    /// modification time since the install was built, and (for the active install) names of
+    /// its `lib/` missing from the root's view (one `stat` each; nothing outside
     /// the root is read or touched otherwise). Empty when every file named in the record opens
     /// and every reused library is as recorded.
     pub fn check_install(&self, id: &str) -> Result<Vec<String>> {
@@ -554,6 +563,21 @@ impl Store {
             ));
         }
         problems.extend(record.system_libraries.iter().filter_map(reuse::check));
+        let recorded: BTreeSet<&str> = record
+            .system_libraries
+            .iter()
+            .map(|l| l.soname.as_str())
+            .collect();
+        problems.extend(
+            record
+                .reused_links
+                .iter()
+                .filter(|l| !recorded.contains(l.name.as_str()))
+                .filter_map(|l| reuse::check_link(&lib, l)),
+        );
+        if self.current_id()?.as_deref() == Some(id) {
+            problems.extend(view::missing(&self.root, &lib)?);
+        }
         Ok(problems)
     }
 
@@ -628,6 +652,7 @@ impl Store {
             let _store = self.store_lock()?;
             cleaned.extend(self.clean_store_temporaries(false)?);
         }
+        self.repair_view()?;
         Ok(InstallLock {
             store: self,
             _file: file,
@@ -720,6 +745,24 @@ impl Store {
             }
         }
         Ok(cleaned)
+    }
+
+    /// Brings the root's view in line with `current` (see `view.rs`): removes links an
+    /// interrupted activation left dangling, adds the ones a root made before the view
+    /// existed lacks. An active install whose record cannot be read is left alone (`status`
+    /// reports it; `gc` and `rollback` must still work).
+    fn repair_view(&self) -> Result<()> {
+        let Ok(Some(id)) = self.current_id() else {
+            return Ok(());
+        };
+        let Ok(record) = self.install_record(&id) else {
+            return Ok(());
+        };
+        let lib = self.install_dir(&id).join("lib");
+        if lib.is_dir() {
+            view::ensure_unversioned_ort(&lib, base(&record.ort_library))?;
+        }
+        view::repair(&self.root, Some(&lib))
     }
 
     /// Removes what interrupted runs left: temp and trash directories, temp links. Only the
@@ -882,7 +925,22 @@ impl<'s> InstallLock<'s> {
     pub fn new_install(&self, spec: &InstallSpec) -> Result<InstallRecord> {
         let store = self.store;
         check_app_name(&spec.app)?;
-        let plan = lib_plan(store, spec)?;
+        let mut plan = lib_plan(store, spec)?;
+        // The unversioned name the seed's consumers load (`<root>/libonnxruntime.so`), next to
+        // a versioned ONNX Runtime (a wheel's `libonnxruntime.so.1.23.2`).
+        let ort_owner = plan
+            .iter()
+            .find(|p| p.name == spec.ort_library)
+            .map(|p| p.sha256.clone());
+        if let Some(sha256) = ort_owner {
+            if !plan.iter().any(|p| p.name == view::ORT_UNVERSIONED) {
+                plan.push(LibEntry {
+                    name: view::ORT_UNVERSIONED.to_string(),
+                    sha256,
+                    how: Placement::Symlink(spec.ort_library.clone()),
+                });
+            }
+        }
         // `lib_plan` only makes bare names; a `/` or `..` would write outside `lib/`. Checked
         // before anything is created.
         for p in &plan {
@@ -908,6 +966,12 @@ impl<'s> InstallLock<'s> {
         // Read outside the root, before anything is created: a vanished or unreadable
         // library fails the install here, with nothing to clean up.
         let system_libraries = reuse::record_all(&spec.system_libraries)?;
+        let taken: BTreeSet<String> = plan.iter().map(|p| p.name.clone()).collect();
+        let reused_links = reuse::link_plan(
+            &system_libraries,
+            &reuse::listings(&system_libraries),
+            &taken,
+        );
         let now = now_secs();
         let id = self.unique_id(now, spec);
         let installs = store.root.join(INSTALLS_DIR);
@@ -929,6 +993,12 @@ impl<'s> InstallLock<'s> {
                 .or_default()
                 .push(p.name.clone());
             store.step(FaultPoint::FileLinked)?;
+        }
+        // Reused libraries, by absolute path: `LD_LIBRARY_PATH=<root>` then finds them too.
+        for l in &reused_links {
+            let dest = lib.join(&l.name);
+            std::os::unix::fs::symlink(&l.target, &dest)
+                .map_err(io_err("creating symlink", &dest))?;
         }
 
         let record = InstallRecord {
@@ -955,6 +1025,7 @@ impl<'s> InstallLock<'s> {
             installed_at: rfc3339_utc(now),
             ort_library: format!("lib/{}", spec.ort_library),
             system_libraries,
+            reused_links,
             verification: None,
         };
         let json = serde_json::to_vec_pretty(&record).expect("plain structs serialize");
@@ -1008,6 +1079,7 @@ impl<'s> InstallLock<'s> {
         let store = self.store;
         let record = store.install_record(id)?;
         let old = store.current_id()?;
+        let want = self.view_names(&record)?;
         if old.as_deref() != Some(id) {
             if let Some(old) = &old {
                 self.point(PREVIOUS, old, FaultPoint::PreviousLinkTemp)?;
@@ -1016,8 +1088,28 @@ impl<'s> InstallLock<'s> {
             self.point(CURRENT, id, FaultPoint::CurrentLinkTemp)?;
             store.step(FaultPoint::CurrentSwitched)?;
         }
+        self.prune_view(&want)?;
         self.refresh_seed_info(&record)?;
         Ok(record)
+    }
+
+    /// The first half of switching the root's view to `record` (see `view.rs`): its `lib/`
+    /// gets the unversioned ONNX Runtime name if it lacks it, and the root a link
+    /// `<name> -> current/lib/<name>` for each of its names it lacks. Returns the names.
+    fn view_names(&self, record: &InstallRecord) -> Result<BTreeSet<String>> {
+        let store = self.store;
+        let lib = store.install_dir(&record.id).join("lib");
+        view::ensure_unversioned_ort(&lib, base(&record.ort_library))?;
+        let want = view::wanted(&lib)?;
+        view::link_names(&store.root, &want, || store.step(FaultPoint::ViewLinked))?;
+        Ok(want)
+    }
+
+    /// The second half, after `current` switched: links of names `want` lacks go.
+    fn prune_view(&self, want: &BTreeSet<String>) -> Result<()> {
+        view::prune(&self.store.root, want)?;
+        fsx::sync_dir(&self.store.root)?;
+        self.store.step(FaultPoint::ViewPruned)
     }
 
     fn point(&self, link: &str, id: &str, between: FaultPoint) -> Result<()> {
@@ -1040,6 +1132,7 @@ impl<'s> InstallLock<'s> {
             return Err(no_previous());
         }
         let record = store.install_record(&previous)?;
+        let want = self.view_names(&record)?;
         // `current` first: a crash in between leaves both links on the rolled-back-to install,
         // which is consistent; the other order could leave `current` on the old one and
         // `previous` lost.
@@ -1049,6 +1142,7 @@ impl<'s> InstallLock<'s> {
             self.point(PREVIOUS, &current, FaultPoint::PreviousLinkTemp)?;
             store.step(FaultPoint::PreviousSwitched)?;
         }
+        self.prune_view(&want)?;
         self.refresh_seed_info(&record)?;
         Ok(record)
     }
@@ -1528,10 +1622,10 @@ fn remove_own(
     kept: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let mut order: Vec<&owner::Listed> = listing.to_vec();
-    order.sort_by_key(|e| owner::root_entry(&e.name, e.kind) != Some(RootEntry::Plain));
+    order.sort_by_key(|e| owner::entry_of(e) != Some(RootEntry::Plain));
     for e in order {
         let path = root.join(&e.name);
-        match owner::root_entry(&e.name, e.kind) {
+        match owner::entry_of(e) {
             None => kept.push(path),
             Some(RootEntry::Plain) if e.name == LOCK || e.name == ROOT_MARKER => {}
             Some(RootEntry::Plain) => {

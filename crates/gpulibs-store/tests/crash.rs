@@ -110,6 +110,7 @@ fn check(root: &Path, old: &str, context: &str) -> &'static str {
         "new"
     };
     assert_whole(root, &[Some(id.as_str())], context);
+    assert_view(root, true, context);
     let text = fs::read_to_string(receipt(root)).unwrap();
     let seed: SeedPackageInfo = serde_json::from_str(&text)
         .unwrap_or_else(|e| panic!("{context}: receipt unreadable: {e}: {text}"));
@@ -152,6 +153,16 @@ fn resume_and_complete(world: &World, root: &Path, context: &str) {
         Some(record.id.as_str())
     );
     assert_whole(root, &[Some(record.id.as_str())], context);
+    // The next run leaves no stale view link (cuDNN 9.16's names replaced 9.15's).
+    let linked = assert_view(root, false, context);
+    assert!(
+        linked.iter().any(|n| n == "libcudnn.so.9.16.0"),
+        "{context}: {linked:?}"
+    );
+    assert!(
+        !linked.iter().any(|n| n.starts_with("libcudnn.so.9.15")),
+        "{context}: {linked:?}"
+    );
     assert!(
         temporaries(root).is_empty(),
         "{context}: left {:?}",
@@ -209,7 +220,7 @@ fn a_failure_at_every_step_leaves_old_or_new_and_the_next_run_completes() {
             resume_and_complete(&world, &root, &context);
         }
     }
-    assert_eq!(outcomes.len(), 20);
+    assert_eq!(outcomes.len(), 22);
 }
 
 /// The child side of the SIGKILL test: runs only when the parent sets the variable, installs

@@ -197,11 +197,17 @@ fn an_install_links_libraries_and_keeps_soname_links() {
     assert_eq!(cuda_files.len(), 7, "{cuda_files:?}");
     assert!(store.check_install(&record.id).unwrap().is_empty());
 
+    // The root is the flat view: every name of `lib/` is a link `current/lib/<name>`.
+    for name in fs::read_dir(&lib).unwrap() {
+        let name = name.unwrap().file_name();
+        let text = fs::read_link(store.root().join(&name)).unwrap();
+        assert_eq!(text, Path::new("current/lib").join(&name), "{name:?}");
+    }
     let a = activate_at(store.root()).unwrap();
-    assert_eq!(
-        a.ort_library,
-        store.install_dir(&record.id).join("lib/libonnxruntime.so")
-    );
+    // `activate` names the view, stable across updates.
+    assert_eq!(a.ort_library, store.root().join("libonnxruntime.so"));
+    assert_eq!(a.lib_dirs, [store.root().to_path_buf()]);
+    assert!(a.preload.iter().all(|p| p.parent() == Some(store.root())));
     let names: Vec<String> = a
         .preload
         .iter()

@@ -42,6 +42,9 @@ impl System {
             &[],
         );
         build_so(&cudnn.join("libcudnn.so.9"), "libcudnn.so.9", &[]);
+        // A sub-library cuDNN opens from its own directory; not among the SONAMEs the planner
+        // hands over, linked into lib/ because its family's entry library is reused.
+        build_so(&cudnn.join("libcudnn_ops.so.9"), "libcudnn_ops.so.9", &[]);
         System { cu13, cudnn }
     }
 
@@ -132,14 +135,36 @@ fn reused_libraries_are_recorded_handed_to_apps_and_checked() {
     }
     assert_eq!(store.install_record(&record.id).unwrap(), record);
 
-    // Referenced, not linked: nothing of the system is in lib/, and nothing there changed.
-    for name in ["libcudart.so.13", "libcublasLt.so.13", "libcudnn.so.9"] {
-        assert!(
-            fs::symlink_metadata(lib.join(name)).is_err(),
-            "{name} in lib/"
+    // Linked by absolute path into lib/ (each SONAME, and cuDNN's whole family from its
+    // directory), never copied: nothing of the system changed.
+    for (name, dir) in [
+        ("libcudart.so.13", &system.cu13),
+        ("libcublasLt.so.13", &system.cu13),
+        ("libcudnn.so.9", &system.cudnn),
+        ("libcudnn_ops.so.9", &system.cudnn),
+    ] {
+        assert_eq!(
+            fs::read_link(lib.join(name)).unwrap(),
+            dir.join(name),
+            "{name}"
         );
     }
+    assert!(record
+        .reused_links
+        .iter()
+        .any(|l| l.name == "libcudnn_ops.so.9"));
     assert_eq!(system.snapshot(), before);
+    // So the root alone (the seed's LD_LIBRARY_PATH) reaches them: root -> current/lib -> venv.
+    for name in ["libcudart.so.13", "libcudnn_ops.so.9"] {
+        let through_root = store.root().join(name).canonicalize().unwrap();
+        let direct = system
+            .cudnn
+            .join(name)
+            .canonicalize()
+            .or_else(|_| system.cu13.join(name).canonicalize())
+            .unwrap();
+        assert_eq!(through_root, direct, "{name}");
+    }
 
     // env: the install's lib/ first, then each system directory once, in load order (the
     // record lists cuDNN first); preload in load order, the system's libraries by their
@@ -184,10 +209,35 @@ fn reused_libraries_are_recorded_handed_to_apps_and_checked() {
     assert_eq!(json["preload"], serde_json::to_value(&env.preload).unwrap());
     assert_eq!(json["ld_library_path"], env.ld_library_path());
 
-    // activate(): the same, from `current`.
+    // activate(): the root's view, whose names reach the same files.
     let a = activate_at(store.root()).unwrap();
-    assert_eq!(a.lib_dirs, env.lib_dirs);
-    assert_eq!(a.preload, env.preload);
+    assert_eq!(a.lib_dirs, [store.root().to_path_buf()]);
+    let root = store.root();
+    assert_eq!(
+        a.preload,
+        [
+            root.join("libcudart.so.13"),
+            root.join("libcublasLt.so.13"),
+            root.join("libcublas.so.13"),
+            root.join("libcudnn_graph.so.9"),
+            root.join("libcudnn_ops.so.9"),
+            root.join("libcudnn.so.9"),
+        ]
+    );
+    // Each resolves to the file the install's own environment names.
+    for p in &a.preload {
+        let name = p.file_name().unwrap();
+        let direct = [&system.cu13, &system.cudnn]
+            .iter()
+            .map(|d| d.join(name))
+            .find(|d| d.exists())
+            .unwrap();
+        assert_eq!(
+            p.canonicalize().unwrap(),
+            direct.canonicalize().unwrap(),
+            "{p:?}"
+        );
+    }
     assert_eq!(a.record.system_libraries, record.system_libraries);
     assert!(store.check_install(&record.id).unwrap().is_empty());
 
@@ -252,6 +302,27 @@ fn reused_libraries_are_recorded_handed_to_apps_and_checked() {
     assert!(gone.contains("component cudnn"), "{gone}");
     assert!(gone.contains("`gpulibs install`"), "{gone}");
     assert_eq!(problems.len(), 4, "{problems:?}");
+    // `activate` (and `gpulibs env`) refuse, naming the link and where it pointed.
+    let err = activate_at(store.root()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Unusable { .. }), "{msg}");
+    assert!(
+        msg.contains("reused from this machine, which is gone"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&system.cudnn.join("libcudnn.so.9").display().to_string()),
+        "{msg}"
+    );
+    // The whole environment deleted: the family member's link is reported too.
+    fs::remove_dir_all(&system.cudnn).unwrap();
+    let problems = store.check_install(&record.id).unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("libcudnn_ops.so.9") && p.contains("which is gone")),
+        "{problems:?}"
+    );
 }
 
 #[test]

@@ -207,13 +207,17 @@ fn activate_refuses_an_install_it_cannot_use_and_names_the_fix() {
         .install_dir(&second.id)
         .join("lib/libcudart.so.12.9.79");
     fs::remove_file(&lib).unwrap();
-    // What an app would preload is the SONAME link, which now dangles.
+    // What an app would preload is the SONAME link, which now dangles (named as the app sees
+    // it: through the root's view).
     let soname = lib.with_file_name("libcudart.so.12");
     let e = activate_at(&root).unwrap_err();
     let msg = e.to_string();
     assert!(matches!(e, StoreError::Unusable { .. }), "{msg}");
     assert!(
-        msg.contains(&format!("`{}` is missing", soname.display())),
+        msg.contains(&format!(
+            "`{}` is missing",
+            root.join("libcudart.so.12").display()
+        )),
         "{msg}"
     );
     assert!(msg.contains("gpulibs rollback"), "{msg}");

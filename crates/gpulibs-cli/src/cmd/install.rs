@@ -17,6 +17,7 @@ use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
     install_root, seed_info_path, store_home, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv,
+    Store,
     DEFAULT_APP,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -121,7 +122,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let verifier = ChildVerifier::new(models.clone(), args.shape.clone(), args.value.clone());
     let mut req = InstallRequest::new(&planned.manifest, plan, root.clone(), app, &pip);
     req.fetch.network = NetworkEnv::from_env();
-    req.store_home = Some(home);
+    req.store_home = Some(home.clone());
     // A local manifest whose archive URLs are relative (bare file names: what `gpulibs package`
     // writes without --base-url) is served from its own directory. A URL manifest's relative
     // URLs were made absolute against its URL when it was read, so it has no directory here.
@@ -149,7 +150,31 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         req.seed_receipt = Some(seed_info_path(app, &env)?);
     }
 
+    // `--app NAME` names the app's own `gpu-libs`: the seed's installer left its libraries
+    // there flat, and the user asked gpulibs to manage them, so they are adopted into a
+    // generation (`rollback` returns to them) rather than refused. A root named by
+    // GPULIBS_HOME is never adopted this way.
+    let adopted = if args.app.is_some() && env.gpulibs_home.is_none() {
+        Store::open_adopting_seed(&root, &home)?.1
+    } else {
+        None
+    };
+    let adopted_line = adopted.as_ref().map(|a| {
+        format!(
+            "{} {} libraries the seed's installer left in {} into install {} ({}), not verified; \
+             `gpulibs rollback` returns to them\n",
+            ctx.style.dim("adopted"),
+            a.files.len(),
+            root.display(),
+            a.id,
+            a.lib.display()
+        )
+    });
+
     let ui = Ui::new(json || ctx.quiet, ctx.style);
+    if let Some(line) = &adopted_line {
+        ui.line(line.trim_end());
+    }
     ui.line(&format!(
         "{} {} into {}\n{} {}",
         ctx.style.dim("installing"),
@@ -184,8 +209,12 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     if let Some(object) = json.as_object_mut() {
         object.insert("trust".into(), serde_json::json!(planned.trust));
         object.insert("warnings".into(), serde_json::json!(warnings));
+        if let Some(a) = &adopted {
+            object.insert("adopted".into(), serde_json::json!(a));
+        }
     }
-    let mut human = summary(&report, args.app.as_deref(), ctx.style, explained);
+    let mut human = adopted_line.unwrap_or_default();
+    human.push_str(&summary(&report, args.app.as_deref(), ctx.style, explained));
     for w in &warnings {
         human.push_str(&ctx.style.warn(&format!("warning: {w}")));
         human.push('\n');
@@ -638,7 +667,8 @@ fn summary(
         style.dim("root:    "),
         r.root.display(),
         style.dim("library: "),
-        r.env.ort_dylib_path.display()
+        // The view's name, stable across updates and rollbacks (what `gpulibs env` prints).
+        r.root.join(gpulibs_store::ORT_UNVERSIONED).display()
     ));
     out.push_str(&format!(
         "{} eval \"$(gpulibs env{})\"\n",

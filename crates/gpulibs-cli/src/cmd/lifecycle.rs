@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_install::health;
 use gpulibs_store::{
-    env_for, install_root, store_home, EnvFormat, HostSummary, InstallLock, RootEnv, Store,
+    install_root, store_home, view_env, EnvFormat, HostSummary, InstallLock, RootEnv, Store,
     StoreError, DEFAULT_APP,
 };
 use serde_json::json;
@@ -418,7 +418,8 @@ pub fn env(args: &EnvArgs, _ctx: &Context) -> Result<CmdOutcome, CliError> {
     let record = store
         .current()?
         .ok_or_else(|| hint(nothing_installed(&root)))?;
-    let env = env_for(&store, &record);
+    // The root's view: paths that stay valid across updates, rollbacks and `gc`.
+    let env = view_env(&store, &record);
     env.check(store.previous_usable())?;
     let format: EnvFormat = args.format.parse().map_err(|e: String| {
         CliError::new(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))

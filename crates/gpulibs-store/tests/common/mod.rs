@@ -300,3 +300,53 @@ pub fn assert_whole(root: &Path, allowed: &[Option<&str>], context: &str) -> Opt
     }
     Some(id)
 }
+
+/// The root's library view (`<root>/<name> -> current/lib/<name>`): every name of the active
+/// install's `lib/`, and `libonnxruntime.so`, is linked and opens through the root; a link
+/// whose name the active install lacks dangles (allowed only when `allow_stale`, after an
+/// interruption: the loader skips it, the next run removes it). Returns the names linked.
+pub fn assert_view(root: &Path, allow_stale: bool, context: &str) -> Vec<String> {
+    let lib = root.join("current/lib");
+    let mut want: Vec<String> = std::fs::read_dir(&lib)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    want.sort();
+    assert!(
+        want.iter().any(|n| n == "libonnxruntime.so"),
+        "{context}: the active lib/ has no libonnxruntime.so: {want:?}"
+    );
+    for name in &want {
+        let link = root.join(name);
+        assert_eq!(
+            std::fs::read_link(&link).unwrap_or_else(|e| panic!("{context}: {link:?}: {e}")),
+            Path::new("current/lib").join(name),
+            "{context}"
+        );
+        std::fs::File::open(&link).unwrap_or_else(|e| panic!("{context}: {link:?}: {e}"));
+    }
+    let mut linked = Vec::new();
+    for e in std::fs::read_dir(root).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(text) = std::fs::read_link(e.path()) else {
+            continue;
+        };
+        if text != Path::new("current/lib").join(&name) {
+            continue;
+        }
+        if !want.contains(&name) {
+            assert!(
+                allow_stale,
+                "{context}: `{name}` is linked but the active install lacks it"
+            );
+            assert!(
+                !e.path().exists(),
+                "{context}: a stale `{name}` resolves to something"
+            );
+        }
+        linked.push(name);
+    }
+    linked.sort();
+    linked
+}
