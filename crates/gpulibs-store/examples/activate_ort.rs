@@ -8,7 +8,7 @@
 //! An app using the `ort` crate (feature `load-dynamic`) does the same and then calls
 //! `ort::init_from(&activation.ort_library)` (docs/vendor.md shows the code). This example stays
 //! free of `ort`: it opens the library with `dlopen` and calls ONNX Runtime's C entry point,
-//! `OrtGetApiBase`, then `CreateEnv`, which is what `ort::init_from(..).commit()` does first.
+//! `OrtGetApiBase`, then `CreateEnv`, which is what `ort::init_from(..)?.build()` does first.
 //!
 //! Prints `ONNX Runtime <version> loaded from <path>` and exits 0; exits 1 with activate()'s
 //! message (which names the path and the fix) when nothing usable is installed, or 2 when the
