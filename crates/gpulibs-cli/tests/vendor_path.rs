@@ -11,7 +11,8 @@
 //! Each asserts what the app then finds (the receipt, `gpulibs env --app voicey`, `activate()`)
 //! and that ONNX Runtime loads and runs through it; and what a vendor hits when something is
 //! wrong: a wrong public key (refused, nothing changed, gpulibs' message visible through npm) and
-//! the server down (a clear error, the installer's exit status).
+//! the server down (a clear error, the installer's exit status); and a GPU-only release on a
+//! machine without a GPU (nothing installed, `npm install` still succeeds).
 //!
 //! Without `npm`, `node` or `minisign` these tests fail under CI (`CI` set) and are skipped,
 //! loudly, elsewhere.
@@ -197,6 +198,41 @@ impl Vendor {
         self.server.url("manifest.toml")
     }
 
+    /// A GPU-only release (one `sm_86` variant, no `cpu` variant), signed with `minisign -S`
+    /// (signing apart from packaging), served under `gpu/`; returns its manifest's URL. Its
+    /// archive is never fetched on a machine without a GPU.
+    fn gpu_only_release(&self) -> String {
+        let dir = self.dir.path().join("gpu-release");
+        std::fs::create_dir_all(&dir).unwrap();
+        let archive = vec![0x5a_u8; 1000];
+        let sha = sha256_hex(&archive);
+        let manifest = format!(
+            "schema_version = 1\napp = \"{APP}\"\nversion = \"2.0.0\"\n\n\
+             [[components]]\nid = \"ort-gpu\"\nkind = \"onnxruntime\"\nversion = \"1.23.2\"\n\
+             cuda = \"12.8\"\n\n[components.archive]\nurl = \"ort-gpu.tar.zst\"\n\
+             sha256 = \"{sha}\"\nsize = 1000\nunpacked_size = 4000\nformat = \"tar.zst\"\n\n\
+             [components.coverage]\nsass = [\"sm_86\"]\n\n\
+             [[variants]]\nname = \"sm_86\"\ncomponents = [\"ort-gpu\"]\n"
+        );
+        std::fs::write(dir.join("manifest.toml"), &manifest).unwrap();
+        run_ok(
+            Command::new("minisign")
+                .arg("-S")
+                .arg("-s")
+                .arg(self.dir.path().join("keys/vendor.key"))
+                .arg("-m")
+                .arg(dir.join("manifest.toml"))
+                .stdin(std::process::Stdio::null()),
+        );
+        self.server.put("gpu/manifest.toml", manifest);
+        self.server.put(
+            "gpu/manifest.toml.minisig",
+            std::fs::read(dir.join("manifest.toml.minisig")).unwrap(),
+        );
+        self.server.put("gpu/ort-gpu.tar.zst", archive);
+        self.server.url("gpu/manifest.toml")
+    }
+
     /// The public key of another `minisign -G -W` key pair: not the vendor's.
     fn other_key(&self) -> String {
         let d = self.dir.path().join("other");
@@ -212,6 +248,14 @@ impl Vendor {
         let text = std::fs::read_to_string(d.join("o.pub")).unwrap();
         text.lines().nth(1).unwrap().trim().to_string()
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A URL on 127.0.0.1 where nothing listens.
@@ -557,4 +601,40 @@ fn shell_installer_installs_writes_the_env_file_and_refuses_a_wrong_key() {
         "a failed download changed the install"
     );
     user.assert_installed();
+}
+
+#[test]
+fn npm_postinstall_of_a_gpu_only_release_without_a_gpu_installs_nothing_and_npm_succeeds() {
+    let Some(()) = tools() else { return };
+    let vendor = Vendor::new();
+    let manifest = vendor.gpu_only_release();
+    let user = User::new();
+    let project = user.path("project");
+    let tarball = npm_pack(&user, "2.0.0", &manifest, &vendor.public_key);
+    let out = npm_install(&user, &project, &tarball);
+    assert!(out.status.success(), "npm install: {}", text(&out));
+    // gpulibs said why (exit 3), the postinstall turned it into success, nothing was installed
+    // and the archive was never downloaded.
+    assert!(project.join("node_modules/voicey/postinstall.js").is_file());
+    assert!(!user.receipt().exists());
+    assert!(
+        !user.root().join("current").exists(),
+        "nothing may be active"
+    );
+    let paths: Vec<String> = vendor.server.log().into_iter().map(|s| s.path).collect();
+    assert!(
+        paths.contains(&"/gpu/manifest.toml.minisig".to_string()),
+        "{paths:?}"
+    );
+    assert!(
+        !paths.contains(&"/gpu/ort-gpu.tar.zst".to_string()),
+        "{paths:?}"
+    );
+    let out = user.gpulibs().args(["env", "--app", APP]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing is installed"),
+        "{}",
+        text(&out)
+    );
 }
