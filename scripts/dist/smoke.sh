@@ -108,15 +108,33 @@ python3 -m venv "$tmp/venv"
 [ -x "$tmp/venv/bin/gpulibs" ] || fail "pip install $wheel did not give $tmp/venv/bin/gpulibs"
 check "wheel ($(basename "$wheel"))" "$tmp/venv/bin/gpulibs"
 
-# 3. The npm packages, into a temporary project, offline, with an empty cache.
+# 3. The npm packages, into a temporary project, offline, with an empty cache. The project depends
+# on `gpulibs` only; npm must bring the platform package in through gpulibs' optional dependencies
+# (`overrides` points those at the local tarballs, as a registry would serve them) and skip the
+# packages whose `cpu` does not fit.
 case "$arch" in x86_64) npm_pkg=gpulibs-linux-x64 ;; aarch64) npm_pkg=gpulibs-linux-arm64 ;; esac
+[ -f "$DIST_OUT/npm/$npm_pkg-$version.tgz" ] || fail "no $DIST_OUT/npm/$npm_pkg-$version.tgz: run scripts/dist/npm.sh --target $target"
 mkdir -p "$tmp/app"
+(cd "$tmp/app" && node -e '
+  const fs = require("fs"), [dir, version] = process.argv.slice(1);
+  const overrides = {};
+  for (const f of fs.readdirSync(dir)) {
+    const m = f.match(/^(gpulibs-linux-[a-z0-9]+)-(.*)\.tgz$/);
+    if (m && m[2] === version) overrides[m[1]] = `file:${dir}/${f}`;
+  }
+  const pkg = { name: "smoke-app", version: "1.0.0", private: true,
+    dependencies: { gpulibs: `file:${dir}/gpulibs-${version}.tgz` }, overrides };
+  fs.writeFileSync("package.json", JSON.stringify(pkg, null, 2));
+' "$DIST_OUT/npm" "$version")
 (
   cd "$tmp/app"
-  printf '{"name":"smoke-app","version":"1.0.0","private":true}\n' >package.json
-  npm install --offline --no-audit --no-fund --loglevel=error --cache "$tmp/npm-cache" \
-    "$DIST_OUT/npm/gpulibs-$version.tgz" "$DIST_OUT/npm/$npm_pkg-$version.tgz" >/dev/null
+  npm install --offline --no-audit --no-fund --loglevel=error --cache "$tmp/npm-cache" >/dev/null
 ) || fail "npm install --offline of the local packages failed"
+[ -d "$tmp/app/node_modules/$npm_pkg" ] || fail "npm did not install $npm_pkg through gpulibs' optional dependencies"
+for other in "$DIST_OUT"/npm/gpulibs-linux-*-"$version".tgz; do
+  other=$(basename "$other" "-$version.tgz")
+  [ "$other" = "$npm_pkg" ] || [ ! -d "$tmp/app/node_modules/$other" ] || fail "npm installed $other on $arch (its cpu field should exclude it)"
+done
 check "npm (gpulibs + $npm_pkg)" "$tmp/app/node_modules/.bin/gpulibs"
 # The launcher's own failure: without the platform package it names the platform and the fix.
 rm -rf "$tmp/app/node_modules/$npm_pkg"
