@@ -49,7 +49,7 @@ for f in "${files[@]}"; do
       syms=$(readelf --dyn-syms -W "$f" | awk -v ver="@GLIBC_$v" 'index($8, ver) {sub(/@.*/, "", $8); print $8}' | sort -u | tr '\n' ' ')
       echo "  GLIBC_$v: ${syms:-(no symbol names; see readelf -V)}" >&2
     done
-    echo "  fix: build with scripts/dist/build.sh (cargo zigbuild --target <triple>.$max)" >&2
+    echo "  fix: build with scripts/dist/build.sh (zig links against glibc $max: maturin --zig, or cargo zigbuild --target <triple>.$max)" >&2
   fi
   if [ -n "$bad_libs" ]; then
     status=1

@@ -1,13 +1,14 @@
 # Sourced by scripts/dist/*.sh: pinned tools, the dist target dir and the reproducibility settings.
-# Every dist script builds with the same environment, so cargo reuses one build for the binary,
-# the wheel, the npm packages and the archives.
+# One cargo build per target (maturin's, in build.sh) gives the wheel, and the binary in it is the one
+# the archive and the npm package carry.
 # shellcheck shell=bash
 
 DIST_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# Pinned tool versions (PyPI wheels, installed with pip into a venv under the dist dir).
+# Pinned tool versions (PyPI wheels, installed with pip into a venv under the dist dir). maturin
+# --zig links with zig against the glibc of the --compatibility tag (manylinux2014: 2.17), the way
+# `cargo zigbuild --target <triple>.2.17` does (maturin uses cargo-zigbuild's code for it).
 DIST_MATURIN_VERSION=1.16.0
 DIST_ZIG_VERSION=0.14.1
-DIST_ZIGBUILD_VERSION=0.24.1
 # manylinux2014 = glibc 2.17; the check fails on any versioned symbol newer than this.
 DIST_GLIBC=2.17
 
@@ -46,7 +47,7 @@ dist_version() {
 
 # Installs the pinned tools into $DIST_TOOLS once (pip's configured index is the only network use).
 dist_tools() {
-  local want="maturin==$DIST_MATURIN_VERSION ziglang==$DIST_ZIG_VERSION cargo-zigbuild==$DIST_ZIGBUILD_VERSION"
+  local want="maturin==$DIST_MATURIN_VERSION ziglang==$DIST_ZIG_VERSION"
   if [ ! -f "$DIST_TOOLS/.pinned" ] || [ "$(cat "$DIST_TOOLS/.pinned")" != "$want" ]; then
     rm -rf "$DIST_TOOLS"
     python3 -m venv "$DIST_TOOLS"
@@ -54,7 +55,7 @@ dist_tools() {
     "$DIST_TOOLS/bin/pip" install --quiet --disable-pip-version-check $want
     echo "$want" >"$DIST_TOOLS/.pinned"
   fi
-  # cargo-zigbuild and maturin find zig as `python -m ziglang` through this venv's python.
+  # maturin --zig finds zig as `python -m ziglang` through this venv's python.
   export PATH="$DIST_TOOLS/bin:$PATH"
 }
 

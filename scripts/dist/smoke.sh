@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what scripts/dist/{build,wheel,npm}.sh built the way users install it, from the local
+# Installs what scripts/dist/{build,npm}.sh built the way users install it, from the local
 # files only, and runs gpulibs through each installed command:
 #   - the release archive: `sha256sum -c`, unpack;
 #   - the wheel: pip install into a fresh venv (--no-index: nothing from an index);
 #   - the npm packages: `npm install --offline` of the local tarballs into a temporary project with
 #     an empty cache, run through node_modules/.bin/gpulibs (the JS launcher).
-# Each runs `gpulibs --version` (must print the workspace version), `detect` and `plan` (the main
+# Each runs `gpulibs --version` (must print the workspace version), `inspect` of an ELF file,
+# `detect` and `plan` (the main
 # job's first steps; without an NVIDIA driver detect exits 3 and plan chooses the CPU runtime; with
 # one, detect must find its GPUs),
 # and, given a fake NVML (--fake-nvml LIB), `detect`/`plan` through the binary's own dlopen of NVML
@@ -77,6 +78,13 @@ check() {
     expect_rc 0 -- "$@" plan
     grep -q ': chosen' "$tmp/out" || { cat "$tmp/out"; fail "$name: plan chose nothing"; }
   fi
+  # inspect reads an ELF file (the archive's gpulibs binary: no GPU code in it).
+  expect_rc 0 -- "$@" inspect --no-deps --json "$bin_file"
+  python3 -c '
+import json, sys
+files = json.load(open(sys.argv[1]))["files"]
+assert [(f["format"], f["containers"]) for f in files] == [("elf", 0)], files
+' "$tmp/out" || { cat "$tmp/out"; fail "$name: inspect of the gpulibs binary"; }
   if [ -n "$fake_nvml" ]; then
     # The portable binary dlopens NVML like the native one: the fake answers with an H100.
     local scen=$DIST_REPO/crates/gpulibs-fake-nvml/scenarios/h100.json
@@ -85,7 +93,7 @@ check() {
     expect_rc 0 -- env GPULIBS_NVML_LIBRARY="$fake_nvml" GPULIBS_FAKE_NVML="$scen" "$@" plan
     grep -q 'chosen, native SASS for sm_90' "$tmp/out" || { cat "$tmp/out"; fail "$name: plan for the fake H100 chose no native build"; }
   fi
-  echo "ok   $name: --version, detect, plan$([ -n "$fake_nvml" ] && echo ', detect/plan with the fake NVML') ($((($(date +%s%N) - t0) / 1000000)) ms)"
+  echo "ok   $name: --version, detect, plan, inspect$([ -n "$fake_nvml" ] && echo ', detect/plan with the fake NVML') ($((($(date +%s%N) - t0) / 1000000)) ms)"
 }
 
 # 1. The release archive.
@@ -93,7 +101,11 @@ archive=$DIST_OUT/gpulibs-$version-$triple.tar.gz
 [ -f "$archive" ] || fail "no archive $archive: run scripts/dist/build.sh --target $target"
 (cd "$DIST_OUT" && sha256sum -c --quiet "$(basename "$archive").sha256") || fail "sha256 of $archive does not match"
 tar -xzf "$archive" -C "$tmp"
+bin_file=$tmp/gpulibs-$version-$triple/gpulibs
 if [ -n "$runner" ]; then
+  # qemu-user finds the target's loader and libc under QEMU_LD_PREFIX (Debian: libc6-arm64-cross).
+  if [ -z "${QEMU_LD_PREFIX:-}" ] && [ -d "/usr/${triple%%-*}-linux-gnu" ]; then export QEMU_LD_PREFIX=/usr/${triple%%-*}-linux-gnu; fi
+  fake_nvml=''
   check "archive ($triple, under $runner)" $runner "$tmp/gpulibs-$version-$triple/gpulibs"
   exit 0
 fi
@@ -102,7 +114,7 @@ check "archive ($triple)" "$tmp/gpulibs-$version-$triple/gpulibs"
 # 2. The wheel, into a fresh venv.
 arch=${triple%%-*}
 wheel=$(ls "$DIST_OUT"/wheels/gpulibs-"$version"-*manylinux2014_"$arch".whl 2>/dev/null | head -1)
-[ -n "$wheel" ] || fail "no wheel for $arch in $DIST_OUT/wheels: run scripts/dist/wheel.sh --target $target"
+[ -n "$wheel" ] || fail "no wheel for $arch in $DIST_OUT/wheels: run scripts/dist/build.sh --target $target"
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$wheel"
 [ -x "$tmp/venv/bin/gpulibs" ] || fail "pip install $wheel did not give $tmp/venv/bin/gpulibs"
