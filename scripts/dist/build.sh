@@ -39,13 +39,13 @@ for triple in $triples; do
   arch=${triple%%-*}
   wheels=$DIST_OUT/wheels
   mkdir -p "$wheels" "$DIST_OUT/$triple"
-  rm -f "$wheels"/gpulibs-"$version"-*manylinux2014_"$arch".whl
+  rm -f "$wheels"/gpulibs-"$version"-*manylinux2014_"$arch".*whl
   echo "==> maturin build --zig --compatibility manylinux2014 --target $triple (target dir $CARGO_TARGET_DIR)"
   start=$(date +%s)
   (cd "$DIST_REPO/packaging/python" &&
     maturin build --release --locked --zig --compatibility manylinux2014 --target "$triple" --out "$wheels")
   echo "built in $(($(date +%s) - start)) s"
-  wheel=$(ls "$wheels"/gpulibs-"$version"-*manylinux2014_"$arch".whl)
+  wheel=$(ls "$wheels"/gpulibs-"$version"-*manylinux2014_"$arch".*whl)
   # The binary of the archive and the npm package is the wheel's, so all three ship the same bytes.
   python3 - "$wheel" "$DIST_OUT/$triple/gpulibs" <<'PY'
 import sys, zipfile

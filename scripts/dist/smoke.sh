@@ -113,7 +113,7 @@ check "archive ($triple)" "$tmp/gpulibs-$version-$triple/gpulibs"
 
 # 2. The wheel, into a fresh venv.
 arch=${triple%%-*}
-wheel=$(ls "$DIST_OUT"/wheels/gpulibs-"$version"-*manylinux2014_"$arch".whl 2>/dev/null | head -1)
+wheel=$(ls "$DIST_OUT"/wheels/gpulibs-"$version"-*manylinux2014_"$arch".*whl 2>/dev/null | head -1)
 [ -n "$wheel" ] || fail "no wheel for $arch in $DIST_OUT/wheels: run scripts/dist/build.sh --target $target"
 python3 -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install --quiet --disable-pip-version-check --no-index "$wheel"
