@@ -11,7 +11,8 @@
 # one, detect must find its GPUs),
 # and, given a fake NVML (--fake-nvml LIB), `detect`/`plan` through the binary's own dlopen of NVML
 # with an H100 scenario. --install also runs the main job itself (`gpulibs install`: pip and a
-# download of the CPU ONNX Runtime wheel, then a verify on the CPU) through the wheel's command.
+# download of the CPU ONNX Runtime wheel), `env` and `verify` (ONNX Runtime dlopened by the portable
+# binary, the probe model run on the CPU: exit 4) through the wheel's command; needs no GPU.
 #
 #   scripts/dist/smoke.sh [--target x86_64|aarch64] [--fake-nvml LIB] [--install] [--runner CMD]
 #
@@ -163,5 +164,10 @@ if [ "$full_install" = 1 ]; then
   tail -5 "$tmp/out"
   expect_rc 0 -- "$tmp/venv/bin/gpulibs" env
   grep -q 'ORT_DYLIB_PATH' "$tmp/out" || fail "gpulibs env after install names no ORT_DYLIB_PATH"
-  echo "ok   wheel: gpulibs install (CPU runtime) and env ($(($(date +%s) - t0)) s)"
+  # verify dlopens the installed ONNX Runtime from the portable binary and runs the probe model;
+  # without a GPU that is the CPU only: exit 4 (with one, 0 = verified on the GPU).
+  if [ "$gpu_here" = 0 ]; then want_verify=4; else want_verify=0; fi
+  expect_rc "$want_verify" -- "$tmp/venv/bin/gpulibs" verify
+  tail -3 "$tmp/out"
+  echo "ok   wheel: gpulibs install (CPU runtime), env, verify on the CPU ($(($(date +%s) - t0)) s)"
 fi
