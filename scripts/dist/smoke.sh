@@ -156,6 +156,19 @@ rc=0
 [ "$rc" = 1 ] && grep -q "($(node -p 'process.platform + "-" + process.arch')), $npm_pkg, is not installed" "$tmp/err" \
   || { cat "$tmp/err" >&2; fail "npm launcher without $npm_pkg: exit $rc, expected 1 and a message naming the platform"; }
 echo "ok   npm launcher without $npm_pkg: $(cat "$tmp/err")"
+# No build for the platform (darwin-arm64 stands in for any) and a bad override: errors naming them.
+(cd "$tmp/app" && node -e '
+  const assert = require("assert");
+  Object.defineProperty(process, "platform", { value: "darwin" });
+  Object.defineProperty(process, "arch", { value: "arm64" });
+  const { binaryPath } = require("gpulibs");
+  assert.throws(binaryPath, /no prebuilt binary for this platform \(darwin-arm64\); there are binaries for linux-x64 and linux-arm64/);
+  process.env.GPULIBS_BINARY_PATH = "/nonexistent/gpulibs";
+  assert.throws(binaryPath, /GPULIBS_BINARY_PATH is set to \/nonexistent\/gpulibs, which does not exist/);
+') || fail "npm launcher: errors for another platform or a missing GPULIBS_BINARY_PATH"
+GPULIBS_BINARY_PATH=$bin_file "$tmp/app/node_modules/.bin/gpulibs" --version | grep -qx "gpulibs $version" \
+  || fail "npm launcher: GPULIBS_BINARY_PATH did not run that binary"
+echo "ok   npm launcher: darwin-arm64 and a missing GPULIBS_BINARY_PATH are refused by name; GPULIBS_BINARY_PATH runs the binary given"
 
 # 4. The main job itself, through the wheel's command (network: pip and the CPU runtime's wheel).
 if [ "$full_install" = 1 ]; then
