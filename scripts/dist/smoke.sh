@@ -63,7 +63,11 @@ check() {
   local t0 got
   t0=$(date +%s%N)
   got=$("$@" --version) || fail "$name: $* --version failed"
-  [ "$got" = "gpulibs $version" ] || fail "$name: --version printed '$got', expected 'gpulibs $version'"
+  # The first line starts with `gpulibs <workspace version>` (more facts may follow it).
+  case "$(printf '%s\n' "$got" | head -1)" in
+    "gpulibs $version" | "gpulibs $version "*) ;;
+    *) fail "$name: --version printed '$got', expected a first line 'gpulibs $version'" ;;
+  esac
   if [ "$gpu_here" = 0 ]; then
     # No NVIDIA driver here: detect says so (exit 3 = no usable GPU), plan picks the CPU runtime.
     expect_rc 3 -- "$@" detect --json
@@ -166,7 +170,7 @@ echo "ok   npm launcher without $npm_pkg: $(cat "$tmp/err")"
   process.env.GPULIBS_BINARY_PATH = "/nonexistent/gpulibs";
   assert.throws(binaryPath, /GPULIBS_BINARY_PATH is set to \/nonexistent\/gpulibs, which does not exist/);
 ') || fail "npm launcher: errors for another platform or a missing GPULIBS_BINARY_PATH"
-GPULIBS_BINARY_PATH=$bin_file "$tmp/app/node_modules/.bin/gpulibs" --version | grep -qx "gpulibs $version" \
+GPULIBS_BINARY_PATH=$bin_file "$tmp/app/node_modules/.bin/gpulibs" --version | head -1 | grep -q "^gpulibs $version\( \|$\)" \
   || fail "npm launcher: GPULIBS_BINARY_PATH did not run that binary"
 echo "ok   npm launcher: darwin-arm64 and a missing GPULIBS_BINARY_PATH are refused by name; GPULIBS_BINARY_PATH runs the binary given"
 
