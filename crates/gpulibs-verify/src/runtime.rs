@@ -5,7 +5,7 @@
 //! file again; a request for another one is an error, not a silent reuse.
 //!
 //! ONNX Runtime's log goes through a logging function of verify's: every line becomes a
-//! `tracing` event with target `onnxruntime` at the matching level ([`tracing_level`]), so the
+//! `tracing` event with target `onnxruntime` at the matching level (`tracing_level`), so the
 //! application's subscriber decides what shows and how (gpulibs: warnings and errors by default,
 //! more with `-v`, `GPULIBS_LOG=onnxruntime=debug`, no colour under `NO_COLOR` or off a
 //! terminal), and while a capture is in force (during the creation of the verified session) the

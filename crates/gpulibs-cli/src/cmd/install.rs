@@ -17,8 +17,7 @@ use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
     install_root, seed_info_path, store_home, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv,
-    Store,
-    DEFAULT_APP,
+    Store, DEFAULT_APP,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
