@@ -15,7 +15,7 @@
 #   4. a second app from the same release: bytes fetched (expected 0: the shared store);
 #   5. gc and remove of one app keep what the other uses; the first app still verifies.
 #
-# Carried: CARRY/gpulibs.xz, CARRY/load-ort, CARRY/rel90/{manifest.toml,*.tar.zst}.
+# Carried: CARRY/gpulibs.xz, CARRY/load-ort, CARRY/rel90/{manifest.toml,*.tar.xz}.
 # usage: scripts/gpu/reuse-seed.sh CARRY OUT
 set -uo pipefail
 carry=${1:?usage}; out=${2:?usage}
@@ -63,7 +63,7 @@ shapes=(--shape samples=16000 --shape T=100)
 step "2. a seed-style flat gpu-libs for swictation, then install --app swictation"
 seed="$XDG_DATA_HOME/swictation/gpu-libs"
 mkdir -p "$seed" "$work/seedsrc"
-tar -C "$work/seedsrc" --zstd -xf "$carry/rel90/onnxruntime-1.31.1.tar.zst"
+tar -C "$work/seedsrc" -xJf "$carry/rel90/onnxruntime-1.31.1.tar.xz"
 find "$work/seedsrc" -name 'libonnxruntime*.so*' -exec cp -P {} "$seed/" \;
 ls -l "$seed"
 "$bin" install --color never --app swictation --manifest "$carry/rel90/manifest.toml" --allow-unsigned \

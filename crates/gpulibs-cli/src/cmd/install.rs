@@ -170,10 +170,8 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         )
     });
 
+    // The adoption is told once, in the summary (the progress lines go to stderr).
     let ui = Ui::new(json || ctx.quiet, ctx.style);
-    if let Some(line) = &adopted_line {
-        ui.line(line.trim_end());
-    }
     ui.line(&format!(
         "{} {} into {}\n{} {}",
         ctx.style.dim("installing"),
