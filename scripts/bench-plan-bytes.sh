@@ -162,6 +162,7 @@ print("--python-version=" + t["python_version"])
 print("--implementation=" + t["implementation"])
 for p in t["platforms"]:
     print("--platform=" + p)' "$repo/crates/gpulibs-sources/data/ort-coverage.json")
+    [ "${#target[@]}" -gt 0 ] || return 1
     for req in $(python3 -c '
 import json, sys
 try:
