@@ -52,7 +52,7 @@ if [ ! -x "$bin" ]; then
     (cd "$repo" && cargo build -q -p gpulibs-cli --locked)
 fi
 work="$(mktemp -d)"
-# chmod first: the store's files are read-only.
+# chmod first: the store's files (and an interrupted install's directories) may be read-only.
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/gpulibs-bench"
 
@@ -218,7 +218,10 @@ def load(case, col):
 def cell(p):
     plan = p.get("plan")
     if not plan or not plan.get("chosen"):
-        return "no plan", None
+        # Why, when the plan says: e.g. a per-arch release shipping no CUDA library, --no-reuse.
+        unmet = sorted({r["soname"] for v in (plan or {}).get("rejected", [])
+                        for r in v.get("reasons", []) if r.get("reason") == "unmet_need"})
+        return ("no plan" + (f" (unmet: {len(unmet)} CUDA libraries)" if unmet else "")), None
     comps = plan["chosen"]["components"]
     down = [c for c in comps if c["download_bytes"] > 0]
     n = plan["totals"]["download_bytes"]
