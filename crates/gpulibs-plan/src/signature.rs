@@ -25,10 +25,9 @@ use ed25519_dalek::Signer as _;
 /// Why a manifest's signature is not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error(
-        "the manifest is not signed (no signature file next to it); pass --allow-unsigned to \
-         use it anyway"
-    )]
+    /// What to do (pin the key, or `--allow-unsigned`) is the caller's hint: as a warning under
+    /// `--allow-unsigned` the advice would contradict what was done.
+    #[error("the manifest is not signed (no signature file next to it)")]
     Unsigned,
     #[error("the app pins no manifest public key, so no signature can be checked")]
     NoTrustedKey,
