@@ -49,6 +49,16 @@ pub fn repeated_cause(error: &(dyn Error + 'static)) -> Option<String> {
     })
 }
 
+/// For tests: panics, naming `name`, unless `error` has a source and no message of its chain
+/// repeats its source ([`repeated_cause`]). Each crate's `tests/error_messages.rs` calls it for
+/// every error variant that wraps another.
+pub fn assert_cause_told_once(name: &str, error: &(dyn Error + 'static)) {
+    assert!(error.source().is_some(), "{name}: has a source");
+    if let Some(repeated) = repeated_cause(error) {
+        panic!("{name}: {repeated}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

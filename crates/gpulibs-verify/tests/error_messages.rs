@@ -5,17 +5,10 @@
 use std::io;
 use std::path::PathBuf;
 
-use gpulibs_hint::repeated_cause;
+use gpulibs_hint::assert_cause_told_once as check;
 
 fn io_error() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such file (test)")
-}
-
-fn check(name: &str, error: &(dyn std::error::Error + 'static)) {
-    assert!(error.source().is_some(), "{name}: has a source");
-    if let Some(repeated) = repeated_cause(error) {
-        panic!("{name}: {repeated}");
-    }
 }
 
 #[test]
