@@ -1,4 +1,4 @@
-//! The documented JSON of `plan`, `status`, `env`, `rollback`, `gc` and `remove`
+//! The documented JSON of `plan`, `status`, `env`, `rollback`, `gc`, `remove` and `recommend`
 //! (`docs/json.md`): the real binary's `--json` output decoded into structs that refuse unknown
 //! fields, so a field the docs do not list fails here; and a snapshot of each command's whole
 //! human output (`tests/snapshots/`), with temporary paths, install ids, times and sizes
@@ -229,6 +229,47 @@ struct RemoveJson {
     kept: Vec<String>,
     seed_info_removed: Option<String>,
     seed_info_kept: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RecommendJson {
+    schema_version: u32,
+    winner: Option<Value>,
+    losses: Vec<LossJson>,
+    resources: ResourcesJson,
+    headroom: HeadroomJson,
+    recorded_in: Option<String>,
+}
+
+/// A loss whose reason is `files_missing` or `no_gpu` (the others carry other fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct LossJson {
+    model: String,
+    quality_rank: u32,
+    reason: String,
+    message: String,
+    #[serde(default)]
+    missing: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ResourcesJson {
+    free_vram_bytes: Option<u64>,
+    free_ram_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct HeadroomJson {
+    fraction: f64,
+    min_bytes: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,4 +555,71 @@ fn life_cycle_json_and_text() {
     assert!(remove.removed);
     assert!(remove.root_removed);
     assert!(!w.root().exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// recommend
+
+const CATALOG: &str = r#"schema_version = 1
+
+[[model]]
+name = "big-gpu"
+quality_rank = 1
+device = "gpu"
+vram_mib = 6000
+ram_mib = 100
+files = ["big.onnx"]
+
+[[model]]
+name = "small-cpu"
+quality_rank = 2
+device = "cpu"
+vram_mib = 0
+ram_mib = 100
+files = ["small.onnx"]
+"#;
+
+/// No GPU and a CPU model whose file is missing: no winner (exit 3), each loss with its reason,
+/// in the documented fields; with `--app` the file the choice went to.
+#[test]
+fn recommend_json_and_text() {
+    let w = World::new();
+    let catalog = w.tmp.path().join("catalog.toml");
+    fs::write(&catalog, CATALOG).unwrap();
+    fs::write(
+        w.tmp.path().join("big.onnx"),
+        b"not verified: there is no GPU",
+    )
+    .unwrap();
+    let args = [
+        "recommend",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--ort",
+        "/nonexistent/libonnxruntime.so",
+    ];
+    let rec: RecommendJson = w.json(&args, 3);
+    assert_eq!(rec.schema_version, 1);
+    assert!(rec.winner.is_none());
+    assert!(rec.recorded_in.is_none());
+    assert_eq!(rec.resources.free_vram_bytes, None);
+    let reasons: Vec<(&str, &str)> = rec
+        .losses
+        .iter()
+        .map(|l| (l.model.as_str(), l.reason.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [("big-gpu", "no_gpu"), ("small-cpu", "files_missing")]
+    );
+    let small = w.tmp.path().join("small.onnx").display().to_string();
+    assert_eq!(rec.losses[1].missing, Some(vec![small]));
+
+    let mut with_app = args.to_vec();
+    with_app.extend(["--app", "myapp"]);
+    let rec: RecommendJson = w.json(&with_app, 3);
+    let recorded = PathBuf::from(rec.recorded_in.expect("--app records the choice"));
+    assert!(recorded.is_file(), "{}", recorded.display());
+
+    w.snapshot("json_recommend_human", &args);
 }

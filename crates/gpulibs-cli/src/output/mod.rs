@@ -4,6 +4,7 @@
 
 pub mod lifecycle;
 pub mod plan;
+pub mod recommend;
 
 use serde::Serialize;
 
