@@ -1,4 +1,5 @@
-//! The documented JSON of `plan`, `status`, `env`, `rollback`, `gc`, `remove` and `recommend`
+//! The documented JSON of `plan`, `install`, `status`, `env`, `rollback`, `gc`, `remove` and
+//! `recommend`
 //! (`docs/json.md`): the real binary's `--json` output decoded into structs that refuse unknown
 //! fields, so a field the docs do not list fails here; and a snapshot of each command's whole
 //! human output (`tests/snapshots/`), with temporary paths, install ids, times and sizes
@@ -388,6 +389,7 @@ fn snapshot(name: &str, out: &Output, paths: &[(&Path, &str)]) {
     settings.add_filter(r"\b\d{8}T\d{6}Z[\w.-]*", "[ID]");
     settings.add_filter(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
     settings.add_filter(r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b", "[SIZE]");
+    settings.add_filter(r"\b\d+(\.\d+)? s\b", "[SECS]");
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
@@ -622,4 +624,137 @@ fn recommend_json_and_text() {
     assert!(recorded.is_file(), "{}", recorded.display());
 
     w.snapshot("json_recommend_human", &args);
+}
+
+// ---------------------------------------------------------------------------------------------
+// install
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct InstallResultJson {
+    schema_version: u32,
+    installed: bool,
+    root: String,
+    install_id: String,
+    variant: String,
+    release: Option<String>,
+    previous: Option<String>,
+    up_to_date: bool,
+    components: Vec<InstalledComponentJson>,
+    downloaded_bytes: u64,
+    resumed_bytes: u64,
+    reused_components: u64,
+    elapsed_ms: u64,
+    verify: Value,
+    seed_receipt: Option<String>,
+    env: Value,
+    system_paths: Vec<String>,
+    attempts: Vec<Value>,
+    why_cpu: Option<Value>,
+    trust: Value,
+    warnings: Vec<Value>,
+    #[serde(default)]
+    adopted: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct InstalledComponentJson {
+    id: String,
+    version: String,
+    sha256: String,
+    action: String,
+    bytes: u64,
+    resumed_bytes: u64,
+    requests: u32,
+    source: String,
+    #[serde(default)]
+    why: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct InstallRefusedJson {
+    schema_version: u32,
+    installed: bool,
+    plan: PlanBody,
+}
+
+/// A CPU install, then the same again: the JSON has the documented fields, each component says
+/// why it was downloaded, and the second run is up to date.
+#[test]
+fn install_json_and_text() {
+    let w = World::new();
+    let manifest = w.signed("one", b"one");
+    let install = |json: bool| {
+        let mut cmd = w.gpulibs();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.arg("install")
+            .arg("--manifest")
+            .arg(&manifest)
+            .args(["--public-key", &world::key().public_key()])
+            .args(["--cpu", "--no-reuse", "--no-verify"]);
+        cmd
+    };
+    let out: InstallResultJson = decode(&run(&mut install(true), 0));
+    assert_eq!(out.schema_version, 1);
+    assert!(out.installed);
+    assert!(!out.up_to_date);
+    assert_eq!(out.variant, "cpu");
+    assert_eq!(out.components.len(), 2);
+    for c in &out.components {
+        assert_eq!(c.action, "downloaded", "{c:?}");
+        assert_eq!(
+            c.why.as_ref().map(|w| &w["kind"]),
+            Some(&Value::from("reuse_off"))
+        );
+    }
+    assert!(out.downloaded_bytes > 0);
+
+    let again = run(&mut install(false), 0);
+    snapshot(
+        "json_install_up_to_date_human",
+        &again,
+        &[(w.tmp.path(), "[TMP]")],
+    );
+}
+
+/// A manifest whose only variant is a GPU one that declares no kernels, on a machine with no
+/// GPU: nothing may be installed (exit 3), and the JSON is the refusal with the plan.
+#[test]
+fn install_refused_json_and_text() {
+    let w = World::new();
+    let ort = TestComponent::tar(
+        "ort",
+        "1.0",
+        w.server.url("ort.tar.zst"),
+        &ort_archive(b"ort one"),
+        4 << 20,
+    );
+    let text = manifest_toml("1.0", &[ort]).replace("device = \"cpu\"", "device = \"cuda\"");
+    let manifest = w.tmp.path().join("gpu-only.toml");
+    fs::write(&manifest, &text).unwrap();
+    fs::write(
+        w.tmp.path().join("gpu-only.toml.minisig"),
+        sign_manifest(text.as_bytes(), &world::key()),
+    )
+    .unwrap();
+    let args = [
+        "install",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--public-key",
+        &world::key().public_key(),
+    ];
+    let out: InstallRefusedJson = w.json(&args, 3);
+    assert_eq!(out.schema_version, 1);
+    assert!(!out.installed);
+    assert!(out.plan.chosen.is_none());
+    assert!(!w.root().join("current").exists());
+    w.snapshot("json_install_refused_human", &args);
 }

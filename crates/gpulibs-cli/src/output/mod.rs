@@ -2,6 +2,7 @@
 //! command, serialised for `--json` and rendered to text by one function from the same value,
 //! so the two cannot say different things. Their shapes are documented in `docs/json.md`.
 
+pub mod install;
 pub mod lifecycle;
 pub mod plan;
 pub mod recommend;
