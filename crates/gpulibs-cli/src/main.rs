@@ -11,6 +11,7 @@
 mod cmd;
 mod error;
 mod interrupt;
+mod output;
 mod style;
 mod version;
 

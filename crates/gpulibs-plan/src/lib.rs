@@ -55,9 +55,9 @@ pub use manifest::{
 };
 pub use planner::{
     candidates, human_bytes, plan, plan_with_trust, required_sonames, reuse_decision,
-    reuses_system, ChosenVariant, CpuFallback, CpuReason, GpuRef, Host, HostGpu, KernelFit,
-    NeedSource, Outcome, Plan, PlannedComponent, Policy, Reason, Refusal, Rejection, ResolvedNeed,
-    ReusedLibrary, Source, Totals, Warning, Why,
+    reuses_system, ChosenVariant, CpuFallback, CpuReason, DriverRef, GpuRef, Host, HostGpu,
+    KernelFit, LineKind, NeedSource, Outcome, Plan, PlannedComponent, Policy, Reason, Refusal,
+    Rejection, ResolvedNeed, ReusedLibrary, Source, Totals, Warning, Why,
 };
 pub use signature::{
     check_signature, public_key_id, sign_manifest, sign_manifest_with_comment, verify_manifest,

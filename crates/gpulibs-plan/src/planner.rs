@@ -162,6 +162,45 @@ impl Default for Policy {
 // ---------------------------------------------------------------------------------------------
 // Output.
 
+/// The driver a plan was made for, as data: its version, the CUDA version it runs, either or
+/// both unknown (`--driver-cuda 12.2` alone gives `{"version": null, "cuda": "12.2"}`).
+/// Display is what follows "you have": `535.104.05`, `a driver that runs CUDA 12.2`,
+/// `an unknown driver`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriverRef {
+    pub version: Option<DriverVersion>,
+    pub cuda: Option<CudaVersion>,
+}
+
+impl DriverRef {
+    /// The host's driver.
+    pub fn of(host: &Host) -> Self {
+        Self {
+            version: host.driver_version.clone(),
+            cuda: host.driver_cuda,
+        }
+    }
+
+    /// The driver as a noun: `driver 535.104.05`, `a driver that runs CUDA 12.2`, `an unknown
+    /// driver` (for "runs on …").
+    pub fn noun(&self) -> String {
+        match &self.version {
+            Some(v) => format!("driver {v}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for DriverRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.version, self.cuda) {
+            (Some(v), _) => write!(f, "{v}"),
+            (None, Some(c)) => write!(f, "a driver that runs CUDA {c}"),
+            (None, None) => f.write_str("an unknown driver"),
+        }
+    }
+}
+
 /// A GPU as messages name it: `sm_52` alone on a one-GPU host, `GPU 1 (sm_61)` otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GpuRef {
@@ -207,7 +246,7 @@ pub enum Reason {
         component: String,
         cuda: CudaVersion,
         needs: Option<DriverVersion>,
-        have: String,
+        have: DriverRef,
     },
     /// The component stores its kernels in a compression the driver cannot read (rule
     /// `fatbin-zstd`: zstd needs a driver of CUDA 12.4, R550, or newer; `docs/driver-rules.md`).
@@ -222,7 +261,7 @@ pub enum Reason {
         /// `None` when no driver is known to read it.
         needs: Option<DriverVersion>,
         needs_cuda: Option<CudaVersion>,
-        have: String,
+        have: DriverRef,
         rule: String,
         source: String,
     },
@@ -605,7 +644,7 @@ pub enum Warning {
     MinorVersionCompatibility {
         component: String,
         cuda: CudaVersion,
-        driver: String,
+        driver: DriverRef,
         full_support_from: Option<DriverVersion>,
     },
     /// Neither driver version nor CUDA version is known: requirements not checked.
@@ -652,8 +691,9 @@ impl fmt::Display for Warning {
             } => {
                 write!(
                     f,
-                    "`{component}` (CUDA {cuda}) runs on driver {driver} through CUDA \
-                     minor-version compatibility"
+                    "`{component}` (CUDA {cuda}) runs on {} through CUDA minor-version \
+                     compatibility",
+                    driver.noun()
                 )?;
                 if let Some(full) = full_support_from {
                     write!(f, " (full support from {full})")?;
@@ -811,27 +851,61 @@ impl Plan {
 
     /// The plan in sentences, one a line: outcome, chosen, rejected, warnings, bytes.
     pub fn lines(&self) -> Vec<String> {
+        self.kinded_lines().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// [`Plan::lines`], each with what it says ([`LineKind`]), so a renderer can style a line
+    /// by what it is rather than by its text.
+    pub fn kinded_lines(&self) -> Vec<(LineKind, String)> {
         let mut out = Vec::new();
         match &self.outcome {
-            Outcome::Cpu(c) => out.push(c.to_string()),
-            Outcome::Refused(r) => out.push(r.to_string()),
+            Outcome::Cpu(c) => out.push((LineKind::CpuFallback, c.to_string())),
+            Outcome::Refused(r) => out.push((LineKind::Refused, r.to_string())),
             Outcome::Gpu | Outcome::GpuPartial { .. } => {}
         }
         if let Some(c) = &self.chosen {
-            out.push(c.to_string());
+            out.push((LineKind::Chosen, c.to_string()));
         }
-        out.extend(self.rejected.iter().map(|r| r.to_string()));
-        out.extend(self.warnings.iter().map(|w| format!("warning: {w}")));
+        out.extend(
+            self.rejected
+                .iter()
+                .map(|r| (LineKind::Rejected, r.to_string())),
+        );
+        out.extend(
+            self.warnings
+                .iter()
+                .map(|w| (LineKind::Warning, format!("warning: {w}"))),
+        );
         if self.chosen.is_some() {
-            out.push(format!(
-                "download {}, {} unpacked, {} of disk needed",
-                human_bytes(self.totals.download_bytes),
-                human_bytes(self.totals.unpacked_bytes),
-                human_bytes(self.totals.disk_bytes)
+            out.push((
+                LineKind::Totals,
+                format!(
+                    "download {}, {} unpacked, {} of disk needed",
+                    human_bytes(self.totals.download_bytes),
+                    human_bytes(self.totals.unpacked_bytes),
+                    human_bytes(self.totals.disk_bytes)
+                ),
             ));
         }
         out
     }
+}
+
+/// What one line of [`Plan::kinded_lines`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    /// The plan is the CPU runtime, and why.
+    CpuFallback,
+    /// Nothing may be installed, and why.
+    Refused,
+    /// The chosen variant.
+    Chosen,
+    /// A variant not chosen, with its reasons.
+    Rejected,
+    /// A [`Warning`].
+    Warning,
+    /// Download, unpacked and disk bytes.
+    Totals,
 }
 
 /// Bytes for people, the one formatter every size shown goes through (plan, install, status,
@@ -1003,14 +1077,6 @@ fn describe_coverage(c: &Component) -> String {
     }
 }
 
-fn driver_text(host: &Host) -> String {
-    match (&host.driver_version, host.driver_cuda) {
-        (Some(v), _) => v.to_string(),
-        (None, Some(c)) => format!("a driver that runs CUDA {c}"),
-        (None, None) => "an unknown driver".into(),
-    }
-}
-
 fn evaluate<'m>(
     host: &Host,
     manifest: &'m Manifest,
@@ -1045,7 +1111,7 @@ fn evaluate<'m>(
                     mvc_warnings.push(Warning::MinorVersionCompatibility {
                         component: c.id.clone(),
                         cuda,
-                        driver: driver_text(host),
+                        driver: DriverRef::of(host),
                         full_support_from,
                     })
                 }
@@ -1053,7 +1119,7 @@ fn evaluate<'m>(
                     component: c.id.clone(),
                     cuda,
                     needs,
-                    have: driver_text(host),
+                    have: DriverRef::of(host),
                 }),
             }
         }
@@ -1079,7 +1145,7 @@ fn evaluate<'m>(
                         compression,
                         needs,
                         needs_cuda,
-                        have: driver_text(host),
+                        have: DriverRef::of(host),
                         rule: rule.to_string(),
                         source: source.to_string(),
                     });
@@ -1243,7 +1309,7 @@ fn evaluate<'m>(
                                 compression,
                                 needs,
                                 needs_cuda,
-                                have: driver_text(host),
+                                have: DriverRef::of(host),
                                 rule: rule.to_string(),
                                 source: source.to_string(),
                             });

@@ -10,8 +10,7 @@ use std::time::Instant;
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_fetch::{NetworkEnv, Stage};
 use gpulibs_install::{
-    install, is_cpu_runtime, Action, AttemptResult, Event, InstallReport, InstallRequest, Verdict,
-    Verifier, VerifyState,
+    install, is_cpu_runtime, Action, Event, InstallReport, InstallRequest, Verdict, Verifier,
 };
 use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
@@ -24,7 +23,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::plan::free_space_near;
 use super::planning::{make_plan, HostArgs, ManifestArgs};
 use crate::error::{exit, CliError};
-use crate::style::{bytes, table, Cell, Style};
+use crate::output::install::{render, render_refused, InstallOutput, InstallRefused};
+use crate::output::{to_json, SCHEMA_VERSION};
+use crate::style::{bytes, Style};
 use crate::{Context, Outcome as CmdOutcome};
 
 /// Install the libraries this machine needs, verify them, and make them active.
@@ -98,11 +99,14 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let plan = &planned.plan;
     let chosen = match (&plan.outcome, &plan.chosen) {
         (Outcome::Refused(_), _) | (_, None) => {
-            let mut human = plan.lines().join("\n");
-            human.push_str("\nnothing was installed\n");
+            let out = InstallRefused {
+                schema_version: SCHEMA_VERSION,
+                installed: false,
+                plan: plan.clone(),
+            };
             return Ok(CmdOutcome {
-                json: serde_json::json!({ "installed": false, "plan": plan }),
-                human,
+                json: to_json(&out),
+                human: render_refused(&out),
                 code: exit::NEGATIVE,
             });
         }
@@ -158,18 +162,6 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     } else {
         None
     };
-    let adopted_line = adopted.as_ref().map(|a| {
-        format!(
-            "{} {} libraries the seed's installer left in {} into install {} ({}), not verified; \
-             `gpulibs rollback` returns to them\n",
-            ctx.style.dim("adopted"),
-            a.files.len(),
-            root.display(),
-            a.id,
-            a.lib.display()
-        )
-    });
-
     // The adoption is told once, in the summary (the progress lines go to stderr).
     let ui = Ui::new(json || ctx.quiet, ctx.style);
     ui.line(&format!(
@@ -188,37 +180,10 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     // as `plan` does, in the same words, and in the JSON.
     let warnings: Vec<Warning> = unverified(&planned.trust).into_iter().collect();
     let explained = explained(&report, &planned);
-    let mut json = serde_json::to_value(&report).unwrap_or_default();
-    if let (Some(components), Some(chosen)) = (
-        json.get_mut("components").and_then(|c| c.as_array_mut()),
-        explained,
-    ) {
-        for c in components.iter_mut() {
-            let planned_c = c
-                .get("id")
-                .and_then(|id| id.as_str())
-                .and_then(|id| chosen.components.iter().find(|p| p.id == id));
-            if let (Some(object), Some(p)) = (c.as_object_mut(), planned_c) {
-                object.insert("why".into(), serde_json::json!(p.why));
-            }
-        }
-    }
-    if let Some(object) = json.as_object_mut() {
-        object.insert("trust".into(), serde_json::json!(planned.trust));
-        object.insert("warnings".into(), serde_json::json!(warnings));
-        if let Some(a) = &adopted {
-            object.insert("adopted".into(), serde_json::json!(a));
-        }
-    }
-    let mut human = adopted_line.unwrap_or_default();
-    human.push_str(&summary(&report, args.app.as_deref(), ctx.style, explained));
-    for w in &warnings {
-        human.push_str(&ctx.style.warn(&format!("warning: {w}")));
-        human.push('\n');
-    }
+    let out = InstallOutput::new(report, explained, planned.trust.clone(), warnings, adopted);
     Ok(CmdOutcome {
-        json,
-        human,
+        json: to_json(&out),
+        human: render(&out, args.app.as_deref(), ctx.style),
         code: exit::OK,
     })
 }
@@ -521,158 +486,6 @@ fn explained<'p>(
             .chosen
             .as_ref()
             .filter(|c| c.variant == report.variant))
-}
-
-fn summary(
-    r: &InstallReport,
-    app: Option<&str>,
-    style: Style,
-    explained: Option<&gpulibs_plan::ChosenVariant>,
-) -> String {
-    let mut out = String::new();
-    let secs = r.elapsed_ms as f64 / 1000.0;
-    if r.up_to_date {
-        out.push_str(&format!(
-            "{} install {} ({}) is already active; nothing to do ({secs:.1} s)\n",
-            style.good("up to date:"),
-            r.install_id,
-            r.variant
-        ));
-    } else {
-        out.push_str(&format!(
-            "{} {} (variant {}, release {}) in {secs:.1} s\n",
-            style.good("installed"),
-            r.install_id,
-            r.variant,
-            r.release.as_deref().unwrap_or("-")
-        ));
-    }
-    let mut rows = vec![["component", "version", "how", "why", "bytes"]
-        .map(|h| Cell::styled(h, Style::dim))
-        .into_iter()
-        .collect::<Vec<_>>()];
-    for c in &r.components {
-        let how = match c.action {
-            Action::Downloaded if c.resumed_bytes > 0 => {
-                format!("downloaded (resumed at {})", bytes(c.resumed_bytes))
-            }
-            Action::Downloaded => "downloaded".into(),
-            Action::Offline => "offline file".into(),
-            Action::Stored => "already in the store".into(),
-            Action::System => format!("this machine: {}", c.source),
-        };
-        let why = explained
-            .and_then(|e| e.components.iter().find(|p| p.id == c.id))
-            .map(|p| super::plan::why_words(&p.why))
-            .unwrap_or_default();
-        rows.push(vec![
-            Cell::styled(c.id.clone(), Style::bold),
-            Cell::new(c.version.clone()),
-            Cell::new(how),
-            Cell::new(why),
-            Cell::new(if c.bytes > 0 {
-                bytes(c.bytes)
-            } else {
-                "-".into()
-            }),
-        ]);
-    }
-    out.push_str(&table(style, &rows));
-    out.push_str(&format!(
-        "downloaded {}{}, {} component(s) reused from the store\n",
-        bytes(r.downloaded_bytes),
-        if r.resumed_bytes > 0 {
-            format!(" (+{} resumed)", bytes(r.resumed_bytes))
-        } else {
-            String::new()
-        },
-        r.reused_components
-    ));
-    if r.attempts.len() > 1 {
-        for (i, a) in r.attempts.iter().enumerate() {
-            let result = match a.result {
-                AttemptResult::Activated => style.good("activated"),
-                AttemptResult::UpToDate => style.good("up to date"),
-                AttemptResult::VerificationFailed => style.bad("failed verification"),
-            };
-            out.push_str(&format!(
-                "{} {}. {}{}: {result}: {}\n",
-                style.dim("attempt:"),
-                i + 1,
-                a.label,
-                if a.reuses_system {
-                    " (reusing libraries of this machine)"
-                } else {
-                    ""
-                },
-                a.summary
-            ));
-        }
-    }
-    match &r.verify {
-        VerifyState::Passed { summary, .. } => {
-            out.push_str(&format!("{} {summary}\n", style.good("verify:")))
-        }
-        VerifyState::Skipped { why } => {
-            out.push_str(&format!("{} skipped ({why})\n", style.dim("verify:")))
-        }
-        VerifyState::Deferred { why, on_target } => out.push_str(&format!(
-            "{} deferred: {why}; the install is recorded as not yet verified. On a machine \
-             with that GPU, after copying the root, run `{on_target}` to prove it and record \
-             the proof (`gpulibs status` shows it until then)\n",
-            style.warn("verify:")
-        )),
-    }
-    if let Some(w) = &r.why_cpu {
-        out.push_str(&format!(
-            "{} CPU runtime: {}\n",
-            style.warn("not GPU:"),
-            w.reason
-        ));
-        if let Some(fix) = &w.fix {
-            out.push_str(&format!("{} {fix}\n", style.dim("fix:    ")));
-        }
-    }
-    if let Some(prev) = &r.previous {
-        out.push_str(&format!(
-            "{} {prev} (`gpulibs rollback` returns to it)\n",
-            style.dim("previous:")
-        ));
-    }
-    if let Some(receipt) = &r.seed_receipt {
-        out.push_str(&format!(
-            "{} {}\n",
-            style.dim("receipt: "),
-            receipt.display()
-        ));
-    }
-    if !r.system_paths.is_empty() {
-        out.push_str(&format!(
-            "{} reused from this machine, not copied: `gpulibs env` and `activate()` preload them \
-             and `gpulibs status` reports them if they go or change (then run `gpulibs install` \
-             again, or with --no-reuse): {}\n",
-            style.dim("system:"),
-            r.system_paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    out.push_str(&format!(
-        "{} {}\n{} {}\n",
-        style.dim("root:    "),
-        r.root.display(),
-        style.dim("library: "),
-        // The view's name, stable across updates and rollbacks (what `gpulibs env` prints).
-        r.root.join(gpulibs_store::ORT_UNVERSIONED).display()
-    ));
-    out.push_str(&format!(
-        "{} eval \"$(gpulibs env{})\"\n",
-        style.dim("use it:  "),
-        app.map(|a| format!(" --app {a}")).unwrap_or_default()
-    ));
-    out
 }
 
 /// Progress for people: bars on a terminal, plain lines otherwise, nothing with `--json`.

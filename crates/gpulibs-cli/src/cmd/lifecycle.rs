@@ -8,10 +8,13 @@ use gpulibs_store::{
     install_root, store_home, view_env, EnvFormat, HostSummary, InstallLock, RootEnv, Store,
     StoreError, DEFAULT_APP,
 };
-use serde_json::json;
 
 use crate::error::{exit, CliError};
-use crate::style::bytes;
+use crate::output::lifecycle::{
+    render_env, render_gc, render_remove, render_rollback, render_status, EnvOutput, GcOutput,
+    RemoveOutput, RollbackOutput, StatusOutput,
+};
+use crate::output::{to_json, SCHEMA_VERSION};
 use crate::{Context, Outcome as CmdOutcome};
 
 /// Which install root.
@@ -130,53 +133,19 @@ pub fn status(args: &StatusArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         Some(store) => (health(&store, &host)?, store.current()?),
         None => (gpulibs_install::judge(None, &host, Vec::new()), None),
     };
-    let s = ctx.style;
-    let mut human = format!(
-        "{} {}\n",
-        if health.ok {
-            s.good("ok:")
-        } else {
-            s.warn("not ok:")
-        },
-        health.message
-    );
-    if let Some(v) = &verified {
-        human.push_str(&format!(
-            "{} {}\n",
-            if v.passed {
-                s.good("verified:")
-            } else {
-                s.bad("verification failed:")
-            },
-            v.summary
-        ));
-    }
-    if let Some(r) = &record {
-        human.push_str(&format!(
-            "{} {} (release {}, installed {})\n{} {}\n{} {}\n",
-            s.dim("variant"),
-            r.variant,
-            r.release.as_deref().unwrap_or("-"),
-            r.installed_at,
-            s.dim("root   "),
-            root.display(),
-            s.dim("store  "),
-            components.display()
-        ));
-        for p in &health.problems {
-            human.push_str(&format!("  {} {p}\n", s.bad("missing:")));
-        }
-    }
+    let ok = health.ok;
+    let out = StatusOutput {
+        schema_version: SCHEMA_VERSION,
+        root: root.display().to_string(),
+        store: components.display().to_string(),
+        health,
+        install: record,
+        verified,
+    };
     Ok(CmdOutcome {
-        json: json!({
-            "root": root,
-            "store": components,
-            "health": health,
-            "install": record,
-            "verified": verified
-        }),
-        human,
-        code: if health.ok { exit::OK } else { exit::NEGATIVE },
+        json: to_json(&out),
+        human: render_status(&out, ctx.style),
+        code: if ok { exit::OK } else { exit::NEGATIVE },
     })
 }
 
@@ -201,18 +170,15 @@ pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliErr
         }
         e => CliError::new(e),
     })?;
-    let previous = store.previous_id()?;
+    let out = RollbackOutput {
+        schema_version: SCHEMA_VERSION,
+        active: record.id,
+        variant: record.variant,
+        previous: store.previous_id()?,
+    };
     Ok(CmdOutcome {
-        json: json!({ "active": record.id, "variant": record.variant, "previous": previous }),
-        human: format!(
-            "{} {} ({}) is active again{}\n",
-            ctx.style.good("rolled back:"),
-            record.id,
-            record.variant,
-            previous
-                .map(|p| format!("; {p} is now previous"))
-                .unwrap_or_default()
-        ),
+        json: to_json(&out),
+        human: render_rollback(&out, ctx.style),
         code: exit::OK,
     })
 }
@@ -236,37 +202,13 @@ pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let store = existing_store_to_change(&root, &args.root.store_home()?)?
         .ok_or_else(|| nothing_installed(&root))?;
     let report = lock(&store, args.no_wait, ctx.quiet)?.gc(args.keep)?;
-    let s = ctx.style;
-    let mut human = format!(
-        "{} {} install(s), {} component(s), {} temporary leftover(s); freed {}\n",
-        s.good("removed"),
-        report.removed_installs.len(),
-        report.removed_components.len(),
-        report.removed_temporaries.len(),
-        bytes(report.freed_bytes)
-    );
-    for id in &report.removed_installs {
-        human.push_str(&format!("  {} {id}\n", s.dim("install  ")));
-    }
-    for sha in &report.removed_components {
-        human.push_str(&format!("  {} {sha}\n", s.dim("component")));
-    }
-    human.push_str(&shared_store_lines(
-        s,
-        &report.kept_for_others,
-        &report.other_roots,
-        &report.unreadable_roots,
-    ));
-    for r in &report.dropped_roots {
-        human.push_str(&format!(
-            "  {} {} (it no longer exists)\n",
-            s.dim("forgot   "),
-            r.display()
-        ));
-    }
+    let out = GcOutput {
+        schema_version: SCHEMA_VERSION,
+        report,
+    };
     Ok(CmdOutcome {
-        json: serde_json::to_value(&report).unwrap_or_default(),
-        human,
+        json: to_json(&out),
+        human: render_gc(&out, ctx.style),
         code: exit::OK,
     })
 }
@@ -290,9 +232,10 @@ pub struct RemoveArgs {
 pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
     let Some(store) = existing_store_to_change(&root, &args.root.store_home()?)? else {
+        let out = RemoveOutput::nothing(&root);
         return Ok(CmdOutcome {
-            json: json!({ "root": root, "removed": false }),
-            human: format!("nothing is installed under {}\n", root.display()),
+            json: to_json(&out),
+            human: render_remove(&out, ctx.style),
             code: exit::OK,
         });
     };
@@ -303,94 +246,16 @@ pub fn remove(args: &RemoveArgs, ctx: &Context) -> Result<CmdOutcome, CliError> 
         )))
         .with_hint("run `gpulibs remove --yes` to delete it"));
     }
-    let report = lock(&store, args.no_wait, ctx.quiet)?.remove()?;
-    let s = ctx.style;
-    let mut human = if report.root_removed {
-        format!(
-            "{} {} ({})\n",
-            s.good("removed"),
-            report.root.display(),
-            bytes(report.freed_bytes)
-        )
-    } else {
-        format!(
-            "{} gpulibs' files from {} ({}); the directory stays, holding {} entr{} gpulibs did \
-             not put there:\n",
-            s.good("removed"),
-            report.root.display(),
-            bytes(report.freed_bytes),
-            report.kept.len(),
-            if report.kept.len() == 1 { "y" } else { "ies" }
-        )
+    let out = RemoveOutput {
+        schema_version: SCHEMA_VERSION,
+        removed: true,
+        report: lock(&store, args.no_wait, ctx.quiet)?.remove()?,
     };
-    for p in &report.kept {
-        human.push_str(&format!("  {} {}\n", s.warn("kept"), p.display()));
-    }
-    if !report.removed_components.is_empty() {
-        human.push_str(&format!(
-            "{} {} component(s) no other app uses from the shared store\n",
-            s.good("removed"),
-            report.removed_components.len()
-        ));
-    }
-    human.push_str(&shared_store_lines(
-        s,
-        &report.kept_for_others,
-        &[],
-        &report.unreadable_roots,
-    ));
-    if let Some(p) = &report.seed_info_removed {
-        human.push_str(&format!("{} {}\n", s.good("removed"), p.display()));
-    }
-    if let Some(p) = &report.seed_info_kept {
-        human.push_str(&format!(
-            "{} {} was edited since gpulibs wrote it; left in place\n",
-            s.warn("kept"),
-            p.display()
-        ));
-    }
     Ok(CmdOutcome {
-        json: serde_json::to_value(&report).unwrap_or_default(),
-        human,
+        json: to_json(&out),
+        human: render_remove(&out, ctx.style),
         code: exit::OK,
     })
-}
-
-/// What `gc` and `remove` left in the shared store for other apps, and why.
-fn shared_store_lines(
-    s: crate::style::Style,
-    kept_for_others: &[String],
-    other_roots: &[PathBuf],
-    unreadable: &[PathBuf],
-) -> String {
-    let mut out = String::new();
-    if !kept_for_others.is_empty() {
-        out.push_str(&format!(
-            "{} {} component(s) another app's install still uses\n",
-            s.warn("kept"),
-            kept_for_others.len()
-        ));
-    }
-    if !other_roots.is_empty() {
-        out.push_str(&format!(
-            "  {} {}\n",
-            s.dim("shared with"),
-            other_roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    for r in unreadable {
-        out.push_str(&format!(
-            "{} {} uses the shared store but could not be read; no shared component was \
-             deleted (make it readable, or remove it, and run `gpulibs gc` again)\n",
-            s.warn("kept"),
-            r.display()
-        ));
-    }
-    out
 }
 
 /// The environment an app needs to load the active install.
@@ -424,9 +289,10 @@ pub fn env(args: &EnvArgs, _ctx: &Context) -> Result<CmdOutcome, CliError> {
     let format: EnvFormat = args.format.parse().map_err(|e: String| {
         CliError::new(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     })?;
+    let out = EnvOutput::new(&env);
     Ok(CmdOutcome {
-        json: serde_json::to_value(&env).unwrap_or_default(),
-        human: env.render(format),
+        json: to_json(&out),
+        human: render_env(&out, format),
         code: exit::OK,
     })
 }

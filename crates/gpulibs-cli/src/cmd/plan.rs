@@ -1,12 +1,12 @@
 //! `gpulibs plan`: which components this machine needs, and why the others were rejected.
 
-use gpulibs_plan::{human_bytes, Outcome, PlannedComponent, Source, Why};
+use gpulibs_plan::{Outcome, PlannedComponent, Source, Why};
 use gpulibs_store::{install_root, RootEnv};
-use serde_json::json;
 
 use super::planning::{make_plan, HostArgs, ManifestArgs};
 use crate::error::{exit, CliError};
-use crate::style::{table, Cell, Style};
+use crate::output::plan::{render, PlanOutput};
+use crate::output::{to_json, SCHEMA_VERSION};
 use crate::{Context, Outcome as CmdOutcome};
 
 /// Decide, before any download, what this machine should install.
@@ -45,15 +45,16 @@ pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
         (Outcome::Refused(_), _) | (_, None) => exit::NEGATIVE,
         _ => exit::OK,
     };
-    let json = json!({
-        "manifest": planned.manifest_source,
-        "trust": planned.trust,
-        "install_root": root,
-        "plan": plan,
-    });
+    let out = PlanOutput {
+        schema_version: SCHEMA_VERSION,
+        manifest: planned.manifest_source.to_string(),
+        trust: planned.trust.clone(),
+        install_root: root.display().to_string(),
+        plan: planned.plan.clone(),
+    };
     Ok(CmdOutcome {
-        json,
-        human: render(&planned, ctx.style),
+        json: to_json(&out),
+        human: render(&out, ctx.style),
         code,
     })
 }
@@ -63,59 +64,6 @@ pub fn free_space_near(root: &std::path::Path) -> Option<u64> {
     root.ancestors()
         .find(|p| p.exists())
         .and_then(|p| gpulibs_store::available_space(p).ok())
-}
-
-fn render(planned: &super::planning::Planned, style: Style) -> String {
-    let plan = &planned.plan;
-    let mut out = format!("{} {}\n", style.dim("manifest"), planned.manifest_source);
-    let gpus: Vec<String> = plan
-        .target_gpus
-        .iter()
-        .map(|g| {
-            format!(
-                "{} ({})",
-                g.compute_capability.sm_name(),
-                g.name.as_deref().unwrap_or("GPU")
-            )
-        })
-        .collect();
-    out.push_str(&format!(
-        "{} {}\n\n",
-        style.dim("for     "),
-        if gpus.is_empty() {
-            "no GPU".into()
-        } else {
-            gpus.join(", ")
-        }
-    ));
-    for line in plan.lines() {
-        let styled = if line.starts_with("warning:") {
-            style.warn(&line)
-        } else if line.contains(": chosen") {
-            style.good(&line)
-        } else {
-            line
-        };
-        out.push_str(&styled);
-        out.push('\n');
-    }
-    if let Some(chosen) = &plan.chosen {
-        out.push('\n');
-        let mut rows = vec![["component", "from", "why", "download"]
-            .map(|h| Cell::styled(h, Style::dim))
-            .into_iter()
-            .collect::<Vec<_>>()];
-        for c in &chosen.components {
-            rows.push(vec![
-                Cell::styled(c.id.clone(), Style::bold),
-                Cell::new(from_words(c)),
-                Cell::new(why_words(&c.why)),
-                Cell::new(human_bytes(c.download_bytes)),
-            ]);
-        }
-        out.push_str(&table(style, &rows));
-    }
-    out
 }
 
 /// Where a planned component comes from, in a word or three.

@@ -8,7 +8,8 @@ use gpulibs_verify::{parse_catalog, recommend, seed_catalog, Device, Measurement
 use serde_json::json;
 
 use crate::error::{exit, CliError};
-use crate::style::bytes;
+use crate::output::recommend::{render, RecommendOutput};
+use crate::output::{to_json, SCHEMA_VERSION};
 use crate::{Context, Outcome};
 
 /// Pick the best model that fits the free VRAM now, and prove it runs.
@@ -111,7 +112,7 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
             }
         }
     }
-    let mut json = serde_json::to_value(&rec)?;
+    let mut recorded_in = None;
     if args.app != gpulibs_store::DEFAULT_APP {
         // Next to the seed-compatible receipt: the app's own config directory.
         let receipt = seed_info_path(&args.app, &RootEnv::from_env())?;
@@ -123,35 +124,21 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
             &json!({ "winner": rec.winner.as_ref().map(|w| &w.model), "losses": &rec.losses }),
         )?;
         std::fs::write(&path, text).map_err(CliError::new)?;
-        json["recorded_in"] = json!(path);
+        recorded_in = Some(path.display().to_string());
     }
-    let mut human = String::new();
-    match &rec.winner {
-        Some(w) => human.push_str(&format!(
-            "{} {} ({:?}, needs {}{}): {}\n",
-            ctx.style.bold("recommended"),
-            w.model,
-            w.device,
-            bytes(w.vram_need_bytes),
-            if w.vram_measured {
-                ", measured here"
-            } else {
-                ""
-            },
-            w.report.outcome.label()
-        )),
-        None => human.push_str("no model fits and verifies on this machine\n"),
-    }
-    for loss in &rec.losses {
-        human.push_str(&format!("  {}: {}\n", loss.model, loss.message));
-    }
+    let code = if rec.winner.is_some() {
+        exit::OK
+    } else {
+        exit::NEGATIVE
+    };
+    let out = RecommendOutput {
+        schema_version: SCHEMA_VERSION,
+        recommendation: rec,
+        recorded_in,
+    };
     Ok(Outcome {
-        json,
-        human,
-        code: if rec.winner.is_some() {
-            exit::OK
-        } else {
-            exit::NEGATIVE
-        },
+        json: to_json(&out),
+        human: render(&out, ctx.style),
+        code,
     })
 }
