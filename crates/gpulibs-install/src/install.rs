@@ -1,5 +1,14 @@
-//! The install transaction: lock → resolve → fetch + stage (one pass) → build → verify →
-//! activate → receipt.
+//! The install transaction, as named phases:
+//!
+//! 1. [`check_request`]: the manifest's rules and the order the candidates are tried in, before
+//!    anything is opened;
+//! 2. [`open_root`], [`take_install_lock`];
+//! 3. [`try_in_turn`]: [`install_candidate`] for each candidate until one verifies, which
+//!    decides a [`Selection`] from the plan alone (linked from the store, reused from this
+//!    machine), returns early when it is [`up_to_date`], else leases its components, takes the
+//!    store's download lock ([`take_fetch_lock`]), reads a [`FetchPlan`] (what is stored, what
+//!    to fetch), then [`resolve_wheels`] → [`fetch_missing`] (fetch + stage in one pass) →
+//!    [`build_generation`] → [`verify_generation`] → [`activate`] → the seed receipt.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -294,9 +303,9 @@ fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> InstallError
 /// `req.fallbacks` in turn, activating the first that verifies; see the crate doc for the steps
 /// and invariants.
 ///
-/// The phases, in order: [`check_request`] (the manifest's rules and the candidates' order,
-/// before anything is opened), [`open_root`] and [`take_install_lock`], then for each
-/// candidate [`install_candidate`] until one verifies ([`try_in_turn`]).
+/// The phases, in order: `check_request` (the manifest's rules and the candidates' order,
+/// before anything is opened), `open_root` and `take_install_lock`, then for each candidate
+/// `install_candidate` until one verifies (`try_in_turn`); the module `install.rs` lists them.
 pub fn install(
     req: &InstallRequest,
     progress: &(dyn Fn(&Event) + Sync),
