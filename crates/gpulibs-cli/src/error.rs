@@ -143,7 +143,8 @@ fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
     let hint = as_hint::<gpulibs_install::InstallError>(e)
         .or_else(|| as_hint::<gpulibs_verify::VerifyError>(e))
         .or_else(|| as_hint::<gpulibs_sources::EmbeddedError>(e))
-        .or_else(|| as_hint::<gpulibs_sources::PipError>(e))?;
+        .or_else(|| as_hint::<gpulibs_sources::PipError>(e))
+        .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))?;
     hint.hint()
 }
 

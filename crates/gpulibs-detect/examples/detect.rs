@@ -3,6 +3,9 @@
 //! `cargo run -p gpulibs-detect --example detect`; honours `GPULIBS_NVML_LIBRARY`,
 //! `CUDA_VISIBLE_DEVICES` and `CUDA_DEVICE_ORDER` like the CLI.
 
+// An example program: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 fn main() {
     let options = gpulibs_detect::DetectOptions::from_env();
     let start = std::time::Instant::now();

@@ -9,6 +9,9 @@
 //! Also owns the vocabulary every later stage speaks: [`ComputeCapability`], [`ArchFamily`] and
 //! [`CudaVersion`].
 //!
+//! Also answers how much host RAM can be allocated now ([`mem_available_bytes`],
+//! `/proc/meminfo`), which model recommendation weighs next to free VRAM.
+//!
 //! Must not touch: CUDA binaries (that is `gpulibs-inspect`), the network or the install root.
 //! It never loads `libcuda`: CUDA's view is derived from NVML plus CUDA's documented (and here
 //! measured) rules, so detection cannot create a CUDA context or change GPU state.
@@ -53,6 +56,7 @@
 
 pub mod diagnose;
 pub mod inventory;
+pub mod memory;
 mod model;
 mod nvml;
 pub mod smi;
@@ -64,6 +68,7 @@ use std::path::PathBuf;
 
 pub use diagnose::FsRoots;
 pub use inventory::{Inventory, RawGpu};
+pub use memory::mem_available_bytes;
 pub use model::{
     Detection, DriverInfo, Gpu, HiddenGpu, MigMode, Problem, ProblemCode, Severity, Source,
     Visibility, SCHEMA_VERSION,

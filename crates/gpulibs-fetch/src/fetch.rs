@@ -1279,6 +1279,13 @@ fn remove_dot_segments(path: &str) -> String {
     out
 }
 
+/// Whether `text` is an `http://` or `https://` URL (the scheme in any case), rather than a
+/// path: what gpulibs downloads, as opposed to what it reads from disk.
+pub fn is_http_url(text: &str) -> bool {
+    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
 /// Resolves a URI reference against an absolute base URL as RFC 3986 §5.2 does (what a browser
 /// does with a link): `a.tar.zst` against `https://h/rel/manifest.toml` is
 /// `https://h/rel/a.tar.zst`, `../b/c` is `https://h/b/c`, `/x` is `https://h/x`, `//m/y` is
@@ -1635,5 +1642,27 @@ mod tests {
             backoff(&policy, 1, Some(Duration::from_secs(60))),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn http_urls_are_told_from_paths() {
+        for url in [
+            "http://h/m.toml",
+            "https://h/m.toml",
+            "HTTPS://H/m.toml",
+            "Http://h",
+        ] {
+            assert!(is_http_url(url), "{url}");
+        }
+        for path in [
+            "m.toml",
+            "/srv/m.toml",
+            "file:///srv/m.toml",
+            "ftp://h/m",
+            "https:",
+            "",
+        ] {
+            assert!(!is_http_url(path), "{path}");
+        }
     }
 }

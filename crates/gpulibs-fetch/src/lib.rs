@@ -69,6 +69,8 @@ pub use decode::{
     ZipMember,
 };
 pub use error::FetchError;
-pub use fetch::{fetch, fetch_document, resolve_url, Fetcher, Request, DOCUMENT_MAX_BYTES};
+pub use fetch::{
+    fetch, fetch_document, is_http_url, resolve_url, Fetcher, Request, DOCUMENT_MAX_BYTES,
+};
 pub use net::NetworkEnv;
 pub use sink::{DiscardSink, PipeReader, PipeSink, Sink};

@@ -4,6 +4,9 @@
 //! `GPULIBS_ORT_UNPACKED=DIR cargo test -p gpulibs-inspect --test deps_real_wheels -- --ignored --nocapture`
 //! where `DIR/onnxruntime_gpu-<version>/onnxruntime/capi/libonnxruntime_providers_cuda.so` exist.
 
+// A test: says what it measured and why it is skipped.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::PathBuf;
 
 use gpulibs_inspect::deps::{inspect_file, DependencyKind, DependencyReport, SearchContext};

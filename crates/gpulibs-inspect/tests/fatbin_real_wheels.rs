@@ -8,6 +8,9 @@
 //! - `GPULIBS_ORT_1232_PROVIDER`: the same file from 1.23.2;
 //! - `GPULIBS_INSPECT_FILES`: any files, `:`-separated, whose reports are printed (no assertions).
 
+// A test: says what it measured and why it is skipped.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::PathBuf;
 use std::time::Instant;
 

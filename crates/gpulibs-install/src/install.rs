@@ -1,5 +1,14 @@
-//! The install transaction: lock → resolve → fetch + stage (one pass) → build → verify →
-//! activate → receipt.
+//! The install transaction, as named phases:
+//!
+//! 1. [`check_request`]: the manifest's rules and the order the candidates are tried in, before
+//!    anything is opened;
+//! 2. [`open_root`], [`take_install_lock`];
+//! 3. [`try_in_turn`]: [`install_candidate`] for each candidate until one verifies, which
+//!    decides a [`Selection`] from the plan alone (linked from the store, reused from this
+//!    machine), returns early when it is [`up_to_date`], else leases its components, takes the
+//!    store's download lock ([`take_fetch_lock`]), reads a [`FetchPlan`] (what is stored, what
+//!    to fetch), then [`resolve_wheels`] → [`fetch_missing`] (fetch + stage in one pass) →
+//!    [`build_generation`] → [`verify_generation`] → [`activate`] → the seed receipt.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -17,10 +26,10 @@ use gpulibs_plan::{
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
     env_for, is_library_name, view_env, wheel_library_member, ArchiveCheck, ArchiveFormat,
-    ComponentSpec, DeclaredFile, DeclaredLink, DriverRecord, Env, GpuRecord, InstallLock,
-    InstallRecord, InstallSpec, StepHook, Store, StoreError, StoredComponent, SystemLibrarySpec,
-    UnpackError, UnpackLimits, VerificationRecord, VerificationState, ZipListedMember,
-    ZipListedMembers,
+    ComponentSpec, DeclaredFile, DeclaredLink, DriverRecord, Env, FetchLock, GpuRecord,
+    InstallLock, InstallRecord, InstallSpec, StepHook, Store, StoreError, StoredComponent,
+    SystemLibrarySpec, UnpackError, UnpackLimits, VerificationRecord, VerificationState,
+    ZipListedMember, ZipListedMembers,
 };
 use serde::Serialize;
 
@@ -293,13 +302,36 @@ fn store_err(what: impl Into<String>) -> impl FnOnce(StoreError) -> InstallError
 /// Carries out `req.plan`'s chosen variant, and when its verification fails each of
 /// `req.fallbacks` in turn, activating the first that verifies; see the crate doc for the steps
 /// and invariants.
+///
+/// The phases, in order: `check_request` (the manifest's rules and the candidates' order,
+/// before anything is opened), `open_root` and `take_install_lock`, then for each candidate
+/// `install_candidate` until one verifies (`try_in_turn`); the module `install.rs` lists them.
 pub fn install(
     req: &InstallRequest,
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<InstallReport, InstallError> {
     let started = Instant::now();
-    // The manifest's rules (digests, paths and links inside the root, sizes) before anything
-    // is opened or written: a caller may hand over a manifest it never validated.
+    let candidates = check_request(req)?;
+    let store = open_root(req)?;
+    let lock = take_install_lock(req, &store, progress)?;
+    let previous = store
+        .current_id()
+        .map_err(store_err("reading the active install"))?;
+    try_in_turn(
+        req,
+        &store,
+        &lock,
+        &candidates,
+        &previous,
+        started,
+        progress,
+    )
+}
+
+/// The manifest's rules (digests, paths and links inside the root, sizes) before anything is
+/// opened or written — a caller may hand over a manifest it never validated — and the order
+/// the candidates are tried in: the chosen variant, then `req.fallbacks`.
+fn check_request<'r>(req: &'r InstallRequest<'_>) -> Result<Vec<&'r ChosenVariant>, InstallError> {
     gpulibs_plan::check_manifest(req.manifest).map_err(InstallError::Manifest)?;
     let first = chosen(req.plan)?;
     if let Some(dir) = &req.offline_dir {
@@ -307,26 +339,48 @@ pub fn install(
             return Err(InstallError::NoOfflineDir { path: dir.clone() });
         }
     }
+    Ok(attempts::sequence(first, &req.fallbacks))
+}
+
+/// Opens the install root (made gpulibs' own if new) with its shared store.
+fn open_root(req: &InstallRequest) -> Result<Store, InstallError> {
     let home = req.store_home.clone().unwrap_or_else(|| req.root.clone());
     let mut store =
         Store::open_in(&req.root, home).map_err(store_err("opening the install root"))?;
     if let Some(hook) = &req.step_hook {
         store = store.with_step_hook(hook.clone());
     }
-    let lock = if req.wait_for_lock {
+    Ok(store)
+}
+
+/// The root's install lock, waited for or not as `req.wait_for_lock` says.
+fn take_install_lock<'s>(
+    req: &InstallRequest,
+    store: &'s Store,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<InstallLock<'s>, InstallError> {
+    if req.wait_for_lock {
         store.lock(|pid| progress(&Event::WaitingForLock { pid }))
     } else {
         store.try_lock()
     }
-    .map_err(store_err("taking the install lock"))?;
-    let previous = store
-        .current_id()
-        .map_err(store_err("reading the active install"))?;
+    .map_err(store_err("taking the install lock"))
+}
 
-    let candidates = attempts::sequence(first, &req.fallbacks);
+/// Each candidate in turn until one is activated (or found active); the generation of one that
+/// fails verification is discarded (its components stay in the store for the next).
+fn try_in_turn(
+    req: &InstallRequest,
+    store: &Store,
+    lock: &InstallLock<'_>,
+    candidates: &[&ChosenVariant],
+    previous: &Option<String>,
+    started: Instant,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<InstallReport, InstallError> {
     let mut tried: Vec<Attempt> = Vec::new();
     for (i, chosen) in candidates.iter().copied().enumerate() {
-        match install_candidate(req, &store, &lock, chosen, &previous, started, progress) {
+        match install_candidate(req, store, lock, chosen, previous, started, progress) {
             Ok(mut report) => {
                 tried.push(attempt(
                     chosen,
@@ -377,11 +431,11 @@ pub fn install(
         Ok([only]) => Err(InstallError::VerifyFailed {
             install_id: only.install_id,
             why: only.summary,
-            previous,
+            previous: previous.clone(),
         }),
         Err(tried) => Err(InstallError::NothingVerified {
             attempts: tried,
-            previous,
+            previous: previous.clone(),
         }),
     }
 }
@@ -398,9 +452,113 @@ fn attempt(chosen: &ChosenVariant, id: &str, result: AttemptResult, summary: Str
     }
 }
 
-/// One candidate: what to fetch, fetch it, build its install, verify it and activate it (or
-/// find it active already). A failed verification is [`InstallError::VerifyFailed`], with the
-/// install built and left for the caller.
+/// What one candidate is made of, decided from the plan and the manifest alone (no I/O): the
+/// components its generation links from the shared store and the libraries it reuses from this
+/// machine.
+struct Selection {
+    /// Manifest ids of the components linked from the store, in the plan's order.
+    ids: Vec<String>,
+    /// Manifest ids of the components the plan takes from this machine.
+    system_ids: Vec<String>,
+    /// Every path reused from this machine (components and needed libraries).
+    system_paths: Vec<PathBuf>,
+    /// The reused libraries as the generation records, preloads and checks them.
+    system_libraries: Vec<SystemLibrarySpec>,
+}
+
+impl Selection {
+    fn of(manifest: &Manifest, chosen: &ChosenVariant) -> Result<Self, InstallError> {
+        let mut ids = Vec::new();
+        let mut system_ids = Vec::new();
+        let mut system_paths = Vec::new();
+        let mut system_libraries = Vec::new();
+        for planned in &chosen.components {
+            if let Source::System { paths } = &planned.source {
+                system_ids.push(planned.id.clone());
+                system_paths.extend(paths.iter().cloned());
+                system_libraries.extend(system_specs(manifest, &planned.id, paths));
+                continue;
+            }
+            let c = component(manifest, &planned.id)?;
+            if !gpulibs_plan::is_sha256(&c.archive.sha256) {
+                return Err(InstallError::BadDigest {
+                    id: c.id.clone(),
+                    sha256: c.archive.sha256.clone(),
+                });
+            }
+            ids.push(planned.id.clone());
+        }
+        // Libraries a component needs that the plan found on this machine (the CUDA 13 set of
+        // a PyTorch environment, say) are reused the same way: recorded, preloaded, checked.
+        for need in &chosen.needs {
+            if let NeedSource::System { path } = &need.by {
+                if !system_libraries
+                    .iter()
+                    .any(|s: &SystemLibrarySpec| s.soname == need.soname)
+                {
+                    system_paths.push(path.clone());
+                    system_libraries.push(SystemLibrarySpec {
+                        component: "system".to_string(),
+                        soname: need.soname.clone(),
+                        path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
+                    });
+                }
+            }
+        }
+        Ok(Selection {
+            ids,
+            system_ids,
+            system_paths,
+            system_libraries,
+        })
+    }
+
+    /// The archive digests of the components linked from the store.
+    fn sha256s(&self, manifest: &Manifest) -> Result<Vec<String>, InstallError> {
+        self.ids
+            .iter()
+            .map(|id| component(manifest, id).map(|c| c.archive.sha256.clone()))
+            .collect()
+    }
+}
+
+/// What the shared store already holds of a [`Selection`] and what must be fetched: read under
+/// the store's download lock (an app that waited there finds what the other stored), before
+/// anything is written.
+struct FetchPlan {
+    /// Components to fetch, one per distinct archive, in the plan's order.
+    missing: Vec<String>,
+    /// Components already in the store.
+    stored: Vec<String>,
+}
+
+impl FetchPlan {
+    fn read(store: &Store, manifest: &Manifest, selection: &Selection) -> Self {
+        let mut seen = BTreeSet::new();
+        let missing: Vec<String> = selection
+            .ids
+            .iter()
+            .filter(|id| {
+                let c = component(manifest, id).expect("checked by Selection::of");
+                !store.has_component(&c.archive.sha256) && seen.insert(c.archive.sha256.clone())
+            })
+            .cloned()
+            .collect();
+        let stored = selection
+            .ids
+            .iter()
+            .filter(|id| !missing.contains(id))
+            .cloned()
+            .collect();
+        FetchPlan { missing, stored }
+    }
+}
+
+/// One candidate: decide ([`Selection`]), find it active already ([`up_to_date`]), or lease
+/// its components, read what the store lacks ([`FetchPlan`]), resolve the missing wheels,
+/// fetch ([`fetch_missing`]), build the generation ([`build_generation`]), verify it
+/// ([`verify_generation`]) and activate it ([`activate`]). A failed verification is
+/// [`InstallError::VerifyFailed`], with the install built and left for the caller.
 fn install_candidate(
     req: &InstallRequest,
     store: &Store,
@@ -410,294 +568,55 @@ fn install_candidate(
     started: Instant,
     progress: &(dyn Fn(&Event) + Sync),
 ) -> Result<InstallReport, InstallError> {
-    // Which components, from where.
-    let mut manifest = req.manifest.clone();
-    let mut ids = Vec::new();
-    let mut system_ids = Vec::new();
-    let mut system_paths = Vec::new();
-    let mut system_libraries = Vec::new();
-    for planned in &chosen.components {
-        if let Source::System { paths } = &planned.source {
-            system_ids.push(planned.id.clone());
-            system_paths.extend(paths.iter().cloned());
-            system_libraries.extend(system_specs(&manifest, &planned.id, paths));
-            continue;
-        }
-        let c = component(&manifest, &planned.id)?;
-        if !gpulibs_plan::is_sha256(&c.archive.sha256) {
-            return Err(InstallError::BadDigest {
-                id: c.id.clone(),
-                sha256: c.archive.sha256.clone(),
-            });
-        }
-        ids.push(planned.id.clone());
-    }
-    // Libraries a component needs that the plan found on this machine (the CUDA 13 set of a
-    // PyTorch environment, say) are reused the same way: recorded, preloaded, checked.
-    for need in &chosen.needs {
-        if let NeedSource::System { path } = &need.by {
-            if !system_libraries
-                .iter()
-                .any(|s: &SystemLibrarySpec| s.soname == need.soname)
-            {
-                system_paths.push(path.clone());
-                system_libraries.push(SystemLibrarySpec {
-                    component: "system".to_string(),
-                    soname: need.soname.clone(),
-                    path: std::path::absolute(path).unwrap_or_else(|_| path.clone()),
-                });
-            }
-        }
-    }
-
-    // Already active?
-    if let Some(current) = store
-        .current()
-        .map_err(store_err("reading the active install"))?
-    {
-        let want: BTreeSet<&str> = ids
-            .iter()
-            .map(|id| component(&manifest, id).map(|c| c.archive.sha256.as_str()))
-            .collect::<Result<_, _>>()?;
-        let have: BTreeSet<&str> = current
-            .components
-            .iter()
-            .map(|c| c.sha256.as_str())
-            .collect();
-        // The same libraries from the same places on this machine, too.
-        let want_system: BTreeSet<(&str, &Path)> = system_libraries
-            .iter()
-            .map(|l| (l.soname.as_str(), l.path.as_path()))
-            .collect();
-        let have_system: BTreeSet<(&str, &Path)> = current
-            .system_libraries
-            .iter()
-            .map(|l| (l.soname.as_str(), l.path.as_path()))
-            .collect();
-        // Includes the reused libraries: one that changed since (a pip upgrade) makes a new
-        // generation, recorded anew and verified.
-        let intact = store
-            .check_install(&current.id)
-            .map(|p| p.is_empty())
-            .unwrap_or(false);
-        if current.variant == chosen.variant && want == have && want_system == have_system && intact
-        {
-            let seed_receipt = write_receipt(lock, req)?;
-            let outcomes = ids
-                .iter()
-                .map(|id| stored_outcome(component(&manifest, id).expect("checked above")))
-                .chain(system_outcomes(chosen))
-                .collect();
-            return Ok(InstallReport {
-                root: req.root.clone(),
-                install_id: current.id.clone(),
-                variant: current.variant.clone(),
-                release: current.release.clone(),
-                previous: store.previous_id().ok().flatten(),
-                up_to_date: true,
-                components: outcomes,
-                downloaded_bytes: 0,
-                resumed_bytes: 0,
-                reused_components: ids.len(),
-                elapsed_ms: started.elapsed().as_millis() as u64,
-                verify: VerifyState::Skipped {
-                    why: "already installed and active".into(),
-                },
-                seed_receipt,
-                env: view_env(store, &current),
-                system_paths,
-                attempts: Vec::new(),
-                why_cpu: None,
-            });
-        }
+    let selection = Selection::of(req.manifest, chosen)?;
+    if let Some(report) = up_to_date(req, store, lock, chosen, &selection, started)? {
+        return Ok(report);
     }
 
     // The components this generation will link stay in the shared store, whatever another
     // app's gc does, until the generation (whose record names them) exists.
-    let wanted: Vec<String> = ids
-        .iter()
-        .map(|id| component(&manifest, id).map(|c| c.archive.sha256.clone()))
-        .collect::<Result<_, _>>()?;
     let _lease = lock
-        .lease(&wanted)
+        .lease(&selection.sha256s(req.manifest)?)
         .map_err(store_err("recording the components this install uses"))?;
-    // One install downloads into the shared store at a time: an app that waited here finds
-    // what the other stored, and fetches only what is still missing.
-    let fetch_lock = if req.wait_for_lock {
-        store.fetch_lock(|| progress(&Event::WaitingForLock { pid: None }))
-    } else {
-        store.try_fetch_lock()
-    }
-    .map_err(store_err("taking the store's download lock"))?;
-
-    // What is missing from the store (one fetch per distinct archive).
-    let mut seen = BTreeSet::new();
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| {
-            let c = component(&manifest, id).expect("checked above");
-            !store.has_component(&c.archive.sha256) && seen.insert(c.archive.sha256.clone())
-        })
-        .cloned()
-        .collect();
-
-    // pip is asked only for the wheels that must be downloaded.
-    if req.offline_dir.is_none() {
-        let pip_ids: Vec<String> = missing
-            .iter()
-            .filter(|id| {
-                component(&manifest, id)
-                    .map(|c| c.archive.url.starts_with(PIP_URL_SCHEME))
-                    .unwrap_or(false)
-            })
-            .cloned()
-            .collect();
-        if !pip_ids.is_empty() {
-            progress(&Event::Resolving {
-                components: &pip_ids,
-            });
-            let refs: Vec<&str> = pip_ids.iter().map(String::as_str).collect();
-            resolve_components(&mut manifest, &refs, req.pip, &req.wheel_target)
-                .map_err(|e| InstallError::Resolve(Box::new(e)))?;
-            gpulibs_plan::check_manifest(&manifest).map_err(InstallError::Manifest)?;
-        }
-    }
-
-    let jobs: Vec<Job> = missing
-        .iter()
-        .map(|id| job(component(&manifest, id)?, req.offline_dir.is_some()))
-        .collect::<Result<_, _>>()?;
-    let needed: u64 = jobs
-        .iter()
-        .fold(0u64, |a, j| a.saturating_add(j.limits.max_unpacked_bytes));
-    store
-        .check_space(needed)
-        .map_err(store_err("checking free space"))?;
-
-    let pending: Vec<PendingArtifact> = jobs
-        .iter()
-        .map(|j| PendingArtifact {
-            component: j.component.id.clone(),
-            url: j.artifact.urls.first().cloned().unwrap_or_default(),
-            size: j.component.archive.size,
-        })
-        .collect();
-    let stored: Vec<String> = ids
-        .iter()
-        .filter(|id| !missing.contains(id))
-        .cloned()
-        .collect();
-    progress(&Event::Planned {
-        fetch: &pending,
-        stored: &stored,
-        system: &system_ids,
-    });
-
-    let results = fetch_jobs(lock, &jobs, req, progress)?;
-    let mut failed = Vec::new();
-    let mut first_error = None;
-    let mut fetched: Vec<(String, Fetched)> = Vec::new();
-    for (job, result) in jobs.iter().zip(results) {
-        match result {
-            Ok(f) => fetched.push((job.component.id.clone(), f)),
-            Err(e) => {
-                failed.push(job.component.id.clone());
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if let Some(source) = first_error {
-        return Err(InstallError::Fetch {
-            failed,
-            total: jobs.len(),
-            previous: previous.clone(),
-            source,
-        });
-    }
+    let fetch_lock = take_fetch_lock(req, store, progress)?;
+    let fetch_plan = FetchPlan::read(store, req.manifest, &selection);
+    let mut manifest = req.manifest.clone();
+    resolve_wheels(req, &mut manifest, &fetch_plan.missing, progress)?;
+    let fetched = fetch_missing(
+        req,
+        lock,
+        &manifest,
+        &selection,
+        &fetch_plan,
+        previous,
+        progress,
+    )?;
     // Every artifact is stored: nothing in the shared downloads is worth resuming.
     clean_downloads(&store.downloads_dir());
     drop(fetch_lock);
 
-    // Build the new generation from the store.
+    let Selection {
+        ids,
+        system_paths,
+        system_libraries,
+        ..
+    } = selection;
     let components: Vec<&Component> = ids
         .iter()
         .map(|id| component(&manifest, id))
         .collect::<Result<_, _>>()?;
-    let spec = InstallSpec {
-        app: req.app.clone(),
-        variant: chosen.variant.clone(),
-        release: Some(req.manifest.version.clone()),
-        components: components
-            .iter()
-            .map(|c| ComponentSpec {
-                id: c.id.clone(),
-                version: c.version.clone(),
-                sha256: c.archive.sha256.clone(),
-                source: fetched
-                    .iter()
-                    .find(|(id, _)| *id == c.id)
-                    .map(|(_, f)| f.origin.to_string())
-                    .unwrap_or_else(|| c.archive.url.clone()),
-                links: declared_links(c),
-                files: declared_files(c),
-            })
-            .collect(),
-        coverage: coverage(&components),
-        // A CPU candidate tried after GPU ones is the CPU runtime, chosen for no GPU.
-        gpu: match chosen.device {
-            gpulibs_plan::VariantDevice::Cuda => req.gpu.clone(),
-            gpulibs_plan::VariantDevice::Cpu => None,
-        },
-        driver: req.driver.clone(),
-        requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
-        ort_library: ort_library(store, &components)?,
+    let record = build_generation(
+        req,
+        store,
+        lock,
+        chosen,
+        &components,
+        &fetched,
         system_libraries,
-    };
-    let record = lock.new_install(&spec).map_err(store_err(format!(
-        "building the new install failed; nothing was activated{}",
-        previous
-            .as_deref()
-            .map(|id| format!(", install {id} stays active"))
-            .unwrap_or_default()
-    )))?;
-    let env = env_for(store, &record);
-
-    let verify = match (req.verifier, &req.defer_verification) {
-        (Some(_), Some(why)) if chosen.device == gpulibs_plan::VariantDevice::Cuda => {
-            VerifyState::Deferred {
-                why: why.clone(),
-                on_target: VERIFY_ON_TARGET.into(),
-            }
-        }
-        (None, _) => VerifyState::Skipped {
-            why: "--no-verify".into(),
-        },
-        (Some(v), _) => {
-            progress(&Event::Verifying {
-                install_id: &record.id,
-            });
-            let verdict = v.verify(&record, &env);
-            if !verdict.passed {
-                return Err(InstallError::VerifyFailed {
-                    install_id: record.id.clone(),
-                    why: verdict.summary,
-                    previous: previous.clone(),
-                });
-            }
-            VerifyState::Passed {
-                summary: verdict.summary,
-                details: verdict.details,
-            }
-        }
-    };
-    lock.record_verification(&record.id, verification_record(&verify, &req.verify_models))
-        .map_err(store_err("recording the verification"))?;
-
-    lock.activate(&record.id)
-        .map_err(store_err("activating the new install"))?;
-    progress(&Event::Activated {
-        install_id: &record.id,
-    });
+        previous,
+    )?;
+    let verify = verify_generation(req, store, lock, chosen, &record, previous, progress)?;
+    activate(lock, &record, progress)?;
     let seed_receipt = write_receipt(lock, req)?;
 
     let mut outcomes: Vec<ComponentOutcome> = components
@@ -744,6 +663,301 @@ fn install_candidate(
         attempts: Vec::new(),
         why_cpu: None,
     })
+}
+
+/// The report for a candidate that is already the active install — the same variant, the same
+/// components, the same libraries from the same places on this machine, and intact — or `None`.
+fn up_to_date(
+    req: &InstallRequest,
+    store: &Store,
+    lock: &InstallLock<'_>,
+    chosen: &ChosenVariant,
+    selection: &Selection,
+    started: Instant,
+) -> Result<Option<InstallReport>, InstallError> {
+    let manifest = req.manifest;
+    let Some(current) = store
+        .current()
+        .map_err(store_err("reading the active install"))?
+    else {
+        return Ok(None);
+    };
+    let ids = &selection.ids;
+    let want: BTreeSet<&str> = ids
+        .iter()
+        .map(|id| component(manifest, id).map(|c| c.archive.sha256.as_str()))
+        .collect::<Result<_, _>>()?;
+    let have: BTreeSet<&str> = current
+        .components
+        .iter()
+        .map(|c| c.sha256.as_str())
+        .collect();
+    // The same libraries from the same places on this machine, too.
+    let want_system: BTreeSet<(&str, &Path)> = selection
+        .system_libraries
+        .iter()
+        .map(|l| (l.soname.as_str(), l.path.as_path()))
+        .collect();
+    let have_system: BTreeSet<(&str, &Path)> = current
+        .system_libraries
+        .iter()
+        .map(|l| (l.soname.as_str(), l.path.as_path()))
+        .collect();
+    // Includes the reused libraries: one that changed since (a pip upgrade) makes a new
+    // generation, recorded anew and verified.
+    let intact = store
+        .check_install(&current.id)
+        .map(|p| p.is_empty())
+        .unwrap_or(false);
+    if !(current.variant == chosen.variant && want == have && want_system == have_system && intact)
+    {
+        return Ok(None);
+    }
+    let seed_receipt = write_receipt(lock, req)?;
+    let outcomes = ids
+        .iter()
+        .map(|id| stored_outcome(component(manifest, id).expect("checked above")))
+        .chain(system_outcomes(chosen))
+        .collect();
+    Ok(Some(InstallReport {
+        root: req.root.clone(),
+        install_id: current.id.clone(),
+        variant: current.variant.clone(),
+        release: current.release.clone(),
+        previous: store.previous_id().ok().flatten(),
+        up_to_date: true,
+        components: outcomes,
+        downloaded_bytes: 0,
+        resumed_bytes: 0,
+        reused_components: ids.len(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        verify: VerifyState::Skipped {
+            why: "already installed and active".into(),
+        },
+        seed_receipt,
+        env: view_env(store, &current),
+        system_paths: selection.system_paths.clone(),
+        attempts: Vec::new(),
+        why_cpu: None,
+    }))
+}
+
+/// One install downloads into the shared store at a time: an app that waited here finds what
+/// the other stored, and fetches only what is still missing.
+fn take_fetch_lock(
+    req: &InstallRequest,
+    store: &Store,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<FetchLock, InstallError> {
+    if req.wait_for_lock {
+        store.fetch_lock(|| progress(&Event::WaitingForLock { pid: None }))
+    } else {
+        store.try_fetch_lock()
+    }
+    .map_err(store_err("taking the store's download lock"))
+}
+
+/// pip is asked only for the wheels that must be downloaded; their URLs go into `manifest`,
+/// checked again.
+fn resolve_wheels(
+    req: &InstallRequest,
+    manifest: &mut Manifest,
+    missing: &[String],
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<(), InstallError> {
+    if req.offline_dir.is_some() {
+        return Ok(());
+    }
+    let pip_ids: Vec<String> = missing
+        .iter()
+        .filter(|id| {
+            component(manifest, id)
+                .map(|c| c.archive.url.starts_with(PIP_URL_SCHEME))
+                .unwrap_or(false)
+        })
+        .cloned()
+        .collect();
+    if !pip_ids.is_empty() {
+        progress(&Event::Resolving {
+            components: &pip_ids,
+        });
+        let refs: Vec<&str> = pip_ids.iter().map(String::as_str).collect();
+        resolve_components(manifest, &refs, req.pip, &req.wheel_target)
+            .map_err(|e| InstallError::Resolve(Box::new(e)))?;
+        gpulibs_plan::check_manifest(manifest).map_err(InstallError::Manifest)?;
+    }
+    Ok(())
+}
+
+/// Fetches every missing component into the store (space checked first, [`Event::Planned`]
+/// told), in parallel, each unpacked while it streams; what each fetch did, by component id.
+fn fetch_missing(
+    req: &InstallRequest,
+    lock: &InstallLock<'_>,
+    manifest: &Manifest,
+    selection: &Selection,
+    fetch_plan: &FetchPlan,
+    previous: &Option<String>,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<Vec<(String, Fetched)>, InstallError> {
+    let jobs: Vec<Job> = fetch_plan
+        .missing
+        .iter()
+        .map(|id| job(component(manifest, id)?, req.offline_dir.is_some()))
+        .collect::<Result<_, _>>()?;
+    let needed: u64 = jobs
+        .iter()
+        .fold(0u64, |a, j| a.saturating_add(j.limits.max_unpacked_bytes));
+    lock.store()
+        .check_space(needed)
+        .map_err(store_err("checking free space"))?;
+
+    let pending: Vec<PendingArtifact> = jobs
+        .iter()
+        .map(|j| PendingArtifact {
+            component: j.component.id.clone(),
+            url: j.artifact.urls.first().cloned().unwrap_or_default(),
+            size: j.component.archive.size,
+        })
+        .collect();
+    progress(&Event::Planned {
+        fetch: &pending,
+        stored: &fetch_plan.stored,
+        system: &selection.system_ids,
+    });
+
+    let results = fetch_jobs(lock, &jobs, req, progress)?;
+    let mut failed = Vec::new();
+    let mut first_error = None;
+    let mut fetched: Vec<(String, Fetched)> = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(f) => fetched.push((job.component.id.clone(), f)),
+            Err(e) => {
+                failed.push(job.component.id.clone());
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(source) = first_error {
+        return Err(InstallError::Fetch {
+            failed,
+            total: jobs.len(),
+            previous: previous.clone(),
+            source,
+        });
+    }
+    Ok(fetched)
+}
+
+/// Builds the new generation from the store (not active yet).
+#[allow(clippy::too_many_arguments)]
+fn build_generation(
+    req: &InstallRequest,
+    store: &Store,
+    lock: &InstallLock<'_>,
+    chosen: &ChosenVariant,
+    components: &[&Component],
+    fetched: &[(String, Fetched)],
+    system_libraries: Vec<SystemLibrarySpec>,
+    previous: &Option<String>,
+) -> Result<InstallRecord, InstallError> {
+    let spec = InstallSpec {
+        app: req.app.clone(),
+        variant: chosen.variant.clone(),
+        release: Some(req.manifest.version.clone()),
+        components: components
+            .iter()
+            .map(|c| ComponentSpec {
+                id: c.id.clone(),
+                version: c.version.clone(),
+                sha256: c.archive.sha256.clone(),
+                source: fetched
+                    .iter()
+                    .find(|(id, _)| *id == c.id)
+                    .map(|(_, f)| f.origin.to_string())
+                    .unwrap_or_else(|| c.archive.url.clone()),
+                links: declared_links(c),
+                files: declared_files(c),
+            })
+            .collect(),
+        coverage: coverage(components),
+        // A CPU candidate tried after GPU ones is the CPU runtime, chosen for no GPU.
+        gpu: match chosen.device {
+            gpulibs_plan::VariantDevice::Cuda => req.gpu.clone(),
+            gpulibs_plan::VariantDevice::Cpu => None,
+        },
+        driver: req.driver.clone(),
+        requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
+        ort_library: ort_library(store, components)?,
+        system_libraries,
+    };
+    lock.new_install(&spec).map_err(store_err(format!(
+        "building the new install failed; nothing was activated{}",
+        previous
+            .as_deref()
+            .map(|id| format!(", install {id} stays active"))
+            .unwrap_or_default()
+    )))
+}
+
+/// Runs the verifier on the new generation before it is activated (or defers or skips it, as
+/// the request says) and records what it found in `install.json`.
+fn verify_generation(
+    req: &InstallRequest,
+    store: &Store,
+    lock: &InstallLock<'_>,
+    chosen: &ChosenVariant,
+    record: &InstallRecord,
+    previous: &Option<String>,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<VerifyState, InstallError> {
+    let env = env_for(store, record);
+    let verify = match (req.verifier, &req.defer_verification) {
+        (Some(_), Some(why)) if chosen.device == gpulibs_plan::VariantDevice::Cuda => {
+            VerifyState::Deferred {
+                why: why.clone(),
+                on_target: VERIFY_ON_TARGET.into(),
+            }
+        }
+        (None, _) => VerifyState::Skipped {
+            why: "--no-verify".into(),
+        },
+        (Some(v), _) => {
+            progress(&Event::Verifying {
+                install_id: &record.id,
+            });
+            let verdict = v.verify(record, &env);
+            if !verdict.passed {
+                return Err(InstallError::VerifyFailed {
+                    install_id: record.id.clone(),
+                    why: verdict.summary,
+                    previous: previous.clone(),
+                });
+            }
+            VerifyState::Passed {
+                summary: verdict.summary,
+                details: verdict.details,
+            }
+        }
+    };
+    lock.record_verification(&record.id, verification_record(&verify, &req.verify_models))
+        .map_err(store_err("recording the verification"))?;
+    Ok(verify)
+}
+
+/// Makes the new generation `current` (one `rename`).
+fn activate(
+    lock: &InstallLock<'_>,
+    record: &InstallRecord,
+    progress: &(dyn Fn(&Event) + Sync),
+) -> Result<(), InstallError> {
+    lock.activate(&record.id)
+        .map_err(store_err("activating the new install"))?;
+    progress(&Event::Activated {
+        install_id: &record.id,
+    });
+    Ok(())
 }
 
 /// What `install.json` keeps of `verify`.

@@ -4,6 +4,9 @@
 //! `THIN_KEEP_SMALLEST=1` to keep the smallest entry of containers with nothing for the target
 //! instead of emptying them.
 
+// An example program: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,4 +1,7 @@
-//! From collected libraries to components, archives and the manifest.
+//! From collected libraries to components, archives and the manifest, in phases (see
+//! `package_in`): collect and measure → check the closure → thin (vendor components) and
+//! group the NVIDIA ones → archive → variants → check the manifest → write the manifest, its
+//! signature, the notices and the report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -292,7 +295,64 @@ pub fn package(req: &PackageRequest) -> Result<PackageReport, PackageError> {
     result
 }
 
+/// The phases: [`collect_and_measure`] → [`check_closure`] → [`vendor_components`] (thinning)
+/// and [`nvidia_components`] → [`archive`] → [`variants`] → [`check_manifest`] →
+/// [`write_manifest`] → [`write_notices`] → [`write_report`].
 fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, PackageError> {
+    let (inputs, libs) = collect_and_measure(req, work)?;
+    let (libs, pruned, warnings) = check_closure(req, libs, &inputs)?;
+    let cuda = cuda_version(req, &libs, &inputs)?;
+    let (mut comps, thinning) = vendor_components(req, work, &libs, &inputs)?;
+    comps.extend(nvidia_components(&libs, &inputs));
+    let (manifest_components, reports) = archive(req, work, &libs, &comps, cuda)?;
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        app: req.app.clone(),
+        version: req.version.clone(),
+        description: None,
+        components: manifest_components,
+        variants: variants(req, &libs, &comps),
+        verify: Default::default(),
+    };
+    check_manifest(req, &manifest)?;
+    let (manifest_path, signature) = write_manifest(req, &manifest)?;
+    let notices = write_notices(req, &comps)?;
+    write_report(
+        req,
+        PackageReport {
+            manifest: manifest_path,
+            signature,
+            notices,
+            libraries: libs
+                .iter()
+                .map(|l| LibraryReport {
+                    name: l.c.name.clone(),
+                    soname: l.soname.clone(),
+                    links: l.link_names(),
+                    sha256: l.c.sha256.clone(),
+                    size: l.c.size,
+                    source: inputs[l.c.input].name.clone(),
+                    nvidia: l.nvidia,
+                    verified: l.verified.clone(),
+                    has_cuda_code: l.report.has_cuda_code(),
+                    needed: l.needed.clone(),
+                    runtime_names: l.runtime_names.clone(),
+                })
+                .collect(),
+            pruned,
+            components: reports,
+            thinning,
+            warnings,
+        },
+    )
+}
+
+/// Collect: the libraries of the inputs (excluded ones left out), each measured: its SONAME,
+/// `DT_NEEDED`, run-time names and kernels.
+fn collect_and_measure(
+    req: &PackageRequest,
+    work: &Path,
+) -> Result<(Vec<Input>, Vec<Lib>), PackageError> {
     let (inputs, collected) = collect::collect(&req.inputs, work, &req.exclude)?;
     if collected.is_empty() {
         return Err(PackageError::NoLibraries {
@@ -318,27 +378,57 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             c,
         });
     }
-    verify_nvidia(&mut libs, &inputs)?;
+    Ok((inputs, libs))
+}
+
+/// Check: NVIDIA libraries byte-identical to NVIDIA's release, the unreferenced ones pruned
+/// (when asked), and every name the code needs found in the package or the declared system list.
+fn check_closure(
+    req: &PackageRequest,
+    mut libs: Vec<Lib>,
+    inputs: &[Input],
+) -> Result<(Vec<Lib>, Vec<String>, PackageWarnings), PackageError> {
+    verify_nvidia(&mut libs, inputs)?;
     let pruned = if req.prune_unreferenced {
         prune(&mut libs)
     } else {
         Vec::new()
     };
     let warnings = closure(&libs, &req.system_libraries)?;
-    let cuda = cuda_version(req, &libs, &inputs)?;
+    Ok((libs, pruned, warnings))
+}
 
-    // Components: (id, kind, version, origin input, libs as (lib index, staged path, sha, size)).
-    struct Comp {
-        id: String,
-        kind: ComponentKind,
-        version: String,
-        members: Vec<(usize, PathBuf, String, u64, Option<FileReport>)>,
-        notice: Option<String>,
-    }
+/// One archive to write: its id, kind, version, members as (library index, staged path,
+/// sha256, size, the thinned library's report) and, for an NVIDIA component, its notice.
+struct Comp {
+    id: String,
+    kind: ComponentKind,
+    version: String,
+    members: Vec<Member>,
+    notice: Option<String>,
+}
+
+type Member = (usize, PathBuf, String, u64, Option<FileReport>);
+
+/// What thinning did, as [`PackageReport::thinning`] lists it.
+type Thinning = Vec<(String, String, ThinReport)>;
+
+fn member(i: usize, l: &Lib) -> Member {
+    (i, l.c.path.clone(), l.c.sha256.clone(), l.c.size, None)
+}
+
+/// Thin: the vendor's own libraries as one component or, per GPU architecture asked for, the
+/// ones with CUDA code thinned to it (one component each) next to the plain ones.
+fn vendor_components(
+    req: &PackageRequest,
+    work: &Path,
+    libs: &[Lib],
+    inputs: &[Input],
+) -> Result<(Vec<Comp>, Thinning), PackageError> {
     let vendor_version = req
         .component_version
         .clone()
-        .or_else(|| onnxruntime_version(&libs, &inputs))
+        .or_else(|| onnxruntime_version(libs, inputs))
         .unwrap_or_else(|| req.version.clone());
     let vendor_kind = if libs
         .iter()
@@ -351,7 +441,6 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
     let mut comps: Vec<Comp> = Vec::new();
     let mut thinning = Vec::new();
     let vendor: Vec<usize> = (0..libs.len()).filter(|&i| !libs[i].nvidia).collect();
-    let member = |i: usize, l: &Lib| (i, l.c.path.clone(), l.c.sha256.clone(), l.c.size, None);
     if req.per_arch.is_empty() {
         if !vendor.is_empty() {
             comps.push(Comp {
@@ -409,7 +498,12 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             });
         }
     }
-    // NVIDIA libraries: one component per source wheel or tarball, byte for byte.
+    Ok((comps, thinning))
+}
+
+/// NVIDIA libraries: one component per source wheel or tarball, byte for byte.
+fn nvidia_components(libs: &[Lib], inputs: &[Input]) -> Vec<Comp> {
+    let mut comps = Vec::new();
     let mut by_input: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, l) in libs.iter().enumerate().filter(|(_, l)| l.nvidia) {
         by_input.entry(l.c.input).or_default().push(i);
@@ -427,128 +521,154 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
         });
     }
 
-    // Archives and manifest components.
+    comps
+}
+
+/// Archive: each component as a `.tar.zst` in `req.out`, and what the manifest says of it.
+fn archive(
+    req: &PackageRequest,
+    work: &Path,
+    libs: &[Lib],
+    comps: &[Comp],
+    cuda: Option<CudaVersion>,
+) -> Result<(Vec<Component>, Vec<ComponentReport>), PackageError> {
     let mut manifest_components = Vec::new();
     let mut reports = Vec::new();
-    for comp in &comps {
-        let file_name = format!("{}-{}.tar.zst", comp.id, comp.version);
-        let archive = req.out.join(&file_name);
-        let mut entries: Vec<TarItem> = Vec::new();
-        let mut files = Vec::new();
-        let mut provides = BTreeSet::new();
-        let mut needs = BTreeSet::new();
-        let mut narrowest: Option<&FileReport> = None;
-        for (i, path, sha, size, thinned) in &comp.members {
-            let l = &libs[*i];
-            let links = l.link_names();
-            entries.push(TarItem::File {
-                name: format!("lib/{}", l.c.name),
-                path: path.clone(),
-            });
-            for link in &links {
-                entries.push(TarItem::Link {
-                    name: format!("lib/{link}"),
-                    target: l.c.name.clone(),
-                });
-            }
-            files.push(FileEntry {
-                path: format!("lib/{}", l.c.name),
-                sha256: sha.clone(),
-                size: *size,
-                soname_links: links,
-            });
-            provides.insert(l.soname.clone().unwrap_or_else(|| l.c.name.clone()));
-            needs.extend(l.needed.iter().cloned());
-            // A library the code loads by name, and that the vendor declared as expected from
-            // the system (`--system libcudnn.so.9`), is a need like a DT_NEEDED one: the
-            // planner must find it, and the install must hand its directory to the app.
-            needs.extend(
-                l.runtime_names
-                    .iter()
-                    .filter(|n| {
-                        req.system_libraries.contains(n) && !SYSTEM_LIBRARIES.contains(&n.as_str())
-                    })
-                    .cloned(),
-            );
-            let rep = thinned.as_ref().unwrap_or(&l.report);
-            if rep.has_cuda_code() {
-                let narrower = match narrowest {
-                    None => true,
-                    Some(n) => {
-                        (rep.sass_targets.len(), rep.ptx_targets.len())
-                            < (n.sass_targets.len(), n.ptx_targets.len())
-                    }
-                };
-                if narrower {
-                    narrowest = Some(rep);
-                }
-            }
-        }
-        let notice_name = format!("share/gpulibs/{}/THIRD_PARTY_NOTICES.txt", comp.id);
-        let notice_path = work.join(format!("notice-{}.txt", comp.id));
-        if let Some(text) = &comp.notice {
-            std::fs::write(&notice_path, text).map_err(io(&notice_path))?;
-            entries.push(TarItem::File {
-                name: notice_name.clone(),
-                path: notice_path.clone(),
-            });
-        }
-        let started = std::time::Instant::now();
-        let (sha256, size, unpacked) = write_tar_zst(&archive, &entries, &req.zstd)?;
-        let seconds = started.elapsed().as_secs_f64();
-        let names_here: BTreeSet<String> = comp
-            .members
-            .iter()
-            .flat_map(|(i, ..)| libs[*i].names().map(String::from).collect::<Vec<_>>())
-            .collect();
-        needs.retain(|n| !names_here.contains(n));
-        let uses_cuda = narrowest.is_some()
-            || comp.kind != ComponentKind::Onnxruntime
-            || needs.iter().any(|n| n.starts_with("libcudart"));
-        manifest_components.push(Component {
-            id: comp.id.clone(),
-            kind: comp.kind,
-            version: comp.version.clone(),
-            origin: Origin::Vendor,
-            archive: Artifact {
-                url: format!("{}{}", req.base_url, file_name),
-                mirrors: Vec::new(),
-                sha256: sha256.clone(),
-                size,
-                unpacked_size: Some(unpacked),
-                format: ArchiveFormat::TarZst,
-            },
-            files,
-            cuda: if uses_cuda { cuda } else { None },
-            min_driver: None,
-            coverage: narrowest.map(coverage_of),
-            provides: provides.into_iter().collect(),
-            needs: needs.into_iter().collect(),
-            reuse: Default::default(),
+    for comp in comps {
+        let (component, report) = archive_component(req, work, libs, comp, cuda)?;
+        manifest_components.push(component);
+        reports.push(report);
+    }
+    Ok((manifest_components, reports))
+}
+
+fn archive_component(
+    req: &PackageRequest,
+    work: &Path,
+    libs: &[Lib],
+    comp: &Comp,
+    cuda: Option<CudaVersion>,
+) -> Result<(Component, ComponentReport), PackageError> {
+    let file_name = format!("{}-{}.tar.zst", comp.id, comp.version);
+    let archive = req.out.join(&file_name);
+    let mut entries: Vec<TarItem> = Vec::new();
+    let mut files = Vec::new();
+    let mut provides = BTreeSet::new();
+    let mut needs = BTreeSet::new();
+    let mut narrowest: Option<&FileReport> = None;
+    for (i, path, sha, size, thinned) in &comp.members {
+        let l = &libs[*i];
+        let links = l.link_names();
+        entries.push(TarItem::File {
+            name: format!("lib/{}", l.c.name),
+            path: path.clone(),
         });
-        reports.push(ComponentReport {
-            id: comp.id.clone(),
-            archive,
-            sha256,
-            size,
-            unpacked_size: unpacked,
-            files: comp
-                .members
+        for link in &links {
+            entries.push(TarItem::Link {
+                name: format!("lib/{link}"),
+                target: l.c.name.clone(),
+            });
+        }
+        files.push(FileEntry {
+            path: format!("lib/{}", l.c.name),
+            sha256: sha.clone(),
+            size: *size,
+            soname_links: links,
+        });
+        provides.insert(l.soname.clone().unwrap_or_else(|| l.c.name.clone()));
+        needs.extend(l.needed.iter().cloned());
+        // A library the code loads by name, and that the vendor declared as expected from
+        // the system (`--system libcudnn.so.9`), is a need like a DT_NEEDED one: the
+        // planner must find it, and the install must hand its directory to the app.
+        needs.extend(
+            l.runtime_names
                 .iter()
-                .map(|(i, ..)| libs[*i].c.name.clone())
-                .collect(),
-            seconds,
+                .filter(|n| {
+                    req.system_libraries.contains(n) && !SYSTEM_LIBRARIES.contains(&n.as_str())
+                })
+                .cloned(),
+        );
+        let rep = thinned.as_ref().unwrap_or(&l.report);
+        if rep.has_cuda_code() {
+            let narrower = match narrowest {
+                None => true,
+                Some(n) => {
+                    (rep.sass_targets.len(), rep.ptx_targets.len())
+                        < (n.sass_targets.len(), n.ptx_targets.len())
+                }
+            };
+            if narrower {
+                narrowest = Some(rep);
+            }
+        }
+    }
+    let notice_name = format!("share/gpulibs/{}/THIRD_PARTY_NOTICES.txt", comp.id);
+    let notice_path = work.join(format!("notice-{}.txt", comp.id));
+    if let Some(text) = &comp.notice {
+        std::fs::write(&notice_path, text).map_err(io(&notice_path))?;
+        entries.push(TarItem::File {
+            name: notice_name.clone(),
+            path: notice_path.clone(),
         });
     }
+    let started = std::time::Instant::now();
+    let (sha256, size, unpacked) = write_tar_zst(&archive, &entries, &req.zstd)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let names_here: BTreeSet<String> = comp
+        .members
+        .iter()
+        .flat_map(|(i, ..)| libs[*i].names().map(String::from).collect::<Vec<_>>())
+        .collect();
+    needs.retain(|n| !names_here.contains(n));
+    let uses_cuda = narrowest.is_some()
+        || comp.kind != ComponentKind::Onnxruntime
+        || needs.iter().any(|n| n.starts_with("libcudart"));
+    let component = Component {
+        id: comp.id.clone(),
+        kind: comp.kind,
+        version: comp.version.clone(),
+        origin: Origin::Vendor,
+        archive: Artifact {
+            url: format!("{}{}", req.base_url, file_name),
+            mirrors: Vec::new(),
+            sha256: sha256.clone(),
+            size,
+            unpacked_size: Some(unpacked),
+            format: ArchiveFormat::TarZst,
+        },
+        files,
+        cuda: if uses_cuda { cuda } else { None },
+        min_driver: None,
+        coverage: narrowest.map(coverage_of),
+        provides: provides.into_iter().collect(),
+        needs: needs.into_iter().collect(),
+        reuse: Default::default(),
+    };
+    let report = ComponentReport {
+        id: comp.id.clone(),
+        archive,
+        sha256,
+        size,
+        unpacked_size: unpacked,
+        files: comp
+            .members
+            .iter()
+            .map(|(i, ..)| libs[*i].c.name.clone())
+            .collect(),
+        seconds,
+    };
+    Ok((component, report))
+}
 
-    // Variants.
+/// The variants: `cpu` or `cuda` for a plain package, one per GPU architecture when thinned.
+fn variants(req: &PackageRequest, libs: &[Lib], comps: &[Comp]) -> Vec<Variant> {
     let nvidia_ids: Vec<String> = comps
         .iter()
         .filter(|c| c.notice.is_some())
         .map(|c| c.id.clone())
         .collect();
     let mut variants = Vec::new();
-    if req.per_arch.is_empty() && is_cpu_only(&libs) {
+    if req.per_arch.is_empty() && is_cpu_only(libs) {
         variants.push(Variant {
             name: "cpu".into(),
             components: comps.iter().map(|c| c.id.clone()).collect(),
@@ -586,17 +706,13 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             });
         }
     }
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        app: req.app.clone(),
-        version: req.version.clone(),
-        description: None,
-        components: manifest_components,
-        variants,
-        verify: Default::default(),
-    };
+    variants
+}
+
+/// The manifest's rules, and no variant that no machine could ever install.
+fn check_manifest(req: &PackageRequest, manifest: &Manifest) -> Result<(), PackageError> {
     let problems = gpulibs_plan::validate(
-        &manifest,
+        manifest,
         &req.system_libraries,
         &gpulibs_plan::SystemInventory::default(),
     );
@@ -605,11 +721,19 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
             problems: problems.iter().map(|p| p.to_string()).collect(),
         });
     }
-    let never = never_installable(&manifest, &req.system_libraries);
+    let never = never_installable(manifest, &req.system_libraries);
     if !never.is_empty() {
         return Err(PackageError::NeverInstallable { variants: never });
     }
-    let text = gpulibs_plan::to_toml(&manifest);
+    Ok(())
+}
+
+/// Manifest: `manifest.toml`, signed into `manifest.toml.minisig` when a key was given.
+fn write_manifest(
+    req: &PackageRequest,
+    manifest: &Manifest,
+) -> Result<(PathBuf, Option<PathBuf>), PackageError> {
+    let text = gpulibs_plan::to_toml(manifest);
     let manifest_path = req.out.join("manifest.toml");
     std::fs::write(&manifest_path, &text).map_err(io(&manifest_path))?;
     let signature = match &req.sign_key {
@@ -621,6 +745,11 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
         }
         None => None,
     };
+    Ok((manifest_path, signature))
+}
+
+/// `THIRD_PARTY_NOTICES.txt`: the notices of every NVIDIA component.
+fn write_notices(req: &PackageRequest, comps: &[Comp]) -> Result<PathBuf, PackageError> {
     let notices = req.out.join("THIRD_PARTY_NOTICES.txt");
     let all: String = comps
         .iter()
@@ -637,31 +766,14 @@ fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, Packag
     )
     .map_err(io(&notices))?;
 
-    let report = PackageReport {
-        manifest: manifest_path,
-        signature,
-        notices,
-        libraries: libs
-            .iter()
-            .map(|l| LibraryReport {
-                name: l.c.name.clone(),
-                soname: l.soname.clone(),
-                links: l.link_names(),
-                sha256: l.c.sha256.clone(),
-                size: l.c.size,
-                source: inputs[l.c.input].name.clone(),
-                nvidia: l.nvidia,
-                verified: l.verified.clone(),
-                has_cuda_code: l.report.has_cuda_code(),
-                needed: l.needed.clone(),
-                runtime_names: l.runtime_names.clone(),
-            })
-            .collect(),
-        pruned,
-        components: reports,
-        thinning,
-        warnings,
-    };
+    Ok(notices)
+}
+
+/// `package-report.json`, and the report returned.
+fn write_report(
+    req: &PackageRequest,
+    report: PackageReport,
+) -> Result<PackageReport, PackageError> {
     let rp = req.out.join("package-report.json");
     std::fs::write(
         &rp,

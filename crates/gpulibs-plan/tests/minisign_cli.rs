@@ -5,6 +5,9 @@
 //! Without `minisign` on `PATH` these tests fail under CI (`CI` set) and are skipped, loudly,
 //! elsewhere, so a developer without the package can still run the suite.
 
+// A test: says why it is skipped.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -2,6 +2,9 @@
 //! three machines and for the machines its install script got wrong or never handled. Each row
 //! pins the whole plan as text: the choice, every rejection with its numbers, the warnings.
 
+// A test: prints the plans it pins.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use gpulibs_detect::CudaVersion;
 use gpulibs_plan::{
     parse_manifest, plan, validate, Host, HostGpu, Outcome, Plan, Policy, SystemInventory,

@@ -7,8 +7,14 @@
 //! index, mirrors and credentials), together with the measured kernel coverage of official
 //! ONNX Runtime releases shipped as data.
 //!
+//! Also owns where the release manifest comes from ([`manifest`]): a file, an `http(s)://` URL
+//! (downloaded through `gpulibs-fetch`) or the embedded default, with its signature's default
+//! location and the rule that an explicit signature must exist; the signature itself is checked
+//! by `gpulibs-plan`.
+//!
 //! Must not touch: planning decisions (it reports what exists; `gpulibs-plan` chooses), the
-//! install root, or downloads of artifact bytes (`gpulibs-fetch`). It never names a package
+//! install root, or downloads of artifact bytes (`gpulibs-fetch`; the manifest and its signature
+//! are read through its document fetch). It never names a package
 //! index: every index access goes through `pip` and its configuration.
 //!
 //! # Modules
@@ -23,6 +29,8 @@
 //! - [`coverage`]: [`CoverageTable::embedded`], the measured table of official
 //!   `onnxruntime-gpu` releases (`data/ort-coverage.json`, written by
 //!   `scripts/ort-coverage.py`): kernels, CUDA major, wheels, sizes and hashes.
+//! - [`manifest`]: [`load_manifest`] ([`ManifestRequest`] → [`LoadedManifest`], typed
+//!   [`ManifestLoadError`]s with hints) and [`absolutize_urls`].
 //! - [`embedded`]: [`embedded_default`], the manifest used when none is given (one variant per
 //!   measured release plus `cpu`), and [`resolve_components`], which fills in pip's URLs for the
 //!   components a plan chose.
@@ -44,6 +52,7 @@
 
 pub mod coverage;
 pub mod embedded;
+pub mod manifest;
 pub mod pypi;
 pub mod system;
 
@@ -53,6 +62,10 @@ pub use coverage::{
 pub use embedded::{
     component_id, embedded_default, is_wheel_of, pin_offline_wheels, resolve_components,
     reuse_spec, variant_name, EmbeddedError, PIP_URL_SCHEME,
+};
+pub use manifest::{
+    absolutize_urls, default_signature, load_manifest, Document, LoadedManifest, ManifestLoadError,
+    ManifestRequest, EMBEDDED_SOURCE, SIGNATURE_MAX_BYTES,
 };
 pub use pypi::{
     parse_report, pip_arguments, Pip, PipError, PipResolver, ResolvedWheel, WheelTarget,

@@ -81,3 +81,34 @@ fn pip_errors_carry_their_next_step_as_a_hint() {
         assert_eq!(wrapped.hint().as_deref(), Some(hint), "{message}");
     }
 }
+
+#[test]
+fn manifest_load_errors_do_not_repeat_their_source() {
+    use gpulibs_sources::{Document, ManifestLoadError};
+    check(
+        "ManifestLoadError::Read",
+        &ManifestLoadError::Read {
+            what: Document::Manifest,
+            path: PathBuf::from("/x/manifest.toml"),
+            source: io_error(),
+        },
+    );
+    let bad = gpulibs_plan::load_manifest(b"not = [toml (test)").unwrap_err();
+    check(
+        "ManifestLoadError::Manifest",
+        &ManifestLoadError::Manifest {
+            manifest: "/x/manifest.toml".into(),
+            source: bad,
+        },
+    );
+    let untrusted =
+        gpulibs_plan::check_signature(b"x", None, Some("RWQ (test)"), false).unwrap_err();
+    check(
+        "ManifestLoadError::Untrusted",
+        &ManifestLoadError::Untrusted {
+            manifest: "/x/manifest.toml".into(),
+            no_signature_at: Some("/x/manifest.toml.minisig".into()),
+            source: untrusted,
+        },
+    );
+}

@@ -14,6 +14,9 @@
 //! message (which names the path and the fix) when nothing usable is installed, or 2 when the
 //! library does not load.
 
+// An example program: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

@@ -12,6 +12,9 @@
 //! [`gpulibs_verify::Outcome::exit_code`]: 0 verified on the GPU (`verified_gpu_partial` too), 4
 //! CPU only, 2 bad options or inputs, 1 failed.
 
+// An example program: its output is the point.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,7 +5,8 @@
 //! CUDA execution provider, running a model on it and on the CPU execution provider with
 //! synthesised inputs, recording where every node ran and why ([`placement`]), and comparing
 //! outputs, timings and VRAM ([`verify`] → [`VerifyReport`]); the built-in probe model ([`PROBE_MODEL`]); and choosing the
-//! best model that really fits ([`recommend()`] over a [`Catalog`]).
+//! best model that really fits ([`recommend()`] over a [`Catalog`]) and the receipt that records
+//! the choice ([`Recommendation::write_receipt`], at a path its caller hands it).
 //!
 //! Must not touch: fatbinaries or ELF parsing (it asks `gpulibs-inspect` for the kernel verdict
 //! and the dependency resolution), the install layout beyond the paths its caller hands it, or
@@ -58,7 +59,10 @@ pub use catalog::{
     MeasurementsError, ModelDevice,
 };
 pub use error::{VerifyError, MIN_ORT};
-pub use recommend::{recommend, Headroom, Loss, LossReason, Recommendation, Resources, Winner};
+pub use recommend::{
+    recommend, recommendation_receipt_path, Headroom, Loss, LossReason, ReceiptError,
+    Recommendation, Resources, Winner, RECOMMENDATION_RECEIPT,
+};
 pub use report::{
     DeviceReport, GpuInfo, InputReport, MissingLibrary, ModelReport, Outcome, OutputComparison,
     PreloadStatus, PreloadedLibrary, Stage, VerifyReport, REPORT_SCHEMA_VERSION,

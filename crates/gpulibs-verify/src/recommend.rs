@@ -1,5 +1,8 @@
 //! The best model that really fits: pure ranking over a [`Catalog`], with the verification
-//! injected so tables can test it.
+//! injected so tables can test it; and the recommendation receipt an app reads next to its
+//! seed-compatible receipt ([`Recommendation::write_receipt`]).
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -257,6 +260,47 @@ pub fn recommend_with(
     }
 }
 
+/// The recommendation receipt's file name: it sits next to the app's seed-compatible receipt
+/// (`$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, `gpulibs_store::seed_info_path`).
+pub const RECOMMENDATION_RECEIPT: &str = "gpulibs-recommendation.json";
+
+/// Where the recommendation receipt goes, given the path of the app's seed-compatible receipt.
+pub fn recommendation_receipt_path(seed_info: &Path) -> PathBuf {
+    seed_info.with_file_name(RECOMMENDATION_RECEIPT)
+}
+
+/// The recommendation receipt could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the recommendation receipt {}", path.display())]
+pub struct ReceiptError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Recommendation {
+    /// What the receipt keeps: `{"winner": <model name or null>, "losses": [...]}`.
+    pub fn receipt(&self) -> serde_json::Value {
+        serde_json::json!({
+            "winner": self.winner.as_ref().map(|w| &w.model),
+            "losses": &self.losses,
+        })
+    }
+
+    /// Writes [`Recommendation::receipt`] to `path` (pretty JSON), making its directory.
+    pub fn write_receipt(&self, path: &Path) -> Result<(), ReceiptError> {
+        let io = |source| ReceiptError {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(&self.receipt()).unwrap_or_default();
+        std::fs::write(path, text).map_err(io)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,5 +510,36 @@ mod tests {
         assert_eq!(json["losses"][0]["reason"], "files_missing");
         assert_eq!(json["losses"][0]["model"], "1.1b-gpu");
         assert!(json["winner"].is_null());
+    }
+
+    #[test]
+    fn the_receipt_sits_next_to_the_seed_receipt_and_names_the_winner() {
+        assert_eq!(
+            recommendation_receipt_path(Path::new("/c/app/gpu-package-info.json")),
+            Path::new("/c/app/gpulibs-recommendation.json")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app").join(RECOMMENDATION_RECEIPT);
+        let rec = Recommendation {
+            winner: None,
+            losses: Vec::new(),
+            resources: Resources {
+                free_vram_bytes: None,
+                free_ram_bytes: 0,
+            },
+            headroom: Headroom::default(),
+        };
+        rec.write_receipt(&path).unwrap();
+        let back: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, serde_json::json!({ "winner": null, "losses": [] }));
+        let blocked = dir
+            .path()
+            .join("app")
+            .join(RECOMMENDATION_RECEIPT)
+            .join("x");
+        let e = rec.write_receipt(&blocked).unwrap_err();
+        assert_eq!(e.path, blocked);
+        assert_eq!(gpulibs_hint::repeated_cause(&e), None);
     }
 }

@@ -1,19 +1,17 @@
-//! What `plan` and `install` share: reading the manifest (a file, an `http(s)://` URL, or the
-//! embedded default), checking its signature, making a URL manifest's relative archive URLs
-//! absolute, describing this machine, and calling the planner.
+//! What `plan` and `install` share: the manifest and host flags, calling
+//! `gpulibs_sources::load_manifest` (which reads the manifest and its signature and owns their
+//! rules), describing this machine, and calling the planner.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use gpulibs_detect::{detect, ComputeCapability, CudaVersion, DetectOptions};
-use gpulibs_fetch::{
-    fetch_document, resolve_url, FetchError, FetchOptions, NetworkEnv, DOCUMENT_MAX_BYTES,
-};
+use gpulibs_fetch::{FetchOptions, NetworkEnv};
 use gpulibs_plan::{
-    candidates, check_manifest, check_signature, human_bytes, plan_with_trust, ChosenVariant,
-    DriverVersion, Host, Manifest, Plan, Policy, SystemInventory, Trust,
+    candidates, plan_with_trust, ChosenVariant, DriverVersion, Host, Manifest, Plan, Policy,
+    SystemInventory, Trust,
 };
-use gpulibs_sources::{embedded_default, CoverageTable, SystemSearch, PIP_URL_SCHEME};
+use gpulibs_sources::{LoadedManifest, ManifestRequest, SystemSearch};
 
 use crate::error::CliError;
 
@@ -93,178 +91,18 @@ pub struct Planned {
     pub no_gpu_fix: Option<String>,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, CliError> {
-    std::fs::read(path).map_err(|e| {
-        CliError::new(std::io::Error::new(
-            e.kind(),
-            format!("cannot read {}: {e}", path.display()),
-        ))
-        .with_hint("check the path given to --manifest / --signature")
-    })
-}
-
-/// The most bytes read for a signature: a minisign signature is a few hundred.
-const SIGNATURE_MAX_BYTES: u64 = 64 * 1024;
-
-fn is_url(text: &str) -> bool {
-    let lower = text.get(..8).unwrap_or(text).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
-}
-
-/// Downloads a manifest or signature with the user's proxies and CA bundles; `None` on 404.
-fn download(url: &str, max_bytes: u64, what: &str) -> Result<Option<Vec<u8>>, CliError> {
-    let mut opts = FetchOptions::new(std::env::temp_dir());
-    opts.network = NetworkEnv::from_env();
-    fetch_document(url, max_bytes, &opts).map_err(|e| match e {
-        FetchError::TooLarge { .. } => CliError::new(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "the {what} at {url} is larger than {} ({max_bytes} bytes), the most gpulibs \
-                 reads for one: refused",
-                human_bytes(max_bytes)
-            ),
-        ))
-        .with_hint(format!(
-            "check the URL given to --{what}: it serves something else"
-        )),
-        e => CliError::new(e).with_hint(format!(
-            "check the URL given to --{what} and the network or proxy settings (HTTPS_PROXY, \
-             NO_PROXY, SSL_CERT_FILE)"
-        )),
-    })
-}
-
-/// The signature text from `spec` (a path or URL). A missing file or a 404 is `None` when the
-/// location is the default one (`explicit` false); an explicit `--signature` must exist.
-fn read_signature(spec: &str, explicit: bool) -> Result<Option<String>, CliError> {
-    let bytes = if is_url(spec) {
-        match download(spec, SIGNATURE_MAX_BYTES, "signature")? {
-            Some(bytes) => bytes,
-            None if explicit => {
-                return Err(CliError::new(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("no signature at {spec} (HTTP 404)"),
-                ))
-                .with_hint("check the URL given to --signature"))
-            }
-            None => return Ok(None),
-        }
-    } else {
-        match std::fs::read(spec) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(None),
-            Err(e) => {
-                return Err(CliError::new(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot read {spec}: {e}"),
-                ))
-                .with_hint("check the path given to --signature"))
-            }
-        }
-    };
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-}
-
-/// Makes every relative archive URL (and mirror) of a manifest read from `base` absolute
-/// against it (RFC 3986: `a.tar.zst` next to `https://h/rel/manifest.toml` is
-/// `https://h/rel/a.tar.zst`). Absolute URLs and `pip:` placeholders are left as they are.
-pub fn absolutize_urls(manifest: &mut Manifest, base: &str) {
-    let resolve = |url: &mut String| {
-        if url.starts_with(PIP_URL_SCHEME) {
-            return;
-        }
-        if let Some(absolute) = resolve_url(base, url) {
-            *url = absolute;
-        }
-    };
-    for component in &mut manifest.components {
-        resolve(&mut component.archive.url);
-        component.archive.mirrors.iter_mut().for_each(resolve);
-    }
-}
-
-struct Loaded {
-    manifest: Manifest,
-    trust: Trust,
-    source: String,
-    dir: Option<PathBuf>,
-}
-
-fn load_manifest(args: &ManifestArgs) -> Result<Loaded, CliError> {
-    let Some(spec) = &args.manifest else {
-        let manifest = embedded_default(CoverageTable::embedded());
-        check_manifest(&manifest).map_err(|e| {
-            CliError::new(e).with_hint("the manifest built into gpulibs is broken: report it")
-        })?;
-        return Ok(Loaded {
-            manifest,
-            trust: Trust::BuiltLocally,
-            source: "embedded (official ONNX Runtime wheels through pip)".into(),
-            dir: None,
-        });
-    };
-    let remote = is_url(spec);
-    let (bytes, source, dir) = if remote {
-        let bytes = download(spec, DOCUMENT_MAX_BYTES, "manifest")?.ok_or_else(|| {
-            CliError::new(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no manifest at {spec} (HTTP 404)"),
-            ))
-            .with_hint("check the URL given to --manifest")
-        })?;
-        (bytes, spec.clone(), None)
-    } else {
-        let path = PathBuf::from(spec.strip_prefix("file://").unwrap_or(spec));
-        let bytes = read(&path)?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        (bytes, path.display().to_string(), Some(dir))
-    };
-    let sig_spec = args
-        .signature
-        .clone()
-        .unwrap_or_else(|| format!("{source}.minisig"));
-    let signature = read_signature(&sig_spec, args.signature.is_some())?;
-    let missing = if signature.is_none() {
-        format!(" (no signature at {sig_spec})")
-    } else {
-        String::new()
-    };
-    let trust = check_signature(
-        &bytes,
-        signature.as_deref(),
-        args.public_key.as_deref(),
-        args.allow_unsigned,
-    )
-    .map_err(|e| {
-        CliError::new(e).with_hint(format!(
-            "the manifest {source}{missing} is not trusted: pin the vendor's key with \
-             --public-key or GPULIBS_PUBLIC_KEY, or pass --allow-unsigned if you know where it \
-             came from"
-        ))
-    })?;
-    // Read and validated in one step, as every user of a manifest does.
-    let mut manifest = gpulibs_plan::load_manifest(&bytes).map_err(|e| {
-        let hint = match &e {
-            gpulibs_plan::ManifestError::Invalid { .. } => format!(
-                "{source} breaks the rules of docs/manifest.md (Validation) and was not \
-                 used: report it to the vendor"
-            ),
-            _ => format!("{source} is not a gpulibs release manifest this version reads"),
-        };
-        CliError::new(e).with_hint(hint)
-    })?;
-    if remote {
-        absolutize_urls(&mut manifest, spec);
-    }
-    Ok(Loaded {
-        manifest,
-        trust,
-        source,
-        dir,
-    })
+/// The manifest `args` name, read through `gpulibs_sources::load_manifest` with this user's
+/// network settings.
+fn load_manifest(args: &ManifestArgs) -> Result<LoadedManifest, CliError> {
+    let mut fetch = FetchOptions::new(std::env::temp_dir());
+    fetch.network = NetworkEnv::from_env();
+    Ok(gpulibs_sources::load_manifest(&ManifestRequest {
+        manifest: args.manifest.clone(),
+        signature: args.signature.clone(),
+        public_key: args.public_key.clone(),
+        allow_unsigned: args.allow_unsigned,
+        fetch,
+    })?)
 }
 
 /// The host to plan for, and detection's fix for its first error (the one `no_gpu_reason`
@@ -317,7 +155,7 @@ pub fn make_plan(
     free_disk_bytes: Option<u64>,
     stored_at: Option<(&Path, &Path)>,
 ) -> Result<Planned, CliError> {
-    let Loaded {
+    let LoadedManifest {
         manifest,
         trust,
         source: manifest_source,

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_store::{install_root, seed_info_path, RootEnv};
-use gpulibs_verify::{parse_catalog, recommend, seed_catalog, Device, Measurements, VerifyRequest};
-use serde_json::json;
+use gpulibs_verify::{
+    parse_catalog, recommend, recommendation_receipt_path, seed_catalog, Device, Measurements,
+    VerifyRequest,
+};
 
 use crate::error::{exit, CliError};
 use crate::output::recommend::{render, RecommendOutput};
@@ -48,18 +50,6 @@ pub struct Args {
     preload: Vec<PathBuf>,
 }
 
-fn free_ram_bytes() -> u64 {
-    // MemAvailable is what the kernel says can be allocated without swapping.
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib * 1024)
-}
-
 pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
     let catalog = match &args.catalog {
         Some(path) => {
@@ -100,9 +90,12 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
         preload_dirs,
         ..VerifyRequest::probe(ort_library, Device::Auto)
     };
-    let rec = recommend(&catalog, free_vram, free_ram_bytes(), |model| {
-        gpulibs_verify::verify(&model.verify_request(&catalog.root, &template))
-    });
+    let rec = recommend(
+        &catalog,
+        free_vram,
+        gpulibs_detect::mem_available_bytes().unwrap_or(0),
+        |model| gpulibs_verify::verify(&model.verify_request(&catalog.root, &template)),
+    );
 
     if let Some(w) = &rec.winner {
         if let Some(model) = catalog.models.iter().find(|m| m.name == w.model) {
@@ -115,15 +108,8 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
     let mut recorded_in = None;
     if args.app != gpulibs_store::DEFAULT_APP {
         // Next to the seed-compatible receipt: the app's own config directory.
-        let receipt = seed_info_path(&args.app, &RootEnv::from_env())?;
-        let path = receipt.with_file_name("gpulibs-recommendation.json");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(CliError::new)?;
-        }
-        let text = serde_json::to_string_pretty(
-            &json!({ "winner": rec.winner.as_ref().map(|w| &w.model), "losses": &rec.losses }),
-        )?;
-        std::fs::write(&path, text).map_err(CliError::new)?;
+        let path = recommendation_receipt_path(&seed_info_path(&args.app, &RootEnv::from_env())?);
+        rec.write_receipt(&path)?;
         recorded_in = Some(path.display().to_string());
     }
     let code = if rec.winner.is_some() {

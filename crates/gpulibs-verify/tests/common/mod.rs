@@ -5,6 +5,9 @@
 //! `GPULIBS_TEST_WHEEL_DIR` may name a directory of already downloaded wheels.
 //!
 //! Also [`failure`], to read a failed report.
+
+// Test support: says what it fetched and why a test is skipped.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
