@@ -21,7 +21,7 @@ use gpulibs_fetch::{Artifact, FetchOptions, Fetched, Fetcher, PipeReader, PipeSi
 use gpulibs_inspect::KernelEntry;
 use gpulibs_plan::{
     ArchiveFormat as ManifestFormat, ChosenVariant, Component, ComponentKind, Manifest, NeedSource,
-    Outcome, Plan, Source,
+    Outcome, Plan, Source, Why,
 };
 use gpulibs_sources::{resolve_components, PipResolver, WheelTarget, PIP_URL_SCHEME};
 use gpulibs_store::{
@@ -215,6 +215,11 @@ pub struct ComponentOutcome {
     pub requests: u32,
     /// URL, offline file, or system paths.
     pub source: String,
+    /// Why it comes from where it does, as the candidate that was installed planned it
+    /// (reused from the machine, or what prevented reuse); absent for a component that
+    /// candidate does not list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<Why>,
 }
 
 /// Whether verification ran.
@@ -635,11 +640,13 @@ fn install_candidate(
                 resumed_bytes: f.resumed_from,
                 requests: f.requests,
                 source: f.origin.to_string(),
+                why: None,
             },
             None => stored_outcome(c),
         })
         .collect();
     outcomes.extend(system_outcomes(chosen));
+    explain(&mut outcomes, chosen);
     Ok(InstallReport {
         root: req.root.clone(),
         install_id: record.id.clone(),
@@ -714,11 +721,12 @@ fn up_to_date(
         return Ok(None);
     }
     let seed_receipt = write_receipt(lock, req)?;
-    let outcomes = ids
+    let mut outcomes: Vec<ComponentOutcome> = ids
         .iter()
         .map(|id| stored_outcome(component(manifest, id).expect("checked above")))
         .chain(system_outcomes(chosen))
         .collect();
+    explain(&mut outcomes, chosen);
     Ok(Some(InstallReport {
         root: req.root.clone(),
         install_id: current.id.clone(),
@@ -1029,6 +1037,18 @@ fn stored_outcome(c: &Component) -> ComponentOutcome {
         resumed_bytes: 0,
         requests: 0,
         source: "store".into(),
+        why: None,
+    }
+}
+
+/// Gives each outcome the planner's why from `chosen`, the candidate that was installed.
+fn explain(outcomes: &mut [ComponentOutcome], chosen: &ChosenVariant) {
+    for o in outcomes {
+        o.why = chosen
+            .components
+            .iter()
+            .find(|p| p.id == o.id)
+            .map(|p| p.why.clone());
     }
 }
 
@@ -1047,6 +1067,7 @@ fn system_outcomes(chosen: &ChosenVariant) -> impl Iterator<Item = ComponentOutc
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
+            why: None,
         }),
         _ => None,
     })

@@ -9,9 +9,7 @@ use std::time::Instant;
 
 use gpulibs_detect::{detect, DetectOptions};
 use gpulibs_fetch::{NetworkEnv, Stage};
-use gpulibs_install::{
-    install, is_cpu_runtime, Action, Event, InstallReport, InstallRequest, Verdict, Verifier,
-};
+use gpulibs_install::{install, is_cpu_runtime, Event, InstallRequest, Verdict, Verifier};
 use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
 use gpulibs_store::{
@@ -179,8 +177,14 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     // Trust is always said: an install from a manifest whose signature was not checked says so
     // as `plan` does, in the same words, and in the JSON.
     let warnings: Vec<Warning> = unverified(&planned.trust).into_iter().collect();
-    let explained = explained(&report, &planned);
-    let out = InstallOutput::new(report, explained, planned.trust.clone(), warnings, adopted);
+    let out = InstallOutput {
+        schema_version: SCHEMA_VERSION,
+        installed: true,
+        report,
+        trust: planned.trust.clone(),
+        warnings,
+        adopted,
+    };
     Ok(CmdOutcome {
         json: to_json(&out),
         human: render(&out, args.app.as_deref(), ctx.style),
@@ -464,28 +468,6 @@ fn verdict_of(report: &serde_json::Value, what: &str) -> Option<(bool, String)> 
             ),
         ),
     })
-}
-
-/// The candidate the install carried out (the last attempt's: its variant, reusing or not),
-/// whose components say why each comes from where it does.
-fn explained<'p>(
-    report: &InstallReport,
-    planned: &'p super::planning::Planned,
-) -> Option<&'p gpulibs_plan::ChosenVariant> {
-    let reuses = report
-        .attempts
-        .last()
-        .map(|a| a.reuses_system)
-        .unwrap_or_else(|| report.components.iter().any(|c| c.action == Action::System));
-    planned
-        .candidates
-        .iter()
-        .find(|c| c.variant == report.variant && gpulibs_plan::reuses_system(c) == reuses)
-        .or(planned
-            .plan
-            .chosen
-            .as_ref()
-            .filter(|c| c.variant == report.variant))
 }
 
 /// Progress for people: bars on a terminal, plain lines otherwise, nothing with `--json`.

@@ -1,120 +1,28 @@
 //! `gpulibs install`'s result: the install, or why nothing was installed.
 
-use std::path::PathBuf;
-
-use gpulibs_install::{
-    Action, Attempt, AttemptResult, ComponentOutcome, InstallReport, VerifyState, WhyCpu,
-};
-use gpulibs_plan::{Plan, Trust, Warning, Why};
-use gpulibs_store::{Adopted, Env};
+use gpulibs_install::{Action, AttemptResult, InstallReport, VerifyState};
+use gpulibs_plan::{Plan, Trust, Warning};
+use gpulibs_store::Adopted;
 use serde::Serialize;
 
 use crate::cmd::plan::why_words;
 use crate::style::{bytes, table, Cell, Style};
 
 /// What `gpulibs install` answers when it installed (or found the install up to date): the
-/// library's [`InstallReport`], each component with why it comes from where it does, and how
+/// library's [`InstallReport`] (each component with why it comes from where it does), and how
 /// far the manifest was trusted.
 #[derive(Debug, Serialize)]
 pub struct InstallOutput {
     pub schema_version: u32,
     /// Always true here; false in [`InstallRefused`].
     pub installed: bool,
-    pub root: PathBuf,
-    pub install_id: String,
-    pub variant: String,
-    pub release: Option<String>,
-    pub previous: Option<String>,
-    pub up_to_date: bool,
-    pub components: Vec<InstalledComponent>,
-    pub downloaded_bytes: u64,
-    pub resumed_bytes: u64,
-    pub reused_components: usize,
-    pub elapsed_ms: u64,
-    pub verify: VerifyState,
-    pub seed_receipt: Option<PathBuf>,
-    pub env: Env,
-    pub system_paths: Vec<PathBuf>,
-    pub attempts: Vec<Attempt>,
-    pub why_cpu: Option<WhyCpu>,
+    #[serde(flatten)]
+    pub report: InstallReport,
     pub trust: Trust,
     pub warnings: Vec<Warning>,
     /// The seed's flat libraries taken over into a generation (`--app`), when that happened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adopted: Option<Adopted>,
-}
-
-/// One installed component, and (when the plan that chose it is known) why.
-#[derive(Debug, Serialize)]
-pub struct InstalledComponent {
-    #[serde(flatten)]
-    pub outcome: ComponentOutcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub why: Option<Why>,
-}
-
-impl InstallOutput {
-    /// `report`, with each component's why from `explained` (the plan candidate installed).
-    pub fn new(
-        report: InstallReport,
-        explained: Option<&gpulibs_plan::ChosenVariant>,
-        trust: Trust,
-        warnings: Vec<Warning>,
-        adopted: Option<Adopted>,
-    ) -> Self {
-        let InstallReport {
-            root,
-            install_id,
-            variant,
-            release,
-            previous,
-            up_to_date,
-            components,
-            downloaded_bytes,
-            resumed_bytes,
-            reused_components,
-            elapsed_ms,
-            verify,
-            seed_receipt,
-            env,
-            system_paths,
-            attempts,
-            why_cpu,
-        } = report;
-        let components = components
-            .into_iter()
-            .map(|outcome| InstalledComponent {
-                why: explained
-                    .and_then(|e| e.components.iter().find(|p| p.id == outcome.id))
-                    .map(|p| p.why.clone()),
-                outcome,
-            })
-            .collect();
-        Self {
-            schema_version: super::SCHEMA_VERSION,
-            installed: true,
-            root,
-            install_id,
-            variant,
-            release,
-            previous,
-            up_to_date,
-            components,
-            downloaded_bytes,
-            resumed_bytes,
-            reused_components,
-            elapsed_ms,
-            verify,
-            seed_receipt,
-            env,
-            system_paths,
-            attempts,
-            why_cpu,
-            trust,
-            warnings,
-            adopted,
-        }
-    }
 }
 
 /// The install for people: the adoption (once), the summary, then the warnings.
@@ -128,13 +36,13 @@ pub fn render(out: &InstallOutput, app: Option<&str>, style: Style) -> String {
                  verified; `gpulibs rollback` returns to them\n",
                 style.dim("adopted"),
                 a.files.len(),
-                out.root.display(),
+                out.report.root.display(),
                 a.id,
                 a.lib.display()
             )
         })
         .unwrap_or_default();
-    human.push_str(&summary(out, app, style));
+    human.push_str(&summary(&out.report, app, style));
     for w in &out.warnings {
         human.push_str(&style.warn(&format!("warning: {w}")));
         human.push('\n');
@@ -158,7 +66,7 @@ pub fn render_refused(out: &InstallRefused) -> String {
     human
 }
 
-fn summary(r: &InstallOutput, app: Option<&str>, style: Style) -> String {
+fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
     let mut out = String::new();
     let secs = r.elapsed_ms as f64 / 1000.0;
     if r.up_to_date {
@@ -181,9 +89,8 @@ fn summary(r: &InstallOutput, app: Option<&str>, style: Style) -> String {
         .map(|h| Cell::styled(h, Style::dim))
         .into_iter()
         .collect::<Vec<_>>()];
-    for component in &r.components {
-        let why = component.why.as_ref().map(why_words).unwrap_or_default();
-        let c = &component.outcome;
+    for c in &r.components {
+        let why = c.why.as_ref().map(why_words).unwrap_or_default();
         let how = match c.action {
             Action::Downloaded if c.resumed_bytes > 0 => {
                 format!("downloaded (resumed at {})", bytes(c.resumed_bytes))
