@@ -88,7 +88,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
     let mut planned = make_plan(
         &args.manifest,
         &args.host,
-        free_space_near(&root),
+        free_space_near(&home),
         Some((&root, &home)),
     )?;
     if let Some(dir) = &args.offline {

@@ -29,7 +29,8 @@ pub struct Args {
     manifest: ManifestArgs,
     #[command(flatten)]
     host: HostArgs,
-    /// Application name: decides the install root whose free space is checked.
+    /// Application name: decides the install root (the free space checked is the store's, where
+    /// downloads and components go).
     #[arg(long, default_value = "gpulibs", value_name = "NAME")]
     app: String,
 }
@@ -38,7 +39,8 @@ pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
     let env = RootEnv::from_env();
     let root = install_root(&args.app, &env)?;
     let home = gpulibs_store::store_home(&env)?;
-    let free = free_space_near(&root);
+    // Downloads and components land in the store's home (what `install` checks before staging).
+    let free = free_space_near(&home);
     let planned = make_plan(&args.manifest, &args.host, free, Some((&root, &home)))?;
     let plan = &planned.plan;
     let code = match (&plan.outcome, &plan.chosen) {
@@ -59,9 +61,9 @@ pub fn run(args: &Args, ctx: &Context) -> Result<CmdOutcome, CliError> {
     })
 }
 
-/// Free bytes on the file system that will hold `root` (its nearest existing ancestor).
-pub fn free_space_near(root: &std::path::Path) -> Option<u64> {
-    root.ancestors()
+/// Free bytes on the file system that will hold `dir` (its nearest existing ancestor).
+pub fn free_space_near(dir: &std::path::Path) -> Option<u64> {
+    dir.ancestors()
         .find(|p| p.exists())
         .and_then(|p| gpulibs_store::available_space(p).ok())
 }
