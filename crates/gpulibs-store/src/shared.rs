@@ -56,53 +56,41 @@ impl FileLock {
     /// Takes the lock on `path` (created if missing), waiting for another holder; `on_wait`
     /// is called once before waiting.
     pub(crate) fn take(path: &Path, on_wait: impl FnOnce()) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        if let Some(lock) = Self::try_take(path)? {
+            return Ok(lock);
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(io_err("opening lock file", path))?;
-        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                on_wait();
-                rustix::fs::flock(&file, FlockOperation::LockExclusive)
-                    .map_err(|e| io_err("locking", path)(e.into()))?;
-            }
-            Err(e) => return Err(io_err("locking", path)(e.into())),
-        }
+        on_wait();
+        let file = open_lock_file(path)?;
+        rustix::fs::flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| io_err("locking", path)(e.into()))?;
         Ok(Self { file })
     }
-}
 
-impl FileLock {
     /// Takes the lock on `path` (created if missing) if nobody holds it; `None` if somebody
     /// does.
     pub(crate) fn try_take(path: &Path) -> Result<Option<Self>> {
-        let mut waited = false;
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(io_err("opening lock file", path))?;
+        let file = open_lock_file(path)?;
         match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => waited = true,
-            Err(e) => return Err(io_err("locking", path)(e.into())),
+            Ok(()) => Ok(Some(Self { file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(io_err("locking", path)(e.into())),
         }
-        Ok((!waited).then_some(Self { file }))
     }
+}
+
+/// Opens (creating it and its directory if missing) the file a [`FileLock`] locks.
+fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .open(path)
+        .map_err(io_err("opening lock file", path))
 }
 
 impl Drop for FileLock {
