@@ -227,11 +227,6 @@ impl gpulibs_hint::Hint for InstallError {
             InstallError::Store { source, .. } if matches!(**source, StoreError::Locked { .. }) => {
                 "run again without --no-wait to queue behind the other install".into()
             }
-            InstallError::Store { source, .. }
-                if matches!(**source, StoreError::SystemLibrary { .. }) =>
-            {
-                "run `gpulibs install --no-reuse` to download every library instead".into()
-            }
             InstallError::NoOfflineDir { .. } => "check the path given to --offline".into(),
             InstallError::Manifest(_) => {
                 "the manifest breaks the rules of docs/manifest.md (Validation): report it to the \
