@@ -145,7 +145,8 @@ fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
         .or_else(|| as_hint::<gpulibs_sources::EmbeddedError>(e))
         .or_else(|| as_hint::<gpulibs_sources::PipError>(e))
         .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))
-        .or_else(|| as_hint::<gpulibs_store::StoreError>(e))?;
+        .or_else(|| as_hint::<gpulibs_store::StoreError>(e))
+        .or_else(|| as_hint::<gpulibs_fetch::FetchError>(e))?;
     hint.hint()
 }
 
