@@ -224,6 +224,41 @@ mod tests {
         );
     }
 
+    /// The store's and fetch's errors give their steps through the chain: a boxed `StoreError`
+    /// under an `InstallError`, and a `FetchError` under a wrapper that knows nothing of it.
+    #[test]
+    fn store_and_fetch_hints_come_from_the_chain() {
+        let locked = gpulibs_install::InstallError::Store {
+            what: "taking the install lock failed".into(),
+            source: Box::new(gpulibs_store::StoreError::Locked {
+                path: "/x/.lock".into(),
+                pid: Some(7),
+            }),
+        };
+        let err = CliError::new(locked)
+            .with_hint("run again without --no-wait to queue behind the other install");
+        assert_eq!(
+            err.render(Style::plain()),
+            "error: taking the install lock failed\n  caused by: another gpulibs install (pid 7) \
+             holds the lock on `/x/.lock`\n  hint: run again without --no-wait to queue behind \
+             the other install\n  hint: wait for the other install to finish\n"
+        );
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("the download failed")]
+        struct Download(#[source] gpulibs_fetch::FetchError);
+        let proxy = gpulibs_fetch::FetchError::Proxy {
+            variable: "ALL_PROXY",
+            value: "socks5://x".into(),
+            detail: "socks5:// proxies are not supported".into(),
+        };
+        assert_eq!(
+            CliError::new(Download(proxy)).render(Style::plain()),
+            "error: the download failed\n  caused by: proxy \"socks5://x\" from ALL_PROXY cannot be \
+             used: socks5:// proxies are not supported\n  hint: fix or unset ALL_PROXY\n"
+        );
+    }
+
     #[test]
     fn value_errors_are_usage_errors() {
         let gpu = "abc"
