@@ -144,7 +144,9 @@ fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
         .or_else(|| as_hint::<gpulibs_verify::VerifyError>(e))
         .or_else(|| as_hint::<gpulibs_sources::EmbeddedError>(e))
         .or_else(|| as_hint::<gpulibs_sources::PipError>(e))
-        .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))?;
+        .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))
+        .or_else(|| as_hint::<gpulibs_store::StoreError>(e))
+        .or_else(|| as_hint::<gpulibs_fetch::FetchError>(e))?;
     hint.hint()
 }
 
@@ -219,6 +221,41 @@ mod tests {
             "error: resolving the chosen wheels through pip failed\n  caused by: pip is too old \
              to write an installation report (pip 22.2 or newer needed)\n  hint: upgrade it with \
              `/usr/bin/python3 -m pip install --upgrade pip`, or pass --manifest\n"
+        );
+    }
+
+    /// The store's and fetch's errors give their steps through the chain: a boxed `StoreError`
+    /// under an `InstallError`, and a `FetchError` under a wrapper that knows nothing of it.
+    #[test]
+    fn store_and_fetch_hints_come_from_the_chain() {
+        let locked = gpulibs_install::InstallError::Store {
+            what: "taking the install lock failed".into(),
+            source: Box::new(gpulibs_store::StoreError::Locked {
+                path: "/x/.lock".into(),
+                pid: Some(7),
+            }),
+        };
+        let err = CliError::new(locked)
+            .with_hint("run again without --no-wait to queue behind the other install");
+        assert_eq!(
+            err.render(Style::plain()),
+            "error: taking the install lock failed\n  caused by: another gpulibs install (pid 7) \
+             holds the lock on `/x/.lock`\n  hint: run again without --no-wait to queue behind \
+             the other install\n  hint: wait for the other install to finish\n"
+        );
+
+        #[derive(Debug, thiserror::Error)]
+        #[error("the download failed")]
+        struct Download(#[source] gpulibs_fetch::FetchError);
+        let proxy = gpulibs_fetch::FetchError::Proxy {
+            variable: "ALL_PROXY",
+            value: "socks5://x".into(),
+            detail: "socks5:// proxies are not supported".into(),
+        };
+        assert_eq!(
+            CliError::new(Download(proxy)).render(Style::plain()),
+            "error: the download failed\n  caused by: proxy \"socks5://x\" from ALL_PROXY cannot be \
+             used: socks5:// proxies are not supported\n  hint: fix or unset ALL_PROXY\n"
         );
     }
 

@@ -254,3 +254,32 @@ fn error_colour_follows_the_rules() {
     let piped = stderr(ctx.gpulibs().args(args));
     assert!(!piped.contains('\x1b'), "{piped:?}");
 }
+
+/// The store's own errors: what failed on the `error:` line, the reason as `caused by:`, and
+/// the store's step once, as `hint:` (from `gpulibs_hint::Hint`, not from the message).
+#[test]
+fn store_failures_print_the_store_s_hint_once() {
+    let ctx = TestContext::new();
+    // A directory gpulibs did not make: refused, nothing changed, the step is the hint.
+    let docs = ctx.path().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(docs.join("thesis.txt"), "keep").unwrap();
+    ctx.snapshot(
+        "status_not_a_root",
+        ctx.gpulibs().args(["status"]).env("GPULIBS_HOME", &docs),
+    );
+    // A root marker that does not parse: the parser's reason is the cause.
+    let root = ctx.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("gpulibs-root.json"), "{ not json").unwrap();
+    let mut cmd = ctx.gpulibs();
+    cmd.args(["rollback"]).env("GPULIBS_HOME", &root);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ctx.snapshot("rollback_bad_root_marker", &mut cmd);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.matches("\n  caused by: ").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("\n  hint: ").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("delete the marker").count(), 1, "{stderr}");
+}

@@ -430,14 +430,31 @@ fn a_second_install_waits_for_the_lock_or_refuses_with_no_wait() {
     let v1 = w.v1();
     let store = w.store();
     let held = store.try_lock().unwrap();
-    w.install(&v1)
-        .arg("--no-wait")
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains(format!(
-            "another gpulibs install (pid {}) holds the lock",
-            std::process::id()
-        )));
+    let refused =
+        w.install(&v1)
+            .arg("--no-wait")
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(format!(
+                "another gpulibs install (pid {}) holds the lock",
+                std::process::id()
+            )));
+    // The store's step and the command's flag, each once, as hints after the causes.
+    let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr
+            .matches("\n  hint: wait for the other install to finish\n")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .matches("\n  hint: run again without --no-wait to queue behind the other install\n")
+            .count(),
+        1,
+        "{stderr}"
+    );
     let mut child = w
         .install(&v1)
         .stdout(Stdio::piped())

@@ -1,8 +1,11 @@
-//! Why a fetch failed, in words that say what happened, to what, and what to do.
+//! Why a fetch failed, in words that say what happened and to what; what to do is the
+//! [`Hint`] (the CLI prints it as `hint:`, after the cause chain).
 
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use gpulibs_hint::Hint;
 
 use crate::artifact::{Origin, Provenance, Sha256Digest};
 
@@ -124,10 +127,7 @@ pub enum FetchError {
     },
 
     /// The server answered with a status that retrying will not change (404, 403, ...).
-    #[error(
-        "{artifact}: {url} answered HTTP {status}{}; {hint}",
-        reason_suffix(reason)
-    )]
+    #[error("{artifact}: {url} answered HTTP {status}{}", reason_suffix(reason))]
     HttpStatus {
         /// The artifact's name.
         artifact: String,
@@ -137,16 +137,12 @@ pub enum FetchError {
         status: u16,
         /// The status line's reason phrase.
         reason: String,
-        /// What to do.
+        /// What to do: the [`Hint`].
         hint: &'static str,
     },
 
     /// Connection failures, timeouts, stalls or 5xx answers went on after every retry.
-    #[error(
-        "{artifact}: downloading {url} failed {attempts} times in a row, last: {last}; check the \
-         network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again{}",
-        resume_note(*kept)
-    )]
+    #[error("{artifact}: downloading {url} failed {attempts} times in a row, last: {last}")]
     Network {
         /// The artifact's name.
         artifact: String,
@@ -163,10 +159,8 @@ pub enum FetchError {
     /// A URL used up its attempts in all or its time, while it kept failing (it may have been
     /// making progress between failures).
     #[error(
-        "{artifact}: gave up on {url} after {attempts} attempts in {} s ({limit}), last: {last}; \
-         run the command again{}",
-        elapsed.as_secs(),
-        resume_note(*kept)
+        "{artifact}: gave up on {url} after {attempts} attempts in {} s ({limit}), last: {last}",
+        elapsed.as_secs()
     )]
     GaveUp {
         /// The artifact's name.
@@ -186,7 +180,7 @@ pub enum FetchError {
     },
 
     /// A redirect loop, too many redirects, or a redirect without a usable `Location`.
-    #[error("{artifact}: {url}: {detail}; the server is misconfigured, try another mirror")]
+    #[error("{artifact}: {url}: {detail}; the server is misconfigured")]
     Redirect {
         /// The artifact's name.
         artifact: String,
@@ -197,10 +191,7 @@ pub enum FetchError {
     },
 
     /// The connection could not be secured (certificate not trusted, handshake failed).
-    #[error(
-        "{artifact}: TLS with {url} failed: {detail}; if a proxy or private mirror uses its own \
-         certificate authority, point SSL_CERT_FILE at its PEM bundle"
-    )]
+    #[error("{artifact}: TLS with {url} failed: {detail}")]
     Tls {
         /// The artifact's name.
         artifact: String,
@@ -232,8 +223,7 @@ pub enum FetchError {
 
     /// `--offline`: the artifact's file is not in the directory.
     #[error(
-        "{artifact}: not found in the offline directory {dir} (looked for {}); copy the file \
-         there or run without --offline",
+        "{artifact}: not found in the offline directory {dir} (looked for {})",
         tried.join(", "),
         dir = dir.display()
     )]
@@ -277,7 +267,7 @@ pub enum FetchError {
     },
 
     /// A proxy variable holds something that cannot be used.
-    #[error("proxy {value:?} from {variable} cannot be used: {detail}; fix or unset {variable}")]
+    #[error("proxy {value:?} from {variable} cannot be used: {detail}")]
     Proxy {
         /// The environment variable.
         variable: &'static str,
@@ -288,7 +278,7 @@ pub enum FetchError {
     },
 
     /// `SSL_CERT_FILE` / `SSL_CERT_DIR` could not be used.
-    #[error("CA bundle {path}: {detail}; fix or unset {variable}", path = path.display())]
+    #[error("CA bundle {path}: {detail}", path = path.display())]
     CaBundle {
         /// The environment variable that named it.
         variable: &'static str,
@@ -321,6 +311,57 @@ impl FetchError {
             | FetchError::Sink { artifact, .. } => Some(artifact),
             FetchError::CaBundle { .. } | FetchError::Proxy { .. } => None,
         }
+    }
+}
+
+impl Hint for FetchError {
+    /// What to do about an HTTP status, a network failure, a proxy or CA bundle that cannot be
+    /// used, or a missing offline file; for every URL failing, each failure's hint once. The
+    /// failures that say what the bytes were (digest, size, refused) leave the step to the
+    /// caller, which knows what was being installed.
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            FetchError::HttpStatus { hint, .. } => (*hint).to_string(),
+            FetchError::Network { kept, .. } => format!(
+                "check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the \
+                 command again{}",
+                resume_note(*kept)
+            ),
+            FetchError::GaveUp { kept, .. } => {
+                format!("run the command again{}", resume_note(*kept))
+            }
+            FetchError::Redirect { .. } => "try another mirror".into(),
+            FetchError::Tls { .. } => "if a proxy or private mirror uses its own certificate \
+                                       authority, point SSL_CERT_FILE at its PEM bundle"
+                .into(),
+            FetchError::OfflineMissing { .. } => {
+                "copy the file there or run without --offline".into()
+            }
+            FetchError::Proxy { variable, .. } | FetchError::CaBundle { variable, .. } => {
+                format!("fix or unset {variable}")
+            }
+            FetchError::AllMirrorsFailed { failures, .. } => {
+                let mut hints: Vec<String> = Vec::new();
+                for h in failures.iter().filter_map(Hint::hint) {
+                    if !hints.contains(&h) {
+                        hints.push(h);
+                    }
+                }
+                if hints.is_empty() {
+                    return None;
+                }
+                hints.join("; ")
+            }
+            FetchError::DigestMismatch { .. }
+            | FetchError::Refused { .. }
+            | FetchError::SizeMismatch { .. }
+            | FetchError::TooLarge { .. }
+            | FetchError::TooSmall { .. }
+            | FetchError::BadUrl { .. }
+            | FetchError::NoUrl { .. }
+            | FetchError::File { .. }
+            | FetchError::Sink { .. } => return None,
+        })
     }
 }
 

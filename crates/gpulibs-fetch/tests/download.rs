@@ -6,6 +6,8 @@ mod support;
 use std::io;
 use std::time::Duration;
 
+use gpulibs_hint::Hint;
+
 use gpulibs_fetch::{
     fetch, Artifact, FetchError, Fetcher, Origin, Progress, Sink, Stage, StallRule,
 };
@@ -136,9 +138,13 @@ fn interrupted_run_resumes_in_the_next_run() {
         text.contains("cublas-12") && text.contains(&server.url("/f")),
         "{text}"
     );
+    assert!(!text.contains("resumes"), "the step is the hint's: {text}");
     assert!(
-        text.ends_with("it resumes where it stopped (byte 40000)"),
-        "{text}"
+        err.hint()
+            .unwrap()
+            .ends_with("run the command again: it resumes where it stopped (byte 40000)"),
+        "{:?}",
+        err.hint()
     );
     let partial = partial_path(dir.path(), &art);
     assert_eq!(std::fs::metadata(&partial).unwrap().len(), 40_000);
@@ -289,9 +295,15 @@ fn retries_give_up_with_the_last_failure() {
         err.to_string(),
         format!(
             "tensorrt-10: downloading {url} failed 3 times in a row, last: {url} answered HTTP \
-             502; check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the \
-             command again",
+             502",
             url = server.url("/f")
+        )
+    );
+    assert_eq!(
+        err.hint().as_deref(),
+        Some(
+            "check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command \
+             again"
         )
     );
 }
@@ -345,10 +357,18 @@ fn every_mirror_failing_lists_each_url() {
     );
     assert!(
         text.contains(&format!(
-            "{} answered HTTP 404 Not Found; the file is not on this server",
+            "{} answered HTTP 404 Not Found\n",
             server.url("/a")
         )),
         "{text}"
+    );
+    // Each URL's step, once, in the order tried.
+    assert_eq!(
+        err.hint().as_deref(),
+        Some(
+            "the file is not on this server; the mirror may be out of date; check the network \
+             or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again"
+        )
     );
     assert!(
         text.contains(&format!("last: {} answered HTTP 500", server.url("/b"))),
@@ -410,12 +430,12 @@ fn redirect_loop_fails_clearly() {
     assert_eq!(
         err.to_string(),
         format!(
-            "x: {x}: redirect loop: {x} -> {y} -> {x}; the server is misconfigured, try another \
-             mirror",
+            "x: {x}: redirect loop: {x} -> {y} -> {x}; the server is misconfigured",
             x = server.url("/x"),
             y = server.url("/y")
         )
     );
+    assert_eq!(err.hint().as_deref(), Some("try another mirror"));
     assert_eq!(server.log().len(), 2, "a loop is not retried");
 }
 

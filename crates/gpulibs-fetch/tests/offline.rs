@@ -3,6 +3,7 @@
 mod support;
 
 use gpulibs_fetch::{fetch, FetchError, Origin, Progress};
+use gpulibs_hint::Hint;
 use support::{artifact, quick_options, test_bytes};
 
 fn quiet(_: &Progress) {}
@@ -56,11 +57,14 @@ fn missing_file_names_what_was_looked_for() {
     assert_eq!(
         err.to_string(),
         format!(
-            "x: not found in the offline directory {} (looked for x.tar.xz, {}); copy the file \
-             there or run without --offline",
+            "x: not found in the offline directory {} (looked for x.tar.xz, {})",
             dir.path().join("offline").display(),
             art.sha256
         )
+    );
+    assert_eq!(
+        err.hint().as_deref(),
+        Some("copy the file there or run without --offline")
     );
 }
 

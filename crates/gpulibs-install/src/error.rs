@@ -215,7 +215,14 @@ impl gpulibs_hint::Hint for InstallError {
                  (--manifest) or an offline directory (--offline)"
                     .into()
             }
+            // A fetch error that names its own step (an HTTP status, the network, a proxy or CA
+            // bundle, an offline file) gives it from the cause chain; this one would compete.
             InstallError::Fetch { source, .. } => match &**source {
+                ComponentError::Fetch { source, .. }
+                    if gpulibs_hint::Hint::hint(source).is_some() =>
+                {
+                    return None
+                }
                 ComponentError::Fetch { source, .. } => fetch_hint(source).into(),
                 ComponentError::Unpack { source, .. } => unpack_hint(source).into(),
             },
@@ -226,11 +233,6 @@ impl gpulibs_hint::Hint for InstallError {
             }
             InstallError::Store { source, .. } if matches!(**source, StoreError::Locked { .. }) => {
                 "run again without --no-wait to queue behind the other install".into()
-            }
-            InstallError::Store { source, .. }
-                if matches!(**source, StoreError::SystemLibrary { .. }) =>
-            {
-                "run `gpulibs install --no-reuse` to download every library instead".into()
             }
             InstallError::NoOfflineDir { .. } => "check the path given to --offline".into(),
             InstallError::Manifest(_) => {

@@ -393,7 +393,7 @@ fn table() -> Vec<Row> {
             expect: Expect::Fails {
                 says: |c| {
                     vec![format!(
-                        "extra: {} answered HTTP 404 Not Found; the file is not on this server",
+                        "extra: {} answered HTTP 404 Not Found / hint: the file is not on this server",
                         c.url
                     )]
                 },
@@ -695,6 +695,7 @@ fn installs(root: &Path) -> Vec<String> {
 }
 
 /// The error and its causes, as the CLI prints them.
+/// The message, each cause, then each hint of the chain, as the CLI prints them.
 fn chain(err: &InstallError) -> String {
     let mut text = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -702,7 +703,26 @@ fn chain(err: &InstallError) -> String {
         text.push_str(&format!(" / caused by: {s}"));
         source = s.source();
     }
+    for hint in hints(err) {
+        text.push_str(&format!(" / hint: {hint}"));
+    }
     text
+}
+
+/// The hints of `err` and of the fetch and store errors in its chain, outermost first.
+fn hints(err: &InstallError) -> Vec<String> {
+    let mut source = std::error::Error::source(err);
+    let mut hints: Vec<String> = err.hint().into_iter().collect();
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<gpulibs_fetch::FetchError>() {
+            hints.extend(h.hint());
+        }
+        if let Some(h) = s.downcast_ref::<gpulibs_store::StoreError>() {
+            hints.extend(h.hint());
+        }
+        source = s.source();
+    }
+    hints
 }
 
 fn check_row(row: Row) {
@@ -743,7 +763,7 @@ fn check_row(row: Row) {
             };
             let text = chain(&err);
             assert!(
-                matches!(err, InstallError::Fetch { .. }) && err.hint().is_some(),
+                matches!(err, InstallError::Fetch { .. }) && !hints(&err).is_empty(),
                 "{name}: {text}"
             );
             let ctx = Ctx {

@@ -124,6 +124,17 @@ fn fetch_options(dest: &Path) -> gpulibs_fetch::FetchOptions {
 /// against.
 type Source = (Vec<u8>, Option<Vec<u8>>, Base);
 
+/// A fetch failure as one line: the message and each cause once (a FetchError's message leaves
+/// the reason to its source), then its step (the network, a proxy, a CA bundle, another
+/// mirror), which the error gives as its hint rather than in its message.
+fn fetch_text(e: &gpulibs_fetch::FetchError) -> String {
+    let text = gpulibs_hint::chain_text(e);
+    match gpulibs_hint::Hint::hint(e) {
+        Some(hint) => format!("{text}; {hint}"),
+        None => text,
+    }
+}
+
 /// The manifest, its signature if published, and what relative URLs resolve against.
 fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
     if is_remote(source) {
@@ -134,13 +145,13 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
         };
         let manifest =
             gpulibs_fetch::fetch_document(source, gpulibs_fetch::DOCUMENT_MAX_BYTES, &opts)
-                .map_err(|e| fetch_error(source, gpulibs_hint::chain_text(&e)))?
+                .map_err(|e| fetch_error(source, fetch_text(&e)))?
                 .ok_or_else(|| {
                     fetch_error(source, "no manifest there (HTTP 404); check the URL".into())
                 })?;
         let sig_url = format!("{source}.minisig");
         let signature = gpulibs_fetch::fetch_document(&sig_url, SIGNATURE_MAX_BYTES, &opts)
-            .map_err(|e| fetch_error(&sig_url, gpulibs_hint::chain_text(&e)))?;
+            .map_err(|e| fetch_error(&sig_url, fetch_text(&e)))?;
         return Ok((manifest, signature, Base::Url(source.to_string())));
     }
     let mut p = PathBuf::from(source.strip_prefix("file://").unwrap_or(source));
@@ -443,8 +454,7 @@ fn download(
     gpulibs_fetch::fetch(&artifact, &mut sink, &opts, &|_| {}).map_err(|e| {
         PackageError::Fetch {
             url: url.to_string(),
-            // The whole chain: a FetchError's message leaves the reason to its source.
-            message: gpulibs_hint::chain_text(&e),
+            message: fetch_text(&e),
         }
     })?;
     // gpulibs-fetch checked the digest while streaming; hash the file once more so a short

@@ -1,7 +1,9 @@
-//! Typed errors. Each names the path (or archive entry) it is about and, where one exists, the
-//! fix; the CLI renders them with their cause chain.
+//! Typed errors. Each message names the path (or archive entry) it is about and what failed;
+//! where a fix exists, [`Hint`] names it (the CLI prints it as `hint:`, after the cause chain).
 
 use std::io;
+
+use gpulibs_hint::Hint;
 use std::path::PathBuf;
 
 /// Why an archive was refused while unpacking. `entry` is the member name as the archive spells
@@ -144,26 +146,16 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error(
-        "no install root: neither GPULIBS_HOME, XDG_DATA_HOME nor HOME is set; set GPULIBS_HOME \
-         to the directory gpulibs should install into"
-    )]
+    #[error("no install root: neither GPULIBS_HOME, XDG_DATA_HOME nor HOME is set")]
     NoRoot,
-    #[error(
-        "`{app}` is not a usable app name: use letters, digits, `.`, `_` and `-`, not starting \
-         with `.`"
-    )]
+    #[error("`{app}` is not a usable app name")]
     BadAppName { app: String },
     #[error(
-        "another gpulibs install{} holds the lock on `{path}`; wait for it to finish, or run \
-         again without --no-wait to queue behind it",
+        "another gpulibs install{} holds the lock on `{path}`",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
     Locked { path: PathBuf, pid: Option<u32> },
-    #[error(
-        "not enough free space on `{path}`: {needed} bytes needed, {available} available; free \
-         some space or set GPULIBS_HOME to a larger file system"
-    )]
+    #[error("not enough free space on `{path}`: {needed} bytes needed, {available} available")]
     InsufficientSpace {
         path: PathBuf,
         needed: u64,
@@ -183,7 +175,7 @@ pub enum StoreError {
     HashMismatch { expected: String, actual: String },
     #[error("`{sha256}` is not a sha256 (64 lowercase hex digits)")]
     BadSha256 { sha256: String },
-    #[error("component {sha256} is not in the store (`{path}`); stage it before installing")]
+    #[error("component {sha256} is not in the store (`{path}`)")]
     MissingComponent { sha256: String, path: PathBuf },
     #[error(
         "two components both provide `{name}` ({first} and {second}); an install's lib \
@@ -196,7 +188,7 @@ pub enum StoreError {
     },
     #[error(
         "component {component} declares the link `{name}` to `{target}`, but its archive has \
-         no library `{target}`; fix the manifest's files[].soname_links or the archive"
+         no library `{target}`"
     )]
     LinkTarget {
         component: String,
@@ -214,7 +206,7 @@ pub enum StoreError {
     },
     #[error(
         "component {component}: the manifest lists `{path}`, but the stored component has no \
-         such file; fix the manifest's files[] or the archive"
+         such file"
     )]
     ListedFileMissing { component: String, path: String },
     #[error("component {component}: `{path}` has {what} {actual}; the manifest lists {expected}")]
@@ -230,11 +222,11 @@ pub enum StoreError {
     NoOrtLibrary { name: String },
     #[error("install `{id}` does not exist under `{path}`")]
     NoSuchInstall { id: String, path: PathBuf },
-    #[error("nothing is installed under `{root}`; run `gpulibs install`")]
+    #[error("nothing is installed under `{root}`")]
     NothingInstalled { root: PathBuf },
     #[error("there is no earlier install to roll back to under `{root}`")]
     NoPrevious { root: PathBuf },
-    #[error("the install record `{path}` is unreadable; `gpulibs install` writes a fresh one")]
+    #[error("the install record `{path}` is unreadable")]
     BadRecord {
         path: PathBuf,
         #[source]
@@ -242,19 +234,16 @@ pub enum StoreError {
     },
     #[error(
         "`{path}` is not a gpulibs install root: it has no `gpulibs-root.json` and holds what \
-         gpulibs did not put there ({strangers}); nothing was changed. {fix}"
+         gpulibs did not put there ({strangers}); nothing was changed"
     )]
     NotARoot {
         path: PathBuf,
         /// The first few entries gpulibs does not recognise, quoted.
         strangers: String,
-        /// What to do, in a sentence.
+        /// What to do, in a sentence: the [`Hint`].
         fix: String,
     },
-    #[error(
-        "`{path}` is not a root marker this gpulibs reads; if the directory holds only gpulibs' \
-         files, delete the marker and run again (gpulibs adopts a directory laid out as its own)"
-    )]
+    #[error("`{path}` is not a root marker this gpulibs reads")]
     BadRootMarker {
         path: PathBuf,
         #[source]
@@ -262,17 +251,10 @@ pub enum StoreError {
     },
     #[error(
         "`{path}` says the root has layout {format}, which a newer gpulibs made; this one reads \
-         layout 1: use the newer gpulibs"
+         layout 1"
     )]
     NewerRoot { path: PathBuf, format: u32 },
-    #[error(
-        "the active install is gone: `{link}` points at `{target}`, which does not exist; {}",
-        if *previous_usable {
-            "run `gpulibs rollback` to return to the previous install, or `gpulibs install`"
-        } else {
-            "run `gpulibs install` to install again"
-        }
-    )]
+    #[error("the active install is gone: `{link}` points at `{target}`, which does not exist")]
     CurrentGone {
         link: PathBuf,
         target: PathBuf,
@@ -280,10 +262,8 @@ pub enum StoreError {
         previous_usable: bool,
     },
     #[error(
-        "install `{id}` cannot be used: `{missing}` is missing{detail}{}; run `gpulibs install` to \
-         repair it{}",
-        if *more > 0 { format!(" (and {more} more path(s))") } else { String::new() },
-        if *previous_usable { ", or `gpulibs rollback` to return to the previous install" } else { "" }
+        "install `{id}` cannot be used: `{missing}` is missing{detail}{}",
+        if *more > 0 { format!(" (and {more} more path(s))") } else { String::new() }
     )]
     Unusable {
         id: String,
@@ -295,10 +275,7 @@ pub enum StoreError {
         more: usize,
         previous_usable: bool,
     },
-    #[error(
-        "the library `{soname}` reused from this machine at `{path}` {why}; run `gpulibs \
-         install` again to look for it anew, or `gpulibs install --no-reuse` to download it"
-    )]
+    #[error("the library `{soname}` reused from this machine at `{path}` {why}")]
     SystemLibrary {
         soname: String,
         path: PathBuf,
@@ -308,14 +285,13 @@ pub enum StoreError {
     },
     #[error(
         "`{path}` is in the way of the install root's library view (gpulibs links each library \
-         of the active install there as `current/lib/<name>`); nothing was switched: move it \
-         out of the root and run again"
+         of the active install there as `current/lib/<name>`); nothing was switched"
     )]
     ViewBlocked { path: PathBuf },
     #[error(
         "`{path}` holds shared libraries as the seed's installer left them, and adopting them \
          into install `{id}` stopped: {why}; the libraries already moved are in `{lib}`, the \
-         others where they were; run the command again to finish"
+         others where they were"
     )]
     SeedAdoption {
         path: PathBuf,
@@ -325,6 +301,78 @@ pub enum StoreError {
     },
     #[error("injected failure at {0:?}")]
     Injected(crate::FaultPoint),
+}
+
+impl Hint for StoreError {
+    /// What to do: the advice the messages used to end with, now given once, after the causes.
+    fn hint(&self) -> Option<String> {
+        let rollback_or_install = |previous_usable: bool| {
+            if previous_usable {
+                "run `gpulibs rollback` to return to the previous install, or `gpulibs install`"
+            } else {
+                "run `gpulibs install` to install again"
+            }
+        };
+        Some(match self {
+            StoreError::NoRoot => {
+                "set GPULIBS_HOME to the directory gpulibs should install into".into()
+            }
+            StoreError::BadAppName { .. } => {
+                "use letters, digits, `.`, `_` and `-`, not starting with `.`".into()
+            }
+            StoreError::Locked { .. } => "wait for the other install to finish".into(),
+            StoreError::InsufficientSpace { .. } => {
+                "free some space or set GPULIBS_HOME to a larger file system".into()
+            }
+            StoreError::MissingComponent { .. } => "stage it before installing".into(),
+            StoreError::LinkTarget { .. } => {
+                "fix the manifest's files[].soname_links or the archive".into()
+            }
+            StoreError::ListedFileMissing { .. } => {
+                "fix the manifest's files[] or the archive".into()
+            }
+            StoreError::NothingInstalled { .. } => "run `gpulibs install`".into(),
+            StoreError::NoPrevious { .. } => "`gpulibs status` shows what is active".into(),
+            StoreError::BadRecord { .. } => "`gpulibs install` writes a fresh one".into(),
+            StoreError::NotARoot { fix, .. } => fix.clone(),
+            StoreError::BadRootMarker { .. } => {
+                "if the directory holds only gpulibs' files, delete the marker and run again \
+                 (gpulibs adopts a directory laid out as its own)"
+                    .into()
+            }
+            StoreError::NewerRoot { .. } => "use the newer gpulibs".into(),
+            StoreError::CurrentGone {
+                previous_usable, ..
+            } => rollback_or_install(*previous_usable).into(),
+            StoreError::Unusable {
+                previous_usable, ..
+            } => format!(
+                "run `gpulibs install` to repair it{}",
+                if *previous_usable {
+                    ", or `gpulibs rollback` to return to the previous install"
+                } else {
+                    ""
+                }
+            ),
+            StoreError::SystemLibrary { .. } => {
+                "run `gpulibs install` again to look for it anew, or `gpulibs install --no-reuse` \
+                 to download it"
+                    .into()
+            }
+            StoreError::ViewBlocked { .. } => "move it out of the root and run again".into(),
+            StoreError::SeedAdoption { .. } => "run the command again to finish".into(),
+            StoreError::Io { .. }
+            | StoreError::Unpack { .. }
+            | StoreError::HashMismatch { .. }
+            | StoreError::BadSha256 { .. }
+            | StoreError::NameClash { .. }
+            | StoreError::UnsafeLink { .. }
+            | StoreError::ListedFileMismatch { .. }
+            | StoreError::NoOrtLibrary { .. }
+            | StoreError::NoSuchInstall { .. }
+            | StoreError::Injected(_) => return None,
+        })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -654,7 +654,8 @@ mod tests {
     #[test]
     fn the_refusal_names_files_and_the_fix() {
         let many: Vec<String> = (0..8).map(|i| format!("file{i}")).collect();
-        let msg = not_a_root(Path::new("/home/u"), &many).to_string();
+        let e = not_a_root(Path::new("/home/u"), &many);
+        let msg = format!("{e}; {}", gpulibs_hint::Hint::hint(&e).unwrap());
         assert!(
             msg.contains("`/home/u` is not a gpulibs install root"),
             "{msg}"
@@ -670,8 +671,8 @@ mod tests {
         let seed = not_a_root(
             Path::new("/h/.local/share/swictation/gpu-libs"),
             &["libcudart.so.12".into(), "libcudnn.so.9".into()],
-        )
-        .to_string();
+        );
+        let seed = format!("{seed}; {}", gpulibs_hint::Hint::hint(&seed).unwrap());
         assert!(seed.contains("shared libraries"), "{seed}");
         assert!(
             seed.contains(

@@ -705,7 +705,7 @@ fn declared_files_are_checked_against_the_stored_component() {
                 ..right.clone()
             },
             "component ort-modern: the manifest lists `ort-modern/libs/libgone.so`, but the \
-             stored component has no such file; fix the manifest's files[] or the archive"
+             stored component has no such file; hint: fix the manifest's files[] or the archive"
                 .to_string(),
         ),
         (
@@ -714,7 +714,8 @@ fn declared_files_are_checked_against_the_stored_component() {
                 ..right.clone()
             },
             "component ort-modern: the manifest lists `ort-modern/libs/libonnxruntime.so`, but \
-             the stored component has no such file; fix the manifest's files[] or the archive"
+             the stored component has no such file; hint: fix the manifest's files[] or the \
+             archive"
                 .to_string(),
         ),
     ];
@@ -726,7 +727,7 @@ fn declared_files_are_checked_against_the_stored_component() {
             .new_install(&spec("v2", &[&part], &[86]))
             .expect_err(&want);
         drop(lock);
-        assert_eq!(e.to_string(), want);
+        assert_eq!(told(&e), want);
         assert_nothing_changed(tmp.path(), &store, &v1, &before);
     }
     // The right listing builds.

@@ -507,7 +507,7 @@ fn remove_keeps_a_receipt_someone_changed_and_refuses_foreign_dirs() {
 fn activation_without_an_install_says_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
     let e = activate_at(&tmp.path().join("nothing")).unwrap_err();
-    assert!(e.to_string().contains("run `gpulibs install`"), "{e}");
+    assert!(told(&e).contains("hint: run `gpulibs install`"), "{e}");
 }
 
 #[test]

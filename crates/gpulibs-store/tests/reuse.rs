@@ -347,7 +347,7 @@ fn a_reused_library_must_be_absolute_and_readable_and_gc_leaves_it_alone() {
         }];
         let err = install(&store, &[&o], &s).unwrap_err();
         assert!(matches!(err, StoreError::SystemLibrary { .. }), "{err:?}");
-        let text = err.to_string();
+        let text = told(&err);
         assert!(text.contains(why), "{text}");
         assert!(text.contains(&path.display().to_string()), "{text}");
         assert!(text.contains("--no-reuse"), "{text}");

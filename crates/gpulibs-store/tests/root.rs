@@ -54,7 +54,7 @@ fn a_directory_holding_other_files_is_refused_and_left_as_it_was() {
     user_files(&home);
     let before = tree(&home);
     let e = Store::open(&home).unwrap_err();
-    let msg = e.to_string();
+    let msg = told(&e);
     assert!(matches!(e, StoreError::NotARoot { .. }), "{msg}");
     assert!(msg.contains(&home.display().to_string()), "{msg}");
     assert!(msg.contains("`photos`, `thesis.txt`"), "{msg}");
@@ -211,7 +211,7 @@ fn activate_refuses_an_install_it_cannot_use_and_names_the_fix() {
     // it: through the root's view).
     let soname = lib.with_file_name("libcudart.so.12");
     let e = activate_at(&root).unwrap_err();
-    let msg = e.to_string();
+    let msg = told(&e);
     assert!(matches!(e, StoreError::Unusable { .. }), "{msg}");
     assert!(
         msg.contains(&format!(
@@ -231,7 +231,7 @@ fn activate_refuses_an_install_it_cannot_use_and_names_the_fix() {
     // The active install's directory gone: `current` dangles.
     fs::remove_dir_all(store.install_dir(&second.id)).unwrap();
     let e = activate_at(&root).unwrap_err();
-    let msg = e.to_string();
+    let msg = told(&e);
     assert!(matches!(e, StoreError::CurrentGone { .. }), "{msg}");
     assert!(
         msg.contains(&store.install_dir(&second.id).display().to_string()),

@@ -211,7 +211,7 @@ fn the_seed_s_flat_directory_is_adopted_into_a_generation_and_rollback_returns_t
 
     // Plain `open` (a GPULIBS_HOME root) still refuses it, naming the libraries.
     let e = Store::open(&root).unwrap_err();
-    assert!(e.to_string().contains("shared libraries"), "{e}");
+    assert!(told(&e).contains("shared libraries"), "{e}");
 
     let (store, adopted) = Store::open_adopting_seed(&root, &root).unwrap();
     let adopted = adopted.expect("adopted");
@@ -286,7 +286,7 @@ fn an_interrupted_adoption_is_finished_and_a_thesis_is_still_refused() {
     fs::write(other.join("thesis.txt"), "four years").unwrap();
     let before = tree(&other);
     let e = Store::open_adopting_seed(&other, &other).unwrap_err();
-    let msg = e.to_string();
+    let msg = told(&e);
     assert!(matches!(e, StoreError::NotARoot { .. }), "{msg}");
     assert!(msg.contains("move those files elsewhere"), "{msg}");
     assert!(!msg.contains("shared libraries"), "{msg}");

@@ -164,12 +164,7 @@ pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliErr
     let store = existing_store_to_change(&root, &args.root.store_home()?)?
         .ok_or_else(|| nothing_installed(&root))?;
     let lock = lock(&store, args.no_wait, ctx.quiet)?;
-    let record = lock.rollback().map_err(|e| match e {
-        e @ StoreError::NoPrevious { .. } => {
-            CliError::new(e).with_hint("`gpulibs status` shows what is active")
-        }
-        e => CliError::new(e),
-    })?;
+    let record = lock.rollback()?;
     let out = RollbackOutput {
         schema_version: SCHEMA_VERSION,
         active: record.id,
@@ -278,11 +273,8 @@ pub struct EnvArgs {
 
 pub fn env(args: &EnvArgs, _ctx: &Context) -> Result<CmdOutcome, CliError> {
     let root = args.root.root()?;
-    let hint = |e: CliError| e.with_hint("run `gpulibs install` first");
-    let store = existing_store(&root)?.ok_or_else(|| hint(nothing_installed(&root)))?;
-    let record = store
-        .current()?
-        .ok_or_else(|| hint(nothing_installed(&root)))?;
+    let store = existing_store(&root)?.ok_or_else(|| nothing_installed(&root))?;
+    let record = store.current()?.ok_or_else(|| nothing_installed(&root))?;
     // The root's view: paths that stay valid across updates, rollbacks and `gc`.
     let env = view_env(&store, &record);
     env.check(store.previous_usable())?;

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
+use gpulibs_hint::Hint;
 use gpulibs_inspect::{KernelEntry, KernelTarget};
 use gpulibs_store::*;
 use sha2::{Digest, Sha256};
@@ -349,4 +350,13 @@ pub fn assert_view(root: &Path, allow_stale: bool, context: &str) -> Vec<String>
     }
     linked.sort();
     linked
+}
+
+/// What the user reads of a store error: its message, then its hint (the CLI's `hint:` line),
+/// joined by `; hint: `. For asserting the advice an error gives, wherever it is printed.
+pub fn told(e: &StoreError) -> String {
+    match e.hint() {
+        Some(hint) => format!("{e}; hint: {hint}"),
+        None => e.to_string(),
+    }
 }
