@@ -876,7 +876,8 @@ fn vendor_build(w: &World) -> PathBuf {
 }
 
 /// `package --per-arch` from a build directory: the JSON has the documented fields, one
-/// thinning report per target, and the text lists the archives.
+/// thinning report per target, and the text lists the archives; a second run into the same
+/// directory is refused.
 #[test]
 fn package_json_and_text() {
     let w = World::new();
@@ -917,6 +918,8 @@ fn package_json_and_text() {
     let text_args = args("release");
     let text_args: Vec<&str> = text_args.iter().map(String::as_str).collect();
     w.snapshot("json_package_human", &text_args);
+    // Again into the same directory: refused, nothing overwritten.
+    w.snapshot("json_package_out_not_empty", &text_args);
 }
 
 /// A release written by `package`, mirrored twice: the JSON has the documented fields, the
