@@ -1,4 +1,5 @@
-//! Whole-screen snapshots of the failures a user meets first: each records the exit code,
+//! Whole-screen snapshots of the failures a user meets first, and of `detect` and `inspect`
+//! answering (the fake NVML at the hardware boundary, real ELF libraries): each records the exit code,
 //! stdout and stderr in full (`tests/snapshots/`), so a cause printed twice, a hint that points
 //! nowhere, a lost hint or a wrong exit code shows as a diff. Paths of the test's temporary
 //! directory, times, sizes and the build's commit are filtered.
@@ -282,4 +283,76 @@ fn store_failures_print_the_store_s_hint_once() {
     assert_eq!(stderr.matches("\n  caused by: ").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("\n  hint: ").count(), 1, "{stderr}");
     assert_eq!(stderr.matches("delete the marker").count(), 1, "{stderr}");
+}
+
+/// `gpulibs` of `ctx` with the fake NVML answering from `scenario`.
+fn on_scenario(ctx: &TestContext, scenario: &str) -> Command {
+    let mut cmd = ctx.gpulibs();
+    cmd.env(
+        "GPULIBS_NVML_LIBRARY",
+        gpulibs_testkit::fake_nvml::library(),
+    )
+    .env(
+        "GPULIBS_FAKE_NVML",
+        gpulibs_testkit::fake_nvml::scenario(scenario),
+    );
+    cmd
+}
+
+/// `detect` on a machine with two different GPUs, on the seed's Quadro, and on one with none.
+#[test]
+fn detect_answers() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "detect_two_gpus",
+        on_scenario(&ctx, "two-gpu-mixed").arg("detect"),
+    );
+    ctx.snapshot(
+        "detect_quadro_m2200",
+        on_scenario(&ctx, "quadro-m2200").arg("detect"),
+    );
+    ctx.snapshot(
+        "detect_no_gpu",
+        on_scenario(&ctx, "no-gpu").args(["detect", "--no-smi"]),
+    );
+}
+
+/// No NVML library and no `nvidia-smi` asked for: exit 3, the library named, the fix given.
+/// The diagnosis also reads `/proc/driver/nvidia`, so the snapshot is of a machine without the
+/// NVIDIA kernel module; on one with it the test checks nothing.
+#[test]
+fn detect_without_nvml() {
+    if Path::new("/proc/driver/nvidia").exists() {
+        eprintln!("skipped: the NVIDIA kernel module is loaded here");
+        return;
+    }
+    let ctx = TestContext::new();
+    ctx.snapshot("detect_no_nvml", ctx.gpulibs().args(["detect", "--no-smi"]));
+}
+
+/// `inspect` on a real ELF library carrying SASS for sm_75, sm_86, sm_90a and PTX 9.0: native
+/// for sm_86, and what an sm_120 GPU would get.
+#[test]
+fn inspect_a_fatbin_library() {
+    use gpulibs_testkit::{build_so, container, Entry, Place};
+    let ctx = TestContext::new();
+    let kernels = [
+        Entry::sass(75),
+        Entry::sass(86),
+        Entry::sass(90).a(),
+        Entry::ptx(90, (8, 8)),
+    ];
+    let lib = build_so(
+        ctx.path(),
+        "libvendor_cuda.so",
+        &[(Place::Section(".nv_fatbin"), container(&kernels))],
+    );
+    ctx.snapshot(
+        "inspect_fatbin_sm86",
+        ctx.gpulibs().args(["inspect", "--gpu", "8.6"]).arg(&lib),
+    );
+    ctx.snapshot(
+        "inspect_fatbin_sm120",
+        ctx.gpulibs().args(["inspect", "--gpu", "12.0"]).arg(&lib),
+    );
 }

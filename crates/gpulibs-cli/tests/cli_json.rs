@@ -1,6 +1,5 @@
-//! The documented JSON of `plan`, `install`, `status`, `env`, `rollback`, `gc`, `remove` and
-//! `recommend`
-//! (`docs/json.md`): the real binary's `--json` output decoded into structs that refuse unknown
+//! The documented JSON of `plan`, `install`, `status`, `env`, `rollback`, `gc`, `remove`,
+//! `recommend` (and its receipt), `package` and `mirror` (`docs/json.md`): the real binary's `--json` output decoded into structs that refuse unknown
 //! fields, so a field the docs do not list fails here; and a snapshot of each command's whole
 //! human output (`tests/snapshots/`), with temporary paths, install ids, times and sizes
 //! filtered.
@@ -244,6 +243,15 @@ struct RecommendJson {
     recorded_in: Option<String>,
 }
 
+/// The recommendation receipt `gpulibs-recommendation.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ReceiptJson {
+    winner: Option<String>,
+    losses: Vec<LossJson>,
+}
+
 /// A loss whose reason is `files_missing` or `no_gpu` (the others carry other fields).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -390,6 +398,8 @@ fn snapshot(name: &str, out: &Output, paths: &[(&Path, &str)]) {
     settings.add_filter(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
     settings.add_filter(r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b", "[SIZE]");
     settings.add_filter(r"\b\d+(\.\d+)? s\b", "[SECS]");
+    // A table pads a size to its column: the padding follows the size.
+    settings.add_filter(r"\[SIZE\] {2,}", "[SIZE]  ");
     settings.set_prepend_module_to_snapshot(false);
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
@@ -622,6 +632,10 @@ fn recommend_json_and_text() {
     let rec: RecommendJson = w.json(&with_app, 3);
     let recorded = PathBuf::from(rec.recorded_in.expect("--app records the choice"));
     assert!(recorded.is_file(), "{}", recorded.display());
+    let receipt: ReceiptJson =
+        serde_json::from_str(&fs::read_to_string(&recorded).unwrap()).unwrap();
+    assert!(receipt.winner.is_none());
+    assert_eq!(receipt.losses.len(), 2);
 
     w.snapshot("json_recommend_human", &args);
 }
@@ -757,4 +771,198 @@ fn install_refused_json_and_text() {
     assert!(out.plan.chosen.is_none());
     assert!(!w.root().join("current").exists());
     w.snapshot("json_install_refused_human", &args);
+}
+
+// ---------------------------------------------------------------------------------------------
+// package and mirror
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PackageJson {
+    schema_version: u32,
+    manifest: String,
+    signature: Option<String>,
+    notices: String,
+    libraries: Vec<PackagedLibraryJson>,
+    pruned: Vec<String>,
+    components: Vec<PackagedComponentJson>,
+    thinning: Vec<(String, String, ThinJson)>,
+    warnings: PackageWarningsJson,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PackagedLibraryJson {
+    name: String,
+    soname: Option<String>,
+    links: Vec<String>,
+    sha256: String,
+    size: u64,
+    source: String,
+    nvidia: bool,
+    verified: Option<String>,
+    has_cuda_code: bool,
+    needed: Vec<String>,
+    runtime_names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PackagedComponentJson {
+    id: String,
+    archive: String,
+    sha256: String,
+    size: u64,
+    unpacked_size: u64,
+    files: Vec<String>,
+    seconds: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ThinJson {
+    target: String,
+    driver: Option<String>,
+    verdict_before: Value,
+    verdict_after: Value,
+    containers: Vec<Value>,
+    kept_bytes: u64,
+    removed_bytes: u64,
+    kept_entries: u64,
+    removed_entries: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PackageWarningsJson {
+    must_act: Vec<Value>,
+    information: Vec<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct MirrorJson {
+    schema_version: u32,
+    manifest: String,
+    signature: Option<String>,
+    #[serde(default)]
+    upstream_manifest: Option<String>,
+    artifacts: Vec<(String, u64, bool)>,
+}
+
+/// A build directory holding one library with kernels for sm_75, sm_86 and sm_90a (+ PTX).
+fn vendor_build(w: &World) -> PathBuf {
+    use gpulibs_testkit::{build_so, container, Entry, Place};
+    let build = w.tmp.path().join("build");
+    fs::create_dir_all(&build).unwrap();
+    let kernels = [
+        Entry::sass(75),
+        Entry::sass(86),
+        Entry::sass(90).a(),
+        Entry::ptx(90, (8, 8)),
+    ];
+    build_so(
+        &build,
+        "libvendor_cuda.so",
+        &[(Place::Section(".nv_fatbin"), container(&kernels))],
+    );
+    build
+}
+
+/// `package --per-arch` from a build directory: the JSON has the documented fields, one
+/// thinning report per target, and the text lists the archives; a second run into the same
+/// directory is refused.
+#[test]
+fn package_json_and_text() {
+    let w = World::new();
+    let build = vendor_build(&w);
+    let build = build.to_str().unwrap();
+    let args = |out: &str| {
+        [
+            "package",
+            "--release",
+            "1.0.0",
+            "--per-arch",
+            "sm_86,sm_90",
+            "--zstd-level",
+            "3",
+            "--cuda",
+            "12.9",
+            "--from",
+            build,
+            "--out",
+        ]
+        .into_iter()
+        .map(String::from)
+        .chain([w.tmp.path().join(out).display().to_string()])
+        .collect::<Vec<_>>()
+    };
+    let json_args = args("release-json");
+    let json_args: Vec<&str> = json_args.iter().map(String::as_str).collect();
+    let pkg: PackageJson = w.json(&json_args, 0);
+    assert_eq!(pkg.schema_version, 1);
+    assert!(pkg.manifest.ends_with("manifest.toml"), "{}", pkg.manifest);
+    assert!(pkg.signature.is_none());
+    assert_eq!(pkg.libraries.len(), 1);
+    assert!(pkg.libraries[0].has_cuda_code);
+    let targets: Vec<&str> = pkg.thinning.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(targets, ["sm_86", "sm_90"]);
+    assert!(!pkg.components.is_empty());
+
+    let text_args = args("release");
+    let text_args: Vec<&str> = text_args.iter().map(String::as_str).collect();
+    w.snapshot("json_package_human", &text_args);
+    // Again into the same directory: refused, nothing overwritten.
+    w.snapshot("json_package_out_not_empty", &text_args);
+}
+
+/// A release written by `package`, mirrored twice: the JSON has the documented fields, the
+/// first run copies every archive, the second verifies them; the text says which.
+#[test]
+fn mirror_json_and_text() {
+    let w = World::new();
+    let build = vendor_build(&w);
+    let release = w.tmp.path().join("release");
+    run(
+        w.gpulibs()
+            .args(["package", "--release", "1.0.0", "--zstd-level", "3"])
+            .arg("--cuda")
+            .arg("12.9")
+            .arg("--from")
+            .arg(&build)
+            .arg("--out")
+            .arg(&release),
+        0,
+    );
+    let manifest = release.join("manifest.toml");
+    let manifest = manifest.to_str().unwrap();
+    let dir = w.tmp.path().join("mirror");
+    let dir = dir.to_str().unwrap();
+    let first: MirrorJson = w.json(&["mirror", manifest, dir], 0);
+    assert_eq!(first.schema_version, 1);
+    assert!(!first.artifacts.is_empty());
+    assert!(first.artifacts.iter().all(|a| a.2), "{first:?}");
+    let second: MirrorJson = w.json(&["mirror", manifest, dir], 0);
+    assert!(second.artifacts.iter().all(|a| !a.2), "{second:?}");
+
+    w.snapshot("json_mirror_human", &["mirror", manifest, dir]);
+}
+
+/// A manifest that is not TOML: exit 1, and the error names the file.
+#[test]
+fn mirror_bad_manifest() {
+    let w = World::new();
+    let manifest = w.tmp.path().join("manifest.toml");
+    fs::write(&manifest, "this is not a manifest\n").unwrap();
+    let dir = w.tmp.path().join("mirror");
+    w.snapshot(
+        "json_mirror_bad_manifest",
+        &["mirror", manifest.to_str().unwrap(), dir.to_str().unwrap()],
+    );
 }

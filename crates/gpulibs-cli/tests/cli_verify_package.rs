@@ -34,6 +34,40 @@ fn verify_on_the_cpu_exits_4_and_says_so() {
         .stdout(predicate::str::contains("CPUExecutionProvider"));
 }
 
+/// The whole text of a CPU verify of the built-in probe model: exit 4 (CPU only, as asked),
+/// the outcome and reason first, then the runtime, the device and where every node ran. The
+/// runtime's path and version and the times are filtered.
+#[test]
+fn verify_on_the_cpu_whole_output() {
+    let ort = ort_wheels::cpu_ort();
+    let out = gpulibs()
+        .args(["verify", "--device", "cpu", "--runs", "2", "--ort"])
+        .arg(&ort)
+        .output()
+        .unwrap();
+    let text = format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.status.code().map_or("signal".into(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let mut settings = insta::Settings::clone_current();
+    let path: String = ort
+        .display()
+        .to_string()
+        .chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect();
+    settings.add_filter(&path, "[ORT]");
+    settings.add_filter(r"(ort: +)\d+\.\d+\.\d+", "${1}[VERSION]");
+    settings.add_filter(r"\b\d+(\.\d+)? ms\b", "[TIME]");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!("verify_cpu_probe", text));
+}
+
 #[test]
 fn a_model_that_rejects_its_inputs_exits_2_and_names_the_option() {
     gpulibs()

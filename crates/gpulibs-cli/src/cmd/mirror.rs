@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use gpulibs_package::{mirror_components, mirror_with, PackageError};
 use gpulibs_sources::{resolve_components, Pip, WheelTarget};
-use serde::Serialize;
 
 use super::planning::{make_plan, HostArgs, ManifestArgs};
 use crate::error::{exit, CliError};
-use crate::style::bytes;
+use crate::output::mirror::{
+    render, render_embedded, EmbeddedMirrorOutput, MirrorOutput, StoredWheel,
+};
+use crate::output::{to_json, SCHEMA_VERSION};
 use crate::{Context, Outcome};
 
 /// The record `gpulibs mirror --embedded` writes into DIR: what it stored and for what.
@@ -47,27 +49,6 @@ pub struct MirrorArgs {
     all: bool,
     #[command(flatten)]
     host: HostArgs,
-}
-
-/// What `gpulibs mirror --embedded` stored; also written to DIR as [`RECORD`].
-#[derive(Debug, Serialize)]
-struct EmbeddedRecord {
-    source: &'static str,
-    /// The variants whose wheels are in DIR, best first.
-    variants: Vec<String>,
-    /// The wheel tags pip was asked for.
-    wheel_target: WheelTarget,
-    wheels: Vec<StoredWheel>,
-}
-
-#[derive(Debug, Serialize)]
-struct StoredWheel {
-    component: String,
-    file: String,
-    sha256: String,
-    size: u64,
-    /// False when it was already there and verified.
-    copied: bool,
 }
 
 /// DIR and the manifest, from the positional arguments.
@@ -114,26 +95,15 @@ pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError
         ))
         .with_hint("a manifest is mirrored whole: leave them out, or mirror with --embedded"));
     }
-    let report = mirror_with(manifest, &dest, Some(&resolve)).map_err(package_error)?;
-    let mut human = String::new();
-    for (file, size, copied) in &report.artifacts {
-        human.push_str(&line(file, *size, *copied));
-    }
-    human.push_str(&format!("manifest {}\n", report.manifest.display()));
+    let out = MirrorOutput {
+        schema_version: SCHEMA_VERSION,
+        report: mirror_with(manifest, &dest, Some(&resolve)).map_err(package_error)?,
+    };
     Ok(Outcome {
-        json: serde_json::to_value(&report)?,
-        human,
+        json: to_json(&out),
+        human: render(&out),
         code: exit::OK,
     })
-}
-
-fn line(file: &Path, size: u64, copied: bool) -> String {
-    format!(
-        "{}  {}  {}\n",
-        if copied { "copied  " } else { "verified" },
-        bytes(size),
-        file.display()
-    )
 }
 
 fn package_error(e: PackageError) -> CliError {
@@ -215,13 +185,14 @@ fn embedded(
             copied: *copied,
         })
         .collect();
-    let record = EmbeddedRecord {
+    let record = EmbeddedMirrorOutput {
+        schema_version: SCHEMA_VERSION,
         source: "embedded",
         variants,
         wheel_target: target.clone(),
         wheels,
     };
-    let json = serde_json::to_value(&record)?;
+    let json = to_json(&record);
     let record_path = dest.join(RECORD);
     let tmp = dest.join(format!(".{RECORD}.{}", std::process::id()));
     let text = serde_json::to_string_pretty(&json)?;
@@ -234,21 +205,7 @@ fn embedded(
                 source: e,
             })
         })?;
-    let mut human = String::new();
-    for (_, file, size, copied) in &report.artifacts {
-        human.push_str(&line(file, *size, *copied));
-    }
-    human.push_str(&format!(
-        "variants {}\nrecord   {}\ninstall from it with `gpulibs install --offline {}`{}\n",
-        record.variants.join(", "),
-        record_path.display(),
-        dest.display(),
-        if args.host.gpu.is_some() {
-            " and the same --gpu/--driver options"
-        } else {
-            ""
-        }
-    ));
+    let human = render_embedded(&record, dest, args.host.gpu.is_some());
     Ok(Outcome {
         json,
         human,

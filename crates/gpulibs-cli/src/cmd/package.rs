@@ -7,7 +7,8 @@ use gpulibs_package::{package, PackageRequest};
 use gpulibs_plan::SecretKey;
 
 use crate::error::{exit, CliError};
-use crate::style::{bytes, table, Cell, Style};
+use crate::output::package::{render, PackageOutput};
+use crate::output::{to_json, SCHEMA_VERSION};
 use crate::{Context, Outcome};
 
 /// Build release archives and a signed manifest from ONNX Runtime build output or wheels.
@@ -103,63 +104,13 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
             CliError::new(e).with_hint("give an unencrypted minisign secret key (`minisign -G -W`)")
         })?);
     }
-    let report = package(&req)?;
-    let mut rows = vec![["component", "archive", "files", "unpacked"]
-        .map(|h| Cell::styled(h, Style::dim))
-        .into_iter()
-        .collect::<Vec<_>>()];
-    for c in &report.components {
-        rows.push(vec![
-            Cell::styled(c.id.clone(), Style::bold),
-            Cell::new(bytes(c.size)),
-            Cell::new(c.files.len().to_string()),
-            Cell::new(bytes(c.unpacked_size)),
-        ]);
-    }
-    let mut human = table(ctx.style, &rows);
-    human.push_str(&format!("\nmanifest  {}\n", report.manifest.display()));
-    if let Some(sig) = &report.signature {
-        human.push_str(&format!("signature {}\n", sig.display()));
-    }
-    human.push_str(&format!("notices   {}\n", report.notices.display()));
-    for p in &report.pruned {
-        human.push_str(&format!(
-            "{} {p} (nothing in the package loads it)\n",
-            ctx.style.dim("pruned:")
-        ));
-    }
-    if !report.warnings.must_act.is_empty() {
-        human.push_str(&format!(
-            "\n{}\n",
-            ctx.style
-                .warn("must act: the code loads these and fails where they are missing")
-        ));
-        for w in &report.warnings.must_act {
-            human.push_str(&format!(
-                "  {} {} (loaded by {})\n",
-                ctx.style.warn("warning:"),
-                w.message,
-                w.loaded_by.join(", ")
-            ));
-        }
-    }
-    if !report.warnings.information.is_empty() {
-        human.push_str(&format!(
-            "\n{}\n",
-            ctx.style
-                .dim("for information: optional loads, nothing to do unless the app uses them")
-        ));
-        for w in &report.warnings.information {
-            human.push_str(&format!(
-                "  {} (loaded by {})\n",
-                w.message,
-                w.loaded_by.join(", ")
-            ));
-        }
-    }
+    let out = PackageOutput {
+        schema_version: SCHEMA_VERSION,
+        report: package(&req)?,
+    };
     Ok(Outcome {
-        json: serde_json::to_value(&report)?,
-        human,
+        json: to_json(&out),
+        human: render(&out, ctx.style),
         code: exit::OK,
     })
 }

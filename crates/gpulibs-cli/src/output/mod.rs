@@ -4,6 +4,8 @@
 
 pub mod install;
 pub mod lifecycle;
+pub mod mirror;
+pub mod package;
 pub mod plan;
 pub mod recommend;
 
