@@ -84,9 +84,21 @@ fn long(b: &BuildInfo) -> String {
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
+/// `gpulibs version --json`: the build's facts and the document's `schema_version`.
+#[derive(Serialize)]
+struct VersionOutput<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    build: &'a BuildInfo,
+}
+
 pub fn run(_args: &Args) -> Outcome {
+    let output = VersionOutput {
+        schema_version: crate::output::SCHEMA_VERSION,
+        build: &BUILD,
+    };
     Outcome {
-        json: serde_json::to_value(&*BUILD).unwrap_or_default(),
+        json: crate::output::to_json(&output),
         human: long(&BUILD),
         code: crate::error::exit::OK,
     }

@@ -248,6 +248,7 @@ struct RecommendJson {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ReceiptJson {
+    schema_version: u32,
     winner: Option<String>,
     losses: Vec<LossJson>,
 }
@@ -634,6 +635,7 @@ fn recommend_json_and_text() {
     assert!(recorded.is_file(), "{}", recorded.display());
     let receipt: ReceiptJson =
         serde_json::from_str(&fs::read_to_string(&recorded).unwrap()).unwrap();
+    assert_eq!(receipt.schema_version, 1);
     assert!(receipt.winner.is_none());
     assert_eq!(receipt.losses.len(), 2);
 

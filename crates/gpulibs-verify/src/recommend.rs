@@ -278,13 +278,28 @@ pub struct ReceiptError {
     pub source: std::io::Error,
 }
 
+/// The recommendation receipt's `schema_version`: raised when a field is removed, renamed or
+/// changes meaning (fields may be added without it).
+pub const RECEIPT_SCHEMA_VERSION: u32 = 1;
+
+/// What the recommendation receipt keeps (`docs/json.md`): the winner's model name and why the
+/// others lost, as `recommend --json` says them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Receipt<'a> {
+    pub schema_version: u32,
+    pub winner: Option<&'a str>,
+    pub losses: &'a [Loss],
+}
+
 impl Recommendation {
-    /// What the receipt keeps: `{"winner": <model name or null>, "losses": [...]}`.
-    pub fn receipt(&self) -> serde_json::Value {
-        serde_json::json!({
-            "winner": self.winner.as_ref().map(|w| &w.model),
-            "losses": &self.losses,
-        })
+    /// What the receipt keeps: the schema version, the winner's model name (or none) and the
+    /// losses.
+    pub fn receipt(&self) -> Receipt<'_> {
+        Receipt {
+            schema_version: RECEIPT_SCHEMA_VERSION,
+            winner: self.winner.as_ref().map(|w| w.model.as_str()),
+            losses: &self.losses,
+        }
     }
 
     /// Writes [`Recommendation::receipt`] to `path` (pretty JSON), making its directory.
@@ -532,7 +547,10 @@ mod tests {
         rec.write_receipt(&path).unwrap();
         let back: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(back, serde_json::json!({ "winner": null, "losses": [] }));
+        assert_eq!(
+            back,
+            serde_json::json!({ "schema_version": RECEIPT_SCHEMA_VERSION, "winner": null, "losses": [] })
+        );
         let blocked = dir
             .path()
             .join("app")

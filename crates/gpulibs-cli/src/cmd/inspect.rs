@@ -139,6 +139,7 @@ struct FileFailure {
 
 #[derive(Serialize)]
 struct InspectOutput {
+    schema_version: u32,
     gpus: Vec<String>,
     driver_cuda: Option<CudaVersion>,
     note: Option<String>,
@@ -219,6 +220,7 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
         exit::OK
     };
     let output = InspectOutput {
+        schema_version: crate::output::SCHEMA_VERSION,
         gpus: targets.gpus.iter().map(|g| g.sm_name()).collect(),
         driver_cuda: targets.driver,
         note: targets.note,
