@@ -157,33 +157,11 @@ fn verify_with_nothing_installed() {
     ctx.snapshot("verify_nothing_installed", ctx.gpulibs().args(["verify"]));
 }
 
+/// `--version` is one line; `version --json` is decoded field by field in `cli_json_core.rs`.
 #[test]
-fn version_short_and_long() {
+fn version_short() {
     let ctx = TestContext::new();
     ctx.snapshot("version_short", ctx.gpulibs().arg("--version"));
-    let out = ctx.gpulibs().args(["version", "--json"]).output().unwrap();
-    assert!(out.status.success());
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let keys: Vec<&str> = json
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        keys,
-        [
-            "commit",
-            "commit_date",
-            "features",
-            "profile",
-            "rustc",
-            "target",
-            "version"
-        ]
-    );
-    assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
-    assert!(json["target"].as_str().unwrap().contains("linux"), "{json}");
 }
 
 /// `--quiet`: the table goes, the exit code stays; an error is still printed in full.

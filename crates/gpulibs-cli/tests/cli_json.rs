@@ -563,6 +563,10 @@ fn life_cycle_json_and_text() {
     w.install(&w.signed("four", b"four"));
     w.snapshot("json_gc_human", &["gc"]);
 
+    // The removal's text, then a fresh install for the JSON of a removal.
+    w.snapshot("json_remove_human", &["remove", "--yes"]);
+    assert!(!w.root().exists());
+    w.install(&w.signed("five", b"five"));
     let remove: RemoveJson = w.json(&["remove", "--yes"], 0);
     assert_eq!(remove.schema_version, 1);
     assert!(remove.removed);
@@ -738,6 +742,31 @@ fn install_json_and_text() {
         &again,
         &[(w.tmp.path(), "[TMP]")],
     );
+
+    // Another release: what a fresh install says, from the download to the activation.
+    let two = w.signed("two", b"two");
+    let mut cmd = w.gpulibs();
+    cmd.arg("install")
+        .arg("--manifest")
+        .arg(&two)
+        .args(["--public-key", &world::key().public_key()])
+        .args(["--cpu", "--no-reuse", "--no-verify"]);
+    snapshot(
+        "json_install_human",
+        &run(&mut cmd, 0),
+        &[
+            (w.tmp.path(), "[TMP]"),
+            (Path::new(&w.server.url("")), "[URL]/"),
+        ],
+    );
+
+    // A library of the active install deleted by hand: `status` says which, and exits 3.
+    let lib = w.root().join("current/lib/libextra.so.1");
+    let target = fs::canonicalize(&lib).unwrap();
+    fs::remove_file(&target).unwrap();
+    let status: StatusJson = w.json(&["status"], 3);
+    assert!(!status.health.ok);
+    w.snapshot("json_status_damaged_human", &["status"]);
 }
 
 /// A manifest whose only variant is a GPU one that declares no kernels, on a machine with no
@@ -773,6 +802,10 @@ fn install_refused_json_and_text() {
     assert!(out.plan.chosen.is_none());
     assert!(!w.root().join("current").exists());
     w.snapshot("json_install_refused_human", &args);
+    // `plan` of the same: exit 3, and why nothing is installed.
+    let mut plan = args.to_vec();
+    plan[0] = "plan";
+    w.snapshot("json_plan_nothing_installable_human", &plan);
 }
 
 // ---------------------------------------------------------------------------------------------

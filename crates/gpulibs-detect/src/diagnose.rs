@@ -84,6 +84,15 @@ pub enum NvmlFailure {
     Other(String),
 }
 
+/// The loader's message without the library's name in front (`dlerror` starts with the path it
+/// was given), so a problem that names the library does not name it twice.
+fn without_library<'a>(library: &str, detail: &'a str) -> &'a str {
+    detail
+        .strip_prefix(library)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(detail)
+}
+
 /// Turns an NVML failure and the kernel's view into problems, most useful first.
 pub fn nvml_failure_problems(failure: &NvmlFailure, kernel: &KernelDriverState) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -111,7 +120,10 @@ pub fn nvml_failure_problems(failure: &NvmlFailure, kernel: &KernelDriverState) 
                 Problem::new(
                     ProblemCode::NvmlLibraryNotFound,
                     Severity::Error,
-                    format!("{library} was not found ({detail})"),
+                    format!(
+                        "{library} was not found ({})",
+                        without_library(library, detail)
+                    ),
                 )
                 .hint(hint),
             );
@@ -120,7 +132,10 @@ pub fn nvml_failure_problems(failure: &NvmlFailure, kernel: &KernelDriverState) 
             Problem::new(
                 ProblemCode::NvmlLibraryUnloadable,
                 Severity::Error,
-                format!("{library} exists but could not be loaded: {detail}"),
+                format!(
+                    "{library} exists but could not be loaded: {}",
+                    without_library(library, detail)
+                ),
             )
             .hint(
                 "check that the file is the NVIDIA driver's libnvidia-ml.so.1 for this CPU \
@@ -284,6 +299,33 @@ mod tests {
         let state = KernelDriverState::read(&roots);
         assert!(state.nvidia_loaded && state.nouveau_loaded);
         assert_eq!(state.nvidia_version.as_deref(), Some("470.256.02"));
+    }
+
+    #[test]
+    fn a_problem_names_the_library_once() {
+        let failure = NvmlFailure::LibraryNotLoadable {
+            library: "/opt/no-nvml.so".into(),
+            detail: "/opt/no-nvml.so: cannot open shared object file: No such file or directory"
+                .into(),
+            not_found: true,
+        };
+        let problems = nvml_failure_problems(&failure, &KernelDriverState::default());
+        assert_eq!(
+            problems[0].message,
+            "/opt/no-nvml.so was not found (cannot open shared object file: No such file or \
+             directory)"
+        );
+        let broken = NvmlFailure::LibraryNotLoadable {
+            library: "libnvidia-ml.so.1".into(),
+            detail: "libcuda.so.1: cannot open shared object file".into(),
+            not_found: false,
+        };
+        let problems = nvml_failure_problems(&broken, &KernelDriverState::default());
+        assert_eq!(
+            problems[0].message,
+            "libnvidia-ml.so.1 exists but could not be loaded: libcuda.so.1: cannot open shared \
+             object file"
+        );
     }
 
     /// (failure, kernel state, expected problem codes in order)
