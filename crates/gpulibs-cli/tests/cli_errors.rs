@@ -48,6 +48,8 @@ impl TestContext {
                 "[TMP]".into(),
             ),
             (r"\b\d+(\.\d+)?(ms|s)\b".into(), "[TIME]".into()),
+            // The test HTTP server's port.
+            (r"127\.0\.0\.1:\d+".into(), "[HOST]".into()),
             (
                 r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b".into(),
                 "[SIZE]".into(),
@@ -332,5 +334,24 @@ fn inspect_a_fatbin_library() {
     ctx.snapshot(
         "inspect_fatbin_sm120",
         ctx.gpulibs().args(["inspect", "--gpu", "12.0"]).arg(&lib),
+    );
+}
+
+/// A manifest URL that keeps answering 503: the download's failure once as the cause, the flag
+/// to check and the server's step each once as hints (the manifest's hint used to repeat the
+/// proxy variables the download's own hint names, and a failing server was blamed on the
+/// network).
+#[test]
+fn a_manifest_that_keeps_failing_names_each_step_once() {
+    use gpulibs_testkit::http::{Reply, Server};
+    let ctx = TestContext::new();
+    let server = Server::start();
+    server.set_default("/x.toml", Reply::Status(503));
+    let url = server.url("/x.toml");
+    ctx.snapshot(
+        "plan_manifest_unavailable",
+        ctx.gpulibs()
+            .env("GPULIBS_HOME", ctx.path().join("root"))
+            .args(["plan", "--manifest", &url]),
     );
 }

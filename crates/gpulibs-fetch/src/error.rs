@@ -322,6 +322,11 @@ impl Hint for FetchError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             FetchError::HttpStatus { hint, .. } => (*hint).to_string(),
+            // The server answered, with errors: the network is not what to check.
+            FetchError::Network { kept, last, .. } if last.contains("answered HTTP") => format!(
+                "the server is failing (HTTP 408, 429 or 5xx): run the command again later{}",
+                resume_note(*kept)
+            ),
             FetchError::Network { kept, .. } => format!(
                 "check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the \
                  command again{}",

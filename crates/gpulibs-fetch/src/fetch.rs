@@ -518,7 +518,7 @@ impl Fetcher {
                             artifact: state.artifact.name.clone(),
                             url: url.to_string(),
                             attempts: failed_in_row,
-                            last: reason,
+                            last: last_failure(url, reason),
                             kept: state.have,
                         });
                     }
@@ -539,7 +539,7 @@ impl Fetcher {
                             attempts: attempt,
                             elapsed: started.elapsed(),
                             limit,
-                            last: reason,
+                            last: last_failure(url, reason),
                             kept: state.have,
                         });
                     }
@@ -597,7 +597,7 @@ impl Fetcher {
                             artifact: name,
                             url: url.to_string(),
                             attempts: failed_in_row,
-                            last: reason,
+                            last: last_failure(url, reason),
                             kept: 0,
                         });
                     }
@@ -611,7 +611,7 @@ impl Fetcher {
                                 "no new attempt after {} s",
                                 policy.max_elapsed.as_secs_f64()
                             ),
-                            last: reason,
+                            last: last_failure(url, reason),
                             kept: 0,
                         });
                     }
@@ -1117,6 +1117,16 @@ fn header(response: &ureq::http::Response<ureq::Body>, key: &str) -> Option<Stri
 
 /// An answer that is not the body: 408, 429 and 5xx are retried (after `Retry-After` seconds
 /// when the server says so), any other status fails for good with a hint.
+/// The last failure of a URL, for an error that names the URL already: without the URL in
+/// front (`http://h/x: io: Connection refused` → `io: Connection refused`); a failure at
+/// another URL (a redirect's target) keeps it.
+fn last_failure(url: &str, reason: String) -> String {
+    match reason.strip_prefix(url) {
+        Some(rest) => rest.trim_start_matches([':', ' ']).to_string(),
+        None => reason,
+    }
+}
+
 fn status_failure(
     name: &str,
     current: String,
@@ -1511,6 +1521,29 @@ pub(crate) fn file_name_of(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_failure_names_only_another_url() {
+        let url = "http://h/x.toml";
+        let cases = [
+            (
+                "http://h/x.toml: io: Connection refused",
+                "io: Connection refused",
+            ),
+            ("http://h/x.toml answered HTTP 503", "answered HTTP 503"),
+            (
+                "http://mirror/x.toml answered HTTP 503",
+                "http://mirror/x.toml answered HTTP 503",
+            ),
+            (
+                "connection to http://h/x.toml lost at byte 5: reset",
+                "connection to http://h/x.toml lost at byte 5: reset",
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(last_failure(url, reason.to_string()), want);
+        }
+    }
 
     #[test]
     fn content_range() {

@@ -294,17 +294,13 @@ fn retries_give_up_with_the_last_failure() {
     assert_eq!(
         err.to_string(),
         format!(
-            "tensorrt-10: downloading {url} failed 3 times in a row, last: {url} answered HTTP \
-             502",
+            "tensorrt-10: downloading {url} failed 3 times in a row, last: answered HTTP 502",
             url = server.url("/f")
         )
     );
     assert_eq!(
         err.hint().as_deref(),
-        Some(
-            "check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command \
-             again"
-        )
+        Some("the server is failing (HTTP 408, 429 or 5xx): run the command again later")
     );
 }
 
@@ -366,12 +362,15 @@ fn every_mirror_failing_lists_each_url() {
     assert_eq!(
         err.hint().as_deref(),
         Some(
-            "the file is not on this server; the mirror may be out of date; check the network \
-             or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command again"
+            "the file is not on this server; the mirror may be out of date; the server is \
+             failing (HTTP 408, 429 or 5xx): run the command again later"
         )
     );
     assert!(
-        text.contains(&format!("last: {} answered HTTP 500", server.url("/b"))),
+        text.contains(&format!(
+            "downloading {} failed 2 times in a row, last: answered HTTP 500",
+            server.url("/b")
+        )),
         "{text}"
     );
 }
@@ -594,6 +593,19 @@ fn connection_refused_is_retried_then_reported() {
         "{text}"
     );
     assert!(text.contains(&url), "{text}");
+    assert_eq!(
+        text.matches(&url).count(),
+        1,
+        "the URL is named once: {text}"
+    );
+    // Nothing answered: the network is what to check.
+    assert_eq!(
+        err.hint().as_deref(),
+        Some(
+            "check the network or proxy settings (HTTPS_PROXY, NO_PROXY), then run the command \
+             again"
+        )
+    );
 }
 
 #[test]

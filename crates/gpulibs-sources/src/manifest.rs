@@ -129,10 +129,8 @@ impl Hint for ManifestLoadError {
             ManifestLoadError::TooLarge { what, .. } => {
                 format!("check the URL given to --{what}: it serves something else")
             }
-            ManifestLoadError::Download { what, .. } => format!(
-                "check the URL given to --{what} and the network or proxy settings \
-                 (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE)"
-            ),
+            // The download's own error says what to do about the network, proxy or TLS.
+            ManifestLoadError::Download { what, .. } => format!("check the URL given to --{what}"),
             ManifestLoadError::Untrusted { .. } => "pin the vendor's key with --public-key or \
                  GPULIBS_PUBLIC_KEY, or pass --allow-unsigned if you know where it came from"
                 .into(),
