@@ -561,8 +561,8 @@ impl FetchPlan {
 
 /// One candidate: decide ([`Selection`]), find it active already ([`up_to_date`]), or lease
 /// its components, read what the store lacks ([`FetchPlan`]), resolve the missing wheels,
-/// fetch ([`fetch_missing`]), build the generation ([`build_generation`]), verify it
-/// ([`verify_generation`]) and activate it ([`activate`]). A failed verification is
+/// fetch ([`fetch_missing`]), build the generation ([`generation_spec`], [`build_generation`]),
+/// verify it ([`verify_generation`]) and activate it ([`activate`]). A failed verification is
 /// [`InstallError::VerifyFailed`], with the install built and left for the caller.
 fn install_candidate(
     req: &InstallRequest,
@@ -610,16 +610,8 @@ fn install_candidate(
         .iter()
         .map(|id| component(&manifest, id))
         .collect::<Result<_, _>>()?;
-    let record = build_generation(
-        req,
-        store,
-        lock,
-        chosen,
-        &components,
-        &fetched,
-        system_libraries,
-        previous,
-    )?;
+    let spec = generation_spec(req, store, chosen, &components, &fetched, system_libraries)?;
+    let record = build_generation(lock, &spec, previous)?;
     let verify = verify_generation(req, store, lock, chosen, &record, previous, progress)?;
     activate(lock, &record, progress)?;
     let seed_receipt = write_receipt(lock, req)?;
@@ -858,19 +850,17 @@ fn fetch_missing(
     Ok(fetched)
 }
 
-/// Builds the new generation from the store (not active yet).
-#[allow(clippy::too_many_arguments)]
-fn build_generation(
+/// What the new generation is made of: each component with where its bytes came from, the
+/// GPU and driver it is for, and the system libraries it links.
+fn generation_spec(
     req: &InstallRequest,
     store: &Store,
-    lock: &InstallLock<'_>,
     chosen: &ChosenVariant,
     components: &[&Component],
     fetched: &[(String, Fetched)],
     system_libraries: Vec<SystemLibrarySpec>,
-    previous: &Option<String>,
-) -> Result<InstallRecord, InstallError> {
-    let spec = InstallSpec {
+) -> Result<InstallSpec, InstallError> {
+    Ok(InstallSpec {
         app: req.app.clone(),
         variant: chosen.variant.clone(),
         release: Some(req.manifest.version.clone()),
@@ -899,8 +889,16 @@ fn build_generation(
         requires_driver_cuda: components.iter().filter_map(|c| c.cuda).max(),
         ort_library: ort_library(store, components)?,
         system_libraries,
-    };
-    lock.new_install(&spec).map_err(store_err(format!(
+    })
+}
+
+/// Builds the new generation from the store (not active yet).
+fn build_generation(
+    lock: &InstallLock<'_>,
+    spec: &InstallSpec,
+    previous: &Option<String>,
+) -> Result<InstallRecord, InstallError> {
+    lock.new_install(spec).map_err(store_err(format!(
         "building the new install failed; nothing was activated{}",
         previous
             .as_deref()

@@ -270,8 +270,7 @@ fn table() -> Vec<Row> {
             expect: Expect::Fails {
                 says: |c| {
                     vec![format!(
-                        "extra: downloading {0} failed 3 times in a row, last: {0} answered \
-                         HTTP 500",
+                        "extra: downloading {} failed 3 times in a row, last: answered HTTP 500",
                         c.url
                     )]
                 },

@@ -2,7 +2,20 @@
 //! and staging into it: a [`Stager`] unpacks one archive into a temp directory, checks it
 //! against its sha256 and listed files, and commits it with one `rename`.
 
-use super::*;
+use super::{
+    hex, remove_any, FaultPoint, InstallLock, Store, COMPONENT_META, COMPONENT_TREE, TMP_PREFIX,
+};
+use crate::error::{io_err, Result, StoreError, UnpackError};
+use crate::record::RECORD_SCHEMA_VERSION;
+use crate::shared::STORE_DIR;
+use crate::unpack::{ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember};
+use crate::{fsx, shared, unpack};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::{fs, io};
 
 /// One component as kept in `store/<sha256>/component.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

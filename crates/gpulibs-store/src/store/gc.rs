@@ -1,7 +1,19 @@
 //! Leases and garbage collection: what no generation of any registered root and no running
 //! install uses is deleted, under the store lock.
 
-use super::*;
+use super::components::check_sha256;
+use super::remove::remove_tree_aside;
+use super::{
+    remove_dir_if_empty, valid_id, InstallLock, Store, INSTALLS_DIR, RECORD, TRASH_PREFIX,
+};
+use crate::error::{io_err, Result};
+use crate::record::InstallRecord;
+use crate::shared::{DiskUsage, Lease, STORE_DIR};
+use crate::{owner, shared};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::{fs, io};
 
 /// What [`InstallLock::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -2,7 +2,26 @@
 //! stored components and reused system libraries), atomic activation, rollback, verification
 //! records, discarding.
 
-use super::*;
+use super::libc_errno;
+use super::remove::remove_tree_aside;
+use super::{
+    check_app_name, hex, is_library_name, valid_id, FaultPoint, InstallLock, Store,
+    StoredComponent, COMPONENT_TREE, CURRENT, INSTALLS_DIR, PREVIOUS, RECORD, TMP_PREFIX,
+    TRASH_PREFIX,
+};
+use crate::error::{io_err, Result, StoreError};
+use crate::record::{
+    compact_utc, now_secs, rfc3339_utc, ComponentRecord, InstallRecord, InstallSpec,
+    RECORD_SCHEMA_VERSION,
+};
+use crate::shared::DiskUsage;
+use crate::unpack::{resolve_in_report, EntryKind, UnpackReport};
+use crate::{fsx, reuse, unpack, view};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::{fs, io};
 
 impl Store {
     /// `installs/<id>`.

@@ -1,7 +1,18 @@
 //! The install lock and the cleanup an interrupted run needs: every change to a root happens
 //! under an [`InstallLock`]; the store and fetch locks of the shared store.
 
-use super::*;
+use super::generations::base;
+use super::{remove_any, Store, INSTALLS_DIR, LOCK, TMP_PREFIX, TRASH_PREFIX};
+use crate::error::{io_err, Result, StoreError};
+use crate::shared::{FetchLock, FileLock, STORE_DIR};
+use crate::{owner, shared, view};
+use rustix::fs::FlockOperation;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::{fs, io};
 
 impl Store {
     pub(super) fn open_lock_file(&self) -> Result<File> {

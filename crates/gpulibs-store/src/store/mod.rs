@@ -22,36 +22,20 @@ mod lock;
 mod remove;
 mod seed;
 
-pub use components::*;
-pub use gc::*;
-use generations::*;
-pub use lock::*;
-pub use remove::*;
+pub use components::{ArchiveCheck, Stager, StoredComponent, ZipListedMembers, ZipStream};
+pub use gc::GcReport;
+pub use lock::InstallLock;
+pub use remove::RemoveReport;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rustix::fs::FlockOperation;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
-use crate::error::{io_err, Result, StoreError, UnpackError};
+use crate::error::{io_err, Result, StoreError};
 use crate::fsx;
-use crate::owner::{self, RootEntry, ROOT_MARKER};
-use crate::record::{
-    compact_utc, now_secs, rfc3339_utc, ComponentRecord, InstallRecord, InstallSpec,
-    SeedPackageInfo, RECORD_SCHEMA_VERSION,
-};
-use crate::reuse;
-use crate::shared::{self, DiskUsage, FetchLock, FileLock, Lease};
-use crate::unpack::{
-    self, resolve_in_report, ArchiveFormat, EntryKind, UnpackLimits, UnpackReport, ZipListedMember,
-};
-use crate::view;
+use crate::owner;
+use crate::shared;
 
 /// The app name used when none is given: the root is `$XDG_DATA_HOME/gpulibs/gpu-libs`.
 pub const DEFAULT_APP: &str = "gpulibs";

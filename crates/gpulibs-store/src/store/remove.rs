@@ -1,7 +1,16 @@
 //! Removing a root: only the entries gpulibs made, components only when no other root uses
 //! them, the seed receipt only when unchanged.
 
-use super::*;
+use super::{hex, remove_any, remove_dir_if_empty, InstallLock, LOCK};
+use crate::error::{io_err, Result};
+use crate::owner::{RootEntry, ROOT_MARKER};
+use crate::shared::DiskUsage;
+use crate::{fsx, owner, shared};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
 
 /// What [`InstallLock::remove`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -1,7 +1,14 @@
 //! The seed-compatible receipt (`$XDG_CONFIG_HOME/<app>/gpu-package-info.json`) and the
 //! marker that lets `remove` know whether it is unchanged.
 
-use super::*;
+use super::{hex, FaultPoint, InstallLock, SEED_MARKER};
+use crate::error::{io_err, Result, StoreError};
+use crate::fsx;
+use crate::record::{InstallRecord, SeedPackageInfo};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct SeedMarker {
