@@ -7,6 +7,8 @@
 //! A changed output: `INSTA_UPDATE=always cargo test -p gpulibs-cli --test cli_errors`, then read
 //! the `.snap` diffs before committing them.
 
+mod world;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -44,7 +46,7 @@ impl TestContext {
     fn filters(&self) -> Vec<(String, String)> {
         vec![
             (
-                regex_escape(&self.path().display().to_string()),
+                world::regex_escape(&self.path().display().to_string()),
                 "[TMP]".into(),
             ),
             (r"\b\d+(\.\d+)?(ms|s)\b".into(), "[TIME]".into()),
@@ -64,13 +66,7 @@ impl TestContext {
 
     /// Runs `cmd` and asserts its whole output against the snapshot `name`.
     fn snapshot(&self, name: &str, cmd: &mut Command) {
-        let out = cmd.output().unwrap();
-        let text = format!(
-            "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-            out.status.code().map_or("signal".into(), |c| c.to_string()),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-        );
+        let text = world::screen(&cmd.output().unwrap());
         let mut settings = insta::Settings::clone_current();
         for (from, to) in self.filters() {
             settings.add_filter(&from, to);
@@ -78,15 +74,6 @@ impl TestContext {
         settings.set_prepend_module_to_snapshot(false);
         settings.bind(|| insta::assert_snapshot!(name, text));
     }
-}
-
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
 }
 
 /// The issue's example: the file and the step on the `error:` line, the OS's reason once.
@@ -314,19 +301,8 @@ fn detect_without_nvml() {
 /// for sm_86, and what an sm_120 GPU would get.
 #[test]
 fn inspect_a_fatbin_library() {
-    use gpulibs_testkit::{build_so, container, Entry, Place};
     let ctx = TestContext::new();
-    let kernels = [
-        Entry::sass(75),
-        Entry::sass(86),
-        Entry::sass(90).a(),
-        Entry::ptx(90, (8, 8)),
-    ];
-    let lib = build_so(
-        ctx.path(),
-        "libvendor_cuda.so",
-        &[(Place::Section(".nv_fatbin"), container(&kernels))],
-    );
+    let lib = gpulibs_testkit::vendor_cuda_library(ctx.path());
     ctx.snapshot(
         "inspect_fatbin_sm86",
         ctx.gpulibs().args(["inspect", "--gpu", "8.6"]).arg(&lib),

@@ -373,26 +373,12 @@ fn decode<T: DeserializeOwned>(out: &Output) -> T {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
-fn regex_escape(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect()
-}
-
 /// Asserts exit code, stdout and stderr of `out` against the snapshot `name`.
 fn snapshot(name: &str, out: &Output, paths: &[(&Path, &str)]) {
-    let text = format!(
-        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-        out.status.code().map_or("signal".into(), |c| c.to_string()),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let text = world::screen(out);
     let mut settings = insta::Settings::clone_current();
     for (path, to) in paths {
-        settings.add_filter(&regex_escape(&path.display().to_string()), *to);
+        settings.add_filter(&world::regex_escape(&path.display().to_string()), *to);
     }
     // Install ids and times: `20261204T160312Z-cpu`, `2026-12-04T16:03:12Z`.
     settings.add_filter(r"\b\d{8}T\d{6}Z[\w.-]*", "[ID]");
@@ -893,20 +879,9 @@ struct MirrorJson {
 
 /// A build directory holding one library with kernels for sm_75, sm_86 and sm_90a (+ PTX).
 fn vendor_build(w: &World) -> PathBuf {
-    use gpulibs_testkit::{build_so, container, Entry, Place};
     let build = w.tmp.path().join("build");
     fs::create_dir_all(&build).unwrap();
-    let kernels = [
-        Entry::sass(75),
-        Entry::sass(86),
-        Entry::sass(90).a(),
-        Entry::ptx(90, (8, 8)),
-    ];
-    build_so(
-        &build,
-        "libvendor_cuda.so",
-        &[(Place::Section(".nv_fatbin"), container(&kernels))],
-    );
+    gpulibs_testkit::vendor_cuda_library(&build);
     build
 }
 

@@ -4,12 +4,13 @@
 
 #[path = "../../gpulibs-verify/tests/common/mod.rs"]
 mod ort_wheels;
+mod world;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use assert_cmd::prelude::*;
-use gpulibs_testkit::{build_so, container, tree, Entry, Place};
+use gpulibs_testkit::tree;
 use predicates::prelude::*;
 
 fn verify_fixtures() -> PathBuf {
@@ -45,22 +46,9 @@ fn verify_on_the_cpu_whole_output() {
         .arg(&ort)
         .output()
         .unwrap();
-    let text = format!(
-        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-        out.status.code().map_or("signal".into(), |c| c.to_string()),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let text = world::screen(&out);
     let mut settings = insta::Settings::clone_current();
-    let path: String = ort
-        .display()
-        .to_string()
-        .chars()
-        .flat_map(|c| {
-            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
-            special.then_some('\\').into_iter().chain([c])
-        })
-        .collect();
+    let path = world::regex_escape(&ort.display().to_string());
     settings.add_filter(&path, "[ORT]");
     settings.add_filter(r"(ort: +)\d+\.\d+\.\d+", "${1}[VERSION]");
     settings.add_filter(r"\b\d+(\.\d+)? ms\b", "[TIME]");
@@ -190,17 +178,7 @@ fn package_per_arch_writes_measured_coverage_and_refuses_a_used_directory() {
     let dir = tempfile::tempdir().unwrap();
     let build = dir.path().join("build");
     std::fs::create_dir_all(&build).unwrap();
-    let five = [
-        Entry::sass(75),
-        Entry::sass(86),
-        Entry::sass(90).a(),
-        Entry::ptx(90, (8, 8)),
-    ];
-    build_so(
-        &build,
-        "libvendor_cuda.so",
-        &[(Place::Section(".nv_fatbin"), container(&five))],
-    );
+    gpulibs_testkit::vendor_cuda_library(&build);
     let out = dir.path().join("release");
     gpulibs()
         .args([

@@ -1,10 +1,10 @@
-//! What the CLI's end-to-end tests (`cli_install`, `cli_plan`, `cli_root`, `cli_mirror`) share:
-//! the vendor key their manifests are signed with, and the binary as a user on a machine with no
-//! GPU runs it, isolated in a temp directory.
+//! What the CLI's end-to-end tests share: the vendor key their manifests are signed with, the
+//! binary as a user on a machine with no GPU runs it (isolated in a temp directory), and the
+//! text a whole-output snapshot records.
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use assert_cmd::prelude::*;
 use gpulibs_plan::SecretKey;
@@ -30,4 +30,24 @@ pub fn isolated_gpulibs(tmp: &Path, root: &Path) -> Command {
         .env_remove("ALL_PROXY")
         .env_remove("all_proxy");
     cmd
+}
+
+/// What a whole-output snapshot records of a run: its exit code, stdout and stderr, in full.
+pub fn screen(out: &Output) -> String {
+    format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.status.code().map_or("signal".into(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `s` as a regex matching itself (a path to filter out of a snapshot).
+pub fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }
