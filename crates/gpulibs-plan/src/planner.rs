@@ -1077,6 +1077,37 @@ fn describe_coverage(c: &Component) -> String {
     }
 }
 
+/// Why `host`'s driver cannot read `c`'s kernels stored with `compression` (for `gpu`'s
+/// `target`, when it is about the entry one GPU loads), or `None` when it can.
+fn cannot_read(
+    c: &Component,
+    compression: Compression,
+    host: &Host,
+    gpu: Option<GpuRef>,
+    target: Option<KernelTarget>,
+) -> Option<Reason> {
+    match driver::compression_support(compression, host.driver_version.as_ref(), host.driver_cuda) {
+        CompressionSupport::Cannot {
+            compression,
+            needs_cuda,
+            needs,
+            rule,
+            source,
+        } => Some(Reason::DriverCannotReadKernels {
+            component: c.id.clone(),
+            gpu,
+            target,
+            compression,
+            needs,
+            needs_cuda,
+            have: DriverRef::of(host),
+            rule: rule.to_string(),
+            source: source.to_string(),
+        }),
+        _ => None,
+    }
+}
+
 fn evaluate<'m>(
     host: &Host,
     manifest: &'m Manifest,
@@ -1127,29 +1158,7 @@ fn evaluate<'m>(
         // (rule `fatbin-unknown-compression`); zstd is judged per GPU, on the entry it loads.
         if let Some(cov) = &c.coverage {
             if cov.compression.contains(&Compression::Unknown) {
-                if let CompressionSupport::Cannot {
-                    compression,
-                    needs_cuda,
-                    needs,
-                    rule,
-                    source,
-                } = driver::compression_support(
-                    Compression::Unknown,
-                    host.driver_version.as_ref(),
-                    host.driver_cuda,
-                ) {
-                    blocking.push(Reason::DriverCannotReadKernels {
-                        component: c.id.clone(),
-                        gpu: None,
-                        target: None,
-                        compression,
-                        needs,
-                        needs_cuda,
-                        have: DriverRef::of(host),
-                        rule: rule.to_string(),
-                        source: source.to_string(),
-                    });
-                }
+                blocking.extend(cannot_read(c, Compression::Unknown, host, None, None));
             }
         }
         if let (Some(min), Some(have)) = (&c.min_driver, &host.driver_version) {
@@ -1291,28 +1300,9 @@ fn evaluate<'m>(
                 };
                 if let (Some(t), Some(cov)) = (chosen, &c.coverage) {
                     if cov.zstd_for(&t) {
-                        if let CompressionSupport::Cannot {
-                            compression,
-                            needs_cuda,
-                            needs,
-                            rule,
-                            source,
-                        } = driver::compression_support(
-                            Compression::Zstd,
-                            host.driver_version.as_ref(),
-                            host.driver_cuda,
-                        ) {
-                            reasons.push(Reason::DriverCannotReadKernels {
-                                component: c.id.clone(),
-                                gpu: Some(gref.clone()),
-                                target: Some(t),
-                                compression,
-                                needs,
-                                needs_cuda,
-                                have: DriverRef::of(host),
-                                rule: rule.to_string(),
-                                source: source.to_string(),
-                            });
+                        let gpu = Some(gref.clone());
+                        if let Some(r) = cannot_read(c, Compression::Zstd, host, gpu, Some(t)) {
+                            reasons.push(r);
                             continue;
                         }
                     }
