@@ -11,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
-use gpulibs_plan::sign_manifest;
 use gpulibs_store::{activate_at, Store};
 use predicates::prelude::*;
 use support::*;
@@ -41,11 +40,7 @@ impl World {
     fn manifest(&self, name: &str, version: &str, components: &[TestComponent]) -> PathBuf {
         let path = self.tmp.path().join(name);
         let text = manifest_toml(version, components);
-        std::fs::write(&path, &text).unwrap();
-        let mut sig = path.clone().into_os_string();
-        sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
-        path
+        world::write_signed(&path, &text)
     }
     fn serve(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
         let c = TestComponent::tar(id, version, self.server.url(name), &archive, 4 << 20);
@@ -717,10 +712,7 @@ fn hostile_manifests_are_refused_by_plan_and_install() {
     for (name, text, invalid, says) in rows {
         assert_ne!(text, v2, "{name}");
         let path = w.tmp.path().join("hostile.toml");
-        std::fs::write(&path, &text).unwrap();
-        let mut sig = path.clone().into_os_string();
-        sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
+        world::write_signed(&path, &text);
 
         let mut runs = vec![("install", w.install(&path))];
         if invalid {
@@ -780,11 +772,7 @@ fn gpu_and_cpu_manifest(w: &World) -> PathBuf {
          [[variants]]\nname = \"cpu\"\ndevice = \"cpu\"\ncomponents = [\"ort-cpu\"]\n",
     );
     let path = w.tmp.path().join("gpu.toml");
-    std::fs::write(&path, &text).unwrap();
-    let mut sig = path.clone().into_os_string();
-    sig.push(".minisig");
-    std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
-    path
+    world::write_signed(&path, &text)
 }
 
 #[test]

@@ -15,7 +15,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gpulibs_plan::sign_manifest;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -322,13 +321,7 @@ impl World {
         self.server.put(&file, archive);
         let path = self.tmp.path().join(format!("{name}.toml"));
         let text = manifest_toml("1.0", &[ort, extra]);
-        fs::write(&path, &text).unwrap();
-        fs::write(
-            self.tmp.path().join(format!("{name}.toml.minisig")),
-            sign_manifest(text.as_bytes(), &world::key()),
-        )
-        .unwrap();
-        path
+        world::write_signed(&path, &text)
     }
 
     /// Installs `manifest` for the CPU, without verification.
@@ -769,12 +762,7 @@ fn install_refused_json_and_text() {
     );
     let text = manifest_toml("1.0", &[ort]).replace("device = \"cpu\"", "device = \"cuda\"");
     let manifest = w.tmp.path().join("gpu-only.toml");
-    fs::write(&manifest, &text).unwrap();
-    fs::write(
-        w.tmp.path().join("gpu-only.toml.minisig"),
-        sign_manifest(text.as_bytes(), &world::key()),
-    )
-    .unwrap();
+    world::write_signed(&manifest, &text);
     let args = [
         "install",
         "--manifest",

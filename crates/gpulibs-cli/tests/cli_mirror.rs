@@ -16,7 +16,6 @@ mod world;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gpulibs_plan::sign_manifest;
 use gpulibs_store::Store;
 use support::*;
 
@@ -62,13 +61,7 @@ impl World {
         };
         let path = self.tmp.path().join("release.toml");
         let text = manifest_toml("1", &[c]);
-        std::fs::write(&path, &text).unwrap();
-        std::fs::write(
-            self.tmp.path().join("release.toml.minisig"),
-            sign_manifest(text.as_bytes(), &world::key()),
-        )
-        .unwrap();
-        path
+        world::write_signed(&path, &text)
     }
     fn install(&self, manifest: &Path, offline: &Path) -> Command {
         let mut cmd = self.gpulibs(&self.no_python());

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gpulibs_plan::sign_manifest;
 use support::*;
 
 const APP: &str = "seedapp";
@@ -116,11 +115,7 @@ impl Seed {
         self.server.put(&extra_name, extra);
         let path = self.tmp.path().join(format!("{version}.toml"));
         let text = manifest_toml(version, &[ort_c, extra_c]);
-        std::fs::write(&path, &text).unwrap();
-        let mut sig = path.clone().into_os_string();
-        sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
-        path
+        world::write_signed(&path, &text)
     }
     fn install(&self, manifest: &Path) -> String {
         run_ok(

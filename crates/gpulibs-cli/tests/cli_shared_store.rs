@@ -14,7 +14,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use gpulibs_plan::sign_manifest;
 use gpulibs_store::activate_at;
 use support::*;
 
@@ -52,11 +51,7 @@ impl World {
     fn manifest(&self, name: &str, version: &str, components: &[TestComponent]) -> PathBuf {
         let path = self.tmp.path().join(name);
         let text = manifest_toml(version, components);
-        std::fs::write(&path, &text).unwrap();
-        let mut sig = path.clone().into_os_string();
-        sig.push(".minisig");
-        std::fs::write(sig, sign_manifest(text.as_bytes(), &world::key())).unwrap();
-        path
+        world::write_signed(&path, &text)
     }
     fn serve(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
         let c = TestComponent::tar(id, version, self.server.url(name), &archive, 8 << 20);

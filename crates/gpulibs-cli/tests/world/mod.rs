@@ -14,6 +14,16 @@ pub fn key() -> SecretKey {
     SecretKey::from_seed([7; 32], [1, 2, 3, 4, 5, 6, 7, 8])
 }
 
+/// Writes the manifest `text` to `path` and its signature by [`key`] to `path.minisig` (where
+/// gpulibs looks for it); returns `path`.
+pub fn write_signed(path: &Path, text: &str) -> std::path::PathBuf {
+    std::fs::write(path, text).unwrap();
+    let mut sig = path.as_os_str().to_owned();
+    sig.push(".minisig");
+    std::fs::write(sig, gpulibs_plan::sign_manifest(text.as_bytes(), &key())).unwrap();
+    path.to_path_buf()
+}
+
 /// `gpulibs` with `root` as `GPULIBS_HOME`, config and home under `tmp`, no NVML (so no GPU),
 /// no colour, and none of the runner's CUDA device, pinned key or proxy settings.
 pub fn isolated_gpulibs(tmp: &Path, root: &Path) -> Command {
