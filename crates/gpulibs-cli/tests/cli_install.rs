@@ -435,6 +435,11 @@ fn a_second_install_waits_for_the_lock_or_refuses_with_no_wait() {
                 std::process::id()
             )));
     // The store's step and the command's flag, each once, as hints after the causes.
+    world::snapshot(
+        "install_locked_no_wait",
+        refused.get_output(),
+        &[(w.tmp.path(), "[TMP]")],
+    );
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert_eq!(
         stderr

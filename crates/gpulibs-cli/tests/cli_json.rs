@@ -344,7 +344,7 @@ impl World {
     /// Snapshots the whole human output of `args` as `name`.
     fn snapshot(&self, name: &str, args: &[&str]) {
         let out = self.gpulibs().args(args).output().unwrap();
-        snapshot(name, &out, &[(self.tmp.path(), "[TMP]")]);
+        world::snapshot(name, &out, &[(self.tmp.path(), "[TMP]")]);
     }
 }
 
@@ -364,24 +364,6 @@ fn run(cmd: &mut Command, code: i32) -> Output {
 fn decode<T: DeserializeOwned>(out: &Output) -> T {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-/// Asserts exit code, stdout and stderr of `out` against the snapshot `name`.
-fn snapshot(name: &str, out: &Output, paths: &[(&Path, &str)]) {
-    let text = world::screen(out);
-    let mut settings = insta::Settings::clone_current();
-    for (path, to) in paths {
-        settings.add_filter(&world::regex_escape(&path.display().to_string()), *to);
-    }
-    // Install ids and times: `20261204T160312Z-cpu`, `2026-12-04T16:03:12Z`.
-    settings.add_filter(r"\b\d{8}T\d{6}Z[\w.-]*", "[ID]");
-    settings.add_filter(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
-    settings.add_filter(r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b", "[SIZE]");
-    settings.add_filter(r"\b\d+(\.\d+)? s\b", "[SECS]");
-    // A table pads a size to its column: the padding follows the size.
-    settings.add_filter(r"\[SIZE\] {2,}", "[SIZE]  ");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -443,7 +425,7 @@ fn plan_human_output() {
         "{text}"
     );
     assert!(!text.contains("driver a driver"), "{text}");
-    snapshot("json_plan_human", &out, &[(w.tmp.path(), "[TMP]")]);
+    world::snapshot("json_plan_human", &out, &[(w.tmp.path(), "[TMP]")]);
 }
 
 /// Colour follows what a line is: the chosen variant green, warnings yellow, rejections plain.
@@ -716,7 +698,7 @@ fn install_json_and_text() {
     assert!(out.downloaded_bytes > 0);
 
     let again = run(&mut install(false), 0);
-    snapshot(
+    world::snapshot(
         "json_install_up_to_date_human",
         &again,
         &[(w.tmp.path(), "[TMP]")],
@@ -730,7 +712,7 @@ fn install_json_and_text() {
         .arg(&two)
         .args(["--public-key", &world::key().public_key()])
         .args(["--cpu", "--no-reuse", "--no-verify"]);
-    snapshot(
+    world::snapshot(
         "json_install_human",
         &run(&mut cmd, 0),
         &[

@@ -61,3 +61,26 @@ pub fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// Asserts the whole output of `out` (exit code, stdout, stderr) against the snapshot `name`
+/// in `tests/snapshots/`, with each of `paths` replaced by its placeholder and install ids,
+/// times, sizes, durations and process ids filtered.
+pub fn snapshot(name: &str, out: &Output, paths: &[(&Path, &str)]) {
+    let text = screen(out);
+    let mut settings = insta::Settings::clone_current();
+    for (path, to) in paths {
+        settings.add_filter(&regex_escape(&path.display().to_string()), *to);
+    }
+    // Install ids and times: `20261204T160312Z-cpu`, `2026-12-04T16:03:12Z`.
+    settings.add_filter(r"\b\d{8}T\d{6}Z[\w.-]*", "[ID]");
+    settings.add_filter(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[TIME]");
+    settings.add_filter(r"\b\d+(\.\d+)? ?([KMGT]i?B|bytes)\b", "[SIZE]");
+    settings.add_filter(r"\b\d+(\.\d+)? s\b", "[SECS]");
+    settings.add_filter(r"\bpid \d+", "pid [PID]");
+    // A table pads a size to its column: the padding follows the size.
+    settings.add_filter(r"\[SIZE\] {2,}", "[SIZE]  ");
+    // The snapshots of every test file are in one folder, whichever file asks.
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}
