@@ -331,3 +331,18 @@ fn a_manifest_that_keeps_failing_names_each_step_once() {
             .args(["plan", "--manifest", &url]),
     );
 }
+
+/// pip failing without a word (`GPULIBS_PYTHON=/bin/false`): the failure says so instead of an
+/// empty reason, and pip's step is given once (the command used to add its own pip hint too).
+#[test]
+fn pip_failing_silently_is_named_with_one_pip_hint() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "mirror_embedded_pip_fails",
+        ctx.gpulibs()
+            .env("GPULIBS_PYTHON", "/bin/false")
+            .arg("mirror")
+            .arg("--embedded")
+            .arg(ctx.path().join("mirror")),
+    );
+}

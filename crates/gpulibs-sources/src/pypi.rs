@@ -380,7 +380,10 @@ impl PipResolver for Pip {
                     source,
                 },
             })?;
-        let stderr = String::from_utf8_lossy(&output.stderr);
+        let mut stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        if stderr.trim().is_empty() {
+            stderr = format!("pip printed nothing and {}", output.status);
+        }
         if !output.status.success() {
             return Err(classify_failure(
                 &self.python,

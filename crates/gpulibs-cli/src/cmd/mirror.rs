@@ -109,7 +109,8 @@ pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError
 fn package_error(e: PackageError) -> CliError {
     let pip = matches!(e, PackageError::PipResolve { .. });
     let err = CliError::new(e);
-    if pip {
+    // pip's own error says what to do when it knows (`PipError`'s hint); else where pip looks.
+    if pip && err.hints().is_empty() {
         err.with_hint(
             "pip resolves the wheels with its own configuration (`pip config list`): check the \
              index it uses, or set GPULIBS_PYTHON to a Python whose pip can reach one",
