@@ -146,7 +146,10 @@ fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
         .or_else(|| as_hint::<gpulibs_sources::PipError>(e))
         .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))
         .or_else(|| as_hint::<gpulibs_store::StoreError>(e))
-        .or_else(|| as_hint::<gpulibs_fetch::FetchError>(e))?;
+        .or_else(|| as_hint::<gpulibs_fetch::FetchError>(e))
+        .or_else(|| as_hint::<gpulibs_package::PackageError>(e))
+        .or_else(|| as_hint::<gpulibs_package::ThinError>(e))
+        .or_else(|| as_hint::<gpulibs_plan::ManifestError>(e))?;
     hint.hint()
 }
 

@@ -346,3 +346,52 @@ fn pip_failing_silently_is_named_with_one_pip_hint() {
             .arg(ctx.path().join("mirror")),
     );
 }
+
+/// A vendor's first mistakes: `--from` naming nothing, and a manifest to mirror that is not
+/// there: what failed, the system's reason as the cause, the step as the hint.
+#[test]
+fn package_and_mirror_name_the_path_and_the_flag() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "package_from_missing",
+        ctx.gpulibs()
+            .args(["package", "--release", "1.0", "--from"])
+            .arg(ctx.path().join("build"))
+            .arg("--out")
+            .arg(ctx.path().join("out")),
+    );
+    ctx.snapshot(
+        "mirror_manifest_missing",
+        ctx.gpulibs()
+            .arg("mirror")
+            .arg(ctx.path().join("manifest.toml"))
+            .arg(ctx.path().join("mirror")),
+    );
+}
+
+/// A manifest from a newer gpulibs and one with a misspelt key: the manifest's own fix is the
+/// hint (it used to be the end of the message, with a second, vaguer hint after it).
+#[test]
+fn a_manifest_this_gpulibs_cannot_read_says_the_fix_once() {
+    let ctx = TestContext::new();
+    for (name, text) in [
+        (
+            "plan_manifest_newer_schema",
+            "schema_version = 9\napp = \"x\"\nversion = \"1\"\n",
+        ),
+        (
+            "plan_manifest_unknown_key",
+            "schema_version = 1\napp = \"x\"\nversion = \"1\"\ncolour = \"blue\"\n",
+        ),
+    ] {
+        let manifest = ctx.path().join(format!("{name}.toml"));
+        std::fs::write(&manifest, text).unwrap();
+        ctx.snapshot(
+            name,
+            ctx.gpulibs()
+                .env("GPULIBS_HOME", ctx.path().join("root"))
+                .args(["plan", "--allow-unsigned", "--manifest"])
+                .arg(&manifest),
+        );
+    }
+}

@@ -109,7 +109,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
 
 /// Classifies an input by what it is on disk and its name.
 pub fn classify(path: &Path) -> Result<InputKind, PackageError> {
-    let meta = std::fs::metadata(path).map_err(io(path))?;
+    let meta = std::fs::metadata(path).map_err(|source| PackageError::ReadInput {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if meta.is_dir() {
         return Ok(InputKind::Directory);
     }

@@ -42,7 +42,8 @@ pub use thin::{
     ContainerThin, EntryRecord, ThinError, ThinOptions, ThinReport, Unloadable,
 };
 
-/// Why packaging or mirroring failed. Each message says what to do.
+/// Why packaging or mirroring failed. Each message says what failed; what to do is its
+/// [`Hint`](gpulibs_hint::Hint), so the CLI prints it once, as `hint:`.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
     #[error("{}: reading or writing failed", path.display())]
@@ -51,9 +52,20 @@ pub enum PackageError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the input {}", path.display())]
+    ReadInput {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the manifest {}", path.display())]
+    ReadManifest {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
-        "{}: not a directory, wheel (.whl) or tarball (.tar, .tar.gz, .tar.zst); give ONNX \
-         Runtime's build output directory, an official wheel or an archive",
+        "{}: not a directory, wheel (.whl) or tarball (.tar, .tar.gz, .tar.zst)",
         path.display()
     )]
     UnknownInput { path: PathBuf },
@@ -61,32 +73,24 @@ pub enum PackageError {
     BadArchive { path: PathBuf, message: String },
     #[error("{}: not a shared library ({message})", path.display())]
     NotALibrary { path: PathBuf, message: String },
-    #[error("no lib*.so* files found in {inputs:?}; point --from at the directory holding the libraries")]
+    #[error("no lib*.so* files found in {inputs:?}")]
     NoLibraries { inputs: Vec<PathBuf> },
-    #[error(
-        "{name} differs between {} and {}; give one of them, or --exclude the one you do not want",
-        first.display(),
-        second.display()
-    )]
+    #[error("{name} differs between {} and {}", first.display(), second.display())]
     ConflictingFiles {
         name: String,
         first: PathBuf,
         second: PathBuf,
     },
-    #[error(
-        "{}: not empty; packaging writes into an empty or new directory",
-        path.display()
-    )]
+    #[error("{}: not empty", path.display())]
     OutNotEmpty { path: PathBuf },
     #[error(
         "{name} (from {source_name}) is an NVIDIA library whose bytes cannot be checked against \
-         NVIDIA's release; add the official wheel or archive it comes from to --from (NVIDIA's \
-         libraries are shipped only byte-identical to NVIDIA's release)"
+         NVIDIA's release (NVIDIA's libraries are shipped only byte-identical to it)"
     )]
     NvidiaUnverified { name: String, source_name: String },
     #[error(
         "{name} in {source_name} does not match the wheel's RECORD ({found}, RECORD says \
-         {expected}); the wheel was modified: download it again"
+         {expected}): the wheel was modified"
     )]
     NvidiaModified {
         name: String,
@@ -95,20 +99,16 @@ pub enum PackageError {
         found: String,
     },
     #[error(
-        "the package is not closed: {}. Add the libraries to --from, declare them as system \
-         libraries, or --exclude what needs them",
+        "the package is not closed: nothing in it provides {}",
         missing.iter().map(|(n, by)| format!("{n} (needed by {by})")).collect::<Vec<_>>().join(", ")
     )]
     Closure { missing: Vec<(String, String)> },
     #[error(
         "the CUDA version the libraries were built against is unknown (no CUDA runtime wheel \
-         among the inputs and no libcudart.so.N needed); give it with --cuda 12.9"
+         among the inputs and no libcudart.so.N needed)"
     )]
     UnknownCuda,
-    #[error(
-        "--per-arch was given but none of the vendor's libraries carries CUDA code; leave out \
-         --per-arch"
-    )]
+    #[error("--per-arch was given but none of the vendor's libraries carries CUDA code")]
     NothingToThin,
     #[error("thinning {library} for {target} failed")]
     Thin {
@@ -121,9 +121,7 @@ pub enum PackageError {
     InvalidManifest { problems: Vec<String> },
     #[error(
         "no machine could ever install {}: the planner runs it on no GPU from compute capability \
-         3.5 to 12.1 ({}). Give the CUDA provider built with kernels (a build whose `gpulibs \
-         inspect` shows SASS or PTX), or leave the CUDA provider out for a CPU-only release; \
-         no manifest was written",
+         3.5 to 12.1 ({}); no manifest was written",
         variants.iter().map(|(v, _)| format!("variant `{v}`")).collect::<Vec<_>>().join(", "),
         variants.iter().map(|(v, why)| format!("`{v}`: {why}")).collect::<Vec<_>>().join("; ")
     )]
@@ -133,7 +131,10 @@ pub enum PackageError {
         source_name: String,
         message: String,
     },
-    #[error("component {component}: {from} has {found}, the manifest says {expected}; the copy was not kept")]
+    #[error(
+        "component {component}: {from} has {found}, the manifest says {expected}; the copy was \
+         not kept"
+    )]
     MirrorDigest {
         component: String,
         from: String,
@@ -149,4 +150,58 @@ pub enum PackageError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl gpulibs_hint::Hint for PackageError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            PackageError::Io { .. } => {
+                "check that the path exists and that this user may read it (and write the \
+                 output directory)"
+                    .into()
+            }
+            PackageError::ReadInput { .. } => "check the path given to --from".into(),
+            PackageError::ReadManifest { .. } => "check the manifest given to `gpulibs mirror`: \
+                 a manifest file, a directory holding manifest.toml, or an http(s) URL"
+                .into(),
+            PackageError::UnknownInput { .. } => "give ONNX Runtime's build output directory, an \
+                 official wheel or an archive of the libraries"
+                .into(),
+            PackageError::BadArchive { .. } => "download or build the archive again".into(),
+            PackageError::NoLibraries { .. } => {
+                "point --from at the directory holding the libraries".into()
+            }
+            PackageError::ConflictingFiles { .. } => {
+                "give one of them, or --exclude the one you do not want".into()
+            }
+            PackageError::OutNotEmpty { .. } => {
+                "packaging writes into an empty or new directory: give another --out".into()
+            }
+            PackageError::NvidiaUnverified { .. } => {
+                "add the official wheel or archive it comes from to --from".into()
+            }
+            PackageError::NvidiaModified { .. } => "download the wheel again".into(),
+            PackageError::Closure { .. } => "add the libraries to --from, declare them with \
+                 --system when the machine provides them, or --exclude what needs them"
+                .into(),
+            PackageError::UnknownCuda => "give it with --cuda (`--cuda 12.9`)".into(),
+            PackageError::NothingToThin => "leave out --per-arch".into(),
+            PackageError::NeverInstallable { .. } => "give the CUDA provider built with kernels \
+                 (a build whose `gpulibs inspect` shows SASS or PTX), or leave it out for a \
+                 CPU-only release"
+                .into(),
+            PackageError::InvalidManifest { .. } => {
+                "this is a bug in gpulibs package: report it with the command line".into()
+            }
+            PackageError::MirrorDigest { .. } => "the source serves other bytes than its \
+                 manifest names: mirror again later, or ask its publisher"
+                .into(),
+            // The thinning error's own hint says what to do.
+            PackageError::NotALibrary { .. }
+            | PackageError::Thin { .. }
+            | PackageError::BadManifest { .. }
+            | PackageError::Fetch { .. }
+            | PackageError::PipResolve { .. } => return None,
+        })
+    }
 }

@@ -158,7 +158,10 @@ fn read_source(source: &str, dest: &Path) -> Result<Source, PackageError> {
     if p.is_dir() {
         p = p.join("manifest.toml");
     }
-    let manifest = std::fs::read(&p).map_err(io(&p))?;
+    let manifest = std::fs::read(&p).map_err(|source| PackageError::ReadManifest {
+        path: p.clone(),
+        source,
+    })?;
     let signature = std::fs::read(format!("{}.minisig", p.display())).ok();
     let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((manifest, signature, Base::Dir(base)))

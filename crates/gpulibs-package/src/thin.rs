@@ -145,7 +145,8 @@ impl ThinReport {
     }
 }
 
-/// Why a file could not be thinned. Each message says what to do.
+/// Why a file could not be thinned. Each message says what failed; what to do is its
+/// [`Hint`](gpulibs_hint::Hint).
 #[derive(Debug, thiserror::Error)]
 pub enum ThinError {
     #[error("{}: reading or writing failed", path.display())]
@@ -155,14 +156,13 @@ pub enum ThinError {
         source: std::io::Error,
     },
     #[error(
-        "refusing to thin {} onto itself: thinning writes a new file; give a different \
-         destination",
+        "refusing to thin {} onto itself: thinning writes a new file",
         path.display()
     )]
     SameFile { path: PathBuf },
     #[error(
         "container at {offset:#x} ({section}) is damaged: {warning}; thinning would guess at its \
-         layout. Check the file with `gpulibs inspect` and rebuild it"
+         layout"
     )]
     DamagedContainer {
         offset: u64,
@@ -180,14 +180,11 @@ pub enum ThinError {
         from: u64,
         to: u64,
     },
-    #[error(
-        "the source has no kernel image for {target}: {message}. Thinning cannot add code; \
-         rebuild with this architecture in CMAKE_CUDA_ARCHITECTURES or drop it from --per-arch"
-    )]
+    #[error("the source has no kernel image for {target}: {message}; thinning cannot add code")]
     NoKernelImage { target: String, message: String },
     #[error(
         "after thinning to {target}, the verdict is `{got}` where the source's was `{expected}` \
-         ({message}); this is a bug in thinning: report it with the file"
+         ({message})"
     )]
     Verdict {
         target: String,
@@ -196,8 +193,7 @@ pub enum ThinError {
         message: String,
     },
     #[error(
-        "after thinning, the container at {offset:#x} holds [{}] instead of the kept [{}]; this \
-         is a bug in thinning: report it with the file",
+        "after thinning, the container at {offset:#x} holds [{}] instead of the kept [{}]",
         found.join(", "),
         expected.join(", ")
     )]
@@ -206,6 +202,31 @@ pub enum ThinError {
         expected: Vec<String>,
         found: Vec<String>,
     },
+}
+
+impl gpulibs_hint::Hint for ThinError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            ThinError::Io { .. } => {
+                "check that the file exists and that this user may read it and write the \
+                 destination"
+                    .into()
+            }
+            ThinError::SameFile { .. } => "give a different destination".into(),
+            ThinError::DamagedContainer { .. } => {
+                "check the file with `gpulibs inspect` and rebuild it".into()
+            }
+            ThinError::Unaligned { .. } => "package it without --per-arch".into(),
+            ThinError::NoKernelImage { .. } => "rebuild with this architecture in \
+                 CMAKE_CUDA_ARCHITECTURES, or drop it from --per-arch"
+                .into(),
+            ThinError::Verdict { .. } | ThinError::Mismatch { .. } => {
+                "this is a bug in thinning: report it with the file, and package without \
+                 --per-arch meanwhile"
+                    .into()
+            }
+        })
+    }
 }
 
 /// Every container of a file's bytes and the section holding it, as `gpulibs-inspect`'s report

@@ -540,12 +540,12 @@ pub enum ManifestError {
     MissingSchemaVersion,
     #[error(
         "the manifest declares schema_version {declared}, newer than the {supported} this \
-         gpulibs reads: upgrade gpulibs"
+         gpulibs reads"
     )]
     NewerSchema { declared: u32, supported: u32 },
     #[error(
         "unknown field `{field}` at line {line} (in {context}); the manifest declares \
-         schema_version {declared}, this gpulibs reads schema_version {supported}: {fix}"
+         schema_version {declared}, this gpulibs reads schema_version {supported}"
     )]
     UnknownField {
         field: String,
@@ -554,7 +554,8 @@ pub enum ManifestError {
         line: usize,
         declared: u32,
         supported: u32,
-        /// "upgrade gpulibs" for a newer schema; "check the spelling" for the current one.
+        /// What to do (the [`Hint`](gpulibs_hint::Hint)): "upgrade gpulibs" for a newer
+        /// schema; "check the spelling" for the current one.
         fix: &'static str,
     },
     #[error("manifest line {line}: {message}")]
@@ -565,6 +566,16 @@ pub enum ManifestError {
     Invalid {
         problems: Vec<crate::validate::ValidationError>,
     },
+}
+
+impl gpulibs_hint::Hint for ManifestError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            ManifestError::NewerSchema { .. } => Some("upgrade gpulibs".into()),
+            ManifestError::UnknownField { fix, .. } => Some((*fix).into()),
+            _ => None,
+        }
+    }
 }
 
 fn invalid_message(problems: &[crate::validate::ValidationError]) -> String {

@@ -58,8 +58,7 @@ pub enum EmbeddedError {
     },
     #[error(
         "the index serves {filename} with sha256 {served}, but gpulibs measured {expected}: the \
-         mirror or index serves other bytes under that name; use the official index or pass \
-         --manifest"
+         mirror or index serves other bytes under that name"
     )]
     HashMismatch {
         filename: String,
@@ -68,7 +67,7 @@ pub enum EmbeddedError {
     },
     #[error(
         "the index serves {served} for {requirement}, but gpulibs measured {expected}: the index \
-         offers a different build; use the official index or pass --manifest"
+         offers a different build"
     )]
     OtherFile {
         requirement: String,
@@ -82,7 +81,15 @@ impl gpulibs_hint::Hint for EmbeddedError {
         match self {
             // Transparent: pip's own error is not a separate link of the chain.
             EmbeddedError::Pip(e) => e.hint(),
-            _ => None,
+            EmbeddedError::HashMismatch { .. } | EmbeddedError::OtherFile { .. } => Some(
+                "point pip at the official index (`pip config list` shows the one it uses), or \
+                 pass --manifest"
+                    .into(),
+            ),
+            EmbeddedError::NotReturned { .. } => {
+                Some("check the index pip uses (`pip config list`), or pass --manifest".into())
+            }
+            EmbeddedError::UnknownComponent(_) | EmbeddedError::NotPypi(_) => None,
         }
     }
 }

@@ -141,8 +141,10 @@ impl Hint for ManifestLoadError {
                 "{manifest} breaks the rules of docs/manifest.md (Validation): report it to the \
                  vendor"
             ),
-            ManifestLoadError::Manifest { manifest, .. } => {
-                format!("{manifest} is not a gpulibs release manifest this version reads")
+            // The manifest's own error says what to do when it knows (upgrade, spelling).
+            ManifestLoadError::Manifest { source, .. } if source.hint().is_some() => return None,
+            ManifestLoadError::Manifest { .. } => {
+                "check that it is a gpulibs release manifest (docs/manifest.md)".into()
             }
         })
     }
