@@ -395,3 +395,16 @@ fn a_manifest_this_gpulibs_cannot_read_says_the_fix_once() {
         );
     }
 }
+
+/// `--ort` naming nothing, with the GPU asked for: the library is what is missing (it used to
+/// be reported as "a CPU-only ONNX Runtime" whose CUDA provider was missing from `/`).
+#[test]
+fn verify_with_an_ort_path_that_names_nothing() {
+    let ctx = TestContext::new();
+    ctx.snapshot(
+        "verify_ort_missing_cuda",
+        ctx.gpulibs()
+            .args(["verify", "--device", "cuda:0", "--ort"])
+            .arg(ctx.path().join("nothing/libonnxruntime.so")),
+    );
+}

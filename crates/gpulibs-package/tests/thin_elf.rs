@@ -327,7 +327,10 @@ fn no_kernel_image_is_an_error_and_no_cuda_code_is_shared() {
     // What to do is the hint, not part of the message.
     let hint = gpulibs_hint::Hint::hint(&err).expect("a step");
     assert!(hint.contains("CMAKE_CUDA_ARCHITECTURES"), "{hint}");
-    assert!(!err.to_string().contains("CMAKE_CUDA_ARCHITECTURES"), "{err}");
+    assert!(
+        !err.to_string().contains("CMAKE_CUDA_ARCHITECTURES"),
+        "{err}"
+    );
 
     let plain = build_so(dir.path(), "libplain.so", &[]);
     let original = std::fs::read(&plain).unwrap();

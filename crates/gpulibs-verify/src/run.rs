@@ -342,6 +342,8 @@ fn preflight(
     index: u32,
     report: &mut VerifyReport,
 ) -> Result<(), VerifyError> {
+    // The library itself first: a path that names nothing is not "a CPU-only ONNX Runtime".
+    runtime::check_elf(&req.ort_library)?;
     let detection = detect(&DetectOptions::from_env());
     let gpu = detection.gpus.iter().find(|g| g.index == index);
     match gpu {

@@ -202,7 +202,9 @@ pub(crate) fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn check_elf(path: &Path) -> Result<(), VerifyError> {
+/// `path` is a regular file that starts like an ELF library, or [`VerifyError::OrtLibraryUnusable`]
+/// says why not.
+pub(crate) fn check_elf(path: &Path) -> Result<(), VerifyError> {
     let unusable = |problem: String| VerifyError::OrtLibraryUnusable {
         path: path.to_path_buf(),
         problem,
