@@ -58,7 +58,11 @@ impl CliError {
     }
 
     fn causes(&self) -> Vec<String> {
-        self.chain().skip(1).map(|e| e.to_string()).collect()
+        // Some errors (TOML's) end with a newline; the line structure is the renderer's.
+        self.chain()
+            .skip(1)
+            .map(|e| e.to_string().trim_end().to_string())
+            .collect()
     }
 
     /// Every hint of the chain, outermost first, then the command's; each once.
@@ -142,6 +146,7 @@ fn library_hint(e: &(dyn Error + 'static)) -> Option<String> {
     }
     let hint = as_hint::<gpulibs_install::InstallError>(e)
         .or_else(|| as_hint::<gpulibs_verify::VerifyError>(e))
+        .or_else(|| as_hint::<gpulibs_verify::CatalogError>(e))
         .or_else(|| as_hint::<gpulibs_sources::EmbeddedError>(e))
         .or_else(|| as_hint::<gpulibs_sources::PipError>(e))
         .or_else(|| as_hint::<gpulibs_sources::ManifestLoadError>(e))

@@ -150,12 +150,18 @@ fn init_logging(verbose: u8, quiet: bool, style: Style) {
         .ok()
         .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(style.color())
-        .with_target(verbose >= 2)
-        .init();
+        .with_target(verbose >= 2);
+    // Times only where the order of many lines matters (`-vv` and more): a warning shown by
+    // default reads as a line of the command's output, not of a log file.
+    if verbose >= 2 {
+        fmt.init();
+    } else {
+        fmt.without_time().init();
+    }
 }
 
 fn main() -> ExitCode {

@@ -408,3 +408,34 @@ fn verify_with_an_ort_path_that_names_nothing() {
             .arg(ctx.path().join("nothing/libonnxruntime.so")),
     );
 }
+
+/// Inputs that hold nothing the command reads: a directory with no ELF file for `inspect` (it
+/// printed nothing and exited 0), a model directory with no `.onnx` for `verify` (the device
+/// line was blank), a catalog that is not one for `recommend` (no hint).
+#[test]
+fn inputs_holding_nothing_usable_say_so() {
+    let ctx = TestContext::new();
+    let empty = ctx.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("README"), "no libraries here").unwrap();
+    ctx.snapshot(
+        "inspect_nothing_to_read",
+        ctx.gpulibs().args(["inspect", "--gpu", "9.0"]).arg(&empty),
+    );
+    ctx.snapshot(
+        "verify_no_models",
+        ctx.gpulibs()
+            .args(["verify", "--device", "cpu", "--ort"])
+            .arg(ctx.path().join("libonnxruntime.so"))
+            .arg("--model")
+            .arg(&empty),
+    );
+    ctx.snapshot(
+        "recommend_not_a_catalog",
+        ctx.gpulibs()
+            .args(["recommend", "--catalog"])
+            .arg(empty.join("README"))
+            .arg("--ort")
+            .arg(ctx.path().join("libonnxruntime.so")),
+    );
+}

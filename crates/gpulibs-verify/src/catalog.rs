@@ -112,6 +112,19 @@ pub enum CatalogError {
     Invalid(String),
 }
 
+impl gpulibs_hint::Hint for CatalogError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            CatalogError::Schema { found } if *found > CATALOG_SCHEMA_VERSION => {
+                "upgrade gpulibs, or give a catalog of the schema it reads".into()
+            }
+            _ => "write the catalog as docs/verify.md (recommend) shows: `schema_version = 1` and \
+                  one `[[model]]` table per model"
+                .into(),
+        })
+    }
+}
+
 /// Reads a catalog; relative file names will be resolved against `root`.
 pub fn parse_catalog(text: &str, root: impl Into<PathBuf>) -> Result<Catalog, CatalogError> {
     let mut c: Catalog = toml::from_str(text)?;

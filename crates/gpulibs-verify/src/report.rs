@@ -336,11 +336,12 @@ impl VerifyReport {
         if let Some(p) = &self.provider_library {
             let _ = writeln!(s, "provider:  {}", p.display());
         }
-        let _ = writeln!(
-            s,
-            "device:    {} (asked: {})",
-            self.device.used, self.device.requested
-        );
+        // `used` is empty when verification stopped before choosing a device.
+        let used = match self.device.used.as_str() {
+            "" => "none chosen",
+            used => used,
+        };
+        let _ = writeln!(s, "device:    {used} (asked: {})", self.device.requested);
         if let Some(g) = &self.device.gpu {
             let _ = writeln!(
                 s,

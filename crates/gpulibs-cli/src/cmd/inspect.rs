@@ -191,6 +191,17 @@ pub fn run(args: &Args, ctx: &Context) -> Result<Outcome, CliError> {
             }
         }
     }
+    if files.is_empty() && failures.is_empty() {
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(CliError::new(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no ELF file or fatbin found in {}", paths.join(", ")),
+        ))
+        .with_hint(
+            "give a CUDA library (`libonnxruntime_providers_cuda.so`), a raw fatbin, or a \
+             directory holding them",
+        ));
+    }
     if files.is_empty() && failures.len() == 1 {
         if let Some(e) = last_error {
             // The error itself, not its text: the renderer prints each cause once.
