@@ -40,6 +40,8 @@ Exit codes:
 
 Environment:
   GPULIBS_HOME           the install root, instead of $XDG_DATA_HOME/APP/gpu-libs
+  GPULIBS_STORE          the shared component store's home, instead of
+                         $XDG_DATA_HOME/gpulibs (docs/store.md)
   XDG_DATA_HOME          where install roots live (default ~/.local/share)
   XDG_CONFIG_HOME        where `install --app` writes gpu-package-info.json
                          (default ~/.config)

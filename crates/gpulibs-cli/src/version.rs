@@ -79,7 +79,8 @@ fn long(b: &BuildInfo) -> String {
     )
 }
 
-/// Print the build's facts: version, git commit, target, profile, features and compiler.
+/// Print the build's facts: version, commit, target, features and compiler
+///
 /// `gpulibs --version` prints the short form.
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -193,6 +193,7 @@ fn help_lists_the_environment() {
     let help = String::from_utf8(out.stdout).unwrap();
     for var in [
         "GPULIBS_HOME",
+        "GPULIBS_STORE",
         "GPULIBS_PYTHON",
         "HTTPS_PROXY",
         "NO_PROXY",
@@ -438,4 +439,12 @@ fn inputs_holding_nothing_usable_say_so() {
             .arg("--ort")
             .arg(ctx.path().join("libonnxruntime.so")),
     );
+}
+
+/// The first screen a new user reads: every command in one line, the options, the exit codes
+/// and the environment.
+#[test]
+fn top_level_help() {
+    let ctx = TestContext::new();
+    ctx.snapshot("help", ctx.gpulibs().arg("--help"));
 }

@@ -178,8 +178,9 @@ pub fn rollback(args: &RollbackArgs, ctx: &Context) -> Result<CmdOutcome, CliErr
     })
 }
 
-/// Delete installs other than the active and previous ones (and the N newest others), then
-/// every stored component no remaining install uses.
+/// Delete old installs, then every stored component no remaining install uses
+///
+/// The active and previous installs stay, and the N newest others with `--keep N`.
 #[derive(Debug, clap::Args)]
 pub struct GcArgs {
     #[command(flatten)]
@@ -208,10 +209,11 @@ pub fn gc(args: &GcArgs, ctx: &Context) -> Result<CmdOutcome, CliError> {
     })
 }
 
-/// Delete the install root, and the seed-compatible receipt if gpulibs wrote it and it is
-/// unchanged. Only what gpulibs put in the root is deleted: anything else is left, listed, and
-/// keeps the directory. A directory gpulibs did not make (no `gpulibs-root.json`) is refused.
-/// Nothing else outside the root is touched.
+/// Delete the install root (only what gpulibs put there), and its seed-compatible receipt
+///
+/// The receipt goes only if gpulibs wrote it and it is unchanged. Anything else in the root is
+/// left, listed, and keeps the directory. A directory gpulibs did not make (no
+/// `gpulibs-root.json`) is refused. Nothing else outside the root is touched.
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
     #[command(flatten)]

@@ -17,8 +17,9 @@ use crate::{Context, Outcome};
 /// The record `gpulibs mirror --embedded` writes into DIR: what it stored and for what.
 pub const RECORD: &str = "gpulibs-mirror.json";
 
-/// Copy a release into a directory, verifying every sha256: for offline installs
-/// (`gpulibs install --offline DIR`) or a LAN server.
+/// Copy a release into a directory, verifying every sha256, for offline installs or a LAN server
+///
+/// The directory serves `gpulibs install --offline DIR`, or any web server on a LAN.
 ///
 /// `gpulibs mirror MANIFEST DIR` copies a vendor's manifest, its signature and every archive it
 /// names (components that pip resolves, `pip:name==version`, are resolved through pip).
