@@ -438,6 +438,10 @@ fn verdict_of(report: &serde_json::Value, what: &str) -> Option<(bool, String)> 
     let outcome = report.get("outcome")?;
     let status = outcome.get("status")?.as_str()?;
     let reason = outcome.get("reason").and_then(|r| r.as_str());
+    // The CPU runtime is verified with `--device cpu`: "--device cpu was asked" would name a
+    // flag the user never gave (the summary's `not GPU:` line says why it is the CPU runtime).
+    let asked_cpu = report.pointer("/device/requested").and_then(|d| d.as_str()) == Some("cpu");
+    let reason = reason.filter(|_| !(status == "cpu_only" && asked_cpu));
     Some(match status {
         "failed" => (
             false,
@@ -649,6 +653,51 @@ impl Ui {
             if !bar.is_finished() {
                 bar.abandon();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verdict_of;
+    use serde_json::json;
+
+    /// The install summary's verify line from the verifier's report: the CPU runtime verified
+    /// with the `--device cpu` the installer passed names no flag; a CPU-only run the user's
+    /// device choice led to keeps its reason; a failure keeps stage and reason.
+    #[test]
+    fn the_verify_line_names_only_what_the_user_did() {
+        let report = |status: &str, requested: &str, reason: &str| {
+            json!({
+                "outcome": {"status": status, "reason": reason, "stage": "load"},
+                "device": {"requested": requested},
+                "ort_version": "1.23.2",
+                "total_ms": 31.4,
+            })
+        };
+        let cases = [
+            (
+                report("cpu_only", "cpu", "--device cpu was asked"),
+                (true, "CPU only (ONNX Runtime 1.23.2, probe model, 31 ms)"),
+            ),
+            (
+                report("cpu_only", "auto", "no usable GPU was detected"),
+                (
+                    true,
+                    "CPU only (ONNX Runtime 1.23.2, probe model, 31 ms): no usable GPU was \
+                     detected",
+                ),
+            ),
+            (
+                report("failed", "cpu", "cannot load ONNX Runtime"),
+                (false, "failed (load): cannot load ONNX Runtime"),
+            ),
+        ];
+        for (report, (passed, line)) in cases {
+            assert_eq!(
+                verdict_of(&report, "probe model"),
+                Some((passed, line.to_string()))
+            );
         }
     }
 }
