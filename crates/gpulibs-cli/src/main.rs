@@ -12,6 +12,7 @@ mod cmd;
 mod error;
 mod interrupt;
 mod output;
+mod progress;
 mod style;
 mod version;
 
@@ -200,8 +201,8 @@ fn main() -> ExitCode {
         Command::Env(args) => cmd::lifecycle::env(args, &ctx),
         Command::Verify(args) => cmd::verify::run(args, &ctx),
         Command::Recommend(args) => cmd::recommend::run(args, &ctx),
-        Command::Package(args) => cmd::package::package_cmd(args, &ctx),
-        Command::Mirror(args) => cmd::mirror::mirror_cmd(args, &ctx),
+        Command::Package(args) => cmd::package::package_cmd(args, &ctx, cli.json),
+        Command::Mirror(args) => cmd::mirror::mirror_cmd(args, &ctx, cli.json),
         Command::Version(args) => Ok(version::run(args)),
         Command::Completions(args) => {
             let mut command = Cli::command();

@@ -7,8 +7,13 @@
 //! - `gpulibs mirror MANIFEST DIR` resolves `pip:` components through pip and stores the wheels
 //!   under their own names: a directory `install --offline` accepts, without pip;
 //! - `gpulibs mirror --embedded DIR` asks pip for the pins of the embedded default's variants
-//!   and keeps nothing whose bytes are not the measured ones.
+//!   and keeps nothing whose bytes are not the measured ones;
+//! - and, with this machine's real pip and a package index on 127.0.0.1 serving the official
+//!   CPU wheel, mirrors the embedded default for a machine with no GPU, from which `install
+//!   --offline`, with no Python at all, installs and verifies the real ONNX Runtime.
 
+#[path = "../../gpulibs-verify/tests/common/mod.rs"]
+mod ort_wheels;
 #[path = "../../gpulibs-install/tests/support/mod.rs"]
 mod support;
 mod world;
@@ -276,4 +281,95 @@ fn mirror_embedded_asks_pip_for_the_variants_pins_and_keeps_only_measured_bytes(
         !ok && text.contains("give the manifest and the directory"),
         "{text}"
     );
+}
+
+/// The embedded default, mirrored for a machine with no GPU by this machine's real pip from a
+/// package index on 127.0.0.1 (a PEP 503 project page, as PyPI serves it, holding the official
+/// CPU wheel): the wheel is kept under its own name and recorded; `install --offline` from the
+/// directory, with no Python at all, installs the real ONNX Runtime and verifies it on the CPU.
+#[test]
+fn mirror_embedded_with_real_pip_then_install_offline_without_pip() {
+    use gpulibs_sources::{embedded_default, CoverageTable, PIP_URL_SCHEME};
+    let w = World::new();
+    let m = embedded_default(CoverageTable::embedded());
+    let cpu = m.variants.iter().find(|v| v.name == "cpu").unwrap();
+    let c = m
+        .components
+        .iter()
+        .find(|c| c.id == cpu.components[0])
+        .unwrap();
+    let (name, version) = c
+        .archive
+        .url
+        .strip_prefix(PIP_URL_SCHEME)
+        .and_then(|r| r.split_once("=="))
+        .unwrap();
+    let wheel = ort_wheels::wheel(name, version);
+    let file = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let bytes = std::fs::read(&wheel).unwrap();
+    assert_eq!(
+        sha256_hex(&bytes),
+        c.archive.sha256,
+        "{file} is not the measured wheel"
+    );
+    w.server.put(&format!("/files/{file}"), bytes);
+    w.server.put(
+        &format!("/simple/{name}/"),
+        format!(
+            "<!DOCTYPE html><html><body><a href=\"/files/{file}#sha256={}\">{file}</a></body></html>",
+            c.archive.sha256
+        ),
+    );
+    let dir = w.tmp.path().join("usb");
+    let mut mirror = w.gpulibs(Path::new("python3"));
+    mirror
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_INDEX_URL", w.server.url("/simple/"))
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .env_remove("PIP_FIND_LINKS")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .args(["mirror", "--embedded", "--cpu"])
+        .arg(&dir);
+    let out = mirror.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    world::snapshot(
+        "mirror_embedded_cpu",
+        &out,
+        &[
+            (w.tmp.path(), "[TMP]"),
+            (Path::new(&w.server.url("")), "[INDEX]/"),
+        ],
+    );
+    assert!(dir.join(&file).is_file());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("gpulibs-mirror.json")).unwrap()).unwrap();
+    assert_eq!(record["schema_version"], 1);
+    assert_eq!(record["variants"], serde_json::json!(["cpu"]));
+    assert_eq!(record["wheels"][0]["file"], file.as_str());
+    assert_eq!(record["wheels"][0]["sha256"], c.archive.sha256.as_str());
+    // pip was asked once, through the index on 127.0.0.1; the wheel was fetched by gpulibs.
+    let paths: Vec<String> = w.server.log().into_iter().map(|s| s.path).collect();
+    assert!(paths.contains(&format!("/simple/{name}/")), "{paths:?}");
+    assert!(paths.contains(&format!("/files/{file}")), "{paths:?}");
+
+    // No Python, no network: the directory alone.
+    w.server.clear_log();
+    let (ok, text) = output(
+        w.gpulibs(&w.no_python())
+            .args(["install", "--cpu", "--offline"])
+            .arg(&dir),
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("verify: CPU only (ONNX Runtime"), "{text}");
+    assert!(w.server.log().is_empty(), "{:?}", w.server.log());
+    let lib = w
+        .root()
+        .join("current/lib")
+        .join(format!("libonnxruntime.so.{version}"));
+    assert!(lib.is_file(), "{text}");
 }

@@ -30,12 +30,13 @@ pub mod package;
 pub mod thin;
 
 pub use mirror::{
-    mirror, mirror_components, mirror_with, ComponentsMirrorReport, MirrorReport, PipResolve,
+    mirror, mirror_components, mirror_with, ComponentsMirrorReport, MirrorEvent, MirrorProgress,
+    MirrorReport, PipResolve,
 };
 pub use package::{
-    classify_runtime_name, is_nvidia_library, never_installable, package, ComponentReport,
-    LibraryReport, PackageReport, PackageRequest, PackageWarnings, RuntimeWarning, WarningAction,
-    ZstdSettings, NVIDIA_PREFIXES, SYSTEM_LIBRARIES,
+    classify_runtime_name, is_nvidia_library, never_installable, package, package_with,
+    ComponentReport, LibraryReport, PackageEvent, PackageReport, PackageRequest, PackageWarnings,
+    RuntimeWarning, WarningAction, ZstdSettings, NVIDIA_PREFIXES, SYSTEM_LIBRARIES,
 };
 pub use thin::{
     containers_with_sections, thin, thin_file, thin_file_with, thin_with, ContainerOutcome,

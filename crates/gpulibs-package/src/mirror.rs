@@ -178,8 +178,24 @@ pub type PipResolve<'a> = &'a dyn Fn(
 /// pip resolves at install time (`pip:name==version`) is refused: [`mirror_with`] resolves
 /// them.
 pub fn mirror(source: &str, dest: &Path) -> Result<MirrorReport, PackageError> {
-    mirror_with(source, dest, None)
+    mirror_with(source, dest, None, &|_| {})
 }
+
+/// What a mirror run is doing, for a progress display (the CLI's).
+#[derive(Debug)]
+pub enum MirrorEvent<'a> {
+    /// pip is asked for the URLs of these components.
+    Resolving { components: &'a [String] },
+    /// An archive is being downloaded: `gpulibs-fetch`'s progress.
+    Download(&'a gpulibs_fetch::Progress<'a>),
+    /// An archive is being copied from a local directory.
+    Copying { component: &'a str, bytes: u64 },
+    /// An archive was in the directory already with its sha256 and size: kept.
+    Present { component: &'a str },
+}
+
+/// Where a mirror run reports its [`MirrorEvent`]s.
+pub type MirrorProgress<'a> = &'a dyn Fn(&MirrorEvent<'_>);
 
 /// [`mirror`], with `pip:` components resolved by `resolve` first and stored under the wheel's
 /// own file name (the URL pip answered), checked against the manifest's sha256 and size like
@@ -188,6 +204,7 @@ pub fn mirror_with(
     source: &str,
     dest: &Path,
     resolve: Option<PipResolve<'_>>,
+    progress: MirrorProgress<'_>,
 ) -> Result<MirrorReport, PackageError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     let (manifest_bytes, signature, base) = read_source(source, dest)?;
@@ -199,12 +216,12 @@ pub fn mirror_with(
             message: e.to_string(),
         })?;
     let ids: Vec<String> = manifest.components.iter().map(|c| c.id.clone()).collect();
-    resolve_pip(&mut manifest, &ids, source, resolve)?;
+    resolve_pip(&mut manifest, &ids, source, resolve, progress)?;
 
     let mut artifacts = Vec::new();
     let mut rewritten = false;
     for c in &mut manifest.components {
-        let (artifact, segment) = copy_component(c, &base, dest, source)?;
+        let (artifact, segment) = copy_component(c, &base, dest, source, progress)?;
         artifacts.push(artifact);
         if c.archive.url != segment || !c.archive.mirrors.is_empty() {
             c.archive.url = segment;
@@ -260,6 +277,7 @@ fn resolve_pip(
     ids: &[String],
     source: &str,
     resolve: Option<PipResolve<'_>>,
+    progress: MirrorProgress<'_>,
 ) -> Result<(), PackageError> {
     let pip: Vec<String> = manifest
         .components
@@ -285,6 +303,7 @@ fn resolve_pip(
             ),
         });
     };
+    progress(&MirrorEvent::Resolving { components: &pip });
     resolve(manifest, &pip).map_err(|e| PackageError::PipResolve {
         source_name: source.to_string(),
         components: pip.join(", "),
@@ -312,6 +331,7 @@ fn copy_component(
     base: &Base,
     dest: &Path,
     source: &str,
+    progress: MirrorProgress<'_>,
 ) -> Result<((PathBuf, u64, bool), String), PackageError> {
     let a = &c.archive;
     let bad = |message: String| PackageError::BadManifest {
@@ -328,6 +348,7 @@ fn copy_component(
         false
     };
     if present {
+        progress(&MirrorEvent::Present { component: &c.id });
         return Ok(((dst, a.size, false), segment));
     }
     let tmp = dest.join(format!(".{file_name}.partial-{}", std::process::id()));
@@ -337,8 +358,12 @@ fn copy_component(
             .chain(a.mirrors.iter().map(|m| resolve(base, m)))
             .filter(|u| is_remote(u))
             .collect();
-        download(&c.id, urls, a, &tmp, dest)
+        download(&c.id, urls, a, &tmp, dest, progress)
     } else {
+        progress(&MirrorEvent::Copying {
+            component: &c.id,
+            bytes: a.size,
+        });
         copy_hashed(Path::new(&from), &tmp)
     };
     let (sha, size) = match got {
@@ -378,6 +403,7 @@ pub fn mirror_components(
     dest: &Path,
     source_name: &str,
     resolve: Option<PipResolve<'_>>,
+    progress: MirrorProgress<'_>,
 ) -> Result<ComponentsMirrorReport, PackageError> {
     let mut manifest = manifest.clone();
     for id in ids {
@@ -389,7 +415,7 @@ pub fn mirror_components(
         }
     }
     std::fs::create_dir_all(dest).map_err(io(dest))?;
-    resolve_pip(&mut manifest, ids, source_name, resolve)?;
+    resolve_pip(&mut manifest, ids, source_name, resolve, progress)?;
     let base = Base::Dir(PathBuf::new());
     let mut artifacts = Vec::new();
     for c in manifest.components.iter().filter(|c| ids.contains(&c.id)) {
@@ -402,7 +428,7 @@ pub fn mirror_components(
                 ),
             });
         }
-        let ((file, size, copied), _) = copy_component(c, &base, dest, source_name)?;
+        let ((file, size, copied), _) = copy_component(c, &base, dest, source_name, progress)?;
         artifacts.push((c.id.clone(), file, size, copied));
     }
     Ok(ComponentsMirrorReport { artifacts })
@@ -433,6 +459,7 @@ fn download(
     a: &gpulibs_plan::Artifact,
     tmp: &Path,
     dest: &Path,
+    progress: MirrorProgress<'_>,
 ) -> Result<(String, u64), PackageError> {
     let url = urls.first().cloned().unwrap_or_default();
     let url = url.as_str();
@@ -454,11 +481,12 @@ fn download(
         Ok(n)
     });
     let opts = fetch_options(dest);
-    gpulibs_fetch::fetch(&artifact, &mut sink, &opts, &|_| {}).map_err(|e| {
-        PackageError::Fetch {
-            url: url.to_string(),
-            message: fetch_text(&e),
-        }
+    gpulibs_fetch::fetch(&artifact, &mut sink, &opts, &|p| {
+        progress(&MirrorEvent::Download(p))
+    })
+    .map_err(|e| PackageError::Fetch {
+        url: url.to_string(),
+        message: fetch_text(&e),
     })?;
     // gpulibs-fetch checked the digest while streaming; hash the file once more so a short
     // write cannot pass.

@@ -276,8 +276,28 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PackageError + '_ {
     }
 }
 
+/// What packaging is doing, for a progress display (the CLI's): each phase that can take
+/// seconds says when it starts.
+#[derive(Debug)]
+pub enum PackageEvent<'a> {
+    /// Reading the inputs (unpacking wheels and tarballs) and measuring every library.
+    Collecting { inputs: usize },
+    /// `library` being thinned to `target` (`--per-arch`).
+    Thinning { library: &'a str, target: &'a str },
+    /// `component`'s archive being compressed: its files' bytes before compression.
+    Compressing { component: &'a str, bytes: u64 },
+}
+
 /// Packages the inputs: see the crate documentation and docs/package.md.
 pub fn package(req: &PackageRequest) -> Result<PackageReport, PackageError> {
+    package_with(req, &|_| {})
+}
+
+/// [`package`], saying each slow step to `progress`.
+pub fn package_with(
+    req: &PackageRequest,
+    progress: &dyn Fn(&PackageEvent<'_>),
+) -> Result<PackageReport, PackageError> {
     if req.out.exists()
         && std::fs::read_dir(&req.out)
             .map_err(io(&req.out))?
@@ -290,7 +310,7 @@ pub fn package(req: &PackageRequest) -> Result<PackageReport, PackageError> {
     }
     std::fs::create_dir_all(&req.out).map_err(io(&req.out))?;
     let work = req.out.join(".work");
-    let result = package_in(req, &work);
+    let result = package_in(req, &work, progress);
     let _ = std::fs::remove_dir_all(&work);
     result
 }
@@ -298,13 +318,20 @@ pub fn package(req: &PackageRequest) -> Result<PackageReport, PackageError> {
 /// The phases: [`collect_and_measure`] → [`check_closure`] → [`vendor_components`] (thinning)
 /// and [`nvidia_components`] → [`archive`] → [`variants`] → [`check_manifest`] →
 /// [`write_manifest`] → [`write_notices`] → [`write_report`].
-fn package_in(req: &PackageRequest, work: &Path) -> Result<PackageReport, PackageError> {
+fn package_in(
+    req: &PackageRequest,
+    work: &Path,
+    progress: &dyn Fn(&PackageEvent<'_>),
+) -> Result<PackageReport, PackageError> {
+    progress(&PackageEvent::Collecting {
+        inputs: req.inputs.len(),
+    });
     let (inputs, libs) = collect_and_measure(req, work)?;
     let (libs, pruned, warnings) = check_closure(req, libs, &inputs)?;
     let cuda = cuda_version(req, &libs, &inputs)?;
-    let (mut comps, thinning) = vendor_components(req, work, &libs, &inputs)?;
+    let (mut comps, thinning) = vendor_components(req, work, &libs, &inputs, progress)?;
     comps.extend(nvidia_components(&libs, &inputs));
-    let (manifest_components, reports) = archive(req, work, &libs, &comps, cuda)?;
+    let (manifest_components, reports) = archive(req, work, &libs, &comps, cuda, progress)?;
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         app: req.app.clone(),
@@ -424,6 +451,7 @@ fn vendor_components(
     work: &Path,
     libs: &[Lib],
     inputs: &[Input],
+    progress: &dyn Fn(&PackageEvent<'_>),
 ) -> Result<(Vec<Comp>, Thinning), PackageError> {
     let vendor_version = req
         .component_version
@@ -474,6 +502,10 @@ fn vendor_components(
             let mut members = Vec::new();
             for &i in &cuda_libs {
                 let l = &libs[i];
+                progress(&PackageEvent::Thinning {
+                    library: &l.c.name,
+                    target: &sm,
+                });
                 let mut data = std::fs::read(&l.c.path).map_err(io(&l.c.path))?;
                 let r = thin_with(&mut data, target, req.driver, &ThinOptions::default()).map_err(
                     |e| PackageError::Thin {
@@ -531,10 +563,15 @@ fn archive(
     libs: &[Lib],
     comps: &[Comp],
     cuda: Option<CudaVersion>,
+    progress: &dyn Fn(&PackageEvent<'_>),
 ) -> Result<(Vec<Component>, Vec<ComponentReport>), PackageError> {
     let mut manifest_components = Vec::new();
     let mut reports = Vec::new();
     for comp in comps {
+        progress(&PackageEvent::Compressing {
+            component: &comp.id,
+            bytes: comp.members.iter().map(|m| m.3).sum(),
+        });
         let (component, report) = archive_component(req, work, libs, comp, cuda)?;
         manifest_components.push(component);
         reports.push(report);

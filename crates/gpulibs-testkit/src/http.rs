@@ -38,7 +38,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Serve the file, honouring `Range` (`206`; `416` with `Content-Range: bytes */LEN` for a
-    /// start at or past the end).
+    /// start at or past the end); a path ending in `/` as `text/html`.
     Serve,
     /// Serve the whole file with `200` even when a range was asked for.
     IgnoreRange,
@@ -303,7 +303,12 @@ fn serve_request(stream: &mut (impl Read + Write), world: &Mutex<World>) -> io::
                 let total = ("Content-Range".into(), format!("bytes */{}", file.len()));
                 return respond(stream, 416, &[total], b"");
             }
-            let (status, headers, body) = ranged(&file);
+            let (status, mut headers, body) = ranged(&file);
+            // A path ending in `/` is a page, as a package index's project pages are (pip reads
+            // only pages that say they are HTML).
+            if path.ends_with('/') {
+                headers.push(("Content-Type".into(), "text/html".into()));
+            }
             respond(stream, status, &headers, &body)
         }
         Reply::IgnoreRange => respond(stream, 200, &[], &file),

@@ -1,14 +1,10 @@
 //! `gpulibs install`: plan, then carry the plan out (`gpulibs-install`), with progress bars on a
 //! terminal, plain lines otherwise, and a summary.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Instant;
 
 use gpulibs_detect::{detect, DetectOptions};
-use gpulibs_fetch::{NetworkEnv, Stage};
+use gpulibs_fetch::NetworkEnv;
 use gpulibs_install::{install, is_cpu_runtime, Event, InstallRequest, Verdict, Verifier};
 use gpulibs_plan::{Outcome, Trust, VariantDevice, Warning};
 use gpulibs_sources::Pip;
@@ -16,14 +12,14 @@ use gpulibs_store::{
     install_root, seed_info_path, store_home, DriverRecord, Env, GpuRecord, InstallRecord, RootEnv,
     Store, DEFAULT_APP,
 };
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::plan::free_space_near;
 use super::planning::{make_plan, HostArgs, ManifestArgs};
 use crate::error::{exit, CliError};
 use crate::output::install::{render, render_refused, InstallOutput, InstallRefused};
 use crate::output::{to_json, SCHEMA_VERSION};
-use crate::style::{bytes, Style};
+use crate::progress::{Mode, Ui};
+use crate::style::bytes;
 use crate::{Context, Outcome as CmdOutcome};
 
 /// Install the libraries this machine needs, verify them, and make them active.
@@ -170,7 +166,7 @@ pub fn run(args: &Args, ctx: &Context, json: bool) -> Result<CmdOutcome, CliErro
         ctx.style.dim("manifest  "),
         planned.manifest_source
     ));
-    let result = install(&req, &|e| ui.event(e));
+    let result = install(&req, &|e| show(&ui, e));
     ui.finish();
     // The renderer asks the error (and every cause) for its hint.
     let report = result?;
@@ -474,186 +470,55 @@ fn verdict_of(report: &serde_json::Value, what: &str) -> Option<(bool, String)> 
     })
 }
 
-/// Progress for people: bars on a terminal, plain lines otherwise, nothing with `--json`.
-struct Ui {
-    mode: Mode,
-    style: Style,
-    state: Mutex<UiState>,
-}
-
-enum Mode {
-    Quiet,
-    Lines,
-    Bars(MultiProgress),
-}
-
-#[derive(Default)]
-struct UiState {
-    bars: HashMap<String, ProgressBar>,
-    started: HashMap<String, Instant>,
-    announced: HashMap<String, bool>,
-}
-
-impl Ui {
-    fn new(json: bool, style: Style) -> Ui {
-        let mode = if json {
-            Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
-            Mode::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
-        } else {
-            Mode::Lines
-        };
-        Ui {
-            mode,
-            style,
-            state: Mutex::new(UiState::default()),
-        }
+/// Shows one of the install's events on `ui`.
+fn show(ui: &Ui, e: &Event) {
+    if matches!(ui.mode, Mode::Quiet) {
+        return;
     }
-
-    fn line(&self, text: &str) {
-        match &self.mode {
-            Mode::Quiet => {}
-            Mode::Lines => eprintln!("{text}"),
-            Mode::Bars(m) => {
-                let _ = m.println(text);
+    let s = ui.style;
+    match e {
+        Event::WaitingForLock { pid } => ui.line(&format!(
+            "waiting for another gpulibs install{} to finish (--no-wait to give up instead)",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+        )),
+        Event::Resolving { components } => ui.line(&format!(
+            "{} {}",
+            s.dim("asking pip for the URLs of"),
+            components.join(", ")
+        )),
+        Event::Planned {
+            fetch,
+            stored,
+            system,
+        } => {
+            let total: u64 = fetch.iter().map(|f| f.size).sum();
+            let mut text = format!(
+                "{} {} artifact(s), {}",
+                s.dim("fetching"),
+                fetch.len(),
+                bytes(total)
+            );
+            if !stored.is_empty() {
+                text.push_str(&format!("; already in the store: {}", stored.join(", ")));
+            }
+            if !system.is_empty() {
+                text.push_str(&format!("; from this machine: {}", system.join(", ")));
+            }
+            ui.line(&text);
+        }
+        Event::Download(p) => ui.download(p),
+        Event::Stored { component } => {
+            if matches!(ui.mode, Mode::Lines) {
+                ui.line(&format!("  {component}: unpacked and stored"));
             }
         }
-    }
-
-    fn event(&self, e: &Event) {
-        if matches!(self.mode, Mode::Quiet) {
-            return;
-        }
-        let s = self.style;
-        match e {
-            Event::WaitingForLock { pid } => self.line(&format!(
-                "waiting for another gpulibs install{} to finish (--no-wait to give up instead)",
-                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-            )),
-            Event::Resolving { components } => self.line(&format!(
-                "{} {}",
-                s.dim("asking pip for the URLs of"),
-                components.join(", ")
-            )),
-            Event::Planned {
-                fetch,
-                stored,
-                system,
-            } => {
-                let total: u64 = fetch.iter().map(|f| f.size).sum();
-                let mut text = format!(
-                    "{} {} artifact(s), {}",
-                    s.dim("fetching"),
-                    fetch.len(),
-                    bytes(total)
-                );
-                if !stored.is_empty() {
-                    text.push_str(&format!("; already in the store: {}", stored.join(", ")));
-                }
-                if !system.is_empty() {
-                    text.push_str(&format!("; from this machine: {}", system.join(", ")));
-                }
-                self.line(&text);
-            }
-            Event::Download(p) => self.download(p),
-            Event::Stored { component } => {
-                if matches!(self.mode, Mode::Lines) {
-                    self.line(&format!("  {component}: unpacked and stored"));
-                }
-            }
-            Event::Verifying { install_id } => {
-                self.line(&format!("{} {install_id}", s.dim("verifying")))
-            }
-            Event::TryingNext { failed, why, next } => self.line(&format!(
-                "{} {failed}: {why}\n{} {next}",
-                s.warn("verification failed:"),
-                s.dim("trying the next candidate:")
-            )),
-            Event::Activated { install_id } => {
-                self.line(&format!("{} {install_id}", s.dim("activated")))
-            }
-        }
-    }
-
-    fn download(&self, p: &gpulibs_fetch::Progress) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let name = p.artifact.to_string();
-        match &self.mode {
-            Mode::Bars(multi) => {
-                let bar = st.bars.entry(name.clone()).or_insert_with(|| {
-                    let bar = multi.add(ProgressBar::new(p.total.unwrap_or(0)));
-                    bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix:>24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
-                        )
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
-                    );
-                    bar.set_prefix(name.clone());
-                    bar
-                });
-                if let Some(total) = p.total {
-                    bar.set_length(total);
-                }
-                bar.set_position(p.downloaded);
-                match p.stage {
-                    Stage::Retrying { reason, delay } => {
-                        bar.set_message(format!("retry in {:.0?}: {reason}", delay))
-                    }
-                    Stage::Restarting => bar.set_message("restarting"),
-                    Stage::Verified => bar.finish_with_message("verified"),
-                    _ => {}
-                }
-            }
-            Mode::Lines => {
-                let first = !st.announced.contains_key(&name);
-                match p.stage {
-                    Stage::Starting if first => {
-                        st.announced.insert(name.clone(), true);
-                        st.started.insert(name.clone(), Instant::now());
-                        let resumed = if p.resumed_from > 0 {
-                            format!(", resuming at {}", bytes(p.resumed_from))
-                        } else {
-                            String::new()
-                        };
-                        eprintln!(
-                            "  {name}: {} from {}{resumed}",
-                            p.total.map(bytes).unwrap_or_else(|| "?".into()),
-                            p.source
-                        );
-                    }
-                    Stage::Retrying { reason, delay } => {
-                        eprintln!("  {name}: retrying in {delay:.1?}: {reason}")
-                    }
-                    Stage::Restarting => eprintln!("  {name}: starting over from byte 0"),
-                    Stage::Verified => {
-                        let secs = st
-                            .started
-                            .get(&name)
-                            .map(|t| t.elapsed().as_secs_f64())
-                            .unwrap_or(0.0)
-                            .max(1e-3);
-                        let fresh = p.downloaded - p.resumed_from;
-                        eprintln!(
-                            "  {name}: {} verified ({}/s)",
-                            bytes(p.downloaded),
-                            bytes((fresh as f64 / secs) as u64)
-                        );
-                    }
-                    _ => {}
-                }
-            }
-            Mode::Quiet => {}
-        }
-    }
-
-    fn finish(&self) {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        for bar in st.bars.values() {
-            if !bar.is_finished() {
-                bar.abandon();
-            }
-        }
+        Event::Verifying { install_id } => ui.line(&format!("{} {install_id}", s.dim("verifying"))),
+        Event::TryingNext { failed, why, next } => ui.line(&format!(
+            "{} {failed}: {why}\n{} {next}",
+            s.warn("verification failed:"),
+            s.dim("trying the next candidate:")
+        )),
+        Event::Activated { install_id } => ui.line(&format!("{} {install_id}", s.dim("activated"))),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gpulibs_package::{mirror_components, mirror_with, PackageError};
+use gpulibs_package::{mirror_components, mirror_with, MirrorEvent, MirrorProgress, PackageError};
 use gpulibs_sources::{resolve_components, Pip, WheelTarget};
 
 use super::planning::{make_plan, HostArgs, ManifestArgs};
@@ -12,6 +12,8 @@ use crate::output::mirror::{
     render, render_embedded, EmbeddedMirrorOutput, MirrorOutput, StoredWheel,
 };
 use crate::output::{to_json, SCHEMA_VERSION};
+use crate::progress::Ui;
+use crate::style::bytes;
 use crate::{Context, Outcome};
 
 /// The record `gpulibs mirror --embedded` writes into DIR: what it stored and for what.
@@ -74,8 +76,42 @@ fn paths(args: &MirrorArgs) -> Result<(Option<&str>, PathBuf), CliError> {
     }
 }
 
-pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError> {
+pub fn mirror_cmd(args: &MirrorArgs, ctx: &Context, json: bool) -> Result<Outcome, CliError> {
     let (manifest, dest) = paths(args)?;
+    let ui = Ui::new(json || ctx.quiet, ctx.style);
+    let progress = |e: &MirrorEvent<'_>| show(&ui, e);
+    let result = mirror_to(args, manifest, &dest, &progress);
+    ui.finish();
+    result
+}
+
+/// Shows what the mirror run is doing on `ui`.
+fn show(ui: &Ui, e: &MirrorEvent<'_>) {
+    let s = ui.style;
+    match e {
+        MirrorEvent::Resolving { components } => ui.line(&format!(
+            "{} {}",
+            s.dim("asking pip for the URLs of"),
+            components.join(", ")
+        )),
+        MirrorEvent::Download(p) => ui.download(p),
+        MirrorEvent::Copying {
+            component,
+            bytes: n,
+        } => ui.line(&format!("  {component}: copying {}", bytes(*n))),
+        MirrorEvent::Present { component } => {
+            ui.line(&format!("  {component}: already there, sha256 verified"))
+        }
+    }
+}
+
+fn mirror_to(
+    args: &MirrorArgs,
+    manifest: Option<&str>,
+    dest: &Path,
+    progress: MirrorProgress<'_>,
+) -> Result<Outcome, CliError> {
+    let dest = dest.to_path_buf();
     let pip = Pip::from_env();
     let target = WheelTarget::default();
     let resolve = |m: &mut gpulibs_plan::Manifest,
@@ -86,7 +122,7 @@ pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError
         Ok(())
     };
     let Some(manifest) = manifest else {
-        return embedded(args, &dest, &resolve, &target);
+        return embedded(args, &dest, &resolve, &target, progress);
     };
     let h = &args.host;
     if h.gpu.is_some() || h.cpu || h.no_jit || h.no_reuse {
@@ -98,7 +134,7 @@ pub fn mirror_cmd(args: &MirrorArgs, _ctx: &Context) -> Result<Outcome, CliError
     }
     let out = MirrorOutput {
         schema_version: SCHEMA_VERSION,
-        report: mirror_with(manifest, &dest, Some(&resolve)).map_err(package_error)?,
+        report: mirror_with(manifest, &dest, Some(&resolve), progress).map_err(package_error)?,
     };
     Ok(Outcome {
         json: to_json(&out),
@@ -127,6 +163,7 @@ fn embedded(
     dest: &Path,
     resolve: gpulibs_package::PipResolve<'_>,
     target: &WheelTarget,
+    progress: MirrorProgress<'_>,
 ) -> Result<Outcome, CliError> {
     let none = ManifestArgs {
         manifest: None,
@@ -166,7 +203,7 @@ fn embedded(
             }
         }
     }
-    let report = mirror_components(manifest, &ids, dest, "embedded", Some(resolve))
+    let report = mirror_components(manifest, &ids, dest, "embedded", Some(resolve), progress)
         .map_err(package_error)?;
     let wheels: Vec<StoredWheel> = report
         .artifacts

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 use gpulibs_detect::{ComputeCapability, CudaVersion};
-use gpulibs_package::{package, PackageRequest};
+use gpulibs_package::{package_with, PackageEvent, PackageRequest};
 use gpulibs_plan::SecretKey;
 
 use crate::error::{exit, CliError};
 use crate::output::package::{render, PackageOutput};
 use crate::output::{to_json, SCHEMA_VERSION};
+use crate::progress::Ui;
+use crate::style::bytes;
 use crate::{Context, Outcome};
 
 /// Build release archives and a signed manifest from ONNX Runtime build output or wheels.
@@ -75,7 +77,7 @@ pub struct PackageArgs {
     zstd_level: Option<i32>,
 }
 
-pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliError> {
+pub fn package_cmd(args: &PackageArgs, ctx: &Context, json: bool) -> Result<Outcome, CliError> {
     let mut req = PackageRequest::new(
         &args.app,
         &args.release,
@@ -104,13 +106,36 @@ pub fn package_cmd(args: &PackageArgs, ctx: &Context) -> Result<Outcome, CliErro
             CliError::new(e).with_hint("give an unencrypted minisign secret key (`minisign -G -W`)")
         })?);
     }
+    let ui = Ui::new(json || ctx.quiet, ctx.style);
+    let report = package_with(&req, &|e| show(&ui, e));
+    ui.finish();
     let out = PackageOutput {
         schema_version: SCHEMA_VERSION,
-        report: package(&req)?,
+        report: report?,
     };
     Ok(Outcome {
         json: to_json(&out),
         human: render(&out, ctx.style),
         code: exit::OK,
     })
+}
+
+/// Shows what packaging is doing on `ui`.
+fn show(ui: &Ui, e: &PackageEvent<'_>) {
+    let s = ui.style;
+    ui.line(&match e {
+        PackageEvent::Collecting { inputs } => format!(
+            "{} {inputs} input(s): unpacking and reading every library",
+            s.dim("collecting")
+        ),
+        PackageEvent::Thinning { library, target } => {
+            format!("{} {library} to {target}", s.dim("thinning"))
+        }
+        PackageEvent::Compressing {
+            component,
+            bytes: n,
+        } => {
+            format!("{} {component} ({})", s.dim("compressing"), bytes(*n))
+        }
+    });
 }

@@ -23,7 +23,7 @@ pub fn render(out: &MirrorOutput) -> String {
     for (file, size, copied) in &out.report.artifacts {
         human.push_str(&line(file, *size, *copied));
     }
-    human.push_str(&format!("manifest {}\n", out.report.manifest.display()));
+    human.push_str(&format!("manifest  {}\n", out.report.manifest.display()));
     human
 }
 
@@ -60,7 +60,7 @@ pub fn render_embedded(out: &EmbeddedMirrorOutput, dest: &Path, described: bool)
         human.push_str(&line(&dest.join(&w.file), w.size, w.copied));
     }
     human.push_str(&format!(
-        "variants {}\nrecord   {}\ninstall from it with `gpulibs install --offline {}`{}\n",
+        "variants  {}\nrecord    {}\ninstall from it with `gpulibs install --offline {}`{}\n",
         out.variants.join(", "),
         dest.join(RECORD).display(),
         dest.display(),

@@ -105,6 +105,27 @@ fn wheel_library(package: &str, version: &str) -> PathBuf {
     lib
 }
 
+/// The official wheel of `package` `version` for CPython 3.11 on manylinux_2_28 x86_64: from
+/// `GPULIBS_TEST_WHEEL_DIR`, `target/ort-wheels/download`, or fetched there with pip.
+pub fn wheel(package: &str, version: &str) -> PathBuf {
+    static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    let prefix = format!("{}-{version}-", package.replace('-', "_"));
+    let downloaded = std::fs::read_dir(target_dir().join("ort-wheels").join("download"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+        });
+    find_wheel(package, version)
+        .or(downloaded)
+        .unwrap_or_else(|| download(package, version))
+}
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
