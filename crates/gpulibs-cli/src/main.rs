@@ -84,7 +84,8 @@ struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
 
-    /// Print errors only: no tables, no progress, no warnings (the exit code still tells).
+    /// Print errors only: no tables, no progress, no warnings (the exit code still tells; the
+    /// `env` and `completions` scripts are still printed).
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     quiet: bool,
 
@@ -125,6 +126,28 @@ struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     shell: clap_complete::Shell,
+}
+
+/// Whether the command's text is what a script consumes (`eval "$(gpulibs env)"`, a completion
+/// file), printed even with `--quiet`, which silences only what people read.
+fn is_product(command: &Command) -> bool {
+    matches!(command, Command::Env(_) | Command::Completions(_))
+}
+
+/// The script as text; with `--json`, `{"schema_version", "shell", "script"}`.
+fn completions(args: &CompletionsArgs) -> Outcome {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "gpulibs", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    Outcome {
+        json: serde_json::json!({
+            "schema_version": output::SCHEMA_VERSION,
+            "shell": args.shell.to_string(),
+            "script": script,
+        }),
+        human: script,
+        code: exit::OK,
+    }
 }
 
 /// What a command hands back: JSON for `--json`, text for people, and the exit code.
@@ -204,11 +227,7 @@ fn main() -> ExitCode {
         Command::Package(args) => cmd::package::package_cmd(args, &ctx, cli.json),
         Command::Mirror(args) => cmd::mirror::mirror_cmd(args, &ctx, cli.json),
         Command::Version(args) => Ok(version::run(args)),
-        Command::Completions(args) => {
-            let mut command = Cli::command();
-            clap_complete::generate(args.shell, &mut command, "gpulibs", &mut std::io::stdout());
-            return ExitCode::from(exit::OK);
-        }
+        Command::Completions(args) => Ok(completions(args)),
     };
 
     let mut stdout = std::io::stdout().lock();
@@ -220,7 +239,7 @@ fn main() -> ExitCode {
                     "{}",
                     serde_json::to_string_pretty(&outcome.json).unwrap_or_default()
                 )
-            } else if cli.quiet {
+            } else if cli.quiet && !is_product(&cli.command) {
                 Ok(())
             } else {
                 write!(stdout, "{}", outcome.human)

@@ -506,6 +506,11 @@ fn life_cycle_json_and_text() {
     let formatted: EnvJson = decode(&run(w.gpulibs().args(["env", "--format", "json"]), 0));
     assert_eq!(formatted, env);
     w.snapshot("json_env_sh", &["env"]);
+    // `-q` silences what people read, not what `eval "$(gpulibs -q env)"` consumes.
+    let quiet = run(w.gpulibs().args(["-q", "env"]), 0);
+    let plain = run(w.gpulibs().arg("env"), 0);
+    assert!(!plain.stdout.is_empty());
+    assert_eq!(quiet.stdout, plain.stdout);
 
     let rollback: RollbackJson = w.json(&["rollback"], 0);
     assert_eq!(rollback.schema_version, 1);

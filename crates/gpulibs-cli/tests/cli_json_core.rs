@@ -1,5 +1,6 @@
 //! The documented JSON of `detect` (`docs/detect-json.md`), `inspect` (`docs/inspect-json.md`),
-//! `verify` (`docs/verify.md`), `version` and the error object (`docs/output.md`): the real
+//! `verify` (`docs/verify.md`), `version`, `completions` and the error object (`docs/output.md`,
+//! `docs/json.md`): the real
 //! binary's `--json` output decoded into structs that refuse unknown fields, so a field the docs
 //! do not list fails here. `cli_json.rs` does the same for the other commands.
 //!
@@ -504,6 +505,34 @@ struct VersionJson {
     profile: String,
     features: Vec<String>,
     rustc: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompletionsJson {
+    schema_version: u32,
+    shell: String,
+    script: String,
+}
+
+/// `completions --json` is one object holding the script; `-q` still prints the script (it is
+/// what the user asked for, not chatter).
+#[test]
+fn completions_json_is_documented() {
+    let c: CompletionsJson = decode(gpulibs(None).args(["completions", "zsh", "--json"]), 0);
+    assert_eq!((c.schema_version, c.shell.as_str()), (1, "zsh"));
+    let plain = gpulibs(None).args(["completions", "zsh"]).output().unwrap();
+    assert_eq!(c.script.as_bytes(), plain.stdout.as_slice());
+    assert!(
+        c.script.contains("#compdef gpulibs"),
+        "{}",
+        &c.script[..200]
+    );
+    let quiet = gpulibs(None)
+        .args(["-q", "completions", "zsh"])
+        .output()
+        .unwrap();
+    assert_eq!(quiet.stdout, plain.stdout);
 }
 
 #[derive(Debug, Deserialize)]
