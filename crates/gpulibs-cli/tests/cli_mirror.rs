@@ -124,6 +124,27 @@ fn ort_wheel(payload: &[u8]) -> Vec<u8> {
     ])
 }
 
+/// The embedded default's CPU variant's one component, and its pip requirement
+/// (`onnxruntime==1.31.1`).
+fn embedded_cpu_wheel() -> (gpulibs_plan::Component, String) {
+    use gpulibs_sources::{embedded_default, CoverageTable, PIP_URL_SCHEME};
+    let m = embedded_default(CoverageTable::embedded());
+    let cpu = m.variants.iter().find(|v| v.name == "cpu").unwrap();
+    let c = m
+        .components
+        .iter()
+        .find(|c| c.id == cpu.components[0])
+        .unwrap()
+        .clone();
+    let requirement = c
+        .archive
+        .url
+        .strip_prefix(PIP_URL_SCHEME)
+        .unwrap()
+        .to_string();
+    (c, requirement)
+}
+
 /// pip's report (format 1) for one wheel.
 fn report(name: &str, version: &str, url: &str, sha256: &str) -> String {
     format!(
@@ -233,16 +254,8 @@ fn mirror_resolves_pip_wheels_into_a_directory_install_offline_accepts() {
 
 #[test]
 fn mirror_embedded_asks_pip_for_the_variants_pins_and_keeps_only_measured_bytes() {
-    use gpulibs_sources::{embedded_default, CoverageTable, PIP_URL_SCHEME};
     let w = World::new();
-    let m = embedded_default(CoverageTable::embedded());
-    let cpu = m.variants.iter().find(|v| v.name == "cpu").unwrap();
-    let c = m
-        .components
-        .iter()
-        .find(|c| c.id == cpu.components[0])
-        .unwrap();
-    let requirement = c.archive.url.strip_prefix(PIP_URL_SCHEME).unwrap();
+    let (c, requirement) = embedded_cpu_wheel();
     let (name, version) = requirement.split_once("==").unwrap();
     let file = format!(
         "{}-{version}-cp311-cp311-manylinux_2_28_x86_64.whl",
@@ -265,7 +278,7 @@ fn mirror_embedded_asks_pip_for_the_variants_pins_and_keeps_only_measured_bytes(
             .arg(&dir),
     );
     assert!(!ok, "{text}");
-    assert_eq!(w.pip_args().last().map(String::as_str), Some(requirement));
+    assert_eq!(w.pip_args().last(), Some(&requirement));
     assert!(text.contains(&c.id), "{text}");
     assert!(!dir.join(&file).exists());
     assert!(!dir.join("gpulibs-mirror.json").exists());
@@ -289,21 +302,9 @@ fn mirror_embedded_asks_pip_for_the_variants_pins_and_keeps_only_measured_bytes(
 /// directory, with no Python at all, installs the real ONNX Runtime and verifies it on the CPU.
 #[test]
 fn mirror_embedded_with_real_pip_then_install_offline_without_pip() {
-    use gpulibs_sources::{embedded_default, CoverageTable, PIP_URL_SCHEME};
     let w = World::new();
-    let m = embedded_default(CoverageTable::embedded());
-    let cpu = m.variants.iter().find(|v| v.name == "cpu").unwrap();
-    let c = m
-        .components
-        .iter()
-        .find(|c| c.id == cpu.components[0])
-        .unwrap();
-    let (name, version) = c
-        .archive
-        .url
-        .strip_prefix(PIP_URL_SCHEME)
-        .and_then(|r| r.split_once("=="))
-        .unwrap();
+    let (c, requirement) = embedded_cpu_wheel();
+    let (name, version) = requirement.split_once("==").unwrap();
     let wheel = ort_wheels::wheel(name, version);
     let file = wheel.file_name().unwrap().to_str().unwrap().to_string();
     let bytes = std::fs::read(&wheel).unwrap();

@@ -110,20 +110,28 @@ fn wheel_library(package: &str, version: &str) -> PathBuf {
 pub fn wheel(package: &str, version: &str) -> PathBuf {
     static FETCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = FETCH.lock().unwrap_or_else(|p| p.into_inner());
+    let downloaded = wheel_in(
+        &target_dir().join("ort-wheels").join("download"),
+        package,
+        version,
+    );
+    find_wheel(package, version)
+        .or(downloaded)
+        .unwrap_or_else(|| download(package, version))
+}
+
+/// The wheel of `package` `version` in `dir`, if there is one.
+fn wheel_in(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
     let prefix = format!("{}-{version}-", package.replace('-', "_"));
-    let downloaded = std::fs::read_dir(target_dir().join("ort-wheels").join("download"))
-        .into_iter()
-        .flatten()
+    std::fs::read_dir(dir)
+        .ok()?
         .flatten()
         .map(|e| e.path())
         .find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
-        });
-    find_wheel(package, version)
-        .or(downloaded)
-        .unwrap_or_else(|| download(package, version))
+        })
 }
 
 fn python() -> String {
@@ -174,17 +182,7 @@ fn download(package: &str, version: &str) -> PathBuf {
          use a local copy:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let prefix = format!("{}-{version}-", package.replace('-', "_"));
-    std::fs::read_dir(&dest)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
-        })
-        .expect("pip downloaded the wheel")
+    wheel_in(&dest, package, version).expect("pip downloaded the wheel")
 }
 
 /// The stage, reason and hint of a failed verification; any other outcome panics with the
