@@ -367,6 +367,9 @@ fn mirror_embedded_with_real_pip_then_install_offline_without_pip() {
     );
     assert!(ok, "{text}");
     assert!(text.contains("verify: CPU only (ONNX Runtime"), "{text}");
+    // Read from DIR, not downloaded: the summary says which.
+    assert!(text.contains(" from the offline directory, "), "{text}");
+    assert!(!text.contains("downloaded "), "{text}");
     assert!(w.server.log().is_empty(), "{:?}", w.server.log());
     let lib = w
         .root()

@@ -113,9 +113,26 @@ fn summary(r: &InstallReport, app: Option<&str>, style: Style) -> String {
         ]);
     }
     out.push_str(&table(style, &rows));
+    // `downloaded_bytes` also counts what was read from `--offline DIR`: say which is which.
+    let offline: u64 = r
+        .components
+        .iter()
+        .filter(|c| c.action == Action::Offline)
+        .map(|c| c.bytes)
+        .sum();
+    let fetched = if offline > 0 && offline == r.downloaded_bytes {
+        format!("read {} from the offline directory", bytes(offline))
+    } else if offline > 0 {
+        format!(
+            "downloaded {}, read {} from the offline directory",
+            bytes(r.downloaded_bytes - offline),
+            bytes(offline)
+        )
+    } else {
+        format!("downloaded {}", bytes(r.downloaded_bytes))
+    };
     out.push_str(&format!(
-        "downloaded {}{}, {} component(s) reused from the store\n",
-        bytes(r.downloaded_bytes),
+        "{fetched}{}, {} component(s) reused from the store\n",
         if r.resumed_bytes > 0 {
             format!(" (+{} resumed)", bytes(r.resumed_bytes))
         } else {
