@@ -53,7 +53,7 @@ impl<'s> InstallLock<'s> {
     /// Removes installs other than `current`, `previous` and the `keep` newest others, then
     /// components no remaining install of any app uses. Never touches anything outside the
     /// root and the store, nor anything in them that is not an install or a component;
-    /// refuses a root without the marker ([`StoreError::NotARoot`]).
+    /// refuses a root without the marker ([`StoreError::NotARoot`](crate::StoreError::NotARoot)).
     ///
     /// In the shared store a component is deleted only when no generation of any registered
     /// root and no live lease (an install in progress) uses it, and only while every

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RemoveReport {
     pub root: PathBuf,
-    /// Bytes on disk freed, each file counted once (see [`GcReport::freed_bytes`]).
+    /// Bytes on disk freed, each file counted once (see [`GcReport::freed_bytes`](crate::GcReport::freed_bytes)).
     pub freed_bytes: u64,
     /// Components of the shared store deleted because no other app uses them.
     pub removed_components: Vec<String>,
@@ -41,7 +41,7 @@ impl<'s> InstallLock<'s> {
     /// installs, downloads, links, lock, records and their temporaries); anything else is left
     /// where it is and listed in [`RemoveReport::kept`], and the root directory goes only if
     /// it is empty then. Refuses a directory without the marker unless it is laid out exactly
-    /// as an earlier gpulibs' root ([`StoreError::NotARoot`], nothing deleted).
+    /// as an earlier gpulibs' root ([`StoreError::NotARoot`](crate::StoreError::NotARoot), nothing deleted).
     ///
     /// The root leaves the store's registry, and the shared store's components that no other
     /// app's generation (nor an install in progress) uses are deleted; those another app uses

@@ -18,7 +18,7 @@ pub(super) struct SeedMarker {
 
 impl<'s> InstallLock<'s> {
     /// Writes the seed-compatible receipt for the active install to `path`
-    /// (`$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, see [`seed_info_path`]) and remembers
+    /// (`$XDG_CONFIG_HOME/<app>/gpu-package-info.json`, see [`seed_info_path`](crate::seed_info_path)) and remembers
     /// it, so activation and rollback keep it current and `remove` deletes it.
     pub fn write_seed_info(&self, path: &Path) -> Result<()> {
         let record = self
