@@ -111,7 +111,6 @@ fn mirror_to(
     dest: &Path,
     progress: MirrorProgress<'_>,
 ) -> Result<Outcome, CliError> {
-    let dest = dest.to_path_buf();
     let pip = Pip::from_env();
     let target = WheelTarget::default();
     let resolve = |m: &mut gpulibs_plan::Manifest,
@@ -122,7 +121,7 @@ fn mirror_to(
         Ok(())
     };
     let Some(manifest) = manifest else {
-        return embedded(args, &dest, &resolve, &target, progress);
+        return embedded(args, dest, &resolve, &target, progress);
     };
     let h = &args.host;
     if h.gpu.is_some() || h.cpu || h.no_jit || h.no_reuse {
@@ -134,7 +133,7 @@ fn mirror_to(
     }
     let out = MirrorOutput {
         schema_version: SCHEMA_VERSION,
-        report: mirror_with(manifest, &dest, Some(&resolve), progress).map_err(package_error)?,
+        report: mirror_with(manifest, dest, Some(&resolve), progress).map_err(package_error)?,
     };
     Ok(Outcome {
         json: to_json(&out),
