@@ -60,6 +60,15 @@ impl Ui {
         }
     }
 
+    /// pip is being asked for the download URLs of `components`.
+    pub fn resolving(&self, components: &[String]) {
+        self.line(&format!(
+            "{} {}",
+            self.style.dim("asking pip for the URLs of"),
+            components.join(", ")
+        ));
+    }
+
     /// One download's progress: a bar on a terminal, its start and end as lines otherwise.
     pub fn download(&self, p: &gpulibs_fetch::Progress) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -43,9 +43,7 @@ impl World {
         world::write_signed(&path, &text)
     }
     fn serve(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
-        let c = TestComponent::tar(id, version, self.server.url(name), &archive, 4 << 20);
-        self.server.put(name, archive);
-        c
+        TestComponent::served(&self.server, id, version, name, archive, 4 << 20)
     }
     fn v1(&self) -> PathBuf {
         let ort = self.serve("ort", "1.0", "ort-1.tar.zst", ort_archive(b"ort one"));

@@ -307,21 +307,8 @@ impl World {
 
     /// A signed manifest `name` of an ONNX Runtime and one more library holding `extra`.
     fn signed(&self, name: &str, extra: &[u8]) -> PathBuf {
-        let ort = TestComponent::tar(
-            "ort",
-            "1.0",
-            self.server.url("ort.tar.zst"),
-            &ort_archive(b"ort one"),
-            4 << 20,
-        );
-        self.server.put("ort.tar.zst", ort_archive(b"ort one"));
-        let archive = lib_archive("libextra.so.1", extra);
-        let file = format!("{name}-extra.tar.zst");
-        let extra = TestComponent::tar("extra", "1.0", self.server.url(&file), &archive, 4 << 20);
-        self.server.put(&file, archive);
-        let path = self.tmp.path().join(format!("{name}.toml"));
-        let text = manifest_toml("1.0", &[ort, extra]);
-        world::write_signed(&path, &text)
+        let text = ort_and_extra_release(&self.server, name, extra);
+        world::write_signed(&self.tmp.path().join(format!("{name}.toml")), &text)
     }
 
     /// Installs `manifest` for the CPU, without verification.
@@ -740,11 +727,12 @@ fn install_json_and_text() {
 #[test]
 fn install_refused_json_and_text() {
     let w = World::new();
-    let ort = TestComponent::tar(
+    let ort = TestComponent::served(
+        &w.server,
         "ort",
         "1.0",
-        w.server.url("ort.tar.zst"),
-        &ort_archive(b"ort one"),
+        "ort.tar.zst",
+        ort_archive(b"ort one"),
         4 << 20,
     );
     let text = manifest_toml("1.0", &[ort]).replace("device = \"cpu\"", "device = \"cuda\"");

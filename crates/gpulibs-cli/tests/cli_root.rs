@@ -32,20 +32,8 @@ impl World {
     }
     /// A manifest of an ONNX Runtime and one more library, `signature` written next to it.
     fn manifest(&self, name: &str, extra: &[u8], signature: impl Fn(&str) -> String) -> PathBuf {
-        let ort = TestComponent::tar(
-            "ort",
-            "1.0",
-            self.server.url("ort.tar.zst"),
-            &ort_archive(b"ort one"),
-            4 << 20,
-        );
-        self.server.put("ort.tar.zst", ort_archive(b"ort one"));
-        let archive = lib_archive("libextra.so.1", extra);
-        let file = format!("{name}-extra.tar.zst");
-        let extra = TestComponent::tar("extra", "1.0", self.server.url(&file), &archive, 4 << 20);
-        self.server.put(&file, archive);
         let path = self.tmp.path().join(format!("{name}.toml"));
-        let text = manifest_toml("1.0", &[ort, extra]);
+        let text = ort_and_extra_release(&self.server, name, extra);
         fs::write(&path, &text).unwrap();
         fs::write(
             self.tmp.path().join(format!("{name}.toml.minisig")),

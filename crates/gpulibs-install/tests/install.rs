@@ -64,9 +64,7 @@ impl World {
     }
     /// Serves `name` and returns its manifest component.
     fn serve_tar(&self, id: &str, version: &str, name: &str, archive: Vec<u8>) -> TestComponent {
-        let c = TestComponent::tar(id, version, self.server.url(name), &archive, 1 << 20);
-        self.server.put(name, archive);
-        c
+        TestComponent::served(&self.server, id, version, name, archive, 1 << 20)
     }
     fn run(
         &self,

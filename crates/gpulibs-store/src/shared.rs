@@ -79,7 +79,7 @@ impl FileLock {
 }
 
 /// Opens (creating it and its directory if missing) the file a [`FileLock`] locks.
-fn open_lock_file(path: &Path) -> Result<std::fs::File> {
+pub(crate) fn open_lock_file(path: &Path) -> Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     }

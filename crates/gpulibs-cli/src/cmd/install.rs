@@ -481,11 +481,7 @@ fn show(ui: &Ui, e: &Event) {
             "waiting for another gpulibs install{} to finish (--no-wait to give up instead)",
             pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
         )),
-        Event::Resolving { components } => ui.line(&format!(
-            "{} {}",
-            s.dim("asking pip for the URLs of"),
-            components.join(", ")
-        )),
+        Event::Resolving { components } => ui.resolving(components),
         Event::Planned {
             fetch,
             stored,

@@ -87,13 +87,8 @@ pub fn mirror_cmd(args: &MirrorArgs, ctx: &Context, json: bool) -> Result<Outcom
 
 /// Shows what the mirror run is doing on `ui`.
 fn show(ui: &Ui, e: &MirrorEvent<'_>) {
-    let s = ui.style;
     match e {
-        MirrorEvent::Resolving { components } => ui.line(&format!(
-            "{} {}",
-            s.dim("asking pip for the URLs of"),
-            components.join(", ")
-        )),
+        MirrorEvent::Resolving { components } => ui.resolving(components),
         MirrorEvent::Download(p) => ui.download(p),
         MirrorEvent::Copying {
             component,

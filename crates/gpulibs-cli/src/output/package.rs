@@ -41,28 +41,23 @@ pub fn render(out: &PackageOutput, style: Style) -> String {
             style.dim("pruned:")
         ));
     }
-    if !report.warnings.must_act.is_empty() {
-        human.push_str(&format!(
-            "\n{}\n",
-            style.warn("must act: the code loads these and fails where they are missing")
-        ));
-        for w in &report.warnings.must_act {
+    let groups = [
+        (
+            &report.warnings.must_act,
+            style.warn("must act: the code loads these and fails where they are missing"),
+            format!("{} ", style.warn("warning:")),
+        ),
+        (
+            &report.warnings.information,
+            style.dim("for information: optional loads, nothing to do unless the app uses them"),
+            String::new(),
+        ),
+    ];
+    for (warnings, title, mark) in groups.iter().filter(|g| !g.0.is_empty()) {
+        human.push_str(&format!("\n{title}\n"));
+        for w in warnings.iter() {
             human.push_str(&format!(
-                "  {} {} (loaded by {})\n",
-                style.warn("warning:"),
-                w.message,
-                w.loaded_by.join(", ")
-            ));
-        }
-    }
-    if !report.warnings.information.is_empty() {
-        human.push_str(&format!(
-            "\n{}\n",
-            style.dim("for information: optional loads, nothing to do unless the app uses them")
-        ));
-        for w in &report.warnings.information {
-            human.push_str(&format!(
-                "  {} (loaded by {})\n",
+                "  {mark}{} (loaded by {})\n",
                 w.message,
                 w.loaded_by.join(", ")
             ));

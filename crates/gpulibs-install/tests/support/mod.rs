@@ -109,6 +109,20 @@ impl TestComponent {
         }
     }
 
+    /// A tar.zst component whose `archive` `server` serves at `name`.
+    pub fn served(
+        server: &Server,
+        id: &str,
+        version: &str,
+        name: &str,
+        archive: Vec<u8>,
+        unpacked: u64,
+    ) -> Self {
+        let c = TestComponent::tar(id, version, server.url(name), &archive, unpacked);
+        server.put(name, archive);
+        c
+    }
+
     /// The same component, saying it provides `sonames`.
     pub fn providing(mut self, sonames: &[&str]) -> Self {
         self.provides = sonames.iter().map(|s| s.to_string()).collect();
@@ -154,6 +168,28 @@ pub fn ort_archive(payload: &[u8]) -> Vec<u8> {
             Entry::Symlink("libonnxruntime.so.1"),
         ),
     ])
+}
+
+/// The manifest text of release `name` served by `server`: the ONNX Runtime stand-in (`ort`,
+/// at `ort.tar.zst`) and `libextra.so.1` holding `extra` (`extra`, at `<name>-extra.tar.zst`).
+pub fn ort_and_extra_release(server: &Server, name: &str, extra: &[u8]) -> String {
+    let ort = TestComponent::served(
+        server,
+        "ort",
+        "1.0",
+        "ort.tar.zst",
+        ort_archive(b"ort one"),
+        4 << 20,
+    );
+    let extra = TestComponent::served(
+        server,
+        "extra",
+        "1.0",
+        &format!("{name}-extra.tar.zst"),
+        lib_archive("libextra.so.1", extra),
+        4 << 20,
+    );
+    manifest_toml("1.0", &[ort, extra])
 }
 
 /// Another library component.

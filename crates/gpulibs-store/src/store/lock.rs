@@ -7,24 +7,15 @@ use crate::error::{io_err, Result, StoreError};
 use crate::shared::{FetchLock, FileLock, STORE_DIR};
 use crate::{owner, shared, view};
 use rustix::fs::FlockOperation;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::{fs, io};
 
 impl Store {
     pub(super) fn open_lock_file(&self) -> Result<File> {
-        let path = self.root.join(LOCK);
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(io_err("opening lock file", &path))
+        shared::open_lock_file(&self.root.join(LOCK))
     }
 
     pub(super) fn holder_pid(&self) -> Option<u32> {

@@ -128,9 +128,9 @@ fn wheel_in(dir: &Path, package: &str, version: &str) -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&prefix) && n.contains("x86_64") && n.ends_with(".whl")
+            })
         })
 }
 
@@ -140,16 +140,7 @@ fn python() -> String {
 
 fn find_wheel(package: &str, version: &str) -> Option<PathBuf> {
     let dir = std::env::var_os("GPULIBS_TEST_WHEEL_DIR")?;
-    let prefix = format!("{}-{version}-", package.replace('-', "_"));
-    std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with(&prefix) && n.contains("x86_64") && n.ends_with(".whl")
-            })
-        })
+    wheel_in(Path::new(&dir), package, version)
 }
 
 fn download(package: &str, version: &str) -> PathBuf {
