@@ -15,18 +15,7 @@ use gpulibs_store::{activate_at, Store};
 use predicates::prelude::*;
 use support::*;
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }

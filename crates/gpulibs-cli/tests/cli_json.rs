@@ -284,19 +284,7 @@ struct HeadroomJson {
 // ---------------------------------------------------------------------------------------------
 // The world.
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }

@@ -26,18 +26,7 @@ use support::*;
 
 const WHEEL_NAME: &str = "onnxruntime-1.9.0-cp311-cp311-manylinux_2_28_x86_64.whl";
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }

@@ -10,19 +10,7 @@ use std::process::{Command, Output};
 use gpulibs_plan::sign_manifest;
 use support::*;
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
-
     fn gpulibs(&self) -> Command {
         world::isolated_gpulibs(self.tmp.path(), &self.tmp.path().join("root"))
     }

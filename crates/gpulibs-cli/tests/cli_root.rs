@@ -14,18 +14,7 @@ use gpulibs_store::{Store, ROOT_MARKER};
 use gpulibs_testkit::tree;
 use support::*;
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
     /// `gpulibs` with `root` as `GPULIBS_HOME`.
     fn gpulibs(&self, root: &Path) -> Command {
         world::isolated_gpulibs(self.tmp.path(), root)

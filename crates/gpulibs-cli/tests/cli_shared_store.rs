@@ -17,18 +17,7 @@ use std::process::{Command, Stdio};
 use gpulibs_store::activate_at;
 use support::*;
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
     fn data(&self) -> PathBuf {
         self.tmp.path().join("data")
     }

@@ -47,18 +47,7 @@ fn cpu_plan(manifest: &Manifest) -> Plan {
     )
 }
 
-struct World {
-    server: Server,
-    tmp: tempfile::TempDir,
-}
-
 impl World {
-    fn new() -> World {
-        World {
-            server: Server::start(),
-            tmp: tempfile::tempdir().unwrap(),
-        }
-    }
     fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }

@@ -8,6 +8,22 @@
 use std::io::Write;
 
 pub use gpulibs_testkit::http::{Reply, Seen, Server};
+
+/// What every end-to-end test starts from: a test HTTP server on 127.0.0.1 and a temporary
+/// directory. Each test file adds the methods it needs (`impl World` there).
+pub struct World {
+    pub server: Server,
+    pub tmp: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            server: Server::start(),
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+}
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
